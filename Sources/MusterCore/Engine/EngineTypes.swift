@@ -1,0 +1,220 @@
+// The escalation engine's vocabulary: an incident's state, the events that change it and the
+// effects it asks the runtime to carry out. All are plain values, so the engine stays pure.
+import Foundation
+
+/// A deadline the runtime must deliver back as `.timerFired` when it falls due.
+public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The acknowledgement window of one round of a step (both 0-based).
+    case ackDeadline(step: Int, round: Int)
+    case taskDue(TaskID)
+
+    /// A stable text form, used as the timer's key in the store.
+    public var description: String {
+        switch self {
+        case .ackDeadline(let step, let round): "ack:\(step):\(round)"
+        case .taskDue(let task): "task:\(task)"
+        }
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0] == "ack", let step = Int(parts[1]), let round = Int(parts[2]) {
+            self = .ackDeadline(step: step, round: round)
+        } else if parts.count >= 2, parts[0] == "task" {
+            self = .taskDue(TaskID(String(text.dropFirst(5))))
+        } else {
+            return nil
+        }
+    }
+}
+
+public struct ScheduledTimer: Hashable, Sendable, Codable {
+    public var key: TimerKey
+    public var due: Date
+}
+
+public enum IncidentPhase: Hashable, Sendable, Codable {
+    /// Paging a step and waiting for an acknowledgement (step and round are 0-based).
+    case escalating(step: Int, round: Int)
+    case acknowledged
+    /// Every step and the fallback were paged and nobody took ownership.
+    case unowned
+    case resolved
+}
+
+public struct TaskState: Hashable, Sendable, Codable {
+    public var id: TaskID
+    /// nil until the deadline's anchor happens (an acknowledgement for `after: acknowledgement`).
+    public var dueAt: Date?
+    public var completedAt: Date?
+    public var completedBy: Actor?
+    public var overdue: Bool
+}
+
+/// One page of the current round, kept so that a round nobody can receive escalates at once.
+public struct OutstandingPage: Hashable, Sendable, Codable {
+    public var notificationID: String
+    public var failed: Bool
+}
+
+public struct IncidentState: Hashable, Sendable, Codable {
+    public var incident: Incident
+    public var playbook: PlaybookID
+    public var playbookVersion: String
+    public var variant: PlanVariant
+    public var phase: IncidentPhase
+    public var owner: Actor?
+    public var acknowledgedAt: Date?
+    /// The step during which ownership was taken (0-based).
+    public var acknowledgedStep: Int?
+    public var tasks: [TaskState]
+    public var timers: [ScheduledTimer]
+    public var currentPages: [OutstandingPage]
+    public var reportCount: Int
+    /// Each reopening or manual restart starts a new cycle, which keeps notification ids unique.
+    public var cycle: Int
+    /// The next per-incident audit sequence number (the first entry is 1).
+    public var nextAuditSequence: Int
+    public var resolvedAt: Date?
+
+    public var isOpen: Bool { phase != .resolved }
+}
+
+public enum AckPath: String, Hashable, Sendable, Codable, CaseIterable {
+    case link, api, sms, voice, web, integration
+}
+
+public enum IncidentEvent: Hashable, Sendable {
+    case reported(Incident)
+    case reportMerged(Report)
+    case timerFired(TimerKey)
+    /// `step` is the (0-based) step whose page was acknowledged, when known (a link is bound to one).
+    case acknowledged(by: Actor, path: AckPath, step: Int?)
+    case escalatedByHand(by: Actor, reason: String?)
+    case reassigned(to: PersonID, by: Actor)
+    case taskCompleted(TaskID, by: Actor)
+    case noteAdded(by: Actor, text: String)
+    case resolved(by: Actor, note: String?)
+    case reopened(by: Actor, reason: String?)
+    /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
+    case deliveryFailed(notificationID: String, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
+}
+
+public enum NotificationKind: String, Hashable, Sendable, Codable {
+    case page
+    case fallback
+    case taskOverdue = "task_overdue"
+    case assigned
+}
+
+/// One message to one recipient over one channel. Its id is stable, so a retry after a crash is recognised.
+public struct Notification: Hashable, Sendable, Codable {
+    public var id: String
+    public var incident: IncidentID
+    public var incidentNumber: Int
+    public var type: IncidentTypeID
+    public var severity: Severity
+    public var site: SiteID
+    public var recipient: Recipient
+    public var channel: ChannelKind
+    public var address: String
+    public var kind: NotificationKind
+    /// 0-based step and round for pages; nil for other kinds.
+    public var step: Int?
+    public var round: Int?
+    public var task: TaskID?
+}
+
+public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
+    case reported
+    case reportMerged = "report_merged"
+    case severityRaised = "severity_raised"
+    case taskScheduled = "task_scheduled"
+    case stepStarted = "step_started"
+    case stepRepeated = "step_repeated"
+    case paged
+    case targetUnresolved = "target_unresolved"
+    case channelSubstituted = "channel_substituted"
+    case stepSkipped = "step_skipped"
+    case stepUnreachable = "step_unreachable"
+    case escalated
+    case fallbackPaged = "fallback_paged"
+    case unowned
+    case acknowledged
+    case escalatedByHand = "escalated_by_hand"
+    case reassigned
+    case taskCompleted = "task_completed"
+    case taskOverdue = "task_overdue"
+    case noteAdded = "note_added"
+    case resolved
+    case reopened
+    case deliveryFailed = "delivery_failed"
+}
+
+/// One entry for the audit trail, before the store gives it a log position.
+/// `sensitive` holds free text about a student (summaries, notes): it is sealed at rest and never indexed.
+public struct AuditRecord: Hashable, Sendable, Codable {
+    public var sequence: Int
+    public var at: Date
+    public var actor: Actor
+    public var action: AuditAction
+    /// 0-based step, when the entry concerns one.
+    public var step: Int?
+    public var round: Int?
+    public var recipient: Recipient?
+    public var channel: ChannelKind?
+    public var task: TaskID?
+    public var target: String?
+    public var notification: String?
+    /// Non-identifying detail: reasons, severities, variants, deadlines.
+    public var detail: String?
+    public var sensitive: String?
+
+    public init(sequence: Int, at: Date, actor: Actor, action: AuditAction, step: Int? = nil, round: Int? = nil,
+                recipient: Recipient? = nil, channel: ChannelKind? = nil, task: TaskID? = nil, target: String? = nil,
+                notification: String? = nil, detail: String? = nil, sensitive: String? = nil) {
+        self.sequence = sequence
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.step = step
+        self.round = round
+        self.recipient = recipient
+        self.channel = channel
+        self.task = task
+        self.target = target
+        self.notification = notification
+        self.detail = detail
+        self.sensitive = sensitive
+    }
+}
+
+public enum Effect: Hashable, Sendable {
+    case audit(AuditRecord)
+    case scheduleTimer(TimerKey, at: Date)
+    case cancelTimer(TimerKey)
+    case notify(Notification)
+}
+
+/// Why the engine refused an event; nothing changed. The API reports these as conflicts.
+public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible {
+    case alreadyReported
+    case resolved
+    case notResolved
+    case alreadyAcknowledged(by: Actor)
+    case unknownTask(TaskID)
+    case taskAlreadyCompleted(TaskID)
+    case unknownPerson(PersonID)
+
+    public var description: String {
+        switch self {
+        case .alreadyReported: "the incident has already been reported"
+        case .resolved: "the incident is resolved; reopen it first"
+        case .notResolved: "the incident is not resolved, so it cannot be reopened"
+        case .alreadyAcknowledged(let owner): "the incident is already acknowledged by \(owner)"
+        case .unknownTask(let id): "the playbook has no task '\(id)' for this incident"
+        case .taskAlreadyCompleted(let id): "task '\(id)' is already completed"
+        case .unknownPerson(let id): "no person '\(id)' in the directory"
+        }
+    }
+}

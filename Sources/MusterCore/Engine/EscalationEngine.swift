@@ -1,0 +1,395 @@
+// The escalation engine: a pure function of (state, event, now, playbook, directory) that returns
+// the new state and the effects to carry out. No I/O and no clock: the service, the simulator and
+// the tests all run this same code, the last two on a virtual clock.
+import Foundation
+
+public struct EscalationEngine: Sendable {
+    public let playbook: Playbook
+    public let directory: Directory
+
+    public init(playbook: Playbook, directory: Directory) {
+        self.playbook = playbook
+        self.directory = directory
+    }
+
+    /// The engine's signature as a function: `state` is nil before the incident is reported.
+    public func step(_ state: IncidentState?, _ event: IncidentEvent, now: Date) throws(EngineRejection)
+        -> (IncidentState, [Effect]) {
+        var effects: [Effect] = []
+        if case .reported(let incident) = event {
+            guard state == nil else { throw .alreadyReported }
+            return (start(incident, now: now, effects: &effects), effects)
+        }
+        guard var state else { throw .notResolved }
+        try apply(event, to: &state, now: now, effects: &effects)
+        return (state, effects)
+    }
+
+    /// Handles the report that opens an incident: chooses the variant, schedules the tasks, pages step 1.
+    public func start(_ incident: Incident, now: Date, effects: inout [Effect]) -> IncidentState {
+        let schoolTime = directory.schoolTime(at: incident.site, instant: now)
+        var state = IncidentState(
+            incident: incident, playbook: playbook.id, playbookVersion: playbook.version,
+            variant: playbook.variant(for: schoolTime), phase: .escalating(step: 0, round: 0), owner: nil,
+            acknowledgedAt: nil, acknowledgedStep: nil, tasks: [], timers: [], currentPages: [], reportCount: 1,
+            cycle: 0, nextAuditSequence: 1, resolvedAt: nil)
+        var run = Run(engine: self, state: state, now: now, effects: effects)
+        run.audit(incident.reporter, .reported,
+                  detail: "\(incident.type) \(incident.severity) at \(incident.site); playbook \(playbook.id) \(playbook.version); \(schoolTime.rawValue), \(state.variant.rawValue) steps",
+                  sensitive: incident.summary)
+        for task in playbook.tasks where task.unless.isDisjoint(with: incident.flags) {
+            run.state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
+        }
+        run.scheduleTasks(anchor: .report, at: incident.reportedAt)
+        run.page(step: 0, round: 0)
+        state = run.state
+        effects = run.effects
+        return state
+    }
+
+    /// Applies one event to an open incident. On a rejection nothing is changed and no effect is added.
+    public func apply(_ event: IncidentEvent, to state: inout IncidentState, now: Date,
+                      effects: inout [Effect]) throws(EngineRejection) {
+        var run = Run(engine: self, state: state, now: now, effects: effects)
+        try run.handle(event)
+        state = run.state
+        effects = run.effects
+    }
+}
+
+/// One event's worth of work: the state being changed and the effects collected so far.
+private struct Run {
+    let engine: EscalationEngine
+    var state: IncidentState
+    let now: Date
+    var effects: [Effect]
+
+    var playbook: Playbook { engine.playbook }
+    var steps: [EscalationStep] { playbook.steps(of: state.variant) }
+
+    mutating func handle(_ event: IncidentEvent) throws(EngineRejection) {
+        switch event {
+        case .reported:
+            throw .alreadyReported
+        case .reportMerged(let report):
+            guard state.isOpen else { throw .resolved }
+            state.reportCount += 1
+            audit(report.reporter, .reportMerged, detail: "report \(state.reportCount): \(report.type) \(report.severity)",
+                  sensitive: report.summary)
+            if report.severity > state.incident.severity {
+                audit(report.reporter, .severityRaised, detail: "\(state.incident.severity) to \(report.severity)")
+                state.incident.severity = report.severity
+            }
+            state.incident.flags.formUnion(report.flags)
+        case .timerFired(let key):
+            timerFired(key)
+        case .acknowledged(let actor, let path, let step):
+            try acknowledge(by: actor, path: path, step: step)
+        case .escalatedByHand(let actor, let reason):
+            guard state.isOpen else { throw .resolved }
+            escalateByHand(actor, reason: reason)
+        case .reassigned(let person, let actor):
+            guard state.isOpen else { throw .resolved }
+            guard engine.directory.people[person] != nil else { throw .unknownPerson(person) }
+            reassign(to: person, by: actor)
+        case .taskCompleted(let id, let actor):
+            guard let index = state.tasks.firstIndex(where: { $0.id == id }) else { throw .unknownTask(id) }
+            guard state.tasks[index].completedAt == nil else { throw .taskAlreadyCompleted(id) }
+            state.tasks[index].completedAt = now
+            state.tasks[index].completedBy = actor
+            cancel(.taskDue(id))
+            let late = state.tasks[index].overdue ? "after its deadline" : "on time"
+            audit(actor, .taskCompleted, task: id, detail: late)
+        case .noteAdded(let actor, let text):
+            audit(actor, .noteAdded, sensitive: text)
+        case .resolved(let actor, let note):
+            guard state.isOpen else { throw .resolved }
+            for timer in state.timers { effects.append(.cancelTimer(timer.key)) }
+            state.timers.removeAll()
+            state.phase = .resolved
+            state.resolvedAt = now
+            state.currentPages.removeAll()
+            audit(actor, .resolved, sensitive: note)
+        case .reopened(let actor, let reason):
+            guard state.phase == .resolved else { throw .notResolved }
+            reopen(by: actor, reason: reason)
+        case .deliveryFailed(let id, let recipient, let channel, let reason, let permanent):
+            deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
+        }
+    }
+
+    // MARK: Escalation
+
+    /// Pages a step's targets; a step whose targets all name nobody is skipped and the next starts at once.
+    mutating func page(step first: Int, round: Int) {
+        var index = first
+        while index < steps.count {
+            let step = steps[index]
+            var recipients: [Recipient] = []
+            for target in step.targets {
+                switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
+                case .recipients(let found):
+                    for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
+                case .nobody(let reason):
+                    audit(.system, .targetUnresolved, step: index, round: round, target: target.description, detail: reason)
+                }
+            }
+            state.phase = .escalating(step: index, round: round)
+            state.currentPages.removeAll(keepingCapacity: true)
+            if !recipients.isEmpty {
+                audit(.system, round == 0 ? .stepStarted : .stepRepeated, step: index, round: round,
+                      detail: "acknowledge within \(step.ackWithin)")
+                for recipient in recipients {
+                    send(to: recipient, channels: step.channels, kind: .page, step: index, round: round)
+                }
+            }
+            if !state.currentPages.isEmpty {
+                schedule(.ackDeadline(step: index, round: round), at: now.adding(step.ackWithin))
+                return
+            }
+            audit(.system, .stepSkipped, step: index, round: round,
+                  detail: recipients.isEmpty ? "every target named nobody" : "no one it named can be reached")
+            index += 1
+            if index < steps.count {
+                audit(.system, .escalated, step: index, detail: "step \(index) reached nobody")
+            }
+        }
+        runFallback()
+    }
+
+    /// Notifies one recipient over each of the channels they have; with none of them, over their first contact point.
+    mutating func send(to recipient: Recipient, channels: [ChannelKind], kind: NotificationKind,
+                       step: Int?, round: Int?, task: TaskID? = nil) {
+        let contacts = engine.directory.contacts(of: recipient)
+        var chosen: [ContactPoint] = []
+        for channel in channels {
+            if let contact = contacts.first(where: { $0.channel == channel }) { chosen.append(contact) }
+        }
+        if chosen.isEmpty, let first = contacts.first {
+            chosen.append(first)
+            audit(.system, .channelSubstituted, step: step, round: round, recipient: recipient, channel: first.channel, task: task,
+                  detail: "no \(channels.map(\.rawValue).joined(separator: " or ")) contact point; using \(first.channel)")
+        }
+        if chosen.isEmpty {
+            audit(.system, .targetUnresolved, step: step, round: round, recipient: recipient, task: task,
+                  detail: "\(recipient) has no contact points")
+            return
+        }
+        for contact in chosen {
+            let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
+            effects.append(.notify(Notification(
+                id: id, incident: state.incident.id, incidentNumber: state.incident.number, type: state.incident.type,
+                severity: state.incident.severity, site: state.incident.site, recipient: recipient,
+                channel: contact.channel, address: contact.address, kind: kind, step: step, round: round, task: task)))
+            if kind == .page { state.currentPages.append(OutstandingPage(notificationID: id, failed: false)) }
+            audit(.system, kind == .fallback ? .fallbackPaged : .paged, step: step, round: round, recipient: recipient,
+                  channel: contact.channel, task: task, notification: id, detail: kind == .page ? nil : kind.rawValue)
+        }
+    }
+
+    func notificationID(kind: NotificationKind, recipient: Recipient, channel: ChannelKind,
+                        step: Int?, round: Int?, task: TaskID?) -> String {
+        var id = "\(state.incident.id)/c\(state.cycle)/\(kind.rawValue)"
+        if let step { id += "/s\(step + 1)" }
+        if let round { id += "/r\(round)" }
+        if let task { id += "/\(task)" }
+        if kind == .assigned { id += "/a\(state.nextAuditSequence)" }
+        return id + "/\(recipient)/\(channel.rawValue)"
+    }
+
+    mutating func timerFired(_ key: TimerKey) {
+        // A timer that was cancelled (or already fired) may still be delivered by the runtime: ignore it.
+        guard let index = state.timers.firstIndex(where: { $0.key == key }) else { return }
+        state.timers.remove(at: index)
+        switch key {
+        case .ackDeadline(let stepIndex, let round):
+            guard state.phase == .escalating(step: stepIndex, round: round), stepIndex < steps.count else { return }
+            let step = steps[stepIndex]
+            if round < step.repeats {
+                page(step: stepIndex, round: round + 1)
+            } else {
+                advance(from: stepIndex, reason: "no acknowledgement within \(step.ackWithin)")
+            }
+        case .taskDue(let id):
+            taskDue(id)
+        }
+    }
+
+    mutating func advance(from stepIndex: Int, reason: String) {
+        if stepIndex + 1 < steps.count {
+            audit(.system, .escalated, step: stepIndex + 1, detail: reason)
+            page(step: stepIndex + 1, round: 0)
+        } else {
+            audit(.system, .escalated, detail: "\(reason) at the last step; paging the fallback")
+            runFallback()
+        }
+    }
+
+    mutating func runFallback() {
+        state.currentPages.removeAll()
+        var recipients: [Recipient] = []
+        for target in playbook.fallback.targets {
+            switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
+            case .recipients(let found):
+                for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
+            case .nobody(let reason):
+                audit(.system, .targetUnresolved, target: target.description, detail: "fallback: \(reason)")
+            }
+        }
+        for recipient in recipients {
+            send(to: recipient, channels: playbook.fallback.channels, kind: .fallback, step: nil, round: nil)
+        }
+        state.phase = .unowned
+        audit(.system, .unowned, detail: "every step expired without an acknowledgement")
+    }
+
+    mutating func acknowledge(by actor: Actor, path: AckPath, step: Int?) throws(EngineRejection) {
+        switch state.phase {
+        case .resolved:
+            throw .resolved
+        case .acknowledged:
+            if state.owner == actor { return }  // a repeated tap changes nothing
+            throw .alreadyAcknowledged(by: state.owner ?? .system)
+        case .escalating(let current, _):
+            let late = step.map { $0 < current } ?? false
+            takeOwnership(actor, step: current,
+                          detail: "via \(path.rawValue)" + (late ? "; page of step \((step ?? 0) + 1) acknowledged during step \(current + 1)" : ""))
+        case .unowned:
+            takeOwnership(actor, step: step ?? max(steps.count - 1, 0), detail: "via \(path.rawValue); after the fallback (late)")
+        }
+    }
+
+    mutating func takeOwnership(_ actor: Actor, step: Int, detail: String, action: AuditAction = .acknowledged) {
+        if case .escalating(let s, let r) = state.phase { cancel(.ackDeadline(step: s, round: r)) }
+        state.phase = .acknowledged
+        state.owner = actor
+        state.acknowledgedStep = step
+        state.currentPages.removeAll()
+        let firstAcknowledgement = state.acknowledgedAt == nil
+        if firstAcknowledgement { state.acknowledgedAt = now }
+        if action == .acknowledged { audit(actor, .acknowledged, step: step, detail: detail) }
+        if firstAcknowledgement { scheduleTasks(anchor: .acknowledgement, at: now) }
+    }
+
+    mutating func escalateByHand(_ actor: Actor, reason: String?) {
+        let detail = reason ?? "escalated by hand"
+        switch state.phase {
+        case .escalating(let stepIndex, let round):
+            cancel(.ackDeadline(step: stepIndex, round: round))
+            audit(actor, .escalatedByHand, step: stepIndex, detail: detail)
+            advance(from: stepIndex, reason: "escalated by hand")
+        case .acknowledged:
+            // The owner asks for more help: ownership is released and the next step is paged.
+            let from = state.acknowledgedStep ?? 0
+            audit(actor, .escalatedByHand, step: from, detail: detail)
+            state.owner = nil
+            state.cycle += 1
+            advance(from: from, reason: "escalated by hand")
+        case .unowned:
+            audit(actor, .escalatedByHand, detail: detail + "; starting again from step 1")
+            state.cycle += 1
+            page(step: 0, round: 0)
+        case .resolved:
+            break
+        }
+    }
+
+    mutating func reassign(to person: PersonID, by actor: Actor) {
+        let previous = state.owner
+        takeOwnership(.person(person), step: state.acknowledgedStep ?? currentStepIndex, detail: "", action: .reassigned)
+        audit(actor, .reassigned, recipient: .person(person),
+              detail: previous.map { "from \($0) to person:\(person)" } ?? "to person:\(person)")
+        let channels = engine.directory.people[person]?.contacts.first.map { [$0.channel] } ?? []
+        send(to: .person(person), channels: channels, kind: .assigned, step: nil, round: nil)
+    }
+
+    var currentStepIndex: Int {
+        if case .escalating(let step, _) = state.phase { return step }
+        return max(steps.count - 1, 0)
+    }
+
+    mutating func reopen(by actor: Actor, reason: String?) {
+        state.cycle += 1
+        state.owner = nil
+        state.resolvedAt = nil
+        let schoolTime = engine.directory.schoolTime(at: state.incident.site, instant: now)
+        state.variant = playbook.variant(for: schoolTime)
+        audit(actor, .reopened, detail: "\(schoolTime.rawValue), \(state.variant.rawValue) steps", sensitive: reason)
+        for index in state.tasks.indices where state.tasks[index].completedAt == nil {
+            guard let due = state.tasks[index].dueAt else { continue }
+            if due > now {
+                schedule(.taskDue(state.tasks[index].id), at: due)
+            } else if !state.tasks[index].overdue {
+                taskDue(state.tasks[index].id)
+            }
+        }
+        page(step: 0, round: 0)
+    }
+
+    mutating func deliveryFailed(id: String, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool) {
+        audit(.system, .deliveryFailed, recipient: recipient, channel: channel, notification: id,
+              detail: (permanent ? "gave up: " : "attempt failed: ") + reason)
+        guard permanent, let index = state.currentPages.firstIndex(where: { $0.notificationID == id }) else { return }
+        state.currentPages[index].failed = true
+        // Escalation never waits on pages that can no longer arrive.
+        guard state.currentPages.allSatisfy(\.failed), case .escalating(let stepIndex, let round) = state.phase else { return }
+        cancel(.ackDeadline(step: stepIndex, round: round))
+        audit(.system, .stepUnreachable, step: stepIndex, round: round, detail: "every page of this round failed")
+        advance(from: stepIndex, reason: "every page of step \(stepIndex + 1) failed")
+    }
+
+    // MARK: Tasks
+
+    mutating func scheduleTasks(anchor: DeadlineAnchor, at anchorTime: Date) {
+        for task in playbook.tasks where task.after == anchor {
+            guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].dueAt == nil else { continue }
+            let due = anchorTime.adding(task.due)
+            state.tasks[index].dueAt = due
+            schedule(.taskDue(task.id), at: due)
+            audit(.system, .taskScheduled, task: task.id, detail: "due \(task.due) after the \(anchor.rawValue)")
+        }
+    }
+
+    mutating func taskDue(_ id: TaskID) {
+        guard let index = state.tasks.firstIndex(where: { $0.id == id }), state.tasks[index].completedAt == nil,
+              let task = playbook.tasks.first(where: { $0.id == id }) else { return }
+        state.tasks[index].overdue = true
+        audit(.system, .taskOverdue, task: id, detail: "not completed within \(task.due) of the \(task.after.rawValue)")
+        var recipients: [Recipient] = []
+        for target in task.overdue.targets {
+            switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
+            case .recipients(let found):
+                for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
+            case .nobody(let reason):
+                audit(.system, .targetUnresolved, task: id, target: target.description, detail: reason)
+            }
+        }
+        for recipient in recipients {
+            send(to: recipient, channels: task.overdue.channels, kind: .taskOverdue, step: nil, round: nil, task: id)
+        }
+    }
+
+    // MARK: Timers and audit
+
+    mutating func schedule(_ key: TimerKey, at due: Date) {
+        state.timers.removeAll { $0.key == key }
+        state.timers.append(ScheduledTimer(key: key, due: due))
+        effects.append(.scheduleTimer(key, at: due))
+    }
+
+    mutating func cancel(_ key: TimerKey) {
+        guard let index = state.timers.firstIndex(where: { $0.key == key }) else { return }
+        state.timers.remove(at: index)
+        effects.append(.cancelTimer(key))
+    }
+
+    mutating func audit(_ actor: Actor, _ action: AuditAction, step: Int? = nil, round: Int? = nil,
+                        recipient: Recipient? = nil, channel: ChannelKind? = nil, task: TaskID? = nil,
+                        target: String? = nil, notification: String? = nil, detail: String? = nil, sensitive: String? = nil) {
+        effects.append(.audit(AuditRecord(
+            sequence: state.nextAuditSequence, at: now, actor: actor, action: action, step: step, round: round,
+            recipient: recipient, channel: channel, task: task, target: target, notification: notification,
+            detail: detail, sensitive: sensitive)))
+        state.nextAuditSequence += 1
+    }
+}

@@ -1,0 +1,201 @@
+// The declarative escalation protocol for a kind of incident, as loaded from a YAML file
+// (MusterPlaybooks parses and validates; docs/playbooks.md documents every key).
+import Foundation
+
+/// Where a role is looked up: the incident's own site, the district, or a named site.
+public enum TargetScope: Hashable, Sendable, Codable, CustomStringConvertible {
+    case incidentSite
+    case district
+    case site(SiteID)
+
+    public var description: String {
+        switch self {
+        case .incidentSite: "site"
+        case .district: "district"
+        case .site(let id): id.rawValue
+        }
+    }
+}
+
+/// Who a step alerts.
+public enum Target: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Whoever is on call in that role's schedule at that scope.
+    case onCall(RoleID, TargetScope)
+    /// Everyone who holds the role at that scope.
+    case role(RoleID, TargetScope)
+    case person(PersonID)
+    case partner(PartnerID)
+    /// The staff member who reported the incident.
+    case reporter
+
+    public var description: String {
+        switch self {
+        case .onCall(let role, let scope): "on-call:\(role)@\(scope)"
+        case .role(let role, let scope): "role:\(role)@\(scope)"
+        case .person(let id): "person:\(id)"
+        case .partner(let id): "partner:\(id)"
+        case .reporter: "reporter"
+        }
+    }
+}
+
+public struct EscalationStep: Hashable, Sendable {
+    public var targets: [Target]
+    public var channels: [ChannelKind]
+    public var ackWithin: TimeSpan
+    /// How many times the step pages again before escalating (0: page once).
+    public var repeats: Int
+
+    public init(targets: [Target], channels: [ChannelKind], ackWithin: TimeSpan, repeats: Int = 0) {
+        self.targets = targets
+        self.channels = channels
+        self.ackWithin = ackWithin
+        self.repeats = repeats
+    }
+}
+
+/// Who is alerted when nobody has acknowledged after the last step; the incident is then flagged unowned.
+public struct Fallback: Hashable, Sendable {
+    public var targets: [Target]
+    public var channels: [ChannelKind]
+    public init(targets: [Target], channels: [ChannelKind]) {
+        self.targets = targets
+        self.channels = channels
+    }
+}
+
+public enum DeadlineAnchor: String, CaseIterable, Hashable, Sendable, Codable {
+    case report
+    case acknowledgement
+}
+
+public struct OverdueAlert: Hashable, Sendable {
+    public var targets: [Target]
+    public var channels: [ChannelKind]
+    public init(targets: [Target], channels: [ChannelKind]) {
+        self.targets = targets
+        self.channels = channels
+    }
+}
+
+/// A protocol action with a deadline ("parent or guardian notified within 4h of the report").
+public struct ProtocolTask: Hashable, Sendable {
+    public var id: TaskID
+    public var title: String
+    public var due: TimeSpan
+    public var after: DeadlineAnchor
+    /// The task is left out of incidents reported with any of these flags.
+    public var unless: Set<IncidentFlag>
+    public var overdue: OverdueAlert
+
+    public init(id: TaskID, title: String, due: TimeSpan, after: DeadlineAnchor,
+                unless: Set<IncidentFlag> = [], overdue: OverdueAlert) {
+        self.id = id
+        self.title = title
+        self.due = due
+        self.after = after
+        self.unless = unless
+        self.overdue = overdue
+    }
+}
+
+public struct PlaybookMatch: Hashable, Sendable {
+    /// Empty only for the catch-all playbook.
+    public var types: Set<IncidentTypeID>
+    public var catchAll: Bool
+    /// Empty: every severity.
+    public var severities: Set<Severity>
+    /// Empty: every site.
+    public var sites: Set<SiteID>
+
+    public init(types: Set<IncidentTypeID>, catchAll: Bool = false, severities: Set<Severity> = [], sites: Set<SiteID> = []) {
+        self.types = types
+        self.catchAll = catchAll
+        self.severities = severities
+        self.sites = sites
+    }
+
+    public func matches(type: IncidentTypeID, severity: Severity, site: SiteID) -> Bool {
+        (catchAll || types.contains(type))
+            && (severities.isEmpty || severities.contains(severity))
+            && (sites.isEmpty || sites.contains(site))
+    }
+
+    /// More specific playbooks win: a named type beats the catch-all, a site or severity list beats none.
+    public var specificity: Int {
+        (catchAll ? 0 : 4) + (sites.isEmpty ? 0 : 2) + (severities.isEmpty ? 0 : 1)
+    }
+}
+
+public enum GroupField: String, CaseIterable, Hashable, Sendable, Codable {
+    case site, type, subject, reporter
+}
+
+/// How reports about the same thing merge into one open incident.
+public struct Grouping: Hashable, Sendable {
+    public var by: [GroupField]
+    /// A report merges into an open incident whose first report came at most this long before.
+    public var within: TimeSpan
+    public init(by: [GroupField], within: TimeSpan) {
+        self.by = by
+        self.within = within
+    }
+}
+
+/// Which list of steps an incident runs, chosen from the site's calendar when it is reported.
+public enum PlanVariant: String, Hashable, Sendable, Codable {
+    case standard
+    case outsideSchoolHours = "outside_school_hours"
+    case nonSchoolDays = "non_school_days"
+}
+
+public struct Playbook: Hashable, Sendable {
+    public var id: PlaybookID
+    public var title: String
+    /// "sha256:…" of the file's bytes: each incident records the exact version it ran under.
+    public var version: String
+    public var match: PlaybookMatch
+    public var grouping: Grouping?
+    public var steps: [EscalationStep]
+    public var outsideSchoolHours: [EscalationStep]?
+    public var nonSchoolDays: [EscalationStep]?
+    public var fallback: Fallback
+    public var tasks: [ProtocolTask]
+    /// Flags a reporter may set for this kind of incident, with the question the form asks.
+    public var flags: [IncidentFlag: String]
+
+    public init(id: PlaybookID, title: String, version: String, match: PlaybookMatch, grouping: Grouping? = nil,
+                steps: [EscalationStep], outsideSchoolHours: [EscalationStep]? = nil,
+                nonSchoolDays: [EscalationStep]? = nil, fallback: Fallback, tasks: [ProtocolTask] = [],
+                flags: [IncidentFlag: String] = [:]) {
+        self.id = id
+        self.title = title
+        self.version = version
+        self.match = match
+        self.grouping = grouping
+        self.steps = steps
+        self.outsideSchoolHours = outsideSchoolHours
+        self.nonSchoolDays = nonSchoolDays
+        self.fallback = fallback
+        self.tasks = tasks
+        self.flags = flags
+    }
+
+    /// Non-school days use their own steps if given, else the after-hours steps, else the standard ones.
+    public func variant(for time: SchoolTime) -> PlanVariant {
+        switch time {
+        case .schoolHours: .standard
+        case .outsideSchoolHours: outsideSchoolHours == nil ? .standard : .outsideSchoolHours
+        case .nonSchoolDay:
+            nonSchoolDays != nil ? .nonSchoolDays : (outsideSchoolHours != nil ? .outsideSchoolHours : .standard)
+        }
+    }
+
+    public func steps(of variant: PlanVariant) -> [EscalationStep] {
+        switch variant {
+        case .standard: steps
+        case .outsideSchoolHours: outsideSchoolHours ?? steps
+        case .nonSchoolDays: nonSchoolDays ?? steps
+        }
+    }
+}

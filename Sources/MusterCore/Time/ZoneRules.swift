@@ -1,0 +1,70 @@
+// A time zone's UTC offsets as a table of transitions, read once from the system's tz database.
+// Lookups are a binary search (no locks, no allocation), which keeps the engine fast, and every
+// wall-clock-to-instant conversion resolves gaps and overlaps by the same documented rule.
+import Foundation
+
+public struct ZoneRules: Sendable, Hashable {
+    public let identifier: String
+    /// `offsets[i]` (seconds east of UTC) applies from `starts[i]` (epoch seconds) on; `starts[0]` is the distant past.
+    private let starts: [Int64]
+    private let offsets: [Int]
+
+    /// nil when the identifier names no time zone the system knows.
+    public init?(identifier: String) {
+        guard let zone = TimeZone(identifier: identifier) else { return nil }
+        self.identifier = identifier
+        var starts: [Int64] = [Int64.min]
+        var offsets: [Int] = [zone.secondsFromGMT(for: Date(epochSeconds: 0))]
+        var cursor = Date(epochSeconds: 0)
+        let end = Date(epochSeconds: 4_102_444_800)  // 2100-01-01: the table covers 1970 to 2100
+        while let next = zone.nextDaylightSavingTimeTransition(after: cursor), next < end, next > cursor {
+            let offset = zone.secondsFromGMT(for: next)
+            if offset != offsets[offsets.count - 1] {
+                starts.append(next.epochSeconds)
+                offsets.append(offset)
+            }
+            cursor = next
+        }
+        self.starts = starts
+        self.offsets = offsets
+    }
+
+    public static let utc = ZoneRules(fixedOffset: 0, identifier: "UTC")
+
+    private init(fixedOffset: Int, identifier: String) {
+        self.identifier = identifier
+        starts = [Int64.min]
+        offsets = [fixedOffset]
+    }
+
+    /// Seconds east of UTC at an instant.
+    public func offset(atEpoch t: Int64) -> Int {
+        var low = 0, high = starts.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if starts[mid] <= t { low = mid } else { high = mid - 1 }
+        }
+        return offsets[low]
+    }
+
+    public func offset(at instant: Date) -> Int { offset(atEpoch: instant.epochSeconds) }
+
+    /// The wall-clock reading at an instant.
+    public func local(_ instant: Date) -> LocalDateTime {
+        let t = instant.epochSeconds
+        return LocalDateTime(seconds: t + Int64(offset(atEpoch: t)))
+    }
+
+    /// The instant a wall-clock reading names. In a fall-back overlap the earlier of the two instants
+    /// is chosen; a reading that does not exist (inside a spring-forward gap) is moved forward by the
+    /// gap's length, so 02:30 on a spring-forward night is 03:30 daylight time.
+    public func instant(_ local: LocalDateTime) -> Date {
+        let candidates = [offset(atEpoch: local.seconds - 86_400), offset(atEpoch: local.seconds + 86_400)]
+        var best: Int64?
+        for o in candidates {
+            let t = local.seconds - Int64(o)
+            if offset(atEpoch: t) == o, best.map({ t < $0 }) ?? true { best = t }
+        }
+        return Date(epochSeconds: best ?? (local.seconds - Int64(candidates[0])))
+    }
+}

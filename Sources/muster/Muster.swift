@@ -1,0 +1,19 @@
+// The `muster` command line.
+import ArgumentParser
+
+@main
+struct Muster: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "muster",
+        abstract: "Crisis-intervention alerting and escalation for schools and districts.",
+        subcommands: [PlaybookCommand.self, SimulateCommand.self]
+    )
+}
+
+struct PlaybookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "playbook",
+        abstract: "Work with escalation playbooks.",
+        subcommands: [LintCommand.self]
+    )
+}
