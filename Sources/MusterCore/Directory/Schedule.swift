@@ -16,14 +16,18 @@ public struct Rotation: Hashable, Sendable {
         self.members = members
     }
 
-    /// The member on shift at a wall-clock reading, with the shift's start and end (wall clock).
-    public func shift(at local: LocalDateTime) -> (person: PersonID, start: LocalDateTime, end: LocalDateTime)? {
-        guard !members.isEmpty, shiftLength.seconds > 0, local >= start else { return nil }
+    /// The member on shift at an instant, with the shift's start and end. Boundaries are wall-clock
+    /// readings turned into instants, so a fall-back night's repeated hour never hands back.
+    public func shift(at instant: Date, zone: ZoneRules) -> (person: PersonID, start: Date, end: Date)? {
+        guard !members.isEmpty, shiftLength.seconds > 0 else { return nil }
         let length = Int64(shiftLength.seconds)
-        let index = (local.seconds - start.seconds) / length
-        let shiftStart = LocalDateTime(seconds: start.seconds + index * length)
-        let member = members[Int(index % Int64(members.count))]
-        return (member, shiftStart, LocalDateTime(seconds: shiftStart.seconds + length))
+        func boundary(_ k: Int64) -> Date { zone.instant(LocalDateTime(seconds: start.seconds + k * length)) }
+        guard instant >= boundary(0) else { return nil }
+        let naive = zone.local(instant).seconds - start.seconds
+        var k = max(0, naive >= 0 ? naive / length : 0)
+        while k > 0, boundary(k) > instant { k -= 1 }
+        while boundary(k + 1) <= instant { k += 1 }
+        return (members[Int(k % Int64(members.count))], boundary(k), boundary(k + 1))
     }
 }
 
@@ -88,15 +92,14 @@ public struct OnCallSchedule: Hashable, Sendable {
 
     /// Who is on call at an instant, and why; a gap when nobody is.
     public func onCall(at instant: Date) -> OnCallAnswer {
-        let local = zone.local(instant)
-        for override in overrides.reversed() where override.from <= local && local < override.to {
-            return .person(override.person, source: .override(reason: override.reason),
-                           until: zone.instant(override.to))
+        for override in overrides.reversed() where zone.instant(override.from) <= instant && instant < zone.instant(override.to) {
+            return .person(override.person, source: .override(reason: override.reason), until: zone.instant(override.to))
         }
+        let local = zone.local(instant)
         for layer in layers.reversed() {
             if !layer.active.isEmpty, !layer.active.contains(where: { $0.contains(local) }) { continue }
-            if let shift = layer.rotation.shift(at: local) {
-                return .person(shift.person, source: .layer(layer.id), until: zone.instant(shift.end))
+            if let shift = layer.rotation.shift(at: instant, zone: zone) {
+                return .person(shift.person, source: .layer(layer.id), until: shift.end)
             }
         }
         return .gap(schedule: id)

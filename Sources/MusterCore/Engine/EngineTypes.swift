@@ -108,7 +108,7 @@ public enum NotificationKind: String, Hashable, Sendable, Codable {
 }
 
 /// One message to one recipient over one channel. Its id is stable, so a retry after a crash is recognised.
-public struct Notification: Hashable, Sendable, Codable {
+public struct QueuedNotification: Hashable, Sendable, Codable {
     public var id: String
     public var incident: IncidentID
     public var incidentNumber: Int
@@ -193,7 +193,7 @@ public enum Effect: Hashable, Sendable {
     case audit(AuditRecord)
     case scheduleTimer(TimerKey, at: Date)
     case cancelTimer(TimerKey)
-    case notify(Notification)
+    case notify(QueuedNotification)
 }
 
 /// Why the engine refused an event; nothing changed. The API reports these as conflicts.

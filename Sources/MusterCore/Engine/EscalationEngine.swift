@@ -177,7 +177,7 @@ private struct Run {
         }
         for contact in chosen {
             let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
-            effects.append(.notify(Notification(
+            effects.append(.notify(QueuedNotification(
                 id: id, incident: state.incident.id, incidentNumber: state.incident.number, type: state.incident.type,
                 severity: state.incident.severity, site: state.incident.site, recipient: recipient,
                 channel: contact.channel, address: contact.address, kind: kind, step: step, round: round, task: task)))

@@ -56,15 +56,19 @@ public struct ZoneRules: Sendable, Hashable {
     }
 
     /// The instant a wall-clock reading names. In a fall-back overlap the earlier of the two instants
-    /// is chosen; a reading that does not exist (inside a spring-forward gap) is moved forward by the
-    /// gap's length, so 02:30 on a spring-forward night is 03:30 daylight time.
+    /// is chosen; a reading that does not exist (inside a spring-forward gap) maps to the first instant
+    /// after the gap, the moment of the change: 02:30 on a spring-forward night is 03:00 daylight time.
     public func instant(_ local: LocalDateTime) -> Date {
-        let candidates = [offset(atEpoch: local.seconds - 86_400), offset(atEpoch: local.seconds + 86_400)]
+        let before = offset(atEpoch: local.seconds - 86_400), after = offset(atEpoch: local.seconds + 86_400)
         var best: Int64?
-        for o in candidates {
+        for o in [before, after] {
             let t = local.seconds - Int64(o)
             if offset(atEpoch: t) == o, best.map({ t < $0 }) ?? true { best = t }
         }
-        return Date(epochSeconds: best ?? (local.seconds - Int64(candidates[0])))
+        if let best { return Date(epochSeconds: best) }
+        // In a gap: the transition lies between the two readings' candidate instants.
+        let earliest = local.seconds - Int64(max(before, after))
+        let index = starts.firstIndex { $0 > earliest } ?? (starts.count - 1)
+        return Date(epochSeconds: starts[index])
     }
 }

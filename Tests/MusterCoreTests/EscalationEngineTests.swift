@@ -1,0 +1,250 @@
+// The escalation rules, one case each, on a virtual clock (the simulator delivers each timer exactly
+// when due). Fixture: Wednesday 2026-12-02 is a school day at North High; sw2 and ct2 are on call at
+// 10:00, sw2 and ct1 at 02:00; the counselor's schedule only covers 07:00-17:00 on weekdays.
+import Foundation
+import MusterCore
+import Testing
+
+@Suite("Escalation engine")
+struct EscalationEngineTests {
+    let schoolHours = "2026-12-02T10:00:00-06:00"
+    let night = "2026-12-02T02:00:00-06:00"
+
+    @Test("a step pages all its targets over each listed channel they have, then repeats, then escalates, then falls back")
+    func fullLadder() {
+        let run = Fixture.simulate(at: schoolHours)
+        #expect(run.lines("page", "fallback", "escalate", "repeat", "unowned") == [
+            "+0s page step 1 sw2 sms", "+0s page step 1 sw2 push",
+            "+5m repeat step 1", "+5m page step 1 sw2 sms", "+5m page step 1 sw2 push",
+            "+10m escalate step 2", "+10m page step 2 c1 sms",
+            "+15m escalate step 3", "+15m page step 3 ct2 voice", "+15m page step 3 pr1 voice",
+            "+25m escalate", "+25m fallback partner:mcrt voice", "+25m unowned",
+        ])
+        #expect(run.state.phase == .unowned)
+        #expect(run.state.owner == nil)
+    }
+
+    @Test("an acknowledgement stops escalation and starts the deadlines that count from it")
+    func acknowledgementStopsEscalation() throws {
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 180, event: .acknowledged(by: .person("sw2"), path: .link, step: 0))])
+        let afterAck = run.lines.filter { $0.offsetSeconds > 180 }
+        #expect(!afterAck.contains { $0.kind == "page" || $0.kind == "escalate" || $0.kind == "fallback" })
+        #expect(run.state.phase == .acknowledged)
+        #expect(run.state.owner == .person("sw2"))
+        let screening = try #require(run.state.tasks.first { $0.id == "screening" })
+        #expect(screening.dueAt == Fixture.instant(schoolHours).addingTimeInterval(180 + 7200))
+        #expect(run.lines("task_overdue", "overdue_alert") == [
+            "+2h3m task_overdue screening", "+2h3m overdue_alert pr1 email screening",
+            "+4h task_overdue guardian", "+4h overdue_alert pr1 email guardian",
+        ])
+    }
+
+    @Test("deadlines that count from the report are set when it arrives")
+    func reportDeadlines() throws {
+        let run = Fixture.simulate(at: schoolHours)
+        let guardian = try #require(run.state.tasks.first { $0.id == "guardian" })
+        #expect(guardian.dueAt == Fixture.instant(schoolHours).addingTimeInterval(4 * 3600))
+        let screening = try #require(run.state.tasks.first { $0.id == "screening" })
+        #expect(screening.dueAt == nil, "never acknowledged, so the screening clock never started")
+    }
+
+    @Test("resolving cancels every outstanding timer and nothing is paged afterwards")
+    func resolveCancelsEverything() {
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 60, event: .resolved(by: .person("sw2"), note: nil))])
+        #expect(run.lines.filter { $0.offsetSeconds > 60 }.isEmpty)
+        #expect(run.state.phase == .resolved)
+        #expect(run.state.timers.isEmpty)
+        #expect(run.pendingTimers.isEmpty)
+        let cancelled = run.effects.compactMap { if case .cancelTimer(let key) = $0.effect { key } else { nil } }
+        #expect(Set(cancelled) == [.ackDeadline(step: 0, round: 0), .taskDue("guardian")])
+    }
+
+    @Test("a late acknowledgement of an earlier step's page still counts")
+    func lateAcknowledgement() throws {
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 720, event: .acknowledged(by: .person("sw2"), path: .link, step: 0))])
+        #expect(run.state.phase == .acknowledged)
+        #expect(run.state.owner == .person("sw2"))
+        let ack = try #require(run.lines.first { $0.kind == "ack" })
+        #expect(ack.detail?.contains("page of step 1 acknowledged during step 2") == true)
+        #expect(!run.lines.contains { $0.offsetSeconds > 720 && $0.kind == "page" })
+    }
+
+    @Test("an acknowledgement after the fallback still takes ownership")
+    func acknowledgementAfterFallback() {
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 3600, event: .acknowledged(by: .person("ct2"), path: .sms, step: nil))])
+        #expect(run.lines("unowned", "ack") == ["+25m unowned", "+1h ack step 3 ct2"])
+        #expect(run.state.phase == .acknowledged)
+    }
+
+    @Test("a target that names nobody is skipped with the reason, and a step that names nobody moves on at once")
+    func unresolvedTargetSkipsStep() throws {
+        let run = Fixture.simulate(at: night)
+        #expect(run.lines("target_unresolved", "step_skipped", "page", "fallback") == [
+            "+0s page step 1 sw2 sms", "+0s page step 1 sw2 push",
+            "+5m page step 1 sw2 sms", "+5m page step 1 sw2 push",
+            "+10m target_unresolved step 2", "+10m step_skipped step 2",
+            "+10m page step 3 ct1 voice", "+10m page step 3 ct1 sms", "+10m page step 3 pr1 voice",
+            "+20m fallback partner:mcrt voice",
+        ])
+        let skip = try #require(run.lines.first { $0.kind == "target_unresolved" })
+        #expect(skip.target == "on-call:counselor@site")
+        #expect(skip.detail == "nobody on call for counselor at north (gap in schedule north-counselor)")
+    }
+
+    @Test("the variant follows the site's calendar", arguments: [
+        ("2026-12-02T10:00:00-06:00", PlanVariant.standard, "+0s page step 1 sw2 sms"),            // Wednesday, school hours
+        ("2026-12-02T19:00:00-06:00", .outsideSchoolHours, "+0s page step 1 ct2 voice"),           // Wednesday evening
+        ("2026-12-05T10:00:00-06:00", .nonSchoolDays, "+0s page step 1 partner:mcrt voice"),       // Saturday
+        ("2026-11-26T10:00:00-06:00", .nonSchoolDays, "+0s page step 1 partner:mcrt voice"),       // Thanksgiving (district closure)
+    ])
+    func variantChoice(at: String, variant: PlanVariant, firstPage: String) throws {
+        let playbook = try #require(Fixture.catalog.playbooks[PlaybookID("other")])
+        let run = Fixture.simulate(at: at, playbook: playbook)
+        #expect(run.state.variant == variant)
+        #expect(run.lines("page").first == firstPage)
+    }
+
+    @Test("a flag on the report leaves out the tasks that say `unless` it")
+    func unlessFlag() {
+        let run = Fixture.simulate(at: schoolHours, flags: ["family-may-be-source"])
+        #expect(run.state.tasks.map(\.id) == ["screening"])
+        #expect(!run.lines.contains { $0.task == "guardian" })
+    }
+
+    @Test("when every page of a round fails for good, the next step starts at once")
+    func deliveryFailureEscalates() {
+        let first = Fixture.simulate(at: schoolHours)
+        let ids = first.effects.compactMap { entry -> QueuedNotification? in
+            if case .notify(let n) = entry.effect, entry.offset == 0 { n } else { nil }
+        }
+        #expect(ids.count == 2)
+        let failures = ids.map { n in
+            ScriptedEvent(offset: 30, event: .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
+                                                             reason: "number not in service", permanent: true))
+        }
+        let run = Fixture.simulate(at: schoolHours, failures)
+        #expect(run.lines("step_unreachable", "escalate").prefix(2) == ["+30s step_unreachable step 1", "+30s escalate step 2"])
+        #expect(run.lines("page").contains("+30s page step 2 c1 sms"))
+    }
+
+    @Test("one failed page does not escalate while another page of the round may still arrive")
+    func partialDeliveryFailure() {
+        let first = Fixture.simulate(at: schoolHours)
+        guard case .notify(let n)? = first.effects.first(where: { if case .notify = $0.effect { true } else { false } })?.effect else {
+            Issue.record("no page was queued")
+            return
+        }
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 30, event: .deliveryFailed(
+            notificationID: n.id, recipient: n.recipient, channel: n.channel, reason: "rejected", permanent: true))])
+        #expect(run.lines("escalate").first == "+10m escalate step 2")
+    }
+
+    @Test("escalating by hand after acknowledging releases ownership and pages the next step")
+    func escalateByHandWhenAcknowledged() {
+        let run = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 60, event: .acknowledged(by: .person("sw2"), path: .api, step: nil)),
+            ScriptedEvent(offset: 600, event: .escalatedByHand(by: .person("sw2"), reason: "need the counselor")),
+        ])
+        #expect(run.lines("page").filter { $0.hasPrefix("+10m") } == ["+10m page step 2 c1 sms"])
+        #expect(run.state.owner == nil)
+        #expect(run.state.phase == .unowned, "nobody acknowledged the later steps")
+    }
+
+    @Test("reassigning hands ownership to another person and tells them")
+    func reassign() {
+        let run = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 60, event: .acknowledged(by: .person("sw2"), path: .api, step: nil)),
+            ScriptedEvent(offset: 120, event: .reassigned(to: "c1", by: .person("sw2"))),
+        ])
+        #expect(run.state.owner == .person("c1"))
+        #expect(run.lines("assigned") == ["+2m assigned c1 sms"])
+        #expect(run.lines("reassigned").count == 1)
+    }
+
+    @Test("reopening pages step 1 again with new notification ids and restarts missed deadlines")
+    func reopen() {
+        let run = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 60, event: .resolved(by: .person("sw2"), note: nil)),
+            ScriptedEvent(offset: 120, event: .reopened(by: .person("sw2"), reason: "student disclosed more")),
+            ScriptedEvent(offset: 180, event: .acknowledged(by: .person("sw2"), path: .api, step: nil)),
+        ])
+        let ids = run.effects.compactMap { if case .notify(let n) = $0.effect { n.id } else { nil } }
+        #expect(Set(ids).count == ids.count, "every notification id is unique")
+        #expect(run.lines("page").filter { $0.hasPrefix("+2m") } == ["+2m page step 1 sw2 sms", "+2m page step 1 sw2 push"])
+        #expect(run.state.tasks.first { $0.id == "guardian" }?.overdue == true, "the guardian deadline was rescheduled and passed")
+    }
+
+    @Test("a merged report raises the severity but pages nobody again")
+    func mergedReport() {
+        let report = Report(type: "suicide-risk", severity: .imminent, site: "north", reporter: .person("c1"),
+                            summary: "Second teacher's account", subject: "S-1", receivedAt: Fixture.instant(schoolHours).addingTimeInterval(60))
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 60, event: .reportMerged(report))])
+        #expect(run.state.incident.severity == .imminent)
+        #expect(run.state.reportCount == 2)
+        #expect(!run.lines.contains { $0.offsetSeconds == 60 && $0.kind == "page" })
+        #expect(run.lines("severity_raised").count == 1)
+    }
+
+    @Test("events that make no sense in the incident's state are refused and change nothing", arguments: [
+        (IncidentEvent.reopened(by: .system, reason: nil), EngineRejection.notResolved),
+        (.taskCompleted("no-such-task", by: .system), .unknownTask("no-such-task")),
+        (.reassigned(to: "nobody", by: .system), .unknownPerson("nobody")),
+        (.reported(Fixture.incident(at: "2026-12-02T10:00:00-06:00")), .alreadyReported),
+    ])
+    func rejections(event: IncidentEvent, expected: EngineRejection) throws {
+        let engine = Fixture.engine
+        let (state, _) = try engine.step(nil, .reported(Fixture.incident(at: schoolHours)), now: Fixture.instant(schoolHours))
+        var changed = state
+        var effects: [Effect] = []
+        #expect(throws: expected) { try engine.apply(event, to: &changed, now: Fixture.instant(schoolHours), effects: &effects) }
+        #expect(changed == state)
+        #expect(effects.isEmpty)
+    }
+
+    @Test("acknowledging twice: the same person changes nothing, another person is refused")
+    func doubleAcknowledgement() throws {
+        let engine = Fixture.engine
+        let now = Fixture.instant(schoolHours)
+        var (state, _) = try engine.step(nil, .reported(Fixture.incident(at: schoolHours)), now: now)
+        (state, _) = try engine.step(state, .acknowledged(by: .person("sw2"), path: .link, step: 0), now: now)
+        let (again, effects) = try engine.step(state, .acknowledged(by: .person("sw2"), path: .sms, step: 0), now: now)
+        #expect(again == state)
+        #expect(effects.isEmpty)
+        #expect(throws: EngineRejection.alreadyAcknowledged(by: .person("sw2"))) {
+            try engine.step(state, .acknowledged(by: .person("c1"), path: .api, step: nil), now: now)
+        }
+        (state, _) = try engine.step(state, .resolved(by: .person("sw2"), note: "safe with family"), now: now)
+        #expect(throws: EngineRejection.resolved) {
+            try engine.step(state, .acknowledged(by: .person("c1"), path: .api, step: nil), now: now)
+        }
+    }
+
+    @Test("a timer that was cancelled but delivered anyway is ignored")
+    func staleTimer() throws {
+        let engine = Fixture.engine
+        let now = Fixture.instant(schoolHours)
+        var (state, _) = try engine.step(nil, .reported(Fixture.incident(at: schoolHours)), now: now)
+        (state, _) = try engine.step(state, .acknowledged(by: .person("sw2"), path: .link, step: 0), now: now)
+        let (after, effects) = try engine.step(state, .timerFired(.ackDeadline(step: 0, round: 0)), now: now.addingTimeInterval(300))
+        #expect(after == state)
+        #expect(effects.isEmpty)
+    }
+
+    @Test("audit entries are numbered from 1 without gaps, and the student's words stay in the sensitive field")
+    func auditSequence() {
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 60, event: .noteAdded(by: .person("sw2"), text: "Spoke with S-1"))])
+        let records = run.effects.compactMap { if case .audit(let r) = $0.effect { r } else { nil } }
+        #expect(records.map(\.sequence) == Array(1...records.count))
+        #expect(records.first?.sensitive == "Student said they have a plan")
+        #expect(records.allSatisfy { !($0.detail ?? "").contains("plan") && !($0.detail ?? "").contains("Spoke") })
+        #expect(records.contains { $0.action == .noteAdded && $0.sensitive == "Spoke with S-1" })
+    }
+
+    @Test("the same inputs give the same effects")
+    func deterministic() {
+        let script = [ScriptedEvent(offset: 400, event: .acknowledged(by: .person("c1"), path: .sms, step: nil))]
+        let a = Fixture.simulate(at: schoolHours, script), b = Fixture.simulate(at: schoolHours, script)
+        #expect(a.effects.map(\.effect) == b.effects.map(\.effect))
+        #expect(a.state == b.state)
+    }
+}
