@@ -161,10 +161,11 @@ struct PlaybookParser {
     private func parseTasks(_ node: Node?, flags: [IncidentFlag: String], defaultOverdue: OverdueAlert?,
                             sites: [SiteID]?) -> [ParsedTask] {
         var tasks: [ParsedTask] = []
+        var seen: Set<String> = []
         for item in reader.list(node, "tasks") ?? [] {
             guard let fields = reader.fields(item, "a task", required: ["id", "title", "due", "after"], optional: ["unless", "overdue"]),
                   let id = reader.id(fields["id"], "the task id") else { continue }
-            if tasks.contains(where: { $0.task.id.rawValue == id }) {
+            if !seen.insert(id).inserted {
                 reader.error("duplicate task id '\(id)'", at: fields["id"])
                 continue
             }

@@ -81,6 +81,7 @@ final class YAMLReader {
         }
         let allowed = required + optional
         var values: [String: Node] = [:], keys: [String: Node] = [:]
+        var misspelt: Set<String> = []
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else {
                 error("keys in \(what) must be plain words", at: keyNode)
@@ -91,9 +92,11 @@ final class YAMLReader {
                 keys[key] = keyNode
             } else {
                 error("unknown key '\(key)' in \(what)" + suggestion(for: key, among: allowed), at: keyNode)
+                if let intended = closest(to: key, among: allowed) { misspelt.insert(intended) }
             }
         }
-        for key in required where values[key] == nil {
+        // A misspelt required key is reported once, as the misspelling.
+        for key in required where values[key] == nil && !misspelt.contains(key) {
             error("missing required key '\(key)' in \(what)", at: node)
         }
         return Fields(node: node, what: what, values: values, keys: keys)
