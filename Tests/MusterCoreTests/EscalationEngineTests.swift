@@ -111,6 +111,34 @@ struct EscalationEngineTests {
         #expect(!run.lines.contains { $0.task == "guardian" })
     }
 
+    @Test("a flag in a merged report withdraws the open tasks it rules out, timer and all")
+    func mergedFlagWithdrawsTask() {
+        let report = Report(type: "suicide-risk", severity: .high, site: "north", reporter: .person("c1"),
+                            summary: "Older sibling is the concern", subject: "S-1", flags: ["family-may-be-source"],
+                            receivedAt: Fixture.instant(schoolHours).addingTimeInterval(600))
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 600, event: .reportMerged(report))])
+        #expect(run.state.tasks.map(\.id) == ["screening"])
+        #expect(run.lines("task_withdrawn") == ["+10m task_withdrawn guardian"])
+        #expect(!run.lines.contains { $0.kind == "task_overdue" && $0.task == "guardian" })
+        #expect(run.effects.contains { $0.offset == 600 && $0.effect == .cancelTimer(.taskDue("guardian")) })
+    }
+
+    @Test("notification ids read back from their text form", arguments: [
+        NotificationID(incident: "inc-1", cycle: 0, kind: .page, qualifier: .step(1, round: 2), recipient: .person("ann"), channel: .sms),
+        NotificationID(incident: "inc-1", cycle: 3, kind: .fallback, qualifier: .none, recipient: .partner("mcrt"), channel: .voice),
+        NotificationID(incident: "inc-1", cycle: 1, kind: .taskOverdue, qualifier: .task("guardian"), recipient: .person("bo"), channel: .email),
+        NotificationID(incident: "inc-1", cycle: 1, kind: .assigned, qualifier: .sequence(17), recipient: .person("bo"), channel: .push),
+    ])
+    func notificationIDText(id: NotificationID) {
+        #expect(NotificationID(id.description) == id)
+    }
+
+    @Test("malformed notification ids are refused", arguments: ["", "inc-1", "inc-1/c0/page/s0r0/person:ann/sms", "inc-1/cx/page/s1r0/person:ann/sms",
+                                                                "inc-1/c0/page/s1r0/ann/sms", "inc-1/c0/page/s1r0/person:ann/fax"])
+    func badNotificationIDs(text: String) {
+        #expect(NotificationID(text) == nil)
+    }
+
     @Test("when every page of a round fails for good, the next step starts at once")
     func deliveryFailureEscalates() {
         let first = Fixture.simulate(at: schoolHours)

@@ -2,7 +2,8 @@
 // the lookups the engine makes on every page ("who is on call for ROLE at SITE now?").
 import Foundation
 
-public struct Directory: Sendable {
+/// Immutable once built, and shared by reference: the engine reads it on every page.
+public final class Directory: Sendable {
     public let district: District
     public let incidentTypes: [IncidentType]
     public let roles: [Role]
@@ -12,6 +13,8 @@ public struct Directory: Sendable {
     public let schedules: [OnCallSchedule]
 
     private let scheduleIndex: [ScheduleKey: Int]
+    /// Each site's closed days (its own and the district's) as sorted, merged day-number ranges.
+    private let closedDays: [SiteID: [ClosedRange<Int64>]]
     /// People holding each role at each site (district-wide staff under `.district`), in directory order.
     private let holders: [ScheduleKey: [PersonID]]
 
@@ -34,6 +37,20 @@ public struct Directory: Sendable {
             index[ScheduleKey(role: schedule.role, scope: schedule.scope)] = i
         }
         scheduleIndex = index
+        var closedDays: [SiteID: [ClosedRange<Int64>]] = [:]
+        for site in sites {
+            let ranges = (site.closed + district.closed).map { $0.from.dayNumber...$0.to.dayNumber }.sorted { $0.lowerBound < $1.lowerBound }
+            var merged: [ClosedRange<Int64>] = []
+            for range in ranges {
+                if let last = merged.last, range.lowerBound <= last.upperBound + 1 {
+                    merged[merged.count - 1] = last.lowerBound...max(last.upperBound, range.upperBound)
+                } else {
+                    merged.append(range)
+                }
+            }
+            closedDays[site.id] = merged
+        }
+        self.closedDays = closedDays
         var holders: [ScheduleKey: [PersonID]] = [:]
         for person in people {
             for role in person.roles {
@@ -60,12 +77,20 @@ public struct Directory: Sendable {
 
     /// Whether an instant falls in school hours, outside them, or on a non-school day at a site.
     public func schoolTime(at site: SiteID, instant: Date) -> SchoolTime {
-        guard let site = sites[site] else { return .outsideSchoolHours }
+        guard let id = Optional(site), let site = sites[id] else { return .outsideSchoolHours }
         let local = site.zone.local(instant)
-        let date = local.date
-        let closed = site.closed.contains { $0.contains(date) } || district.closed.contains { $0.contains(date) }
-        if closed || !site.schoolHours.days.contains(local.weekday) { return .nonSchoolDay }
+        if !site.schoolHours.includes(local.weekday) || isClosed(id, day: local.dayNumber) { return .nonSchoolDay }
         return site.schoolHours.contains(local) ? .schoolHours : .outsideSchoolHours
+    }
+
+    private func isClosed(_ site: SiteID, day: Int64) -> Bool {
+        guard let ranges = closedDays[site] else { return false }
+        var low = 0, high = ranges.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            if ranges[mid].upperBound < day { low = mid + 1 } else if ranges[mid].lowerBound > day { high = mid - 1 } else { return true }
+        }
+        return false
     }
 
     public func zone(of site: SiteID) -> ZoneRules { sites[site]?.zone ?? district.zone }
@@ -75,11 +100,11 @@ public struct Directory: Sendable {
         switch target {
         case .onCall(let role, let targetScope):
             let scope = scheduleScope(targetScope, incidentSite: site)
-            guard let schedule = schedule(role: role, scope: scope) else {
+            guard let index = scheduleIndex[ScheduleKey(role: role, scope: scope)] else {
                 return .nobody(reason: "no on-call schedule for \(role) at \(scope)")
             }
-            switch schedule.onCall(at: instant) {
-            case .person(let id, _, _): return .recipients([.person(id)])
+            switch schedules[index].onCall(at: instant) {
+            case .person(let id, _, _): return .one(.person(id))
             case .gap(let id): return .nobody(reason: "nobody on call for \(role) at \(scope) (gap in schedule \(id))")
             }
         case .role(let role, let targetScope):
@@ -88,13 +113,13 @@ public struct Directory: Sendable {
             return ids.isEmpty ? .nobody(reason: "nobody holds the role \(role) at \(scope)")
                 : .recipients(ids.map { .person($0) })
         case .person(let id):
-            return people[id] == nil ? .nobody(reason: "no person \(id) in the directory") : .recipients([.person(id)])
+            return people[id] == nil ? .nobody(reason: "no person \(id) in the directory") : .one(.person(id))
         case .partner(let id):
-            return partners[id] == nil ? .nobody(reason: "no partner \(id) in the directory") : .recipients([.partner(id)])
+            return partners[id] == nil ? .nobody(reason: "no partner \(id) in the directory") : .one(.partner(id))
         case .reporter:
             switch reporter {
-            case .person(let id) where people[id] != nil: return .recipients([.person(id)])
-            case .partner(let id) where partners[id] != nil: return .recipients([.partner(id)])
+            case .person(let id) where people[id] != nil: return .one(.person(id))
+            case .partner(let id) where partners[id] != nil: return .one(.partner(id))
             default: return .nobody(reason: "the reporter (\(reporter)) has no contact points in the directory")
             }
         }
@@ -124,6 +149,8 @@ public struct Directory: Sendable {
 }
 
 public enum TargetResolution: Hashable, Sendable {
+    /// The common case, without allocating an array.
+    case one(Recipient)
     case recipients([Recipient])
     case nobody(reason: String)
 }

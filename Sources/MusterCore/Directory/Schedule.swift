@@ -22,12 +22,21 @@ public struct Rotation: Hashable, Sendable {
         guard !members.isEmpty, shiftLength.seconds > 0 else { return nil }
         let length = Int64(shiftLength.seconds)
         func boundary(_ k: Int64) -> Date { zone.instant(LocalDateTime(seconds: start.seconds + k * length)) }
-        guard instant >= boundary(0) else { return nil }
+        guard instant >= boundary(0) else { return nil }  // before the first shift
         let naive = zone.local(instant).seconds - start.seconds
-        var k = max(0, naive >= 0 ? naive / length : 0)
-        while k > 0, boundary(k) > instant { k -= 1 }
-        while boundary(k + 1) <= instant { k += 1 }
-        return (members[Int(k % Int64(members.count))], boundary(k), boundary(k + 1))
+        var k = max(0, naive / length)
+        var lower = boundary(k)
+        while k > 0, lower > instant {
+            k -= 1
+            lower = boundary(k)
+        }
+        var upper = boundary(k + 1)
+        while upper <= instant {
+            k += 1
+            lower = upper
+            upper = boundary(k + 1)
+        }
+        return (members[Int(k % Int64(members.count))], lower, upper)
     }
 }
 
@@ -70,15 +79,17 @@ public enum ScheduleScope: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Who answers for one role at one scope, around the clock.
-public struct OnCallSchedule: Hashable, Sendable {
-    public var id: ScheduleID
-    public var role: RoleID
-    public var scope: ScheduleScope
-    public var zone: ZoneRules
+/// Who answers for one role at one scope, around the clock. Immutable, shared by reference.
+public final class OnCallSchedule: Sendable {
+    public let id: ScheduleID
+    public let role: RoleID
+    public let scope: ScheduleScope
+    public let zone: ZoneRules
     /// Later layers sit on top: the highest layer that has someone on call at an instant wins.
-    public var layers: [ScheduleLayer]
-    public var overrides: [ScheduleOverride]
+    public let layers: [ScheduleLayer]
+    public let overrides: [ScheduleOverride]
+    /// The overrides' periods as instants, computed once.
+    private let overridePeriods: [Range<Date>]
 
     public init(id: ScheduleID, role: RoleID, scope: ScheduleScope, zone: ZoneRules,
                 layers: [ScheduleLayer], overrides: [ScheduleOverride] = []) {
@@ -88,18 +99,20 @@ public struct OnCallSchedule: Hashable, Sendable {
         self.zone = zone
         self.layers = layers
         self.overrides = overrides
+        overridePeriods = overrides.map { zone.instant($0.from)..<max(zone.instant($0.from), zone.instant($0.to)) }
     }
 
     /// Who is on call at an instant, and why; a gap when nobody is.
     public func onCall(at instant: Date) -> OnCallAnswer {
-        for override in overrides.reversed() where zone.instant(override.from) <= instant && instant < zone.instant(override.to) {
-            return .person(override.person, source: .override(reason: override.reason), until: zone.instant(override.to))
+        for index in overrides.indices.reversed() where overridePeriods[index].contains(instant) {
+            let override = overrides[index]
+            return .person(override.person, source: .override(reason: override.reason), until: overridePeriods[index].upperBound)
         }
         let local = zone.local(instant)
-        for layer in layers.reversed() {
-            if !layer.active.isEmpty, !layer.active.contains(where: { $0.contains(local) }) { continue }
-            if let shift = layer.rotation.shift(at: instant, zone: zone) {
-                return .person(shift.person, source: .layer(layer.id), until: shift.end)
+        for index in layers.indices.reversed() {
+            if !layers[index].active.isEmpty, !layers[index].active.contains(where: { $0.contains(local) }) { continue }
+            if let shift = layers[index].rotation.shift(at: instant, zone: zone) {
+                return .person(shift.person, source: .layer(layers[index].id), until: shift.end)
             }
         }
         return .gap(schedule: id)

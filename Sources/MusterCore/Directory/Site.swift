@@ -5,25 +5,30 @@ import Foundation
 /// A weekly window on the wall clock, e.g. Monday to Friday 07:30–15:30. A window whose end is not
 /// after its start runs past midnight into the next day (17:00–07:00).
 public struct WeeklyWindow: Hashable, Sendable, Codable {
-    public var days: Set<Weekday>
+    /// One bit per weekday (Monday is bit 0): checked on every page, so no hashing.
+    private var dayMask: UInt8
     public var from: LocalTime
     public var to: LocalTime
 
     public init(days: Set<Weekday>, from: LocalTime, to: LocalTime) {
-        self.days = days
+        dayMask = days.reduce(0) { $0 | (1 << UInt8($1.index)) }
         self.from = from
         self.to = to
     }
 
+    public var days: Set<Weekday> { Set(Weekday.allCases.filter { includes($0) }) }
+
+    public func includes(_ day: Weekday) -> Bool { dayMask & (1 << UInt8(day.index)) != 0 }
+
     public func contains(_ local: LocalDateTime) -> Bool {
         let minute = Int(local.secondOfDay / 60)
         if from < to {
-            return days.contains(local.weekday) && minute >= from.minutes && minute < to.minutes
+            return includes(local.weekday) && minute >= from.minutes && minute < to.minutes
         }
         // Overnight: today after `from`, or the early hours of the day after a listed day.
-        if days.contains(local.weekday), minute >= from.minutes { return true }
+        if includes(local.weekday), minute >= from.minutes { return true }
         let yesterday = Weekday(dayNumber: local.dayNumber - 1)
-        return days.contains(yesterday) && minute < to.minutes
+        return includes(yesterday) && minute < to.minutes
     }
 }
 

@@ -51,9 +51,79 @@ public struct TaskState: Hashable, Sendable, Codable {
     public var overdue: Bool
 }
 
+/// A notification's stable identity: the same page in the same round of the same cycle always has
+/// the same id, so a retry after a crash is recognised. Its text form travels with the message.
+public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var incident: IncidentID
+    public var cycle: Int
+    public var kind: NotificationKind
+    /// What distinguishes notifications of one kind: step and round for pages, the task for overdue
+    /// alerts, the audit sequence for assignments, 0 for the fallback.
+    public var qualifier: Qualifier
+    public var recipient: Recipient
+    public var channel: ChannelKind
+
+    public enum Qualifier: Hashable, Sendable, Codable {
+        case step(Int, round: Int)
+        case task(TaskID)
+        case sequence(Int)
+        case none
+    }
+
+    /// e.g. "inc-1/c0/page/s2r1/person:ann/sms"
+    public var description: String {
+        let qualifierText: String = switch qualifier {
+        case .step(let step, let round): "s\(step + 1)r\(round)"
+        case .task(let task): "t:\(task.rawValue)"
+        case .sequence(let n): "a\(n)"
+        case .none: "-"
+        }
+        return "\(incident.rawValue)/c\(cycle)/\(kind.rawValue)/\(qualifierText)/\(recipient)/\(channel.rawValue)"
+    }
+
+    public init(incident: IncidentID, cycle: Int, kind: NotificationKind, qualifier: Qualifier, recipient: Recipient, channel: ChannelKind) {
+        self.incident = incident
+        self.cycle = cycle
+        self.kind = kind
+        self.qualifier = qualifier
+        self.recipient = recipient
+        self.channel = channel
+    }
+
+    /// Parses the text form back (the SMS and webhook paths carry it).
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 6, parts[1].hasPrefix("c"), let cycle = Int(parts[1].dropFirst()),
+              let kind = NotificationKind(rawValue: parts[2]), let channel = ChannelKind(rawValue: parts[5]) else { return nil }
+        let recipientParts = parts[4].split(separator: ":", maxSplits: 1).map(String.init)
+        guard recipientParts.count == 2 else { return nil }
+        let recipient: Recipient
+        switch recipientParts[0] {
+        case "person": recipient = .person(PersonID(recipientParts[1]))
+        case "partner": recipient = .partner(PartnerID(recipientParts[1]))
+        default: return nil
+        }
+        let q = parts[3]
+        let qualifier: Qualifier
+        if q == "-" {
+            qualifier = .none
+        } else if q.hasPrefix("t:") {
+            qualifier = .task(TaskID(String(q.dropFirst(2))))
+        } else if q.hasPrefix("a"), let n = Int(q.dropFirst()) {
+            qualifier = .sequence(n)
+        } else if q.hasPrefix("s"), let r = q.firstIndex(of: "r"), let step = Int(q[q.index(after: q.startIndex)..<r]),
+                  let round = Int(q[q.index(after: r)...]), step >= 1 {
+            qualifier = .step(step - 1, round: round)
+        } else {
+            return nil
+        }
+        self.init(incident: IncidentID(parts[0]), cycle: cycle, kind: kind, qualifier: qualifier, recipient: recipient, channel: channel)
+    }
+}
+
 /// One page of the current round, kept so that a round nobody can receive escalates at once.
 public struct OutstandingPage: Hashable, Sendable, Codable {
-    public var notificationID: String
+    public var notificationID: NotificationID
     public var failed: Bool
 }
 
@@ -78,6 +148,13 @@ public struct IncidentState: Hashable, Sendable, Codable {
     public var resolvedAt: Date?
 
     public var isOpen: Bool { phase != .resolved }
+
+    /// An empty value to swap in while an event's run holds the real state.
+    static let placeholder = IncidentState(
+        incident: Incident(id: IncidentID(""), number: 0, report: Report(type: IncidentTypeID(""), severity: .low, site: SiteID(""),
+                                                                       reporter: .system, summary: "", receivedAt: Date(epochSeconds: 0))),
+        playbook: PlaybookID(""), playbookVersion: "", variant: .standard, phase: .resolved, owner: nil, acknowledgedAt: nil,
+        acknowledgedStep: nil, tasks: [], timers: [], currentPages: [], reportCount: 0, cycle: 0, nextAuditSequence: 0, resolvedAt: nil)
 }
 
 public enum AckPath: String, Hashable, Sendable, Codable, CaseIterable {
@@ -97,7 +174,7 @@ public enum IncidentEvent: Hashable, Sendable {
     case resolved(by: Actor, note: String?)
     case reopened(by: Actor, reason: String?)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
-    case deliveryFailed(notificationID: String, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
+    case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
 }
 
 public enum NotificationKind: String, Hashable, Sendable, Codable {
@@ -107,22 +184,29 @@ public enum NotificationKind: String, Hashable, Sendable, Codable {
     case assigned
 }
 
-/// One message to one recipient over one channel. Its id is stable, so a retry after a crash is recognised.
+/// One message to one recipient over one channel. Its id is stable, so a retry after a crash is
+/// recognised; the id also says whom it is for, over which channel, and why.
 public struct QueuedNotification: Hashable, Sendable, Codable {
-    public var id: String
-    public var incident: IncidentID
+    public var id: NotificationID
     public var incidentNumber: Int
     public var type: IncidentTypeID
     public var severity: Severity
     public var site: SiteID
-    public var recipient: Recipient
-    public var channel: ChannelKind
     public var address: String
-    public var kind: NotificationKind
-    /// 0-based step and round for pages; nil for other kinds.
-    public var step: Int?
-    public var round: Int?
-    public var task: TaskID?
+
+    public init(id: NotificationID, incidentNumber: Int, type: IncidentTypeID, severity: Severity, site: SiteID, address: String) {
+        self.id = id
+        self.incidentNumber = incidentNumber
+        self.type = type
+        self.severity = severity
+        self.site = site
+        self.address = address
+    }
+
+    public var incident: IncidentID { id.incident }
+    public var recipient: Recipient { id.recipient }
+    public var channel: ChannelKind { id.channel }
+    public var kind: NotificationKind { id.kind }
 }
 
 public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
@@ -144,6 +228,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case escalatedByHand = "escalated_by_hand"
     case reassigned
     case taskCompleted = "task_completed"
+    case taskWithdrawn = "task_withdrawn"
     case taskOverdue = "task_overdue"
     case noteAdded = "note_added"
     case resolved
@@ -165,14 +250,14 @@ public struct AuditRecord: Hashable, Sendable, Codable {
     public var channel: ChannelKind?
     public var task: TaskID?
     public var target: String?
-    public var notification: String?
+    public var notification: NotificationID?
     /// Non-identifying detail: reasons, severities, variants, deadlines.
     public var detail: String?
     public var sensitive: String?
 
     public init(sequence: Int, at: Date, actor: Actor, action: AuditAction, step: Int? = nil, round: Int? = nil,
                 recipient: Recipient? = nil, channel: ChannelKind? = nil, task: TaskID? = nil, target: String? = nil,
-                notification: String? = nil, detail: String? = nil, sensitive: String? = nil) {
+                notification: NotificationID? = nil, detail: String? = nil, sensitive: String? = nil) {
         self.sequence = sequence
         self.at = at
         self.actor = actor
@@ -199,6 +284,7 @@ public enum Effect: Hashable, Sendable {
 /// Why the engine refused an event; nothing changed. The API reports these as conflicts.
 public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible {
     case alreadyReported
+    case notReported
     case resolved
     case notResolved
     case alreadyAcknowledged(by: Actor)
@@ -209,6 +295,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .alreadyReported: "the incident has already been reported"
+        case .notReported: "the incident has not been reported yet"
         case .resolved: "the incident is resolved; reopen it first"
         case .notResolved: "the incident is not resolved, so it cannot be reopened"
         case .alreadyAcknowledged(let owner): "the incident is already acknowledged by \(owner)"

@@ -3,13 +3,25 @@
 // the tests all run this same code, the last two on a virtual clock.
 import Foundation
 
-public struct EscalationEngine: Sendable {
+public final class EscalationEngine: Sendable {
     public let playbook: Playbook
     public let directory: Directory
+    /// Each variant's steps and texts, resolved once and indexed by variant (no hashing per event).
+    let stepsByVariant: [[EscalationStep]]
+    let ackWindowText: [[String]]
+    let noAckText: [[String]]
+    let playbookText: String
+    /// The deadline text of each playbook task, in the playbook's task order.
+    let taskDeadlineText: [String]
 
     public init(playbook: Playbook, directory: Directory) {
         self.playbook = playbook
         self.directory = directory
+        stepsByVariant = PlanVariant.allCases.map { playbook.steps(of: $0) }
+        ackWindowText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "acknowledge within \($0.ackWithin)" } }
+        noAckText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "no acknowledgement within \($0.ackWithin)" } }
+        playbookText = "playbook \(playbook.id.rawValue) \(playbook.version)"
+        taskDeadlineText = playbook.tasks.map { "due \($0.due) after the \($0.after.rawValue)" }
     }
 
     /// The engine's signature as a function: `state` is nil before the incident is reported.
@@ -20,7 +32,7 @@ public struct EscalationEngine: Sendable {
             guard state == nil else { throw .alreadyReported }
             return (start(incident, now: now, effects: &effects), effects)
         }
-        guard var state else { throw .notResolved }
+        guard var state else { throw .notReported }
         try apply(event, to: &state, now: now, effects: &effects)
         return (state, effects)
     }
@@ -28,32 +40,41 @@ public struct EscalationEngine: Sendable {
     /// Handles the report that opens an incident: chooses the variant, schedules the tasks, pages step 1.
     public func start(_ incident: Incident, now: Date, effects: inout [Effect]) -> IncidentState {
         let schoolTime = directory.schoolTime(at: incident.site, instant: now)
-        var state = IncidentState(
+        let state = IncidentState(
             incident: incident, playbook: playbook.id, playbookVersion: playbook.version,
             variant: playbook.variant(for: schoolTime), phase: .escalating(step: 0, round: 0), owner: nil,
             acknowledgedAt: nil, acknowledgedStep: nil, tasks: [], timers: [], currentPages: [], reportCount: 1,
             cycle: 0, nextAuditSequence: 1, resolvedAt: nil)
-        var run = Run(engine: self, state: state, now: now, effects: effects)
+        var run = Run(engine: self, state: state, now: now, effects: [])
+        swap(&effects, &run.effects)  // append to the caller's buffer, no copy
         run.audit(incident.reporter, .reported,
-                  detail: "\(incident.type) \(incident.severity) at \(incident.site); playbook \(playbook.id) \(playbook.version); \(schoolTime.rawValue), \(state.variant.rawValue) steps",
+                  detail: incident.type.rawValue + " " + incident.severity.rawValue + " at " + incident.site.rawValue + "; " + self.playbookText
+                      + "; " + schoolTime.rawValue + ", " + state.variant.rawValue + " steps",
                   sensitive: incident.summary)
-        for task in playbook.tasks where task.unless.isDisjoint(with: incident.flags) {
+        run.state.tasks.reserveCapacity(playbook.tasks.count)
+        run.state.timers.reserveCapacity(playbook.tasks.count + 1)
+        for task in playbook.tasks where incident.flags.isEmpty || task.unless.isDisjoint(with: incident.flags) {
             run.state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
         }
         run.scheduleTasks(anchor: .report, at: incident.reportedAt)
         run.page(step: 0, round: 0)
-        state = run.state
-        effects = run.effects
-        return state
+        swap(&effects, &run.effects)
+        return run.state
     }
 
     /// Applies one event to an open incident. On a rejection nothing is changed and no effect is added.
     public func apply(_ event: IncidentEvent, to state: inout IncidentState, now: Date,
                       effects: inout [Effect]) throws(EngineRejection) {
-        var run = Run(engine: self, state: state, now: now, effects: effects)
+        // The state and effects move into the run and back (swap, no copy). Every rejection is
+        // raised before anything is changed, so a refused event leaves both as they were.
+        var run = Run(engine: self, state: .placeholder, now: now, effects: [])
+        swap(&state, &run.state)
+        swap(&effects, &run.effects)
+        defer {
+            swap(&state, &run.state)
+            swap(&effects, &run.effects)
+        }
         try run.handle(event)
-        state = run.state
-        effects = run.effects
     }
 }
 
@@ -65,7 +86,7 @@ private struct Run {
     var effects: [Effect]
 
     var playbook: Playbook { engine.playbook }
-    var steps: [EscalationStep] { playbook.steps(of: state.variant) }
+    var steps: [EscalationStep] { engine.stepsByVariant[state.variant.index] }
 
     mutating func handle(_ event: IncidentEvent) throws(EngineRejection) {
         switch event {
@@ -74,13 +95,15 @@ private struct Run {
         case .reportMerged(let report):
             guard state.isOpen else { throw .resolved }
             state.reportCount += 1
-            audit(report.reporter, .reportMerged, detail: "report \(state.reportCount): \(report.type) \(report.severity)",
+            audit(report.reporter, .reportMerged, detail: "report \(state.reportCount): " + report.type.rawValue + " " + report.severity.rawValue,
                   sensitive: report.summary)
             if report.severity > state.incident.severity {
-                audit(report.reporter, .severityRaised, detail: "\(state.incident.severity) to \(report.severity)")
+                audit(report.reporter, .severityRaised, detail: state.incident.severity.rawValue + " to " + report.severity.rawValue)
                 state.incident.severity = report.severity
             }
-            state.incident.flags.formUnion(report.flags)
+            let newFlags = report.flags.subtracting(state.incident.flags)
+            state.incident.flags.formUnion(newFlags)
+            if !newFlags.isEmpty { withdrawTasks(excludedBy: newFlags, reporter: report.reporter) }
         case .timerFired(let key):
             timerFired(key)
         case .acknowledged(let actor, let path, let step):
@@ -125,20 +148,12 @@ private struct Run {
         var index = first
         while index < steps.count {
             let step = steps[index]
-            var recipients: [Recipient] = []
-            for target in step.targets {
-                switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
-                case .recipients(let found):
-                    for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
-                case .nobody(let reason):
-                    audit(.system, .targetUnresolved, step: index, round: round, target: target.description, detail: reason)
-                }
-            }
+            let recipients = resolve(step.targets, step: index, round: round)
             state.phase = .escalating(step: index, round: round)
             state.currentPages.removeAll(keepingCapacity: true)
             if !recipients.isEmpty {
                 audit(.system, round == 0 ? .stepStarted : .stepRepeated, step: index, round: round,
-                      detail: "acknowledge within \(step.ackWithin)")
+                      detail: engine.ackWindowText[state.variant.index][index])
                 for recipient in recipients {
                     send(to: recipient, channels: step.channels, kind: .page, step: index, round: round)
                 }
@@ -161,40 +176,62 @@ private struct Run {
     mutating func send(to recipient: Recipient, channels: [ChannelKind], kind: NotificationKind,
                        step: Int?, round: Int?, task: TaskID? = nil) {
         let contacts = engine.directory.contacts(of: recipient)
-        var chosen: [ContactPoint] = []
+        var sent = 0
         for channel in channels {
-            if let contact = contacts.first(where: { $0.channel == channel }) { chosen.append(contact) }
+            guard let contact = contacts.first(where: { $0.channel == channel }) else { continue }
+            emit(contact, to: recipient, kind: kind, step: step, round: round, task: task)
+            sent += 1
         }
-        if chosen.isEmpty, let first = contacts.first {
-            chosen.append(first)
+        guard sent == 0 else { return }
+        if let first = contacts.first {
             audit(.system, .channelSubstituted, step: step, round: round, recipient: recipient, channel: first.channel, task: task,
-                  detail: "no \(channels.map(\.rawValue).joined(separator: " or ")) contact point; using \(first.channel)")
-        }
-        if chosen.isEmpty {
+                  detail: "no \(channels.map(\.rawValue).joined(separator: " or ")) contact point; using " + first.channel.rawValue)
+            emit(first, to: recipient, kind: kind, step: step, round: round, task: task)
+        } else {
             audit(.system, .targetUnresolved, step: step, round: round, recipient: recipient, task: task,
                   detail: "\(recipient) has no contact points")
-            return
-        }
-        for contact in chosen {
-            let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
-            effects.append(.notify(QueuedNotification(
-                id: id, incident: state.incident.id, incidentNumber: state.incident.number, type: state.incident.type,
-                severity: state.incident.severity, site: state.incident.site, recipient: recipient,
-                channel: contact.channel, address: contact.address, kind: kind, step: step, round: round, task: task)))
-            if kind == .page { state.currentPages.append(OutstandingPage(notificationID: id, failed: false)) }
-            audit(.system, kind == .fallback ? .fallbackPaged : .paged, step: step, round: round, recipient: recipient,
-                  channel: contact.channel, task: task, notification: id, detail: kind == .page ? nil : kind.rawValue)
         }
     }
 
+    private mutating func emit(_ contact: ContactPoint, to recipient: Recipient, kind: NotificationKind,
+                               step: Int?, round: Int?, task: TaskID?) {
+        let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
+        effects.append(.notify(QueuedNotification(
+            id: id, incidentNumber: state.incident.number, type: state.incident.type,
+            severity: state.incident.severity, site: state.incident.site, address: contact.address)))
+        if kind == .page { state.currentPages.append(OutstandingPage(notificationID: id, failed: false)) }
+        audit(.system, kind == .fallback ? .fallbackPaged : .paged, step: step, round: round, recipient: recipient,
+              channel: contact.channel, task: task, notification: id, detail: kind == .page ? nil : kind.rawValue)
+    }
+
+    /// Everyone the targets name now, each once, in order; a target that names nobody is audited with why.
+    mutating func resolve(_ targets: [Target], step: Int? = nil, round: Int? = nil, task: TaskID? = nil,
+                          context: String = "") -> [Recipient] {
+        var recipients: [Recipient] = []
+        recipients.reserveCapacity(targets.count)
+        for target in targets {
+            switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
+            case .one(let recipient):
+                if !recipients.contains(recipient) { recipients.append(recipient) }
+            case .recipients(let found):
+                for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
+            case .nobody(let reason):
+                audit(.system, .targetUnresolved, step: step, round: round, task: task, target: target.description, detail: context + reason)
+            }
+        }
+        return recipients
+    }
+
     func notificationID(kind: NotificationKind, recipient: Recipient, channel: ChannelKind,
-                        step: Int?, round: Int?, task: TaskID?) -> String {
-        var id = "\(state.incident.id)/c\(state.cycle)/\(kind.rawValue)"
-        if let step { id += "/s\(step + 1)" }
-        if let round { id += "/r\(round)" }
-        if let task { id += "/\(task)" }
-        if kind == .assigned { id += "/a\(state.nextAuditSequence)" }
-        return id + "/\(recipient)/\(channel.rawValue)"
+                        step: Int?, round: Int?, task: TaskID?) -> NotificationID {
+        let qualifier: NotificationID.Qualifier = switch kind {
+        case .page: .step(step ?? 0, round: round ?? 0)
+        case .fallback: .none
+        case .taskOverdue: task.map { .task($0) } ?? .none
+        case .assigned: .sequence(state.nextAuditSequence)
+        }
+        return NotificationID(incident: state.incident.id, cycle: state.cycle, kind: kind, qualifier: qualifier,
+                              recipient: recipient, channel: channel)
     }
 
     mutating func timerFired(_ key: TimerKey) {
@@ -208,7 +245,7 @@ private struct Run {
             if round < step.repeats {
                 page(step: stepIndex, round: round + 1)
             } else {
-                advance(from: stepIndex, reason: "no acknowledgement within \(step.ackWithin)")
+                advance(from: stepIndex, reason: engine.noAckText[state.variant.index][stepIndex])
             }
         case .taskDue(let id):
             taskDue(id)
@@ -227,16 +264,7 @@ private struct Run {
 
     mutating func runFallback() {
         state.currentPages.removeAll()
-        var recipients: [Recipient] = []
-        for target in playbook.fallback.targets {
-            switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
-            case .recipients(let found):
-                for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
-            case .nobody(let reason):
-                audit(.system, .targetUnresolved, target: target.description, detail: "fallback: \(reason)")
-            }
-        }
-        for recipient in recipients {
+        for recipient in resolve(engine.playbook.fallback.targets, context: "fallback: ") {
             send(to: recipient, channels: playbook.fallback.channels, kind: .fallback, step: nil, round: nil)
         }
         state.phase = .unowned
@@ -326,7 +354,7 @@ private struct Run {
         page(step: 0, round: 0)
     }
 
-    mutating func deliveryFailed(id: String, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool) {
+    mutating func deliveryFailed(id: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool) {
         audit(.system, .deliveryFailed, recipient: recipient, channel: channel, notification: id,
               detail: (permanent ? "gave up: " : "attempt failed: ") + reason)
         guard permanent, let index = state.currentPages.firstIndex(where: { $0.notificationID == id }) else { return }
@@ -341,12 +369,25 @@ private struct Run {
     // MARK: Tasks
 
     mutating func scheduleTasks(anchor: DeadlineAnchor, at anchorTime: Date) {
-        for task in playbook.tasks where task.after == anchor {
-            guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].dueAt == nil else { continue }
-            let due = anchorTime.adding(task.due)
+        let tasks = engine.playbook.tasks
+        for index in state.tasks.indices where state.tasks[index].dueAt == nil {
+            guard let spec = tasks.firstIndex(where: { $0.id == state.tasks[index].id }), tasks[spec].after == anchor else { continue }
+            let due = anchorTime.adding(tasks[spec].due)
             state.tasks[index].dueAt = due
-            schedule(.taskDue(task.id), at: due)
-            audit(.system, .taskScheduled, task: task.id, detail: "due \(task.due) after the \(anchor.rawValue)")
+            schedule(.taskDue(state.tasks[index].id), at: due)
+            audit(.system, .taskScheduled, task: state.tasks[index].id, detail: engine.taskDeadlineText[spec])
+        }
+    }
+
+    /// A later report can say what an earlier one did not ("a family member may be the source of
+    /// harm"): open tasks the playbook leaves out under that flag are withdrawn, timers and all.
+    mutating func withdrawTasks(excludedBy flags: Set<IncidentFlag>, reporter: Actor) {
+        for task in engine.playbook.tasks where !task.unless.isDisjoint(with: flags) {
+            guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].completedAt == nil else { continue }
+            state.tasks.remove(at: index)
+            cancel(.taskDue(task.id))
+            let flagList = task.unless.intersection(flags).map(\.rawValue).sorted().joined(separator: ", ")
+            audit(reporter, .taskWithdrawn, task: task.id, detail: "a merged report set \(flagList)")
         }
     }
 
@@ -355,16 +396,7 @@ private struct Run {
               let task = playbook.tasks.first(where: { $0.id == id }) else { return }
         state.tasks[index].overdue = true
         audit(.system, .taskOverdue, task: id, detail: "not completed within \(task.due) of the \(task.after.rawValue)")
-        var recipients: [Recipient] = []
-        for target in task.overdue.targets {
-            switch engine.directory.resolve(target, site: state.incident.site, reporter: state.incident.reporter, at: now) {
-            case .recipients(let found):
-                for recipient in found where !recipients.contains(recipient) { recipients.append(recipient) }
-            case .nobody(let reason):
-                audit(.system, .targetUnresolved, task: id, target: target.description, detail: reason)
-            }
-        }
-        for recipient in recipients {
+        for recipient in resolve(task.overdue.targets, task: id) {
             send(to: recipient, channels: task.overdue.channels, kind: .taskOverdue, step: nil, round: nil, task: id)
         }
     }
@@ -385,7 +417,7 @@ private struct Run {
 
     mutating func audit(_ actor: Actor, _ action: AuditAction, step: Int? = nil, round: Int? = nil,
                         recipient: Recipient? = nil, channel: ChannelKind? = nil, task: TaskID? = nil,
-                        target: String? = nil, notification: String? = nil, detail: String? = nil, sensitive: String? = nil) {
+                        target: String? = nil, notification: NotificationID? = nil, detail: String? = nil, sensitive: String? = nil) {
         effects.append(.audit(AuditRecord(
             sequence: state.nextAuditSequence, at: now, actor: actor, action: action, step: step, round: round,
             recipient: recipient, channel: channel, task: task, target: target, notification: notification,

@@ -143,10 +143,18 @@ public struct Grouping: Hashable, Sendable {
 }
 
 /// Which list of steps an incident runs, chosen from the site's calendar when it is reported.
-public enum PlanVariant: String, Hashable, Sendable, Codable {
+public enum PlanVariant: String, CaseIterable, Hashable, Sendable, Codable {
     case standard
     case outsideSchoolHours = "outside_school_hours"
     case nonSchoolDays = "non_school_days"
+
+    var index: Int {
+        switch self {
+        case .standard: 0
+        case .outsideSchoolHours: 1
+        case .nonSchoolDays: 2
+        }
+    }
 }
 
 public struct Playbook: Hashable, Sendable {

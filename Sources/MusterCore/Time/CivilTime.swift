@@ -6,13 +6,26 @@ import Foundation
 public enum Weekday: String, CaseIterable, Sendable, Codable, Comparable {
     case mon, tue, wed, thu, fri, sat, sun
 
-    public var index: Int { Weekday.allCases.firstIndex(of: self) ?? 0 }
+    /// Monday is 0.
+    public var index: Int {
+        switch self {
+        case .mon: 0
+        case .tue: 1
+        case .wed: 2
+        case .thu: 3
+        case .fri: 4
+        case .sat: 5
+        case .sun: 6
+        }
+    }
+
     public static func < (lhs: Weekday, rhs: Weekday) -> Bool { lhs.index < rhs.index }
+
+    private static let byIndex: [Weekday] = [.mon, .tue, .wed, .thu, .fri, .sat, .sun]
 
     /// The weekday of a day counted from 1970-01-01, which was a Thursday.
     public init(dayNumber: Int64) {
-        let index = Int(((dayNumber % 7) + 7 + 3) % 7)
-        self = Weekday.allCases[index]
+        self = Weekday.byIndex[Int(((dayNumber % 7) + 7 + 3) % 7)]
     }
 }
 

@@ -8,6 +8,10 @@ public struct ZoneRules: Sendable, Hashable {
     /// `offsets[i]` (seconds east of UTC) applies from `starts[i]` (epoch seconds) on; `starts[0]` is the distant past.
     private let starts: [Int64]
     private let offsets: [Int]
+    /// For each 2^22-second bucket (about 48 days) from 1970, the index of the offset in force at its
+    /// start: a lookup then needs at most a step or two instead of a binary search.
+    private let buckets: [Int32]
+    private static let bucketShift: Int64 = 22
 
     /// nil when the identifier names no time zone the system knows.
     public init?(identifier: String) {
@@ -27,6 +31,19 @@ public struct ZoneRules: Sendable, Hashable {
         }
         self.starts = starts
         self.offsets = offsets
+        buckets = ZoneRules.buckets(starts)
+    }
+
+    private static func buckets(_ starts: [Int64]) -> [Int32] {
+        let count = Int(4_102_444_800 >> bucketShift) + 1
+        var buckets = [Int32](repeating: 0, count: count)
+        var index = 0
+        for b in 0..<count {
+            let bucketStart = Int64(b) << bucketShift
+            while index + 1 < starts.count, starts[index + 1] <= bucketStart { index += 1 }
+            buckets[b] = Int32(index)
+        }
+        return buckets
     }
 
     public static let utc = ZoneRules(fixedOffset: 0, identifier: "UTC")
@@ -35,10 +52,17 @@ public struct ZoneRules: Sendable, Hashable {
         self.identifier = identifier
         starts = [Int64.min]
         offsets = [fixedOffset]
+        buckets = [0]
     }
 
     /// Seconds east of UTC at an instant.
     public func offset(atEpoch t: Int64) -> Int {
+        let bucket = t >> ZoneRules.bucketShift
+        if bucket >= 0, bucket < Int64(buckets.count) {
+            var index = Int(buckets[Int(bucket)])
+            while index + 1 < starts.count, starts[index + 1] <= t { index += 1 }
+            return offsets[index]
+        }
         var low = 0, high = starts.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
@@ -60,6 +84,7 @@ public struct ZoneRules: Sendable, Hashable {
     /// after the gap, the moment of the change: 02:30 on a spring-forward night is 03:00 daylight time.
     public func instant(_ local: LocalDateTime) -> Date {
         let before = offset(atEpoch: local.seconds - 86_400), after = offset(atEpoch: local.seconds + 86_400)
+        if before == after { return Date(epochSeconds: local.seconds - Int64(before)) }  // no change within a day
         var best: Int64?
         for o in [before, after] {
             let t = local.seconds - Int64(o)
