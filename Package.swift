@@ -52,6 +52,11 @@ let package = Package(
             name: "MusterPlaybooksTests",
             dependencies: ["MusterCore", "MusterPlaybooks"]
         ),
+        // Runs the built `muster` executable as a user would.
+        .testTarget(
+            name: "MusterCLITests",
+            dependencies: ["muster"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,126 @@
+// The `muster` command as a user runs it: exit statuses, diagnostics on stderr, timelines on stdout.
+import Foundation
+import Testing
+
+/// The repository root, found from this file's path.
+private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+private struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the `muster` executable that `swift build` put beside the test bundle.
+private func muster(_ arguments: [String]) throws -> Run {
+    let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        .flatMap { [$0.appendingPathComponent("muster"), $0.deletingLastPathComponent().appendingPathComponent("muster")] }
+        + [root.appendingPathComponent(".build/debug/muster")]
+    guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "muster executable (looked in \(candidates.map(\.path)))"])
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.currentDirectoryURL = root
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// A copy of the shipped playbooks in a temporary folder, to break on purpose.
+private func copyOfPlaybooks() throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-cli-\(UUID().uuidString)")
+    try FileManager.default.copyItem(at: root.appendingPathComponent("playbooks"), to: folder)
+    return folder
+}
+
+@Suite("Command line")
+struct CommandLineTests {
+    @Test("the shipped playbooks and directory lint clean: exit 0")
+    func shippedPlaybooksLintClean() throws {
+        let run = try muster(["playbook", "lint", "playbooks"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("no errors"))
+        #expect(!run.stderr.contains("error:"))
+    }
+
+    @Test("lint prints file:line:column diagnostics and exits 1 on errors")
+    func lintErrors() throws {
+        let folder = try copyOfPlaybooks()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("suicide-risk.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "ack_within: 3m", with: "ack_whithin: 3m").write(to: file, atomically: true, encoding: .utf8)
+        let run = try muster(["playbook", "lint", folder.path])
+        #expect(run.status == 1)
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("ack_whithin") })
+        #expect(line.hasPrefix(folder.path + "/suicide-risk.yaml:"))
+        #expect(line.hasSuffix(": error: unknown key 'ack_whithin' in step 1; did you mean 'ack_within'?"))
+    }
+
+    @Test("lint on a folder that does not exist says so and exits 1")
+    func lintMissingFolder() throws {
+        let run = try muster(["playbook", "lint", "/nonexistent/playbooks"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("cannot read the playbook folder"))
+    }
+
+    @Test("simulate --format json prints one object per line with the documented fields")
+    func simulateJSON() throws {
+        let run = try muster(["simulate", "--type", "suicide-risk", "--severity", "high", "--site", "lincoln-high",
+                              "--at", "2026-12-02T10:00:00-06:00", "--format", "json"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let objects = try run.stdout.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        #expect(objects.count > 5)
+        for object in objects {
+            for key in ["at", "offset_s", "kind", "step", "person", "channel", "task"] {
+                #expect(object.keys.contains(key), "missing \(key) in \(object)")
+            }
+        }
+        let first = try #require(objects.first)
+        #expect(first["at"] as? String == "2026-12-02T10:00:00-06:00")
+        #expect(first["offset_s"] as? Int == 0)
+        #expect(objects.contains { $0["kind"] as? String == "page" && $0["step"] as? Int == 1 && $0["channel"] is String })
+        #expect(objects.last?["kind"] as? String == "end")
+    }
+
+    @Test("simulate with an acknowledgement stops paging at that moment")
+    func simulateWithAck() throws {
+        let json = try muster(["simulate", "--type", "suicide-risk", "--severity", "high", "--site", "lincoln-high",
+                               "--at", "2026-12-02T10:00:00-06:00", "--format", "json"])
+        let firstPaged = try #require(json.stdout.split(separator: "\n").compactMap { line -> String? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  object["kind"] as? String == "page" else { return nil }
+            return object["person"] as? String
+        }.first)
+        let run = try muster(["simulate", "--type", "suicide-risk", "--severity", "high", "--site", "lincoln-high",
+                              "--at", "2026-12-02T10:00:00-06:00", "--ack", "\(firstPaged)@+2m"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("End: acknowledged by"))
+        let pagesAfter = run.stdout.split(separator: "\n").filter { $0.contains(" page ") && !$0.contains("+0s") }
+        #expect(pagesAfter.isEmpty, "\(pagesAfter)")
+    }
+
+    @Test("simulate refuses bad input with a clear message", arguments: [
+        (["--type", "suicide-risc"], "unknown incident type 'suicide-risc'; did you mean 'suicide-risk'?"),
+        (["--site", "lincon-high"], "unknown site 'lincon-high'; did you mean 'lincoln-high'?"),
+        (["--at", "2026-12-02 10:00"], "bad --at '2026-12-02 10:00'"),
+        (["--ack", "nobody@+2m"], "unknown person 'nobody'"),
+        (["--ack", "someone"], "bad --ack 'someone': write ID@+OFFSET"),
+    ])
+    func simulateBadInput(override: [String], message: String) throws {
+        var arguments = ["simulate", "--type", "suicide-risk", "--severity", "high", "--site", "lincoln-high", "--at", "2026-12-02T10:00:00-06:00"]
+        let (flag, value) = (override[0], override[1])
+        if let index = arguments.firstIndex(of: flag) { arguments[index + 1] = value } else { arguments += [flag, value] }
+        let run = try muster(arguments)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains(message), "stderr: \(run.stderr)")
+    }
+}
