@@ -47,7 +47,9 @@ struct PlaybookParser {
             return Fallback(targets: targets, channels: channels)
         }
         let defaultOverdue = top.has("overdue") ? parseOverdue(top["overdue"], "overdue", sites: sites) : nil
-        let tasks = top.has("tasks") ? parseTasks(top["tasks"], flags: flags, defaultOverdue: defaultOverdue, sites: sites) : []
+        // A playbook `overdue` with errors of its own is reported there, not again on every task.
+        let tasks = top.has("tasks")
+            ? parseTasks(top["tasks"], flags: flags, defaultOverdue: defaultOverdue, hasDefaultOverdue: top.has("overdue"), sites: sites) : []
         if defaultOverdue != nil, !tasks.isEmpty, tasks.allSatisfy({ $0.hasOwnOverdue }) {
             reader.warning("every task has its own 'overdue', so the playbook's 'overdue' is never used", at: top.keyNode("overdue"))
         }
@@ -159,7 +161,7 @@ struct PlaybookParser {
     }
 
     private func parseTasks(_ node: Node?, flags: [IncidentFlag: String], defaultOverdue: OverdueAlert?,
-                            sites: [SiteID]?) -> [ParsedTask] {
+                            hasDefaultOverdue: Bool, sites: [SiteID]?) -> [ParsedTask] {
         var tasks: [ParsedTask] = []
         var seen: Set<String> = []
         for item in reader.list(node, "tasks") ?? [] {
@@ -183,7 +185,7 @@ struct PlaybookParser {
                 }
             }
             let own = fields.has("overdue") ? parseOverdue(fields["overdue"], "the task's overdue", sites: sites) : nil
-            if !fields.has("overdue"), defaultOverdue == nil {
+            if !fields.has("overdue"), !hasDefaultOverdue {
                 reader.error("task '\(id)' has no one to alert when it is overdue: add 'overdue' to the task or to the playbook", at: item)
             }
             guard let title, let due, let after, let overdue = own ?? defaultOverdue else { continue }

@@ -31,7 +31,7 @@ enum TimelineJSON {
 
     static func print(_ simulation: SimulationResult, zone: ZoneRules) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]  // stable order; "at" comes first
         var out = ""
         for line in simulation.lines {
             out += String(decoding: try encoder.encode(Line(line: line, zone: zone)), as: UTF8.self) + "\n"
@@ -67,7 +67,12 @@ enum TimelineText {
         let siteName = directory.sites[incident.site]?.name ?? incident.site.rawValue
         let schoolTime = directory.schoolTime(at: incident.site, instant: incident.reportedAt)
         var out = "Incident #\(incident.number): \(incident.type), \(incident.severity), at \(siteName) (\(incident.site))\n"
-        out += "Reported \(zone.iso8601(incident.reportedAt)), \(schoolTime.rawValue.replacingOccurrences(of: "_", with: " "))\n"
+        let when = switch schoolTime {
+        case .schoolHours: "during school hours"
+        case .outsideSchoolHours: "a school day, outside school hours"
+        case .nonSchoolDay: "a non-school day"
+        }
+        out += "Reported \(zone.iso8601(incident.reportedAt)), \(when)\n"
         out += "Playbook \(playbook.id) \(playbook.version.prefix(19))…, \(state.variant.rawValue) steps\n\n"
         for line in simulation.lines {
             let offset = formatOffset(line.offsetSeconds).padding(toLength: 9, withPad: " ", startingAt: 0)
@@ -76,8 +81,12 @@ enum TimelineText {
             out += "  \(offset)\(step)\(kind)\(describe(line, directory: directory, zone: zone, start: incident.reportedAt))\n"
         }
         out += "\nEnd: \(phaseName(state.phase))"
+        if let resolvedAt = state.resolvedAt {
+            out += " at \(formatOffset(Int(resolvedAt.timeIntervalSince(incident.reportedAt))))"
+        }
         if let owner = state.owner, let at = state.acknowledgedAt {
-            out += " by \(ownerName(owner, directory)) at \(formatOffset(Int(at.timeIntervalSince(incident.reportedAt))))"
+            out += state.phase == .acknowledged ? " by " : "; acknowledged by "
+            out += "\(ownerName(owner, directory)) at \(formatOffset(Int(at.timeIntervalSince(incident.reportedAt))))"
         }
         let overdue = state.tasks.filter { $0.overdue && $0.completedAt == nil }.map(\.id.rawValue)
         let done = state.tasks.filter { $0.completedAt != nil }.map(\.id.rawValue)
@@ -106,7 +115,9 @@ enum TimelineText {
         case "task_due":
             let due = line.due.map { " at \(formatOffset(Int($0.timeIntervalSince(start)))) (\(zone.iso8601($0)))" } ?? ""
             return "\(line.task ?? "") due\(due)"
-        case "task_overdue", "task_done": return "\(line.task ?? ""): \(line.detail ?? "")"
+        case "task_overdue", "task_done", "task_withdrawn": return "\(line.task ?? ""): \(line.detail ?? "")"
+        case "resolve": return "resolved" + (line.detail.map { ": \($0)" } ?? "")
+        case "report": return "reported: " + (line.detail?.split(separator: ";").first.map(String.init) ?? "")
         case "target_unresolved": return "\(line.target ?? who) skipped: \(line.detail ?? "")"
         case "channel_substituted": return "\(who): \(line.detail ?? "")"
         default: return line.detail ?? ""
