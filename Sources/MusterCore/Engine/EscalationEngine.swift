@@ -40,16 +40,16 @@ public final class EscalationEngine: Sendable {
     /// Handles the report that opens an incident: chooses the variant, schedules the tasks, pages step 1.
     public func start(_ incident: Incident, now: Date, effects: inout [Effect]) -> IncidentState {
         let schoolTime = directory.schoolTime(at: incident.site, instant: now)
-        let state = IncidentState(
+        let variant = playbook.variant(for: schoolTime)
+        var run = Run(engine: self, state: IncidentState(
             incident: incident, playbook: playbook.id, playbookVersion: playbook.version,
-            variant: playbook.variant(for: schoolTime), phase: .escalating(step: 0, round: 0), owner: nil,
+            variant: variant, phase: .escalating(step: 0, round: 0), owner: nil,
             acknowledgedAt: nil, acknowledgedStep: nil, tasks: [], timers: [], currentPages: [], reportCount: 1,
-            cycle: 0, nextAuditSequence: 1, resolvedAt: nil)
-        var run = Run(engine: self, state: state, now: now, effects: [])
+            cycle: 0, nextAuditSequence: 1, resolvedAt: nil), now: now, effects: [])
         swap(&effects, &run.effects)  // append to the caller's buffer, no copy
         run.audit(incident.reporter, .reported,
                   detail: incident.type.rawValue + " " + incident.severity.rawValue + " at " + incident.site.rawValue + "; " + self.playbookText
-                      + "; " + schoolTime.rawValue + ", " + state.variant.rawValue + " steps",
+                      + "; " + schoolTime.rawValue + ", " + variant.rawValue + " steps",
                   sensitive: incident.summary)
         run.state.tasks.reserveCapacity(playbook.tasks.count)
         run.state.timers.reserveCapacity(playbook.tasks.count + 1)
@@ -59,7 +59,9 @@ public final class EscalationEngine: Sendable {
         run.scheduleTasks(anchor: .report, at: incident.reportedAt)
         run.page(step: 0, round: 0)
         swap(&effects, &run.effects)
-        return run.state
+        var state = IncidentState.placeholder
+        swap(&state, &run.state)
+        return state
     }
 
     /// Applies one event to an open incident. On a rejection nothing is changed and no effect is added.
