@@ -91,6 +91,22 @@ struct EscalationEngineTests {
         #expect(skip.detail == "nobody on call for counselor at north (gap in schedule north-counselor)")
     }
 
+    @Test("when a repeat round reaches nobody (a shift ended into a gap), the next step starts at its first round")
+    func repeatIntoGap() {
+        let playbook = Playbook(
+            id: "gap", title: "Gap", version: "test", match: PlaybookMatch(types: ["suicide-risk"]),
+            steps: [EscalationStep(targets: [.onCall("counselor", .incidentSite)], channels: [.sms], ackWithin: .minutes(5), repeats: 1),
+                    EscalationStep(targets: [.onCall("crisis-team", .district)], channels: [.voice], ackWithin: .minutes(5), repeats: 1)],
+            fallback: Fallback(targets: [.partner("mcrt")], channels: [.voice]))
+        // The counselor's layer ends at 17:00: round 0 at 16:57 reaches c1, round 1 at 17:02 reaches nobody.
+        let run = Fixture.simulate(at: "2026-12-02T16:57:00-06:00", playbook: playbook)
+        #expect(run.lines("page", "repeat", "step", "step_skipped") == [
+            "+0s step step 1", "+0s page step 1 c1 sms",
+            "+5m step_skipped step 1", "+5m step step 2", "+5m page step 2 ct2 voice",
+            "+10m repeat step 2", "+10m page step 2 ct2 voice",
+        ])
+    }
+
     @Test("the variant follows the site's calendar", arguments: [
         ("2026-12-02T10:00:00-06:00", PlanVariant.standard, "+0s page step 1 sw2 sms"),            // Wednesday, school hours
         ("2026-12-02T19:00:00-06:00", .outsideSchoolHours, "+0s page step 1 ct2 voice"),           // Wednesday evening

@@ -146,8 +146,8 @@ private struct Run {
     // MARK: Escalation
 
     /// Pages a step's targets; a step whose targets all name nobody is skipped and the next starts at once.
-    mutating func page(step first: Int, round: Int) {
-        var index = first
+    mutating func page(step first: Int, round firstRound: Int) {
+        var index = first, round = firstRound
         while index < steps.count {
             let step = steps[index]
             let recipients = resolve(step.targets, step: index, round: round)
@@ -167,6 +167,7 @@ private struct Run {
             audit(.system, .stepSkipped, step: index, round: round,
                   detail: recipients.isEmpty ? "every target named nobody" : "no one it named can be reached")
             index += 1
+            round = 0  // the next step starts with its first round, whatever round this one was in
             if index < steps.count {
                 audit(.system, .escalated, step: index, detail: "step \(index) reached nobody")
             }
