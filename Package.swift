@@ -13,6 +13,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The pure core: domain, playbook model, schedules, escalation engine, simulator.
@@ -24,6 +28,23 @@ let package = Package(
                 "MusterCore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The audit log's algorithms: the canonical entry encoding (and, later, the Merkle tree). Pure.
+        .target(
+            name: "MusterAudit",
+            dependencies: ["MusterCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Durable storage: the Store protocol, SQLite (GRDB) and PostgreSQL (PostgresNIO), migrations.
+        .target(
+            name: "MusterStore",
+            dependencies: [
+                "MusterCore", "MusterAudit", "MusterPlaybooks",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -46,6 +67,14 @@ let package = Package(
                 "MusterCore",
                 "MusterPlaybooks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "MusterStoreTests",
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterAudit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .testTarget(

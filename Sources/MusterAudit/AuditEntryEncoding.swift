@@ -1,0 +1,139 @@
+// The canonical bytes of an audit entry, stored byte for byte and later hashed into the log.
+// Canonical JSON in the manner of RFC 8785 (JCS), restricted to strings and integers: keys sorted,
+// no white space, absent fields omitted, strings escaped minimally. Free text about a student is
+// never in these bytes; it travels beside them (`sensitive`) so that it can be sealed and purged.
+import Foundation
+import MusterCore
+
+public enum AuditEntryEncoding {
+    /// The encoding's version, written into every entry as "v".
+    public static let version = 1
+
+    public static func encode(_ record: AuditRecord, incident: IncidentID) -> [UInt8] {
+        var fields: [(String, Value)] = [
+            ("v", .int(version)),
+            ("incident", .string(incident.rawValue)),
+            ("seq", .int(record.sequence)),
+            ("at", .string(timestamp(record.at))),
+            ("actor", .string(record.actor.description)),
+            ("action", .string(record.action.rawValue)),
+        ]
+        if let step = record.step { fields.append(("step", .int(step + 1))) }
+        if let round = record.round { fields.append(("round", .int(round))) }
+        if let recipient = record.recipient { fields.append(("recipient", .string(recipient.description))) }
+        if let channel = record.channel { fields.append(("channel", .string(channel.rawValue))) }
+        if let task = record.task { fields.append(("task", .string(task.rawValue))) }
+        if let target = record.target { fields.append(("target", .string(target))) }
+        if let notification = record.notification { fields.append(("notification", .string(notification.description))) }
+        if let detail = record.detail { fields.append(("detail", .string(detail))) }
+        return canonicalObject(fields)
+    }
+
+    /// Reads an entry back (timelines); `sensitive` is stored beside the bytes.
+    public static func decode(_ bytes: [UInt8], sensitive: String?) throws -> (incident: IncidentID, record: AuditRecord) {
+        guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let incident = object["incident"] as? String, let seq = object["seq"] as? Int,
+              let atText = object["at"] as? String, let at = parseTimestamp(atText),
+              let actorText = object["actor"] as? String, let actor = parseActor(actorText),
+              let actionText = object["action"] as? String, let action = AuditAction(rawValue: actionText) else {
+            throw AuditDecodingError(message: "not a version-\(version) audit entry")
+        }
+        let recipient = (object["recipient"] as? String).flatMap(parseRecipient)
+        let record = AuditRecord(
+            sequence: seq, at: at, actor: actor, action: action, step: (object["step"] as? Int).map { $0 - 1 },
+            round: object["round"] as? Int, recipient: recipient,
+            channel: (object["channel"] as? String).flatMap(ChannelKind.init(rawValue:)),
+            task: (object["task"] as? String).map(TaskID.init), target: object["target"] as? String,
+            notification: (object["notification"] as? String).flatMap(NotificationID.init),
+            detail: object["detail"] as? String, sensitive: sensitive)
+        return (IncidentID(incident), record)
+    }
+
+    // MARK: Canonical JSON
+
+    enum Value {
+        case string(String)
+        case int(Int)
+    }
+
+    static func canonicalObject(_ fields: [(String, Value)]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (index, (key, value)) in fields.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }).enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch value {
+            case .string(let text): appendString(text, to: &out)
+            case .int(let number): out.append(contentsOf: Array(String(number).utf8))
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// JCS string escaping: `"` and `\` escaped, control characters as \b \t \n \f \r or \u00xx, all else literal UTF-8.
+    static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x08: out.append(contentsOf: [92, UInt8(ascii: "b")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0C: out.append(contentsOf: [92, UInt8(ascii: "f")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// RFC 3339 in UTC with milliseconds: "2026-12-02T16:00:00.000Z".
+    public static func timestamp(_ date: Date) -> String {
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+        let local = LocalDateTime(seconds: seconds)
+        let ms = Int(millis - seconds * 1000)
+        let s = Int(local.secondOfDay % 60)
+        return "\(local.date)T\(local.time):" + (s < 10 ? "0" : "") + "\(s)." + String(format: "%03d", ms) + "Z"
+    }
+
+    public static func parseTimestamp(_ text: String) -> Date? {
+        guard text.count == 24, text.hasSuffix("Z"),
+              let dateTime = LocalDateTime.parse(String(text.prefix(16))),
+              let seconds = Int(text.dropFirst(17).prefix(2)), let millis = Int(text.dropFirst(20).prefix(3)) else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(dateTime.seconds + Int64(seconds)) + TimeInterval(millis) / 1000)
+    }
+
+    /// Reads an actor's text form ("person:ann", "system").
+    public static func actor(_ text: String) -> Actor? { parseActor(text) }
+
+    static func parseActor(_ text: String) -> Actor? {
+        if text == "system" { return .system }
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return nil }
+        switch parts[0] {
+        case "person": return .person(PersonID(parts[1]))
+        case "partner": return .partner(PartnerID(parts[1]))
+        case "integration": return .integration(parts[1])
+        default: return nil
+        }
+    }
+
+    static func parseRecipient(_ text: String) -> Recipient? {
+        switch parseActor(text) {
+        case .person(let id): .person(id)
+        case .partner(let id): .partner(id)
+        default: nil
+        }
+    }
+}
+
+public struct AuditDecodingError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

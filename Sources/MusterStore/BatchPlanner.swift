@@ -1,0 +1,220 @@
+// Turns a batch of commands into the rows to write, running the pure engine for each command in
+// order. Both stores share it: they read what `needs` asks for (under locks, in the transaction),
+// plan, then write `BatchWrites` in a few bulk statements. A refused command adds no rows, so each
+// command stays all-or-nothing inside the shared transaction.
+import Foundation
+import MusterAudit
+import MusterCore
+import MusterPlaybooks
+
+/// What a batch must read before it can be planned.
+struct BatchNeeds {
+    var idempotencyKeys: [String] = []
+    var groupKeyHashes: [String] = []
+    var incidentIDs: [IncidentID] = []
+    /// How many new incident numbers may be needed (one per report).
+    var reports = 0
+
+    init(_ commands: [StoreCommand], catalog: Catalog) {
+        var keys = Set<String>(), hashes = Set<String>(), ids = Set<IncidentID>()
+        for command in commands {
+            switch command {
+            case .report(let intake):
+                reports += 1
+                if let key = intake.idempotencyKey { keys.insert(key) }
+                if let hash = BatchPlanner.groupKeyHash(intake.report, catalog: catalog) { hashes.insert(hash) }
+            case .event(let id, _):
+                ids.insert(id)
+            }
+        }
+        idempotencyKeys = keys.sorted()
+        groupKeyHashes = hashes.sorted()
+        incidentIDs = ids.sorted()
+    }
+}
+
+/// What the store read for a batch.
+struct Prefetched {
+    /// Reports already taken, by idempotency key.
+    var idempotent: [String: IncidentRef] = [:]
+    /// Open incidents whose grouping window is still open, by grouping-key hash.
+    var openByGroup: [String: IncidentID] = [:]
+    /// The current state of every incident the batch touches (events' and open groups').
+    var states: [IncidentID: IncidentState] = [:]
+    /// Fresh incident numbers, used in order.
+    var numbers: [Int] = []
+}
+
+struct IncidentWrite {
+    var state: IncidentState
+    var isNew: Bool
+    var groupKeyHash: String?
+    var groupUntil: Date?
+}
+
+struct ReportWrite {
+    var incident: IncidentID
+    var report: Report
+    var idempotencyKey: String?
+}
+
+struct AuditWrite {
+    var incident: IncidentID
+    var record: AuditRecord
+    var body: [UInt8]
+}
+
+enum TimerWrite {
+    case upsert(Date)
+    case delete
+}
+
+struct TimerRowKey: Hashable {
+    var incident: IncidentID
+    var key: TimerKey
+}
+
+/// Every row a batch writes.
+struct BatchWrites {
+    /// Final state per incident (the last write wins).
+    var incidents: [IncidentID: IncidentWrite] = [:]
+    var incidentOrder: [IncidentID] = []
+    var reports: [ReportWrite] = []
+    var audits: [AuditWrite] = []
+    /// The net effect on each timer row.
+    var timers: [TimerRowKey: TimerWrite] = [:]
+    var outbox: [QueuedNotification] = []
+
+    mutating func absorb(_ other: BatchWrites) {
+        for id in other.incidentOrder {
+            guard let write = other.incidents[id] else { continue }
+            if let existing = incidents[id] {
+                incidents[id] = IncidentWrite(state: write.state, isNew: existing.isNew || write.isNew,
+                                              groupKeyHash: write.groupKeyHash ?? existing.groupKeyHash,
+                                              groupUntil: write.groupUntil ?? existing.groupUntil)
+            } else {
+                incidents[id] = write
+                incidentOrder.append(id)
+            }
+        }
+        reports += other.reports
+        audits += other.audits
+        for (key, write) in other.timers { timers[key] = write }
+        outbox += other.outbox
+    }
+
+    var isEmpty: Bool { incidents.isEmpty && reports.isEmpty && audits.isEmpty && timers.isEmpty && outbox.isEmpty }
+}
+
+struct BatchPlanner: Sendable {
+    let catalog: Catalog
+    let now: Date
+    let newIncidentID: @Sendable () -> IncidentID
+
+    static func groupKeyHash(_ report: Report, catalog: Catalog) -> String? {
+        guard let playbook = catalog.playbooks.playbook(type: report.type, severity: report.severity, site: report.site),
+              let key = PlaybookSet.groupingKey(for: report, playbook: playbook) else { return nil }
+        return GroupKey.hash(key)
+    }
+
+    func plan(_ commands: [StoreCommand], _ prefetched: Prefetched) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
+        var known = prefetched
+        var writes = BatchWrites()
+        var results: [Result<CommandOutcome, StoreError>] = []
+        results.reserveCapacity(commands.count)
+        for command in commands {
+            var own = BatchWrites()
+            let result: Result<CommandOutcome, StoreError>
+            switch command {
+            case .report(let intake): result = report(intake, known: &known, writes: &own)
+            case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own)
+            }
+            if case .success = result { writes.absorb(own) }
+            results.append(result)
+        }
+        return (writes, results)
+    }
+
+    private func report(_ intake: ReportIntake, known: inout Prefetched, writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+        let report = intake.report
+        if let key = intake.idempotencyKey, let ref = known.idempotent[key] { return .success(.duplicate(ref)) }
+        guard catalog.directory.incidentTypes.contains(where: { $0.id == report.type }) else {
+            return .failure(.invalidReport("unknown incident type '\(report.type)'"))
+        }
+        guard catalog.directory.sites[report.site] != nil else { return .failure(.invalidReport("unknown site '\(report.site)'")) }
+        guard let playbook = catalog.playbooks.playbook(type: report.type, severity: report.severity, site: report.site),
+              let engine = catalog.engines[playbook.id] else {
+            return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))
+        }
+        let hash = PlaybookSet.groupingKey(for: report, playbook: playbook).map(GroupKey.hash)
+        if let hash, let openID = known.openByGroup[hash], var state = known.states[openID], state.isOpen {
+            var effects: [Effect] = []
+            do {
+                try engine.apply(.reportMerged(report), to: &state, now: now, effects: &effects)
+            } catch {
+                return .failure(.rejected(error))
+            }
+            let ref = IncidentRef(id: openID, number: state.incident.number)
+            known.states[openID] = state
+            if let key = intake.idempotencyKey { known.idempotent[key] = ref }
+            record(state, isNew: false, effects: effects, into: &writes)
+            writes.reports.append(ReportWrite(incident: openID, report: report, idempotencyKey: intake.idempotencyKey))
+            return .success(.merged(ref))
+        }
+        guard !known.numbers.isEmpty else { return .failure(.unavailable("no incident number was allocated")) }
+        let number = known.numbers.removeFirst()
+        let incident = Incident(id: newIncidentID(), number: number, report: report)
+        var effects: [Effect] = []
+        let state = engine.start(incident, now: now, effects: &effects)
+        let ref = IncidentRef(id: incident.id, number: number)
+        known.states[incident.id] = state
+        if let hash { known.openByGroup[hash] = incident.id }
+        if let key = intake.idempotencyKey { known.idempotent[key] = ref }
+        record(state, isNew: true, effects: effects, into: &writes, groupKeyHash: hash,
+               groupUntil: playbook.grouping.map { report.receivedAt.adding($0.within) })
+        writes.reports.append(ReportWrite(incident: incident.id, report: report, idempotencyKey: intake.idempotencyKey))
+        return .success(.created(ref, queued: queued(effects)))
+    }
+
+    private func apply(_ event: IncidentEvent, to id: IncidentID, known: inout Prefetched,
+                       writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+        guard var state = known.states[id] else { return .failure(.unknownIncident(id)) }
+        guard let engine = catalog.engines[state.playbook] else { return .failure(.unknownPlaybook(state.playbook)) }
+        var effects: [Effect] = []
+        do {
+            try engine.apply(event, to: &state, now: now, effects: &effects)
+        } catch {
+            return .failure(.rejected(error))
+        }
+        known.states[id] = state
+        // A fired timer's row goes, unless the event scheduled the same key again.
+        if case .timerFired(let key) = event { writes.timers[TimerRowKey(incident: id, key: key)] = .delete }
+        record(state, isNew: false, effects: effects, into: &writes)
+        return .success(.applied(IncidentRef(id: id, number: state.incident.number), queued: queued(effects)))
+    }
+
+    private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], into writes: inout BatchWrites,
+                        groupKeyHash: String? = nil, groupUntil: Date? = nil) {
+        let id = state.incident.id
+        if writes.incidents[id] == nil { writes.incidentOrder.append(id) }
+        writes.incidents[id] = IncidentWrite(state: state, isNew: isNew || (writes.incidents[id]?.isNew ?? false),
+                                             groupKeyHash: groupKeyHash ?? writes.incidents[id]?.groupKeyHash,
+                                             groupUntil: groupUntil ?? writes.incidents[id]?.groupUntil)
+        for effect in effects {
+            switch effect {
+            case .audit(let record):
+                writes.audits.append(AuditWrite(incident: id, record: record, body: AuditEntryEncoding.encode(record, incident: id)))
+            case .scheduleTimer(let key, let due):
+                writes.timers[TimerRowKey(incident: id, key: key)] = .upsert(due)
+            case .cancelTimer(let key):
+                writes.timers[TimerRowKey(incident: id, key: key)] = .delete
+            case .notify(let notification):
+                writes.outbox.append(notification)
+            }
+        }
+    }
+
+    private func queued(_ effects: [Effect]) -> [QueuedNotification] {
+        effects.compactMap { if case .notify(let n) = $0 { n } else { nil } }
+    }
+}

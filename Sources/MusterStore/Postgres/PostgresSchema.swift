@@ -1,0 +1,116 @@
+// PostgreSQL migrations, numbered and never edited once released: add a new one instead. Each is a
+// list of statements (the extended protocol runs one at a time), applied in one transaction.
+enum PostgresSchema {
+    static let migrations: [(name: String, statements: [String])] = [
+        ("001-incidents-reports-audit-timers-outbox", [
+            "CREATE SEQUENCE incident_numbers",
+            """
+            CREATE TABLE incidents (
+              id TEXT PRIMARY KEY,
+              number BIGINT NOT NULL UNIQUE,
+              type TEXT NOT NULL,
+              severity TEXT NOT NULL,
+              site TEXT NOT NULL,
+              playbook TEXT NOT NULL,
+              playbook_version TEXT NOT NULL,
+              phase TEXT NOT NULL,
+              reported_at TIMESTAMPTZ NOT NULL,
+              report_count BIGINT NOT NULL,
+              group_key_hash TEXT,
+              group_until TIMESTAMPTZ,
+              state BYTEA NOT NULL,
+              summary TEXT NOT NULL,
+              subject TEXT,
+              updated_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX incidents_open_groups ON incidents (group_key_hash) WHERE group_key_hash IS NOT NULL AND phase <> 'resolved'",
+            "CREATE INDEX incidents_by_site ON incidents (site, number)",
+            "CREATE INDEX incidents_by_phase ON incidents (phase, number)",
+            """
+            CREATE TABLE reports (
+              id BIGSERIAL PRIMARY KEY,
+              incident_id TEXT NOT NULL REFERENCES incidents (id),
+              idempotency_key TEXT UNIQUE,
+              received_at TIMESTAMPTZ NOT NULL,
+              reporter TEXT NOT NULL,
+              type TEXT NOT NULL,
+              severity TEXT NOT NULL,
+              site TEXT NOT NULL,
+              flags TEXT NOT NULL,
+              summary TEXT NOT NULL,
+              subject TEXT
+            )
+            """,
+            "CREATE INDEX reports_by_incident ON reports (incident_id)",
+            """
+            CREATE TABLE audit_entries (
+              id BIGSERIAL PRIMARY KEY,
+              incident_id TEXT NOT NULL,
+              sequence BIGINT NOT NULL,
+              at TIMESTAMPTZ NOT NULL,
+              actor TEXT NOT NULL,
+              action TEXT NOT NULL,
+              body BYTEA NOT NULL,
+              sensitive TEXT,
+              UNIQUE (incident_id, sequence)
+            )
+            """,
+            """
+            CREATE FUNCTION muster_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              RAISE EXCEPTION 'audit entries are append-only: % refused', TG_OP;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries
+              FOR EACH ROW EXECUTE FUNCTION muster_audit_append_only()
+            """,
+            """
+            CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
+              FOR EACH STATEMENT EXECUTE FUNCTION muster_audit_append_only()
+            """,
+            """
+            CREATE TABLE timers (
+              incident_id TEXT NOT NULL,
+              key TEXT NOT NULL,
+              due_at TIMESTAMPTZ NOT NULL,
+              claimed_by TEXT,
+              lease_until TIMESTAMPTZ,
+              PRIMARY KEY (incident_id, key)
+            )
+            """,
+            "CREATE INDEX timers_by_due ON timers (due_at)",
+            """
+            CREATE TABLE outbox (
+              id TEXT PRIMARY KEY,
+              incident_id TEXT NOT NULL,
+              channel TEXT NOT NULL,
+              notification BYTEA NOT NULL,
+              status TEXT NOT NULL DEFAULT 'queued',
+              attempts INT NOT NULL DEFAULT 0,
+              next_attempt_at TIMESTAMPTZ NOT NULL,
+              claimed_by TEXT,
+              lease_until TIMESTAMPTZ,
+              created_at TIMESTAMPTZ NOT NULL,
+              finished_at TIMESTAMPTZ,
+              receipt TEXT,
+              last_error TEXT
+            )
+            """,
+            "CREATE INDEX outbox_ready ON outbox (next_attempt_at) WHERE status = 'queued'",
+            """
+            CREATE TABLE delivery_attempts (
+              id BIGSERIAL PRIMARY KEY,
+              notification_id TEXT NOT NULL,
+              attempt INT NOT NULL,
+              at TIMESTAMPTZ NOT NULL,
+              outcome TEXT NOT NULL,
+              detail TEXT
+            )
+            """,
+            "CREATE INDEX delivery_attempts_by_notification ON delivery_attempts (notification_id)",
+        ]),
+    ]
+}

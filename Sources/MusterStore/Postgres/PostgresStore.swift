@@ -1,0 +1,446 @@
+// The production store: PostgreSQL through PostgresNIO's pooled client. Several Muster instances
+// may share one database: grouping and idempotency keys are serialised by advisory locks, touched
+// incidents by row locks, and workers claim timers and deliveries with SKIP LOCKED and a lease.
+import Foundation
+import Logging
+import MusterAudit
+import MusterCore
+import MusterPlaybooks
+import NIOCore
+import PostgresNIO
+
+public final class PostgresStore: Store {
+    let client: PostgresClient
+    private let logger: Logger
+    private let runner: Task<Void, Never>
+    private let newIncidentID: @Sendable () -> IncidentID
+    /// The channel NOTIFY wakes workers on when timers or deliveries are queued.
+    public static let workChannel = "muster_work"
+
+    public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"),
+                newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
+        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.newIncidentID = newIncidentID
+        runner = Task { await client.run() }
+    }
+
+    /// Stops the connection pool.
+    public func shutdown() { runner.cancel() }
+
+    deinit { runner.cancel() }
+
+    // MARK: Migrations
+
+    private static let migrationLock: Int64 = 0x6D75_7374_6572_0001  // "muster" + 1
+
+    public func migrate() async throws {
+        try await database {
+            try await client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+                do {
+                    try await connection.query("""
+                        CREATE TABLE IF NOT EXISTS muster_schema_migrations (
+                          version INT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                        """, logger: logger)
+                    var applied = Set<Int>()
+                    for try await version in try await connection.query("SELECT version FROM muster_schema_migrations", logger: logger).decode(Int.self) {
+                        applied.insert(version)
+                    }
+                    for (index, migration) in PostgresSchema.migrations.enumerated() where !applied.contains(index + 1) {
+                        try await connection.withTransaction(logger: logger) { transaction in
+                            for statement in migration.statements {
+                                try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                            }
+                            try await transaction.query("INSERT INTO muster_schema_migrations (version, name) VALUES (\(index + 1), \(migration.name))",
+                                                        logger: logger)
+                        }
+                    }
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                    throw error
+                }
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+            }
+        }
+    }
+
+    public func schemaVersion() async throws -> (applied: Int, known: Int) {
+        try await database {
+            let rows = try await client.query("SELECT COALESCE(MAX(version), 0) FROM muster_schema_migrations", logger: logger)
+            var applied = 0
+            for try await version in rows.decode(Int.self) { applied = version }
+            return (applied, PostgresSchema.migrations.count)
+        }
+    }
+
+    /// Runs database work; a failure to reach or use the database becomes `StoreError.unavailable`.
+    private func database<T>(_ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.unavailable(String(reflecting: error))
+        }
+    }
+
+    // MARK: Commit
+
+    public func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        guard !commands.isEmpty else { return [] }
+        do {
+            return try await commitBatch(commands, catalog: catalog, now: now)
+        } catch let error as PSQLError where error.serverInfo != nil && commands.count > 1 {
+            // The server refused the batch (a constraint, a deadlock): commit each command alone,
+            // so that one bad command cannot sink the others.
+            logger.warning("group commit refused; committing one by one", metadata: ["error": "\(error.serverInfo?[.message] ?? "")"])
+            var results: [Result<CommandOutcome, StoreError>] = []
+            for command in commands {
+                do {
+                    results += try await commitBatch([command], catalog: catalog, now: now)
+                } catch let error as PSQLError where error.serverInfo != nil {
+                    results.append(.failure(.unavailable(error.serverInfo?[.message] ?? String(reflecting: error))))
+                }
+            }
+            return results
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.unavailable(String(reflecting: error))
+        }
+    }
+
+    private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        let planner = BatchPlanner(catalog: catalog, now: now, newIncidentID: newIncidentID)
+        let needs = BatchNeeds(commands, catalog: catalog)
+        return try await client.withTransaction(logger: logger) { connection in
+            let prefetched = try await self.prefetch(needs, connection: connection, now: now)
+            let (writes, results) = planner.plan(commands, prefetched)
+            try await self.write(writes, connection: connection, now: now)
+            return results
+        }
+    }
+
+    private func prefetch(_ needs: BatchNeeds, connection: PostgresConnection, now: Date) async throws -> Prefetched {
+        var prefetched = Prefetched()
+        // Reports with the same grouping or idempotency key are serialised, so two simultaneous
+        // reports make one incident. Locks are taken in one order, so batches cannot deadlock on them.
+        let lockIDs = Set(needs.groupKeyHashes.map { GroupKey.lockID("group:" + $0) } + needs.idempotencyKeys.map { GroupKey.lockID("idem:" + $0) }).sorted()
+        if !lockIDs.isEmpty {
+            try await connection.query("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(\(lockIDs)::int8[]) AS k ORDER BY 1) AS locks",
+                                       logger: logger)
+        }
+        if !needs.idempotencyKeys.isEmpty {
+            let rows = try await connection.query("""
+                SELECT r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
+                WHERE r.idempotency_key = ANY(\(needs.idempotencyKeys)::text[])
+                """, logger: logger)
+            for try await (key, id, number) in rows.decode((String, String, Int).self) {
+                prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
+            }
+        }
+        var ids = Set(needs.incidentIDs)
+        if !needs.groupKeyHashes.isEmpty {
+            let rows = try await connection.query("""
+                SELECT group_key_hash, id FROM incidents
+                WHERE group_key_hash = ANY(\(needs.groupKeyHashes)::text[]) AND phase <> 'resolved' AND group_until >= \(now)
+                ORDER BY number
+                """, logger: logger)
+            for try await (hash, id) in rows.decode((String, String).self) {
+                prefetched.openByGroup[hash] = IncidentID(id)
+                ids.insert(IncidentID(id))
+            }
+        }
+        if !ids.isEmpty {
+            let rows = try await connection.query("""
+                SELECT state, summary, subject FROM incidents WHERE id = ANY(\(ids.map(\.rawValue).sorted())::text[]) ORDER BY id FOR UPDATE
+                """, logger: logger)
+            for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
+                let decoded = try StateCodec.decode(json: Data(buffer: state), summary: summary, subject: subject)
+                prefetched.states[decoded.incident.id] = decoded
+            }
+        }
+        if needs.reports > 0 {
+            let rows = try await connection.query("SELECT nextval('incident_numbers') FROM generate_series(1, \(needs.reports))", logger: logger)
+            for try await number in rows.decode(Int.self) { prefetched.numbers.append(number) }
+        }
+        return prefetched
+    }
+
+    /// Writes a batch in a few bulk statements (one per table and kind), whatever its size.
+    private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws {
+        let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
+        var new = IncidentColumns(), changed = IncidentColumns()
+        for id in writes.incidentOrder {
+            guard let write = writes.incidents[id] else { continue }
+            if write.isNew { try new.append(write) } else { try changed.append(write) }
+        }
+        if !new.ids.isEmpty {
+            try await connection.query("""
+                INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at, report_count,
+                  group_key_hash, group_until, state, summary, subject, updated_at)
+                SELECT id, number, type, severity, site, playbook, version, phase, reported_at, report_count,
+                  NULLIF(group_key_hash, ''), NULLIF(group_until, \(absent)), state, summary, NULLIF(subject, ''), \(now)
+                FROM unnest(\(new.ids)::text[], \(new.numbers)::int8[], \(new.types)::text[], \(new.severities)::text[], \(new.sites)::text[],
+                  \(new.playbooks)::text[], \(new.versions)::text[], \(new.phases)::text[], \(new.reportedAt)::timestamptz[],
+                  \(new.reportCounts)::int8[], \(new.groupKeyHashes)::text[], \(new.groupUntil.map { $0 ?? absent })::timestamptz[],
+                  \(new.states)::bytea[], \(new.summaries)::text[], \(new.subjects)::text[])
+                  AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
+                       state, summary, subject)
+                """, logger: logger)
+        }
+        if !changed.ids.isEmpty {
+            try await connection.query("""
+                UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state, updated_at = \(now)
+                FROM unnest(\(changed.ids)::text[], \(changed.severities)::text[], \(changed.phases)::text[], \(changed.reportCounts)::int8[],
+                  \(changed.states)::bytea[]) AS u(id, severity, phase, report_count, state)
+                WHERE i.id = u.id
+                """, logger: logger)
+        }
+        if !writes.reports.isEmpty {
+            let r = writes.reports
+            try await connection.query("""
+                INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+                SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, summary, NULLIF(subject, '')
+                FROM unnest(\(r.map(\.incident.rawValue))::text[], \(r.map { $0.idempotencyKey ?? "" })::text[],
+                  \(r.map(\.report.receivedAt))::timestamptz[], \(r.map(\.report.reporter.description))::text[],
+                  \(r.map(\.report.type.rawValue))::text[], \(r.map(\.report.severity.rawValue))::text[], \(r.map(\.report.site.rawValue))::text[],
+                  \(r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") })::text[], \(r.map(\.report.summary))::text[],
+                  \(r.map { $0.report.subject ?? "" })::text[])
+                  AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+                """, logger: logger)
+        }
+        if !writes.audits.isEmpty {
+            let a = writes.audits
+            try await connection.query("""
+                INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive)
+                SELECT incident_id, sequence, at, actor, action, body, NULLIF(sensitive, '')
+                FROM unnest(\(a.map(\.incident.rawValue))::text[], \(a.map { Int64($0.record.sequence) })::int8[], \(a.map(\.record.at))::timestamptz[],
+                  \(a.map(\.record.actor.description))::text[], \(a.map(\.record.action.rawValue))::text[],
+                  \(a.map { ByteBuffer(bytes: $0.body) })::bytea[], \(a.map { $0.record.sensitive ?? "" })::text[])
+                  AS u(incident_id, sequence, at, actor, action, body, sensitive)
+                """, logger: logger)
+        }
+        var upserts: [(TimerRowKey, Date)] = [], deletes: [TimerRowKey] = []
+        for (row, write) in writes.timers {
+            switch write {
+            case .upsert(let due): upserts.append((row, due))
+            case .delete: deletes.append(row)
+            }
+        }
+        if !deletes.isEmpty {
+            try await connection.query("""
+                DELETE FROM timers AS t USING unnest(\(deletes.map(\.incident.rawValue))::text[], \(deletes.map(\.key.description))::text[]) AS d(incident_id, key)
+                WHERE t.incident_id = d.incident_id AND t.key = d.key
+                """, logger: logger)
+        }
+        if !upserts.isEmpty {
+            try await connection.query("""
+                INSERT INTO timers (incident_id, key, due_at)
+                SELECT * FROM unnest(\(upserts.map(\.0.incident.rawValue))::text[], \(upserts.map(\.0.key.description))::text[],
+                  \(upserts.map(\.1))::timestamptz[])
+                ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
+                """, logger: logger)
+        }
+        if !writes.outbox.isEmpty {
+            let encoder = JSONEncoder()
+            let o = writes.outbox
+            try await connection.query("""
+                INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
+                SELECT id, incident_id, channel, notification, \(now), \(now)
+                FROM unnest(\(o.map(\.id.description))::text[], \(o.map(\.incident.rawValue))::text[], \(o.map(\.channel.rawValue))::text[],
+                  \(try o.map { ByteBuffer(bytes: try encoder.encode($0)) })::bytea[]) AS u(id, incident_id, channel, notification)
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+        }
+        if !writes.outbox.isEmpty || !upserts.isEmpty {
+            try await connection.query("SELECT pg_notify(\(Self.workChannel), '')", logger: logger)
+        }
+    }
+
+    /// The columns of a set of incident rows, for one bulk statement.
+    private struct IncidentColumns {
+        var ids: [String] = [], numbers: [Int64] = [], types: [String] = [], severities: [String] = [], sites: [String] = []
+        var playbooks: [String] = [], versions: [String] = [], phases: [String] = [], reportedAt: [Date] = [], reportCounts: [Int64] = []
+        var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = [], summaries: [String] = [], subjects: [String] = []
+
+        mutating func append(_ write: IncidentWrite) throws {
+            let state = write.state, stored = try StateCodec.encode(state)
+            ids.append(state.incident.id.rawValue)
+            numbers.append(Int64(state.incident.number))
+            types.append(state.incident.type.rawValue)
+            severities.append(state.incident.severity.rawValue)
+            sites.append(state.incident.site.rawValue)
+            playbooks.append(state.playbook.rawValue)
+            versions.append(state.playbookVersion)
+            phases.append(state.phase.name)
+            reportedAt.append(state.incident.reportedAt)
+            reportCounts.append(Int64(state.reportCount))
+            groupKeyHashes.append(write.groupKeyHash ?? "")
+            groupUntil.append(write.groupUntil)
+            states.append(ByteBuffer(data: stored.json))
+            summaries.append(stored.summary)
+            subjects.append(stored.subject ?? "")
+        }
+    }
+
+    // MARK: Reads
+
+    public func incident(_ id: IncidentID) async throws -> IncidentState? {
+        try await database {
+            let rows = try await client.query("SELECT state, summary, subject FROM incidents WHERE id = \(id.rawValue)", logger: logger)
+            for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
+                return try StateCodec.decode(json: Data(buffer: state), summary: summary, subject: subject)
+            }
+            return nil
+        }
+    }
+
+    public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] {
+        try await database {
+            // Absent filters are passed as values that match everything, so the statement stays one prepared shape.
+            let phases = filter.phases.sorted()
+            let rows = try await client.query("""
+                SELECT id, number, type, severity, site, phase, playbook, reported_at, report_count FROM incidents
+                WHERE (cardinality(\(phases)::text[]) = 0 OR phase = ANY(\(phases)::text[]))
+                  AND (\(filter.site?.rawValue ?? "")::text = '' OR site = \(filter.site?.rawValue ?? ""))
+                  AND (\(filter.type?.rawValue ?? "")::text = '' OR type = \(filter.type?.rawValue ?? ""))
+                  AND reported_at >= \(filter.reportedFrom ?? Date(timeIntervalSince1970: 0))
+                  AND reported_at < \(filter.reportedBefore ?? Date(timeIntervalSince1970: 32_503_680_000))
+                  AND number < \(Int64(filter.before ?? Int.max))
+                ORDER BY number DESC LIMIT \(max(1, min(filter.limit, 500)))
+                """, logger: logger)
+            var result: [IncidentSummary] = []
+            for try await (id, number, type, severity, site, phase, playbook, reportedAt, count)
+                in rows.decode((String, Int, String, String, String, String, String, Date, Int).self) {
+                result.append(IncidentSummary(ref: IncidentRef(id: IncidentID(id), number: number), type: IncidentTypeID(type),
+                                              severity: Severity(rawValue: severity) ?? .low, site: SiteID(site), phase: phase,
+                                              playbook: PlaybookID(playbook), reportedAt: reportedAt, reportCount: count))
+            }
+            return result
+        }
+    }
+
+    public func timeline(_ id: IncidentID) async throws -> [AuditRecord] {
+        try await database {
+            let rows = try await client.query("SELECT body, sensitive FROM audit_entries WHERE incident_id = \(id.rawValue) ORDER BY sequence",
+                                              logger: logger)
+            var records: [AuditRecord] = []
+            for try await (body, sensitive) in rows.decode((ByteBuffer, String?).self) {
+                records.append(try AuditEntryEncoding.decode(Array(buffer: body), sensitive: sensitive).record)
+            }
+            return records
+        }
+    }
+
+    public func auditBytes(_ id: IncidentID) async throws -> [[UInt8]] {
+        try await database {
+            let rows = try await client.query("SELECT body FROM audit_entries WHERE incident_id = \(id.rawValue) ORDER BY sequence", logger: logger)
+            var result: [[UInt8]] = []
+            for try await body in rows.decode(ByteBuffer.self) { result.append(Array(buffer: body)) }
+            return result
+        }
+    }
+
+    public func reports(_ id: IncidentID) async throws -> [Report] {
+        try await database {
+            let rows = try await client.query("""
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject FROM reports WHERE incident_id = \(id.rawValue) ORDER BY id
+                """, logger: logger)
+            var result: [Report] = []
+            for try await (receivedAt, reporter, type, severity, site, flags, summary, subject)
+                in rows.decode((Date, String, String, String, String, String, String, String?).self) {
+                result.append(Report(type: IncidentTypeID(type), severity: Severity(rawValue: severity) ?? .low, site: SiteID(site),
+                                     reporter: AuditEntryEncoding.actor(reporter) ?? .system, summary: summary, subject: subject,
+                                     flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: receivedAt))
+            }
+            return result
+        }
+    }
+
+    // MARK: Workers
+
+    public func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer] {
+        try await database {
+            let rows = try await client.query("""
+                UPDATE timers AS t SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
+                FROM (SELECT incident_id, key FROM timers WHERE due_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
+                      ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
+                WHERE t.incident_id = c.incident_id AND t.key = c.key
+                RETURNING t.incident_id, t.key, t.due_at
+                """, logger: logger)
+            var claimed: [ClaimedTimer] = []
+            for try await (incident, key, due) in rows.decode((String, String, Date).self) {
+                if let key = TimerKey(key) { claimed.append(ClaimedTimer(incident: IncidentID(incident), key: key, due: due)) }
+            }
+            return claimed
+        }
+    }
+
+    public func nextTimerDue() async throws -> Date? {
+        try await database {
+            let rows = try await client.query("SELECT MIN(due_at) FROM timers", logger: logger)
+            for try await due in rows.decode(Date?.self) { return due }
+            return nil
+        }
+    }
+
+    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
+        try await database {
+            let rows = try await client.query("""
+                UPDATE outbox AS o SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
+                FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
+                      ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
+                WHERE o.id = c.id
+                RETURNING o.notification, o.attempts
+                """, logger: logger)
+            let decoder = JSONDecoder()
+            var claimed: [ClaimedDelivery] = []
+            for try await (notification, attempts) in rows.decode((ByteBuffer, Int).self) {
+                claimed.append(ClaimedDelivery(notification: try decoder.decode(QueuedNotification.self, from: Data(buffer: notification)),
+                                               attempts: attempts))
+            }
+            return claimed
+        }
+    }
+
+    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
+        try await database {
+            try await client.withTransaction(logger: logger) { connection in
+                let key = id.description
+                switch outcome {
+                case .delivered(let receipt):
+                    try await connection.query("""
+                        WITH updated AS (
+                          UPDATE outbox SET status = 'sent', attempts = attempts + 1, finished_at = \(at), receipt = \(receipt),
+                            claimed_by = NULL, lease_until = NULL
+                          WHERE id = \(key) RETURNING attempts)
+                        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
+                        SELECT \(key), attempts, \(at), 'delivered', \(receipt) FROM updated
+                        """, logger: self.logger)
+                case .failed(let reason, let retryAt):
+                    let status = retryAt == nil ? "failed" : "queued"
+                    try await connection.query("""
+                        WITH updated AS (
+                          UPDATE outbox SET status = \(status), attempts = attempts + 1, next_attempt_at = COALESCE(\(retryAt), next_attempt_at),
+                            finished_at = CASE WHEN \(status) = 'failed' THEN \(at) END, last_error = \(reason), claimed_by = NULL, lease_until = NULL
+                          WHERE id = \(key) RETURNING attempts)
+                        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
+                        SELECT \(key), attempts, \(at), \(retryAt == nil ? "failed" : "retry"), \(reason) FROM updated
+                        """, logger: self.logger)
+                }
+            }
+        }
+    }
+
+    public func outboxCounts() async throws -> [String: Int] {
+        try await database {
+            let rows = try await client.query("SELECT status, COUNT(*)::int8 FROM outbox GROUP BY status", logger: logger)
+            var counts: [String: Int] = [:]
+            for try await (status, count) in rows.decode((String, Int).self) { counts[status] = count }
+            return counts
+        }
+    }
+}

@@ -1,0 +1,104 @@
+// SQLite migrations, numbered and never edited once released: add a new one instead.
+import GRDB
+
+enum SQLiteSchema {
+    static let migrations: [(name: String, sql: String)] = [
+        ("001-incidents-reports-audit-timers-outbox", """
+        CREATE TABLE incidents (
+          id TEXT PRIMARY KEY,
+          number INTEGER NOT NULL UNIQUE,
+          type TEXT NOT NULL,
+          severity TEXT NOT NULL,
+          site TEXT NOT NULL,
+          playbook TEXT NOT NULL,
+          playbook_version TEXT NOT NULL,
+          phase TEXT NOT NULL,
+          reported_at INTEGER NOT NULL,
+          report_count INTEGER NOT NULL,
+          group_key_hash TEXT,
+          group_until INTEGER,
+          state BLOB NOT NULL,
+          summary TEXT NOT NULL,
+          subject TEXT,
+          updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX incidents_open_groups ON incidents (group_key_hash) WHERE group_key_hash IS NOT NULL AND phase <> 'resolved';
+        CREATE INDEX incidents_by_site ON incidents (site, number);
+        CREATE INDEX incidents_by_phase ON incidents (phase, number);
+        CREATE TABLE reports (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          incident_id TEXT NOT NULL REFERENCES incidents (id),
+          idempotency_key TEXT UNIQUE,
+          received_at INTEGER NOT NULL,
+          reporter TEXT NOT NULL,
+          type TEXT NOT NULL,
+          severity TEXT NOT NULL,
+          site TEXT NOT NULL,
+          flags TEXT NOT NULL,
+          summary TEXT NOT NULL,
+          subject TEXT
+        );
+        CREATE INDEX reports_by_incident ON reports (incident_id);
+        CREATE TABLE audit_entries (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          incident_id TEXT NOT NULL,
+          sequence INTEGER NOT NULL,
+          at INTEGER NOT NULL,
+          actor TEXT NOT NULL,
+          action TEXT NOT NULL,
+          body BLOB NOT NULL,
+          sensitive TEXT,
+          UNIQUE (incident_id, sequence)
+        );
+        CREATE TRIGGER audit_entries_append_only_update BEFORE UPDATE ON audit_entries
+          BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+        CREATE TRIGGER audit_entries_append_only_delete BEFORE DELETE ON audit_entries
+          BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+        CREATE TABLE timers (
+          incident_id TEXT NOT NULL,
+          key TEXT NOT NULL,
+          due_at INTEGER NOT NULL,
+          claimed_by TEXT,
+          lease_until INTEGER,
+          PRIMARY KEY (incident_id, key)
+        );
+        CREATE INDEX timers_by_due ON timers (due_at);
+        CREATE TABLE outbox (
+          id TEXT PRIMARY KEY,
+          incident_id TEXT NOT NULL,
+          channel TEXT NOT NULL,
+          notification BLOB NOT NULL,
+          status TEXT NOT NULL DEFAULT 'queued',
+          attempts INTEGER NOT NULL DEFAULT 0,
+          next_attempt_at INTEGER NOT NULL,
+          claimed_by TEXT,
+          lease_until INTEGER,
+          created_at INTEGER NOT NULL,
+          finished_at INTEGER,
+          receipt TEXT,
+          last_error TEXT
+        );
+        CREATE INDEX outbox_ready ON outbox (status, next_attempt_at);
+        CREATE TABLE delivery_attempts (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          notification_id TEXT NOT NULL,
+          attempt INTEGER NOT NULL,
+          at INTEGER NOT NULL,
+          outcome TEXT NOT NULL,
+          detail TEXT
+        );
+        CREATE INDEX delivery_attempts_by_notification ON delivery_attempts (notification_id);
+        """),
+    ]
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for (name, sql) in migrations {
+            migrator.registerMigration(name) { db in try db.execute(sql: sql) }
+        }
+        return migrator
+    }
+
+    /// "001-…" is migration 1.
+    static func number(_ identifier: String) -> Int? { Int(identifier.prefix(3)) }
+}

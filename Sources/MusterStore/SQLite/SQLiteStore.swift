@@ -1,0 +1,302 @@
+// The embedded store: SQLite through GRDB, in WAL mode with one writer. One instance only;
+// PostgreSQL is the store for several instances.
+import Foundation
+import GRDB
+import MusterAudit
+import MusterCore
+import MusterPlaybooks
+
+public final class SQLiteStore: Store {
+    private let pool: DatabasePool
+    private let newIncidentID: @Sendable () -> IncidentID
+
+    /// Opens (creating if needed) the database file. `newIncidentID` is injectable for tests.
+    public init(path: String, newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // Freed pages are overwritten, so purged text does not linger in the file.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        self.newIncidentID = newIncidentID
+    }
+
+    public func migrate() async throws {
+        try SQLiteSchema.migrator.migrate(pool)
+    }
+
+    public func schemaVersion() async throws -> (applied: Int, known: Int) {
+        let applied = try await pool.read { db in try SQLiteSchema.migrator.appliedIdentifiers(db) }
+        return (applied.compactMap(SQLiteSchema.number).max() ?? 0, SQLiteSchema.migrations.count)
+    }
+
+    // MARK: Commit
+
+    public func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        guard !commands.isEmpty else { return [] }
+        do {
+            return try await commitBatch(commands, catalog: catalog, now: now)
+        } catch where commands.count > 1 {
+            // The batch failed as a whole: commit each command alone, so one cannot sink the others.
+            var results: [Result<CommandOutcome, StoreError>] = []
+            for command in commands {
+                do {
+                    results += try await commitBatch([command], catalog: catalog, now: now)
+                } catch {
+                    results.append(.failure(.unavailable(String(describing: error))))
+                }
+            }
+            return results
+        }
+    }
+
+    private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        let planner = BatchPlanner(catalog: catalog, now: now, newIncidentID: newIncidentID)
+        return try await pool.write { db in
+            let needs = BatchNeeds(commands, catalog: catalog)
+            let prefetched = try Self.prefetch(needs, db: db, now: now)
+            let (writes, results) = planner.plan(commands, prefetched)
+            try Self.write(writes, db: db, now: now)
+            return results
+        }
+    }
+
+    private static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ",")
+    }
+
+    private static func prefetch(_ needs: BatchNeeds, db: Database, now: Date) throws -> Prefetched {
+        var prefetched = Prefetched()
+        if !needs.idempotencyKeys.isEmpty {
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
+                WHERE r.idempotency_key IN (\(placeholders(needs.idempotencyKeys.count)))
+                """, arguments: StatementArguments(needs.idempotencyKeys))
+            for row in rows {
+                prefetched.idempotent[row[0]] = IncidentRef(id: IncidentID(row[1] as String), number: row[2])
+            }
+        }
+        var ids = Set(needs.incidentIDs)
+        if !needs.groupKeyHashes.isEmpty {
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT group_key_hash, id FROM incidents
+                WHERE group_key_hash IN (\(placeholders(needs.groupKeyHashes.count))) AND phase <> 'resolved' AND group_until >= ?
+                ORDER BY number
+                """, arguments: StatementArguments(needs.groupKeyHashes) + [now.milliseconds])
+            for row in rows {
+                let id = IncidentID(row[1] as String)
+                prefetched.openByGroup[row[0]] = id
+                ids.insert(id)
+            }
+        }
+        if !ids.isEmpty {
+            let list = ids.map(\.rawValue)
+            let rows = try Row.fetchAll(db, sql: "SELECT state, summary, subject FROM incidents WHERE id IN (\(placeholders(list.count)))",
+                                        arguments: StatementArguments(list))
+            for row in rows {
+                let state = try StateCodec.decode(json: row[0], summary: row[1], subject: row[2])
+                prefetched.states[state.incident.id] = state
+            }
+        }
+        if needs.reports > 0 {
+            let highest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(number), 0) FROM incidents") ?? 0
+            prefetched.numbers = Array((highest + 1)...(highest + needs.reports))
+        }
+        return prefetched
+    }
+
+    private static func write(_ writes: BatchWrites, db: Database, now: Date) throws {
+        let nowMS = now.milliseconds
+        for id in writes.incidentOrder {
+            guard let write = writes.incidents[id] else { continue }
+            let state = write.state, stored = try StateCodec.encode(state)
+            if write.isNew {
+                try db.execute(sql: """
+                    INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at,
+                      report_count, group_key_hash, group_until, state, summary, subject, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id.rawValue, state.incident.number, state.incident.type.rawValue, state.incident.severity.rawValue,
+                                     state.incident.site.rawValue, state.playbook.rawValue, state.playbookVersion, state.phase.name,
+                                     state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash,
+                                     write.groupUntil?.milliseconds, stored.json, stored.summary, stored.subject, nowMS])
+            } else {
+                try db.execute(sql: """
+                    UPDATE incidents SET severity = ?, phase = ?, report_count = ?, state = ?, updated_at = ? WHERE id = ?
+                    """, arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, stored.json, nowMS, id.rawValue])
+            }
+        }
+        for report in writes.reports {
+            let r = report.report
+            try db.execute(sql: """
+                INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [report.incident.rawValue, report.idempotencyKey, r.receivedAt.milliseconds, r.reporter.description,
+                                 r.type.rawValue, r.severity.rawValue, r.site.rawValue,
+                                 r.flags.map(\.rawValue).sorted().joined(separator: ","), r.summary, r.subject])
+        }
+        for audit in writes.audits {
+            try db.execute(sql: """
+                INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [audit.incident.rawValue, audit.record.sequence, audit.record.at.milliseconds,
+                                 audit.record.actor.description, audit.record.action.rawValue, Data(audit.body), audit.record.sensitive])
+        }
+        for (row, write) in writes.timers {
+            switch write {
+            case .upsert(let due):
+                try db.execute(sql: """
+                    INSERT INTO timers (incident_id, key, due_at) VALUES (?, ?, ?)
+                    ON CONFLICT (incident_id, key) DO UPDATE SET due_at = excluded.due_at, claimed_by = NULL, lease_until = NULL
+                    """, arguments: [row.incident.rawValue, row.key.description, due.milliseconds])
+            case .delete:
+                try db.execute(sql: "DELETE FROM timers WHERE incident_id = ? AND key = ?", arguments: [row.incident.rawValue, row.key.description])
+            }
+        }
+        let encoder = JSONEncoder()
+        for notification in writes.outbox {
+            try db.execute(sql: """
+                INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """, arguments: [notification.id.description, notification.incident.rawValue, notification.channel.rawValue,
+                                 try encoder.encode(notification), nowMS, nowMS])
+        }
+    }
+
+    // MARK: Reads
+
+    public func incident(_ id: IncidentID) async throws -> IncidentState? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, summary, subject FROM incidents WHERE id = ?", arguments: [id.rawValue]) else {
+                return nil
+            }
+            return try StateCodec.decode(json: row[0], summary: row[1], subject: row[2])
+        }
+    }
+
+    public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] {
+        try await pool.read { db in
+            var conditions: [String] = [], arguments = StatementArguments()
+            if !filter.phases.isEmpty {
+                conditions.append("phase IN (\(Self.placeholders(filter.phases.count)))")
+                arguments += StatementArguments(filter.phases.sorted())
+            }
+            if let site = filter.site { conditions.append("site = ?"); arguments += [site.rawValue] }
+            if let type = filter.type { conditions.append("type = ?"); arguments += [type.rawValue] }
+            if let from = filter.reportedFrom { conditions.append("reported_at >= ?"); arguments += [from.milliseconds] }
+            if let before = filter.reportedBefore { conditions.append("reported_at < ?"); arguments += [before.milliseconds] }
+            if let number = filter.before { conditions.append("number < ?"); arguments += [number] }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments += [max(1, min(filter.limit, 500))]
+            return try Row.fetchAll(db, sql: """
+                SELECT id, number, type, severity, site, phase, playbook, reported_at, report_count FROM incidents
+                \(whereClause) ORDER BY number DESC LIMIT ?
+                """, arguments: arguments).map { row in
+                IncidentSummary(ref: IncidentRef(id: IncidentID(row[0] as String), number: row[1]), type: IncidentTypeID(row[2] as String),
+                                severity: Severity(rawValue: row[3]) ?? .low, site: SiteID(row[4] as String), phase: row[5],
+                                playbook: PlaybookID(row[6] as String), reportedAt: Date(milliseconds: row[7]), reportCount: row[8])
+            }
+        }
+    }
+
+    public func timeline(_ id: IncidentID) async throws -> [AuditRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT body, sensitive FROM audit_entries WHERE incident_id = ? ORDER BY sequence",
+                             arguments: [id.rawValue]).map { row in
+                let body: Data = row[0]
+                return try AuditEntryEncoding.decode(Array(body), sensitive: row[1]).record
+            }
+        }
+    }
+
+    public func auditBytes(_ id: IncidentID) async throws -> [[UInt8]] {
+        try await pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT body FROM audit_entries WHERE incident_id = ? ORDER BY sequence", arguments: [id.rawValue]).map { Array($0) }
+        }
+    }
+
+    public func reports(_ id: IncidentID) async throws -> [Report] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject FROM reports WHERE incident_id = ? ORDER BY id
+                """, arguments: [id.rawValue]).map { row in
+                let flags: String = row[5]
+                return Report(type: IncidentTypeID(row[2] as String), severity: Severity(rawValue: row[3]) ?? .low, site: SiteID(row[4] as String),
+                              reporter: AuditEntryEncoding.actor(row[1]) ?? .system, summary: row[6], subject: row[7],
+                              flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: Date(milliseconds: row[0]))
+            }
+        }
+    }
+
+    // MARK: Workers
+
+    public func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                UPDATE timers SET claimed_by = ?, lease_until = ?
+                WHERE rowid IN (SELECT rowid FROM timers WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?)
+                RETURNING incident_id, key, due_at
+                """, arguments: [owner, now.addingTimeInterval(lease).milliseconds, now.milliseconds, now.milliseconds, limit])
+            return rows.compactMap { row in
+                TimerKey(row[1] as String).map { ClaimedTimer(incident: IncidentID(row[0] as String), key: $0, due: Date(milliseconds: row[2])) }
+            }
+        }
+    }
+
+    public func nextTimerDue() async throws -> Date? {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM timers").map { Date(milliseconds: $0) }
+        }
+    }
+
+    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                UPDATE outbox SET claimed_by = ?, lease_until = ?
+                WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+                             AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)
+                RETURNING notification, attempts
+                """, arguments: [owner, now.addingTimeInterval(lease).milliseconds, now.milliseconds, now.milliseconds, limit])
+            let decoder = JSONDecoder()
+            return try rows.map { row in
+                ClaimedDelivery(notification: try decoder.decode(QueuedNotification.self, from: row[0] as Data), attempts: row[1])
+            }
+        }
+    }
+
+    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
+        try await pool.write { db in
+            let key = id.description
+            let attempt = (try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [key]) ?? 0) + 1
+            switch outcome {
+            case .delivered(let receipt):
+                try db.execute(sql: """
+                    UPDATE outbox SET status = 'sent', attempts = ?, finished_at = ?, receipt = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?
+                    """, arguments: [attempt, at.milliseconds, receipt, key])
+                try db.execute(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, 'delivered', ?)",
+                               arguments: [key, attempt, at.milliseconds, receipt])
+            case .failed(let reason, let retryAt):
+                try db.execute(sql: """
+                    UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?,
+                      last_error = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?
+                    """, arguments: [retryAt == nil ? "failed" : "queued", attempt, retryAt?.milliseconds,
+                                     retryAt == nil ? at.milliseconds : nil, reason, key])
+                try db.execute(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [key, attempt, at.milliseconds, retryAt == nil ? "failed" : "retry", reason])
+            }
+        }
+    }
+
+    public func outboxCounts() async throws -> [String: Int] {
+        try await pool.read { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM outbox GROUP BY status") { counts[row[0]] = row[1] }
+            return counts
+        }
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, as both stores keep instants.
+    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    init(milliseconds: Int64) { self.init(timeIntervalSince1970: TimeInterval(milliseconds) / 1000) }
+}

@@ -1,0 +1,36 @@
+// The storage contract the runtime needs; PostgreSQL and SQLite implement it, and one conformance
+// suite runs against both.
+import Foundation
+import MusterCore
+import MusterPlaybooks
+
+public protocol Store: Sendable {
+    /// Applies the numbered migrations that are missing; safe to call from several instances.
+    func migrate() async throws
+    /// The highest migration applied, and the highest this build knows.
+    func schemaVersion() async throws -> (applied: Int, known: Int)
+
+    /// Group commit: the commands share one transaction, and each is all-or-nothing: a refused
+    /// command writes nothing and does not affect the others. Results come back in order.
+    func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>]
+
+    func incident(_ id: IncidentID) async throws -> IncidentState?
+    func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary]
+    /// The incident's audit entries in order, student text included.
+    func timeline(_ id: IncidentID) async throws -> [AuditRecord]
+    /// The canonical bytes of the incident's audit entries, as stored.
+    func auditBytes(_ id: IncidentID) async throws -> [[UInt8]]
+    /// Every report of an incident, oldest first.
+    func reports(_ id: IncidentID) async throws -> [Report]
+
+    /// Claims up to `limit` timers due at `now` whose lease is free, for `lease` seconds.
+    func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer]
+    /// The earliest due time of any unclaimed timer (for sleeping until then).
+    func nextTimerDue() async throws -> Date?
+    /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds.
+    func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery]
+    /// Records one delivery attempt and its outcome.
+    func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws
+    /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.
+    func outboxCounts() async throws -> [String: Int]
+}

@@ -1,0 +1,145 @@
+// What the store takes and gives: commands (a report, an event for an incident), their outcomes,
+// and the rows the workers claim.
+import Foundation
+import MusterCore
+
+/// A report as it arrives, with the client's idempotency key (a retried POST carries the same one).
+public struct ReportIntake: Sendable, Hashable {
+    public var report: Report
+    public var idempotencyKey: String?
+
+    public init(report: Report, idempotencyKey: String? = nil) {
+        self.report = report
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// One unit of work, committed all-or-nothing.
+public enum StoreCommand: Sendable, Hashable {
+    case report(ReportIntake)
+    case event(IncidentID, IncidentEvent)
+}
+
+public struct IncidentRef: Sendable, Hashable, Codable {
+    public var id: IncidentID
+    public var number: Int
+    public init(id: IncidentID, number: Int) {
+        self.id = id
+        self.number = number
+    }
+}
+
+public enum CommandOutcome: Sendable, Hashable {
+    /// A new incident was opened; these notifications were queued.
+    case created(IncidentRef, queued: [QueuedNotification])
+    /// The report joined an open incident with the same grouping key.
+    case merged(IncidentRef)
+    /// A report with this idempotency key was already taken: nothing new was written.
+    case duplicate(IncidentRef)
+    /// An event was applied to an incident.
+    case applied(IncidentRef, queued: [QueuedNotification])
+
+    public var incident: IncidentRef {
+        switch self {
+        case .created(let ref, _), .merged(let ref), .duplicate(let ref), .applied(let ref, _): ref
+        }
+    }
+}
+
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The engine refused the event; nothing was written.
+    case rejected(EngineRejection)
+    case unknownIncident(IncidentID)
+    /// The report names an incident type or a site the directory does not have.
+    case invalidReport(String)
+    /// No playbook matches the report (the catch-all playbook prevents this in practice).
+    case noPlaybook(type: IncidentTypeID, severity: Severity, site: SiteID)
+    /// The incident runs under a playbook that is no longer loaded.
+    case unknownPlaybook(PlaybookID)
+    /// The database cannot be reached or failed; nothing was written and the caller may retry.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .rejected(let rejection): rejection.description
+        case .invalidReport(let problem): problem
+        case .unknownIncident(let id): "no incident \(id)"
+        case .noPlaybook(let type, let severity, let site): "no playbook matches \(type) \(severity.rawValue) at \(site)"
+        case .unknownPlaybook(let id): "the incident's playbook \(id) is not loaded"
+        case .unavailable(let reason): "the database is unavailable, retry: \(reason)"
+        }
+    }
+}
+
+/// A line of the incidents list.
+public struct IncidentSummary: Sendable, Hashable {
+    public var ref: IncidentRef
+    public var type: IncidentTypeID
+    public var severity: Severity
+    public var site: SiteID
+    public var phase: String
+    public var playbook: PlaybookID
+    public var reportedAt: Date
+    public var reportCount: Int
+}
+
+public struct IncidentFilter: Sendable, Hashable {
+    public var phases: Set<String>
+    public var site: SiteID?
+    public var type: IncidentTypeID?
+    public var reportedFrom: Date?
+    public var reportedBefore: Date?
+    /// Incidents numbered below this one (the next page of a newest-first list).
+    public var before: Int?
+    public var limit: Int
+
+    public init(phases: Set<String> = [], site: SiteID? = nil, type: IncidentTypeID? = nil, reportedFrom: Date? = nil,
+                reportedBefore: Date? = nil, before: Int? = nil, limit: Int = 50) {
+        self.phases = phases
+        self.site = site
+        self.type = type
+        self.reportedFrom = reportedFrom
+        self.reportedBefore = reportedBefore
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A timer a worker has claimed: it must be delivered to the engine as `.timerFired` (its lease
+/// expires otherwise, and another worker takes it).
+public struct ClaimedTimer: Sendable, Hashable {
+    public var incident: IncidentID
+    public var key: TimerKey
+    public var due: Date
+
+    public init(incident: IncidentID, key: TimerKey, due: Date) {
+        self.incident = incident
+        self.key = key
+        self.due = due
+    }
+}
+
+/// A notification a delivery worker has claimed.
+public struct ClaimedDelivery: Sendable, Hashable {
+    public var notification: QueuedNotification
+    /// Attempts made before this one.
+    public var attempts: Int
+}
+
+public enum DeliveryOutcome: Sendable, Hashable {
+    case delivered(receipt: String?)
+    /// A failed attempt; with `retryAt` another attempt follows, without it the notification failed for good.
+    case failed(reason: String, retryAt: Date?)
+}
+
+public extension IncidentPhase {
+    /// The phase's name as stored and filtered on.
+    var name: String {
+        switch self {
+        case .escalating: "escalating"
+        case .acknowledged: "acknowledged"
+        case .unowned: "unowned"
+        case .resolved: "resolved"
+        }
+    }
+}

@@ -1,0 +1,308 @@
+// One conformance suite, run against both stores: what the runtime relies on, case by case.
+import Foundation
+import MusterAudit
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+import Testing
+
+private func created(_ result: Result<CommandOutcome, StoreError>?) throws -> (IncidentRef, [QueuedNotification]) {
+    guard case .success(.created(let ref, let queued))? = result else {
+        Issue.record("expected a new incident, got \(String(describing: result))")
+        throw StoreError.unknownIncident("none")
+    }
+    return (ref, queued)
+}
+
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    @Test("migrations apply once, record the schema version, and can run again", arguments: Backend.allCases)
+    func migrations(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            try await t.store.migrate()
+            let version = try await t.store.schemaVersion()
+            #expect(version.applied == version.known)
+            #expect(version.known >= 1)
+        }
+    }
+
+    @Test("a report opens an incident: state, report, audit entries, timers and outbox are all written", arguments: Backend.allCases)
+    func reportOpensIncident(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let results = try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning)
+            let (ref, queued) = try created(results.first)
+            #expect(ref.number == 1)
+            #expect(!queued.isEmpty, "step 1 pages someone")
+            let state = try #require(try await t.store.incident(ref.id))
+            #expect(state.incident.summary == "Student wrote a goodbye note in class")
+            #expect(state.incident.subject == "S-1042")
+            #expect(state.phase == .escalating(step: 0, round: 0))
+            let timeline = try await t.store.timeline(ref.id)
+            #expect(timeline.first?.action == .reported)
+            #expect(timeline.first?.sensitive == "Student wrote a goodbye note in class")
+            #expect(timeline.map(\.sequence) == Array(1...timeline.count))
+            #expect(timeline.filter { $0.action == .paged }.count == queued.count)
+            #expect(try await t.store.reports(ref.id).map(\.summary) == ["Student wrote a goodbye note in class"])
+            #expect(try await t.store.outboxCounts()["queued"] == queued.count)
+            // The stored bytes are the canonical encoding of the entries, and carry no student text.
+            let bytes = try await t.store.auditBytes(ref.id)
+            #expect(bytes.count == timeline.count)
+            for (body, record) in zip(bytes, timeline) {
+                #expect(body == AuditEntryEncoding.encode(record, incident: ref.id))
+                #expect(!String(decoding: body, as: UTF8.self).contains("goodbye"))
+            }
+        }
+    }
+
+    @Test("the student's text is kept out of the state document and the indexed columns", arguments: Backend.allCases)
+    func studentTextSeparate(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let results = try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning)
+            _ = try created(results.first)
+            let state = try await t.strings(backend == .postgres ? "SELECT convert_from(state, 'UTF8') FROM incidents" : "SELECT CAST(state AS TEXT) FROM incidents")
+            #expect(state.count == 1)
+            #expect(!(state.first ?? "").contains("goodbye"))
+            #expect(!(state.first ?? "").contains("S-1042"))
+            let hashes = try await t.strings("SELECT group_key_hash FROM incidents")
+            #expect(hashes.first?.count == 64, "the grouping key is stored as a hash")
+            #expect(!(hashes.first ?? "").contains("S-1042"))
+        }
+    }
+
+    @Test("a retried report with the same idempotency key returns the same incident and writes nothing", arguments: Backend.allCases)
+    func idempotency(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let intake = ReportIntake(report: report(subject: nil), idempotencyKey: "client-key-1")
+            let first = try created(try await t.store.commit([.report(intake)], catalog: shippedCatalog, now: schoolMorning).first).0
+            let again = try await t.store.commit([.report(intake), .report(intake)], catalog: shippedCatalog, now: schoolMorning.addingTimeInterval(5))
+            #expect(again.map { try? $0.get() } == [.duplicate(first), .duplicate(first)])
+            #expect(try await t.store.incidents(IncidentFilter()).count == 1)
+            #expect(try await t.store.reports(first.id).count == 1)
+            // Within one batch, the second use of a new key is a duplicate of the first.
+            let fresh = ReportIntake(report: report(subject: nil), idempotencyKey: "client-key-2")
+            let batch = try await t.store.commit([.report(fresh), .report(fresh)], catalog: shippedCatalog, now: schoolMorning)
+            let ref = try created(batch.first).0
+            #expect(try batch[1].get() == .duplicate(ref))
+        }
+    }
+
+    @Test("reports on the same grouping key within the window merge into one open incident", arguments: Backend.allCases)
+    func grouping(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let first = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            let later = schoolMorning.addingTimeInterval(10 * 60)
+            let second = try await t.store.commit([.report(ReportIntake(report: report(summary: "A friend forwarded a message", at: later)))],
+                                                  catalog: shippedCatalog, now: later)
+            #expect(try second.first?.get() == .merged(first))
+            let state = try #require(try await t.store.incident(first.id))
+            #expect(state.reportCount == 2)
+            #expect(try await t.store.reports(first.id).map(\.summary) == ["Student wrote a goodbye note in class", "A friend forwarded a message"])
+            #expect(try await t.store.timeline(first.id).contains { $0.action == .reportMerged && $0.sensitive == "A friend forwarded a message" })
+            // Another student, or the same one after the window, opens a new incident.
+            let other = try await t.store.commit([.report(ReportIntake(report: report(subject: "S-2000", at: later)))], catalog: shippedCatalog, now: later)
+            #expect(try created(other.first).0 != first)
+            let afterWindow = schoolMorning.addingTimeInterval(31 * 60)
+            let late = try await t.store.commit([.report(ReportIntake(report: report(at: afterWindow)))], catalog: shippedCatalog, now: afterWindow)
+            #expect(try created(late.first).0 != first)
+        }
+    }
+
+    @Test("a resolved incident takes no more reports: the next one opens a new incident", arguments: Backend.allCases)
+    func noMergeIntoResolved(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let first = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            let resolved = try await t.store.commit([.event(first.id, .resolved(by: .person("aokafor"), note: nil))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try resolved.first?.get() == .applied(first, queued: []))
+            let next = try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning.addingTimeInterval(60))
+            #expect(try created(next.first).0.number == 2)
+        }
+    }
+
+    @Test("simultaneous reports on one grouping key make one incident", arguments: Backend.allCases)
+    func concurrentGrouping(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let second = try await t.another()
+            let stores = [t.store, second]
+            let results = try await withThrowingTaskGroup(of: [Result<CommandOutcome, StoreError>].self) { group in
+                for index in 0..<20 {
+                    let store = stores[index % 2]
+                    group.addTask {
+                        try await store.commit([.report(ReportIntake(report: report(summary: "account \(index)")))], catalog: shippedCatalog, now: schoolMorning)
+                    }
+                }
+                var all: [Result<CommandOutcome, StoreError>] = []
+                for try await batch in group { all += batch }
+                return all
+            }
+            let incidents = Set(try results.map { try $0.get().incident })
+            #expect(incidents.count == 1)
+            #expect(results.filter { if case .success(.created) = $0 { true } else { false } }.count == 1)
+            let only = try #require(incidents.first)
+            let state = try #require(try await t.store.incident(only.id))
+            #expect(state.reportCount == 20)
+        }
+    }
+
+    @Test("in a group commit each command is all-or-nothing: a refused one writes nothing and sinks nothing", arguments: Backend.allCases)
+    func groupCommitIsolation(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let ref = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            let before = try await t.store.timeline(ref.id).count
+            let now = schoolMorning.addingTimeInterval(60)
+            let results = try await t.store.commit([
+                .event(ref.id, .acknowledged(by: .person("aokafor"), path: .api, step: 0)),
+                .event(IncidentID("no-such-incident"), .resolved(by: .system, note: nil)),
+                .event(ref.id, .reopened(by: .system, reason: nil)),
+                .event(ref.id, .noteAdded(by: .person("aokafor"), text: "With the student in the counseling office")),
+                .report(ReportIntake(report: report("no-such-type"))),
+                .report(ReportIntake(report: report(site: "no-such-site"))),
+            ], catalog: shippedCatalog, now: now)
+            #expect(try results[0].get() == .applied(ref, queued: []))
+            #expect(results[1] == .failure(.unknownIncident("no-such-incident")))
+            #expect(results[2] == .failure(.rejected(.notResolved)))
+            #expect(try results[3].get() == .applied(ref, queued: []))
+            #expect(results[4] == .failure(.invalidReport("unknown incident type 'no-such-type'")))
+            #expect(results[5] == .failure(.invalidReport("unknown site 'no-such-site'")))
+            #expect(try await t.store.incidents(IncidentFilter()).map(\.ref) == [ref], "refused reports open nothing")
+            let timeline = try await t.store.timeline(ref.id)
+            #expect(timeline.map(\.sequence) == Array(1...timeline.count), "no gap from the refused command")
+            #expect(timeline.dropFirst(before).map(\.action).contains(.acknowledged))
+            #expect(timeline.last?.action == .noteAdded)
+            #expect(try await t.store.incident(ref.id)?.phase == .acknowledged)
+        }
+    }
+
+    @Test("due timers are claimed once per lease, fire through the engine, and their rows go", arguments: Backend.allCases)
+    func timers(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let ref = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            let state = try #require(try await t.store.incident(ref.id))
+            let ack = try #require(state.timers.first { if case .ackDeadline = $0.key { true } else { false } })
+            #expect(try await t.store.nextTimerDue() == state.timers.map(\.due).min())
+            #expect(try await t.store.claimDueTimers(now: schoolMorning, limit: 10, owner: "a", lease: 30).isEmpty, "nothing is due yet")
+            let due = ack.due
+            let claimed = try await t.store.claimDueTimers(now: due, limit: 10, owner: "a", lease: 30)
+            #expect(claimed == [ClaimedTimer(incident: ref.id, key: ack.key, due: due)])
+            #expect(try await t.store.claimDueTimers(now: due, limit: 10, owner: "b", lease: 30).isEmpty, "leased to a")
+            let retaken = try await t.store.claimDueTimers(now: due.addingTimeInterval(31), limit: 10, owner: "b", lease: 30)
+            #expect(retaken.map(\.key) == [ack.key], "a's lease lapsed: b takes over")
+            let fired = try await t.store.commit([.event(ref.id, .timerFired(ack.key))], catalog: shippedCatalog, now: due)
+            guard case .success(.applied(_, let queued))? = fired.first else {
+                Issue.record("the timer did not fire: \(fired)")
+                return
+            }
+            #expect(!queued.isEmpty, "the repeat round pages again")
+            let next = try #require(try await t.store.incident(ref.id))
+            #expect(next.phase == .escalating(step: 0, round: 1))
+            #expect(try await t.store.claimDueTimers(now: due.addingTimeInterval(31), limit: 10, owner: "c", lease: 30).isEmpty,
+                    "the fired timer's row is gone")
+        }
+    }
+
+    @Test("resolving removes every timer row", arguments: Backend.allCases)
+    func resolveRemovesTimers(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let ref = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            #expect(try await t.strings("SELECT COUNT(*) FROM timers").first != "0")
+            _ = try await t.store.commit([.event(ref.id, .resolved(by: .system, note: nil))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.strings("SELECT COUNT(*) FROM timers") == ["0"])
+            #expect(try await t.store.nextTimerDue() == nil)
+        }
+    }
+
+    @Test("deliveries are claimed, retried at their time, and end sent or failed", arguments: Backend.allCases)
+    func deliveries(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let (_, queued) = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first)
+            let claimed = try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w1", lease: 30)
+            #expect(Set(claimed.map(\.notification)) == Set(queued))
+            #expect(claimed.allSatisfy { $0.attempts == 0 })
+            #expect(try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w2", lease: 30).isEmpty)
+            let (sent, retried, failed) = (claimed[0].notification.id, claimed[1].notification.id, claimed.count > 2 ? claimed[2].notification.id : nil)
+            try await t.store.recordDelivery(sent, outcome: .delivered(receipt: "SM123"), at: schoolMorning)
+            try await t.store.recordDelivery(retried, outcome: .failed(reason: "HTTP 503", retryAt: schoolMorning.addingTimeInterval(10)), at: schoolMorning)
+            if let failed { try await t.store.recordDelivery(failed, outcome: .failed(reason: "HTTP 400", retryAt: nil), at: schoolMorning) }
+            #expect(try await t.store.claimDeliveries(now: schoolMorning.addingTimeInterval(5), limit: 100, owner: "w2", lease: 30)
+                .map(\.notification.id).filter { $0 == retried }.isEmpty, "not before its retry time")
+            let again = try await t.store.claimDeliveries(now: schoolMorning.addingTimeInterval(40), limit: 100, owner: "w2", lease: 30)
+            #expect(again.first { $0.notification.id == retried }?.attempts == 1)
+            #expect(!again.contains { $0.notification.id == sent })
+            let counts = try await t.store.outboxCounts()
+            #expect(counts["sent"] == 1)
+            #expect(counts["failed", default: 0] == (failed == nil ? 0 : 1))
+            #expect(try await t.strings("SELECT COUNT(*) FROM delivery_attempts") == [String(failed == nil ? 2 : 3)])
+        }
+    }
+
+    @Test("audit entries cannot be changed or deleted, even with SQL", arguments: Backend.allCases)
+    func appendOnly(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            _ = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first)
+            let count = try await t.strings("SELECT COUNT(*) FROM audit_entries")
+            await #expect(throws: (any Error).self) { try await t.execute("UPDATE audit_entries SET action = 'tampered'") }
+            await #expect(throws: (any Error).self) { try await t.execute("DELETE FROM audit_entries") }
+            if backend == .postgres {
+                await #expect(throws: (any Error).self) { try await t.execute("TRUNCATE audit_entries") }
+            }
+            #expect(try await t.strings("SELECT COUNT(*) FROM audit_entries") == count)
+            #expect(try await t.strings("SELECT COUNT(*) FROM audit_entries WHERE action = 'tampered'") == ["0"])
+        }
+    }
+
+    @Test("incidents list newest first, filter by phase, site, type and period, and page", arguments: Backend.allCases)
+    func listing(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            var refs: [IncidentRef] = []
+            for (index, (type, site)) in [("suicide-risk", "lincoln-high"), ("threat-of-violence", "lincoln-high"),
+                                          ("medical-emergency", "washington-elementary"), ("suicide-risk", "mesa-academy")].enumerated() {
+                let at = schoolMorning.addingTimeInterval(TimeInterval(index * 3600))
+                refs.append(try created(try await t.store.commit([.report(ReportIntake(report: report(type, site: site, subject: "S-\(index)", at: at)))],
+                                                                 catalog: shippedCatalog, now: at).first).0)
+            }
+            _ = try await t.store.commit([.event(refs[0].id, .resolved(by: .system, note: nil))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.store.incidents(IncidentFilter()).map(\.ref) == refs.reversed())
+            #expect(try await t.store.incidents(IncidentFilter(phases: ["resolved"])).map(\.ref) == [refs[0]])
+            #expect(try await t.store.incidents(IncidentFilter(site: "lincoln-high")).map(\.ref) == [refs[1], refs[0]])
+            #expect(try await t.store.incidents(IncidentFilter(type: "suicide-risk")).map(\.ref) == [refs[3], refs[0]])
+            #expect(try await t.store.incidents(IncidentFilter(reportedFrom: schoolMorning.addingTimeInterval(3600),
+                                                               reportedBefore: schoolMorning.addingTimeInterval(3 * 3600))).map(\.ref) == [refs[2], refs[1]])
+            let page1 = try await t.store.incidents(IncidentFilter(limit: 3))
+            let page2 = try await t.store.incidents(IncidentFilter(before: page1.last?.ref.number, limit: 3))
+            #expect((page1 + page2).map(\.ref) == refs.reversed())
+            #expect(page2.count == 1)
+        }
+    }
+
+    @Test("two store instances racing over thousands of due timers claim each exactly once", arguments: Backend.allCases)
+    func claimsExactlyOnce(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let reportCount = 300  // each opens an incident with an acknowledgement timer and task timers
+            var commands: [StoreCommand] = []
+            for index in 0..<reportCount { commands.append(.report(ReportIntake(report: report(subject: "S-\(index)")))) }
+            for batch in stride(from: 0, to: commands.count, by: 100) {
+                _ = try await t.store.commit(Array(commands[batch..<min(batch + 100, commands.count)]), catalog: shippedCatalog, now: schoolMorning)
+            }
+            let total = Int(try await t.strings("SELECT COUNT(*) FROM timers").first ?? "0") ?? 0
+            #expect(total >= reportCount * 2)
+            let farFuture = schoolMorning.addingTimeInterval(30 * 86_400)
+            let second = try await t.another()
+            let claims = try await withThrowingTaskGroup(of: [ClaimedTimer].self) { group in
+                for (index, store) in [t.store, second, t.store, second].enumerated() {
+                    group.addTask {
+                        var mine: [ClaimedTimer] = []
+                        while true {
+                            let batch = try await store.claimDueTimers(now: farFuture, limit: 50, owner: "worker-\(index)", lease: 3600)
+                            if batch.isEmpty { return mine }
+                            mine += batch
+                        }
+                    }
+                }
+                var all: [ClaimedTimer] = []
+                for try await claimed in group { all += claimed }
+                return all
+            }
+            #expect(claims.count == total)
+            #expect(Set(claims.map { "\($0.incident)/\($0.key)" }).count == total, "no timer was claimed twice")
+        }
+    }
+}
