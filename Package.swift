@@ -47,11 +47,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Notification channels: the Channel protocol, one folder per channel, retry policy.
+        .target(name: "MusterNotify", dependencies: ["MusterCore"]),
+        // Intake, group commit, and the timer and delivery workers; wires the store and the channels.
+        .target(
+            name: "MusterRuntime",
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterNotify",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "muster",
             dependencies: [
                 "MusterCore",
                 "MusterPlaybooks",
+                "MusterStore",
+                "MusterRuntime",
+                "MusterNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -76,6 +89,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
+        ),
+        .testTarget(
+            name: "MusterRuntimeTests",
+            dependencies: ["MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "muster"]
         ),
         .testTarget(
             name: "MusterPlaybooksTests",

@@ -25,8 +25,8 @@ public protocol Store: Sendable {
 
     /// Claims up to `limit` timers due at `now` whose lease is free, for `lease` seconds.
     func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer]
-    /// The earliest due time of any unclaimed timer (for sleeping until then).
-    func nextTimerDue() async throws -> Date?
+    /// The earliest moment any timer can be claimed (its due time, or its lease's end if claimed).
+    func nextTimerDue(now: Date) async throws -> Date?
     /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds.
     func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery]
     /// Records one delivery attempt and its outcome.

@@ -178,7 +178,7 @@ struct StoreConformanceTests {
             let ref = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
             let state = try #require(try await t.store.incident(ref.id))
             let ack = try #require(state.timers.first { if case .ackDeadline = $0.key { true } else { false } })
-            #expect(try await t.store.nextTimerDue() == state.timers.map(\.due).min())
+            #expect(try await t.store.nextTimerDue(now: schoolMorning) == state.timers.map(\.due).min())
             #expect(try await t.store.claimDueTimers(now: schoolMorning, limit: 10, owner: "a", lease: 30).isEmpty, "nothing is due yet")
             let due = ack.due
             let claimed = try await t.store.claimDueTimers(now: due, limit: 10, owner: "a", lease: 30)
@@ -206,7 +206,7 @@ struct StoreConformanceTests {
             #expect(try await t.strings("SELECT COUNT(*) FROM timers").first != "0")
             _ = try await t.store.commit([.event(ref.id, .resolved(by: .system, note: nil))], catalog: shippedCatalog, now: schoolMorning)
             #expect(try await t.strings("SELECT COUNT(*) FROM timers") == ["0"])
-            #expect(try await t.store.nextTimerDue() == nil)
+            #expect(try await t.store.nextTimerDue(now: schoolMorning) == nil)
         }
     }
 

@@ -286,6 +286,16 @@ public final class PostgresStore: Store {
         }
     }
 
+    /// Holds a connection that LISTENs for queued work and calls `wake` on each notification;
+    /// returns or throws when the connection ends.
+    public func listenForWork(_ wake: @escaping @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: Self.workChannel) { notifications in
+                for try await _ in notifications { wake() }
+            }
+        }
+    }
+
     // MARK: Reads
 
     public func incident(_ id: IncidentID) async throws -> IncidentState? {
@@ -379,9 +389,10 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func nextTimerDue() async throws -> Date? {
+    public func nextTimerDue(now: Date) async throws -> Date? {
         try await database {
-            let rows = try await client.query("SELECT MIN(due_at) FROM timers", logger: logger)
+            let rows = try await client.query("SELECT MIN(CASE WHEN lease_until >= \(now) THEN lease_until ELSE due_at END) FROM timers",
+                                              logger: logger)
             for try await due in rows.decode(Date?.self) { return due }
             return nil
         }

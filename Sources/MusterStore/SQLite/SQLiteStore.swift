@@ -242,9 +242,10 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func nextTimerDue() async throws -> Date? {
+    public func nextTimerDue(now: Date) async throws -> Date? {
         try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM timers").map { Date(milliseconds: $0) }
+            try Int64.fetchOne(db, sql: "SELECT MIN(CASE WHEN lease_until >= ? THEN lease_until ELSE due_at END) FROM timers",
+                               arguments: [now.milliseconds]).map { Date(milliseconds: $0) }
         }
     }
 

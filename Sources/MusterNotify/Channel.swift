@@ -1,0 +1,67 @@
+// One small protocol for every way of reaching a person: a channel turns a notification into a
+// receipt or a typed failure that says whether trying again can help.
+import Foundation
+import MusterCore
+
+public protocol Channel: Sendable {
+    func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt
+}
+
+public struct DeliveryReceipt: Sendable, Hashable {
+    /// The provider's reference (a message id, an SMS sid), when it gives one.
+    public var reference: String?
+    public init(reference: String? = nil) { self.reference = reference }
+}
+
+public struct DeliveryFailure: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Reason: String, Sendable, Hashable {
+        /// The provider refused the request as malformed or unauthorised (4xx): retrying will not help.
+        case clientError = "client_error"
+        /// The provider failed (5xx): retrying may help.
+        case serverError = "server_error"
+        case rateLimited = "rate_limited"
+        case timeout
+        /// Nothing answered (connection refused, DNS, TLS).
+        case unreachable
+        /// The recipient's address cannot be used (a number not in service).
+        case badAddress = "bad_address"
+        /// No channel is configured for this kind.
+        case notConfigured = "not_configured"
+    }
+
+    public var reason: Reason
+    public var detail: String
+
+    public init(_ reason: Reason, _ detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var retryable: Bool {
+        switch reason {
+        case .serverError, .rateLimited, .timeout, .unreachable: true
+        case .clientError, .badAddress, .notConfigured: false
+        }
+    }
+
+    public var description: String { "\(reason.rawValue): \(detail)" }
+}
+
+/// Sends each notification over the channel configured for its kind.
+public struct ChannelRouter: Channel {
+    private let channels: [ChannelKind: any Channel]
+    private let fallback: (any Channel)?
+
+    /// `fallback` takes kinds with no channel of their own (the demonstration and test setups).
+    public init(_ channels: [ChannelKind: any Channel], fallback: (any Channel)? = nil) {
+        self.channels = channels
+        self.fallback = fallback
+    }
+
+    public func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt {
+        guard let channel = channels[notification.channel] ?? fallback else {
+            throw DeliveryFailure(.notConfigured, "no \(notification.channel.rawValue) channel is configured")
+        }
+        return try await channel.deliver(notification)
+    }
+}

@@ -1,0 +1,49 @@
+// A channel that appends each notification to a file as one JSON line: for running the whole loop
+// with no provider, and for tests that check what was sent. It carries what SMS would: never a
+// student's name or the description.
+import Foundation
+import MusterCore
+
+public final class FileChannel: Channel {
+    private let path: String
+    private let lock = NSLock()
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt {
+        let line: [String: String] = [
+            "id": notification.id.description,
+            "incident": notification.incident.rawValue,
+            "number": String(notification.incidentNumber),
+            "type": notification.type.rawValue,
+            "severity": notification.severity.rawValue,
+            "site": notification.site.rawValue,
+            "recipient": notification.recipient.description,
+            "channel": notification.channel.rawValue,
+            "address": notification.address,
+            "kind": notification.kind.rawValue,
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(line) else { throw DeliveryFailure(.clientError, "cannot encode the notification") }
+        do {
+            try append(data + Data("\n".utf8))
+        } catch {
+            throw DeliveryFailure(.unreachable, "cannot append to \(path): \(error)")
+        }
+        return DeliveryReceipt(reference: notification.id.description)
+    }
+
+    private func append(_ data: Data) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        // O_APPEND makes each line one write at the end, even with several processes appending.
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == data.count else { throw CocoaError(.fileWriteUnknown) }
+    }
+}

@@ -1,0 +1,78 @@
+// Group commit: commands submitted while a commit is in flight wait and go together in the next
+// one, so a burst of reports costs a few transactions instead of one each. Each command stays
+// all-or-nothing (the store guarantees it); each caller gets its own result.
+import Foundation
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+
+public actor Committer {
+    private let store: any Store
+    private let clock: any MusterClock
+    private var catalog: Catalog
+    private let maxBatch: Int
+    private var pending: [(commands: [StoreCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] = []
+    private var flushing = false
+    /// Called after each commit with its outcomes (wakes workers, counts metrics).
+    private let committed: @Sendable ([Result<CommandOutcome, StoreError>]) -> Void
+
+    public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500,
+                committed: @escaping @Sendable ([Result<CommandOutcome, StoreError>]) -> Void = { _ in }) {
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self.maxBatch = maxBatch
+        self.committed = committed
+    }
+
+    public var currentCatalog: Catalog { catalog }
+
+    /// Replaces the playbooks and directory for commands committed from now on.
+    public func reload(_ catalog: Catalog) { self.catalog = catalog }
+
+    /// Commits one command; throws `StoreError.unavailable` when the database cannot take it (nothing was written).
+    public func submit(_ command: StoreCommand) async throws -> Result<CommandOutcome, StoreError> {
+        guard let result = try await submit([command]).first else { throw StoreError.unavailable("no result") }
+        return result
+    }
+
+    /// Commits several commands, in order and in as few transactions as fit; results in order.
+    public func submit(_ commands: [StoreCommand]) async throws -> [Result<CommandOutcome, StoreError>] {
+        guard !commands.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            pending.append((commands, continuation))
+            startFlushing()
+        }
+    }
+
+    private func startFlushing() {
+        guard !flushing else { return }
+        flushing = true
+        Task { await self.flush() }
+    }
+
+    private func flush() async {
+        while !pending.isEmpty {
+            // Take whole entries up to the batch size (an entry larger than it goes alone).
+            var count = 0, commandCount = 0
+            while count < pending.count, count == 0 || commandCount + pending[count].commands.count <= maxBatch {
+                commandCount += pending[count].commands.count
+                count += 1
+            }
+            let batch = Array(pending.prefix(count))
+            pending.removeFirst(count)
+            do {
+                let results = try await store.commit(batch.flatMap(\.commands), catalog: catalog, now: clock.now())
+                var offset = 0
+                for entry in batch {
+                    entry.reply.resume(returning: Array(results[offset..<(offset + entry.commands.count)]))
+                    offset += entry.commands.count
+                }
+                committed(results)
+            } catch {
+                for entry in batch { entry.reply.resume(throwing: error) }
+            }
+        }
+        flushing = false
+    }
+}

@@ -1,0 +1,74 @@
+// The running core of a Muster instance: intake through group commit, and the timer and delivery
+// workers, over one store and one set of channels.
+import Foundation
+import Logging
+import MusterCore
+import MusterNotify
+import MusterPlaybooks
+import MusterStore
+
+public final class Runtime: Sendable {
+    public let store: any Store
+    public let committer: Committer
+    public let timerLateness = LatencySamples()
+    private let timers: TimerWorker
+    private let deliveries: DeliveryWorker
+    private let timerSignal = WorkSignal()
+    private let deliverySignal = WorkSignal()
+    private let logger: Logger
+
+    public init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
+                instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
+                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                logger: Logger = Logger(label: "muster.runtime")) {
+        self.store = store
+        self.logger = logger
+        let timerSignal = timerSignal, deliverySignal = deliverySignal
+        committer = Committer(store: store, catalog: catalog, clock: clock) { results in
+            // New timers may fall due sooner than the worker's sleep; new pages are waiting to go.
+            timerSignal.notify()
+            if results.contains(where: { if case .success(.created(_, let q)) = $0 { !q.isEmpty } else if case .success(.applied(_, let q)) = $0 { !q.isEmpty } else { false } }) {
+                deliverySignal.notify()
+            }
+        }
+        timers = TimerWorker(store: store, committer: committer, clock: clock, signal: timerSignal, owner: instance,
+                             lateness: timerLateness, logger: logger)
+        deliveries = DeliveryWorker(store: store, committer: committer, channel: channel, clock: clock, signal: deliverySignal,
+                                    owner: instance, retry: retry, random: random, logger: logger)
+    }
+
+    /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
+    public func report(_ intake: ReportIntake) async throws -> Result<CommandOutcome, StoreError> {
+        try await committer.submit(.report(intake))
+    }
+
+    /// Applies an event (an acknowledgement, a note, a resolution…) to an incident.
+    public func apply(_ event: IncidentEvent, to incident: IncidentID) async throws -> Result<CommandOutcome, StoreError> {
+        try await committer.submit(.event(incident, event))
+    }
+
+    /// Runs the workers until the task is cancelled. With PostgreSQL, NOTIFY from any instance wakes them.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.timers.run() }
+            group.addTask { await self.deliveries.run() }
+            if let postgres = store as? PostgresStore {
+                group.addTask { [timerSignal, deliverySignal, logger] in
+                    while !Task.isCancelled {
+                        do {
+                            try await postgres.listenForWork {
+                                timerSignal.notify()
+                                deliverySignal.notify()
+                            }
+                        } catch {
+                            if Task.isCancelled { return }
+                            logger.warning("LISTEN failed, polling until it is back: \(error)")
+                            try? await Task.sleep(for: .seconds(1))
+                        }
+                    }
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+}

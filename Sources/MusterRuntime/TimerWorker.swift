@@ -1,0 +1,75 @@
+// Fires due timers into the engine: claims them from the store (a lease, so a dead instance's
+// claims lapse and another takes over), commits `.timerFired` for each, and records how late each
+// one ran. Sleeps until the next due time, woken early when new work is queued.
+import Foundation
+import Logging
+import MusterCore
+import MusterStore
+
+public struct TimerWorker: Sendable {
+    let store: any Store
+    let committer: Committer
+    let clock: any MusterClock
+    let signal: WorkSignal
+    let owner: String
+    let lateness: LatencySamples
+    let logger: Logger
+    var lease: TimeInterval = 30
+    var batchSize = 500
+    /// The longest sleep: picks up other instances' timers when no notification arrives.
+    var pollInterval: TimeInterval = 1
+
+    public func run() async {
+        var backoff: TimeInterval = 0.1
+        while !Task.isCancelled {
+            do {
+                let now = clock.now()
+                let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
+                if !claimed.isEmpty {
+                    let results = try await committer.submit(claimed.map { .event($0.incident, .timerFired($0.key)) })
+                    let done = clock.now()
+                    for (timer, result) in zip(claimed, results) {
+                        lateness.record(done.timeIntervalSince(timer.due))
+                        if case .failure(let error) = result {
+                            logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
+                        }
+                    }
+                    backoff = 0.1
+                    continue
+                }
+                let next = try await store.nextTimerDue(now: now)
+                let wake = min(next ?? now.addingTimeInterval(pollInterval), now.addingTimeInterval(pollInterval))
+                if wake > now { await signal.wait(until: wake, clock: clock) }
+                backoff = 0.1
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("timer worker: \(error); retrying in \(backoff)s")
+                try? await clock.sleep(until: clock.now().addingTimeInterval(backoff))
+                backoff = min(backoff * 2, 2)
+            }
+        }
+    }
+}
+
+/// Latency samples (seconds) with percentiles, for metrics and benchmarks.
+public final class LatencySamples: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [Double] = []
+
+    public init() {}
+
+    public func record(_ seconds: Double) {
+        lock.withLock { samples.append(seconds) }
+    }
+
+    public var count: Int { lock.withLock { samples.count } }
+
+    /// The q-th quantile (0...1), nil without samples.
+    public func quantile(_ q: Double) -> Double? {
+        let sorted = lock.withLock { samples.sorted() }
+        guard !sorted.isEmpty else { return nil }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.down)))]
+    }
+
+    public func reset() { lock.withLock { samples.removeAll() } }
+}
