@@ -17,7 +17,8 @@ public struct DeliveryWorker: Sendable {
     let retry: RetryPolicy
     let random: @Sendable () -> Double
     let logger: Logger
-    var lease: TimeInterval = 60
+    /// Longer than any one attempt may take (channels time out sooner), short enough that a dead instance's pages go out soon.
+    var lease: TimeInterval = 15
     var concurrency = 32
     var pollInterval: TimeInterval = 1
 

@@ -14,7 +14,8 @@ public struct TimerWorker: Sendable {
     let owner: String
     let lateness: LatencySamples
     let logger: Logger
-    var lease: TimeInterval = 30
+    /// Firing takes milliseconds: a short lease means a dead instance delays a page by seconds, not minutes.
+    var lease: TimeInterval = 5
     var batchSize = 500
     /// The longest sleep: picks up other instances' timers when no notification arrives.
     var pollInterval: TimeInterval = 1

@@ -2,11 +2,11 @@
 import ArgumentParser
 
 @main
-struct Muster: ParsableCommand {
+struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster",
         abstract: "Crisis-intervention alerting and escalation for schools and districts.",
-        subcommands: [PlaybookCommand.self, SimulateCommand.self]
+        subcommands: [PlaybookCommand.self, SimulateCommand.self, MigrateCommand.self, WorkerCommand.self]
     )
 }
 

@@ -1,0 +1,63 @@
+// `muster worker`: runs an instance's timer and delivery workers against the database, until
+// SIGTERM or SIGINT. (`muster serve` will run the same runtime with the HTTP API in front.)
+import ArgumentParser
+import Foundation
+import Logging
+import MusterNotify
+import MusterPlaybooks
+import MusterRuntime
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run the timer and delivery workers.",
+        discussion: "Fires due timers into the escalation engine and sends queued notifications. Any number of workers may share one PostgreSQL database."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "The playbook folder (holds directory.yaml).")
+    var playbooks: String = "playbooks"
+    @Option(help: "Deliver every notification by appending it to this file as a JSON line (the demonstration channel).")
+    var channelFile: String
+    @Option(help: "This instance's name in claims (default: host/pid).")
+    var instance: String?
+    @Flag(help: "Apply missing migrations before starting.")
+    var migrate = false
+
+    func run() async throws {
+        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: playbooks), displayPath: playbooks)
+        guard let catalog = loaded.catalog else {
+            for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
+            throw ValidationError("the playbooks in \(playbooks) have errors; run `muster playbook lint \(playbooks)`")
+        }
+        let (store, description) = try storeOptions.open()
+        if migrate { try await store.migrate() }
+        let version = try await store.schemaVersion()
+        guard version.applied == version.known else {
+            throw ValidationError("\(description) is at schema version \(version.applied) of \(version.known): run `muster migrate`")
+        }
+        let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
+        let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
+                              instance: name)
+        let workers = Task { await runtime.run() }
+        let stop = ShutdownSignals { workers.cancel() }
+        print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; delivering to \(channelFile)")
+        await workers.value
+        withExtendedLifetime(stop) {}
+    }
+}
+
+/// Calls `handler` once on SIGTERM or SIGINT.
+final class ShutdownSignals {
+    private let sources: [DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,0 +1,118 @@
+// Crash safety, for real: `muster worker` runs as a subprocess against PostgreSQL and is killed with
+// SIGKILL in the middle of escalations, again and again, while reports keep arriving from another
+// instance. Afterwards the timelines must show that no report was lost, no step was skipped, every
+// queued page was sent, and no page was sent under an id the engine did not give it.
+import Foundation
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+import Testing
+
+/// A playbook with second-long windows, so a drill runs its whole ladder in a few seconds.
+private let drillPlaybook = """
+    id: drill
+    title: Crash drill
+    match: { catch_all: true }
+    steps:
+      - { notify: [on-call:crisis-team@district], via: [sms], ack_within: 2s, repeat: 1 }
+      - { notify: [on-call:district-crisis-lead@district], via: [sms, email], ack_within: 2s }
+      - { notify: [partner:county-mobile-crisis], via: [voice], ack_within: 2s }
+    fallback: { notify: [on-call:crisis-team@district], via: [voice] }
+    """
+
+private func drillFolder() throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-drill-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("playbooks/directory.yaml"),
+                                     to: folder.appendingPathComponent("directory.yaml"))
+    try drillPlaybook.write(to: folder.appendingPathComponent("drill.yaml"), atomically: true, encoding: .utf8)
+    return folder
+}
+
+private func musterExecutable() -> URL {
+    repositoryRoot.appendingPathComponent(".build/debug/muster")
+}
+
+private func startWorker(databaseURL: String, playbooks: URL, channelFile: String, instance: String) throws -> Process {
+    let process = Process()
+    process.executableURL = musterExecutable()
+    process.arguments = ["worker", "--playbooks", playbooks.path, "--channel-file", channelFile, "--instance", instance]
+    var environment = ProcessInfo.processInfo.environment
+    environment["MUSTER_DATABASE_URL"] = databaseURL
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+@Suite("Crash safety", .serialized)
+struct CrashSafetyTests {
+    @Test("SIGKILL in the middle of escalations, 20 times, while reports keep arriving: nothing lost, skipped or doubled")
+    func killAndRestart() async throws {
+        guard let adminURL = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
+        let name = "muster_crash_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await createDatabase(name, adminURL: adminURL)
+        var settings = try PostgresSettings(url: adminURL)
+        settings.database = name
+        let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
+        let store = PostgresStore(settings: settings)
+        defer { store.shutdown() }
+        try await store.migrate()
+        let folder = try drillFolder()
+        let loaded = PlaybookLoader.load(folder: folder)
+        let catalog = try #require(loaded.catalog, "\(loaded.diagnostics)")
+        let channelFile = folder.appendingPathComponent("sent.jsonl").path
+
+        var reported: [IncidentRef] = []
+        let types = catalog.directory.incidentTypes.map(\.id)
+        let sites = catalog.directory.sites.keys.sorted()
+        for round in 0..<20 {
+            let worker = try startWorker(databaseURL: databaseURL, playbooks: folder, channelFile: channelFile, instance: "crash-\(round)")
+            // Reports arrive from another instance while this one escalates.
+            for index in 0..<3 {
+                let report = Report(type: types[(round + index) % types.count], severity: .high, site: sites[index % sites.count],
+                                    reporter: .integration("drill"), summary: "drill \(round).\(index)", receivedAt: Date())
+                let results = try await store.commit([.report(ReportIntake(report: report, idempotencyKey: "drill-\(round)-\(index)"))],
+                                                     catalog: catalog, now: Date())
+                reported.append(try #require(try results.first?.get()).incident)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...900)))
+            kill(worker.processIdentifier, SIGKILL)
+            worker.waitUntilExit()
+            #expect(worker.terminationReason == .uncaughtSignal)
+        }
+
+        // A last instance finishes the work: every incident reaches the end of its ladder, every page goes out.
+        let last = try startWorker(databaseURL: databaseURL, playbooks: folder, channelFile: channelFile, instance: "crash-final")
+        defer { last.terminate() }
+        try await eventually("every drill to run its ladder and every page to be sent", timeout: 90) {
+            let incidents = try await store.incidents(IncidentFilter(limit: 500))
+            let counts = try await store.outboxCounts()
+            return incidents.count == reported.count && incidents.allSatisfy { $0.phase == "unowned" } && counts["queued", default: 0] == 0
+        }
+
+        // No report lost.
+        let incidents = try await store.incidents(IncidentFilter(limit: 500))
+        #expect(Set(incidents.map(\.ref)) == Set(reported))
+        // Every page the engine queued was sent, and nothing was sent under another id.
+        var queuedIDs = Set<String>()
+        for ref in reported {
+            let timeline = try await store.timeline(ref.id)
+            #expect(timeline.map(\.sequence) == Array(1...timeline.count), "incident \(ref.number): the audit trail has no gap")
+            // No step skipped: each step was paged (or skipped by the engine with a reason), in order, then the fallback.
+            let stepsPaged = timeline.filter { $0.action == .stepStarted || $0.action == .stepSkipped }.compactMap(\.step)
+            #expect(stepsPaged == [0, 1, 2], "incident \(ref.number): steps \(stepsPaged)")
+            #expect(timeline.contains { $0.action == .stepRepeated && $0.step == 0 } || timeline.contains { $0.action == .stepSkipped && $0.step == 0 })
+            #expect(timeline.last?.action == .unowned)
+            queuedIDs.formUnion(timeline.compactMap { $0.notification?.description })
+        }
+        let sentLines = sent(channelFile)
+        let sentIDs = sentLines.compactMap { $0["id"] }
+        #expect(Set(sentIDs) == queuedIDs, "sent and queued ids differ")
+        #expect(try await store.outboxCounts() == ["sent": queuedIDs.count])
+        let duplicates = sentIDs.count - Set(sentIDs).count
+        print("crash drill: \(reported.count) incidents, \(queuedIDs.count) pages, \(duplicates) re-sent under the same id after a kill")
+    }
+}
