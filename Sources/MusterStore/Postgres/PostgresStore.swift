@@ -14,11 +14,14 @@ public final class PostgresStore: Store {
     private let logger: Logger
     private let runner: Task<Void, Never>
     private let newIncidentID: @Sendable () -> IncidentID
+    /// The longest any call may take before the caller is told the database is unavailable.
+    public let timeout: TimeInterval
     /// The channel NOTIFY wakes workers on when timers or deliveries are queued.
     public static let workChannel = "muster_work"
 
-    public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"),
+    public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
                 newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
+        self.timeout = timeout
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
@@ -36,7 +39,7 @@ public final class PostgresStore: Store {
     private static let migrationLock: Int64 = 0x6D75_7374_6572_0001  // "muster" + 1
 
     public func migrate() async throws {
-        try await database {
+        try await database { [self] in
             try await client.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
                 do {
@@ -67,7 +70,7 @@ public final class PostgresStore: Store {
     }
 
     public func schemaVersion() async throws -> (applied: Int, known: Int) {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT COALESCE(MAX(version), 0) FROM muster_schema_migrations", logger: logger)
             var applied = 0
             for try await version in rows.decode(Int.self) { applied = version }
@@ -75,10 +78,10 @@ public final class PostgresStore: Store {
         }
     }
 
-    /// Runs database work; a failure to reach or use the database becomes `StoreError.unavailable`.
-    private func database<T>(_ work: () async throws -> T) async throws -> T {
+    /// Runs database work within the timeout; a failure to reach or use the database becomes `StoreError.unavailable`.
+    private func database<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await work()
+            return try await Deadline.run(timeout, what: "the database call", work)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -90,6 +93,12 @@ public final class PostgresStore: Store {
 
     public func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
         guard !commands.isEmpty else { return [] }
+        return try await Deadline.run(timeout, what: "the commit") {
+            try await self.commitOrSplit(commands, catalog: catalog, now: now)
+        }
+    }
+
+    private func commitOrSplit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
         do {
             return try await commitBatch(commands, catalog: catalog, now: now)
         } catch let error as PSQLError where error.serverInfo != nil && commands.count > 1 {
@@ -299,7 +308,7 @@ public final class PostgresStore: Store {
     // MARK: Reads
 
     public func incident(_ id: IncidentID) async throws -> IncidentState? {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT state, summary, subject FROM incidents WHERE id = \(id.rawValue)", logger: logger)
             for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
                 return try StateCodec.decode(json: Data(buffer: state), summary: summary, subject: subject)
@@ -309,7 +318,7 @@ public final class PostgresStore: Store {
     }
 
     public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] {
-        try await database {
+        try await database { [self] in
             // Absent filters are passed as values that match everything, so the statement stays one prepared shape.
             let phases = filter.phases.sorted()
             let rows = try await client.query("""
@@ -334,7 +343,7 @@ public final class PostgresStore: Store {
     }
 
     public func timeline(_ id: IncidentID) async throws -> [AuditRecord] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT body, sensitive FROM audit_entries WHERE incident_id = \(id.rawValue) ORDER BY sequence",
                                               logger: logger)
             var records: [AuditRecord] = []
@@ -346,7 +355,7 @@ public final class PostgresStore: Store {
     }
 
     public func auditBytes(_ id: IncidentID) async throws -> [[UInt8]] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT body FROM audit_entries WHERE incident_id = \(id.rawValue) ORDER BY sequence", logger: logger)
             var result: [[UInt8]] = []
             for try await body in rows.decode(ByteBuffer.self) { result.append(Array(buffer: body)) }
@@ -355,7 +364,7 @@ public final class PostgresStore: Store {
     }
 
     public func reports(_ id: IncidentID) async throws -> [Report] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("""
                 SELECT received_at, reporter, type, severity, site, flags, summary, subject FROM reports WHERE incident_id = \(id.rawValue) ORDER BY id
                 """, logger: logger)
@@ -373,7 +382,7 @@ public final class PostgresStore: Store {
     // MARK: Workers
 
     public func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("""
                 UPDATE timers AS t SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
                 FROM (SELECT incident_id, key FROM timers WHERE due_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
@@ -390,7 +399,7 @@ public final class PostgresStore: Store {
     }
 
     public func nextTimerDue(now: Date) async throws -> Date? {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT MIN(CASE WHEN lease_until >= \(now) THEN lease_until ELSE due_at END) FROM timers",
                                               logger: logger)
             for try await due in rows.decode(Date?.self) { return due }
@@ -399,7 +408,7 @@ public final class PostgresStore: Store {
     }
 
     public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("""
                 UPDATE outbox AS o SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
                 FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
@@ -418,7 +427,7 @@ public final class PostgresStore: Store {
     }
 
     public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
-        try await database {
+        try await database { [self] in
             try await client.withTransaction(logger: logger) { connection in
                 let key = id.description
                 switch outcome {
@@ -447,7 +456,7 @@ public final class PostgresStore: Store {
     }
 
     public func outboxCounts() async throws -> [String: Int] {
-        try await database {
+        try await database { [self] in
             let rows = try await client.query("SELECT status, COUNT(*)::int8 FROM outbox GROUP BY status", logger: logger)
             var counts: [String: Int] = [:]
             for try await (status, count) in rows.decode((String, Int).self) { counts[status] = count }
