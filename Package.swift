@@ -71,7 +71,7 @@ let package = Package(
         // Release-mode benchmarks: `swift run -c release muster-bench`.
         .executableTarget(
             name: "muster-bench",
-            dependencies: ["MusterCore", "MusterPlaybooks"],
+            dependencies: ["MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify"],
             path: "Benchmarks/MusterBench"
         ),
         .testTarget(
@@ -81,6 +81,10 @@ let package = Package(
                 "MusterPlaybooks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .testTarget(
+            name: "MusterAuditTests",
+            dependencies: ["MusterCore", "MusterAudit"]
         ),
         .testTarget(
             name: "MusterStoreTests",

@@ -1,89 +1,71 @@
-// Release-mode benchmarks: `swift run -c release muster-bench [playbooks]`.
-// Figures, not assertions: the numbers go in the issue notes.
+// Release-mode benchmarks: figures for the issue notes, never assertions.
+//   swift run -c release muster-bench engine [PLAYBOOKS]
+//   swift run -c release muster-bench store sqlite|postgres [--incidents N]   (Benchmarks/run-store-benchmarks provisions PostgreSQL)
+//   swift run -c release muster-bench timers sqlite|postgres [--rate 1000 --seconds 10]
+//   swift run -c release muster-bench timeline sqlite|postgres [--incidents 1000000]
 import Foundation
-import MusterCore
-import MusterPlaybooks
+import MusterStore
 
-let folder = CommandLine.arguments.dropFirst().first ?? "playbooks"
-let clock = ContinuousClock()
+struct BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
 
 func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
-// 1. Loading and validating every playbook and the directory.
-var loadTimes: [Double] = []
-var loaded: Catalog?
-for _ in 0..<30 {
-    let start = clock.now
-    let result = PlaybookLoader.load(folder: URL(fileURLWithPath: folder))
-    loadTimes.append(milliseconds(clock.now - start))
-    loaded = result.catalog
+func iso8601(_ text: String) -> Date {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.date(from: text) ?? Date(timeIntervalSince1970: 0)
 }
-guard let catalog = loaded else {
-    print("the playbooks in \(folder) do not load; run `muster playbook lint \(folder)`")
-    exit(1)
-}
-loadTimes.sort()
-print(String(format: "load+validate %@: median %.2f ms, min %.2f ms, max %.2f ms (%d playbooks, %d people, %d schedules)",
-             folder, loadTimes[loadTimes.count / 2], loadTimes[0], loadTimes[loadTimes.count - 1],
-             catalog.playbooks.playbooks.count, catalog.directory.people.count, catalog.directory.schedules.count))
 
-// 2. The engine on one core: a typical incident's life, six events: reported (pages step 1),
-//    its acknowledgement window runs out (pages again), acknowledged, a task completed, a note, resolved.
-let site = catalog.directory.sites.keys.sorted()[0]
-guard let playbook = catalog.playbooks.playbook(type: "suicide-risk", severity: .high, site: site),
-      let firstTask = playbook.tasks.first?.id else {
-    print("no suicide-risk playbook with tasks for \(site)")
-    exit(1)
+func option(_ name: String, default value: Int) -> Int {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let number = Int(arguments[index + 1]) else { return value }
+    return number
 }
-let engine = EscalationEngine(playbook: playbook, directory: catalog.directory)
-let reportedAt = ISO8601DateFormatter().date(from: "2026-12-02T16:00:00Z") ?? Date(timeIntervalSince1970: 0)
-let responder = Actor.person(catalog.directory.people.keys.sorted()[0])
-let report = Report(type: "suicide-risk", severity: .high, site: site, reporter: responder, summary: "text",
-                    subject: "S-1", receivedAt: reportedAt)
-let ackWindow = playbook.steps(of: playbook.variant(for: catalog.directory.schoolTime(at: site, instant: reportedAt)))[0].ackWithin.seconds
-let script: [(Int, IncidentEvent)] = [
-    (ackWindow, .timerFired(.ackDeadline(step: 0, round: 0))),
-    (ackWindow + 60, .acknowledged(by: responder, path: .link, step: 0)),
-    (ackWindow + 600, .taskCompleted(firstTask, by: responder)),
-    (ackWindow + 700, .noteAdded(by: responder, text: "note")),
-    (ackWindow + 900, .resolved(by: responder, note: nil)),
-]
 
-/// One round: `incidents` incidents through their whole life; returns events per second.
-func engineRound(incidents: Int) -> (rate: Double, effectsPerEvent: Double, rejected: Int) {
-    var effects: [Effect] = []
-    effects.reserveCapacity(64)
-    var events = 0, effectCount = 0, rejected = 0
-    let start = clock.now
-    for n in 0..<incidents {
-        let incident = Incident(id: IncidentID("inc"), number: n, report: report)
-        effects.removeAll(keepingCapacity: true)
-        var state = engine.start(incident, now: reportedAt, effects: &effects)
-        effectCount += effects.count
-        for (offset, event) in script {
-            effects.removeAll(keepingCapacity: true)
-            do {
-                try engine.apply(event, to: &state, now: reportedAt.addingTimeInterval(TimeInterval(offset)), effects: &effects)
-            } catch {
-                rejected += 1
-            }
-            effectCount += effects.count
+/// A fresh store: a new SQLite file, or a new database in the PostgreSQL at MUSTER_BENCH_DATABASE_URL.
+func benchmarkStore(_ backend: String) async throws -> any Store {
+    switch backend {
+    case "sqlite":
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-\(UUID().uuidString).sqlite").path
+        let store = try SQLiteStore(path: path)
+        try await store.migrate()
+        return store
+    case "postgres":
+        guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else {
+            throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL (Benchmarks/run-store-benchmarks does)")
         }
-        events += 1 + script.count
+        let name = "muster_bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+        let psql = Process()
+        psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        psql.arguments = [url, "-q", "-c", "CREATE DATABASE \(name)"]
+        try psql.run()
+        psql.waitUntilExit()
+        var settings = try PostgresSettings(url: url)
+        settings.database = String(name)
+        let store = PostgresStore(settings: settings, timeout: 60)
+        try await store.migrate()
+        return store
+    default:
+        throw BenchmarkError("unknown store '\(backend)': sqlite or postgres")
     }
-    let elapsed = milliseconds(clock.now - start) / 1000
-    return (Double(events) / elapsed, Double(effectCount) / Double(events), rejected)
 }
 
-var rates: [Double] = []
-var last = (rate: 0.0, effectsPerEvent: 0.0, rejected: 0)
-for _ in 0..<7 {
-    last = engineRound(incidents: 100_000)
-    rates.append(last.rate)
+let arguments = Array(CommandLine.arguments.dropFirst())
+do {
+    switch arguments.first ?? "engine" {
+    case "engine": try engineBenchmark(folder: arguments.dropFirst().first ?? "playbooks")
+    case "store": try await storeBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 20_000))
+    case "timers": try await timerBenchmark(backend: arguments.dropFirst().first ?? "sqlite", rate: option("--rate", default: 1000),
+                                            seconds: option("--seconds", default: 10))
+    case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
+    default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers or timeline")
+    }
+} catch {
+    FileHandle.standardError.write(Data("muster-bench: \(error)\n".utf8))
+    exit(1)
 }
-rates.sort()
-print(String(format: "engine (%@ playbook, 6 events per incident): best %.0f, median %.0f events/s on one core (%.1f effects per event, %d refused)",
-             playbook.id.rawValue, rates[rates.count - 1], rates[rates.count / 2], last.effectsPerEvent, last.rejected))
-print("sizes: Effect \(MemoryLayout<Effect>.size) B, AuditRecord \(MemoryLayout<AuditRecord>.size) B, QueuedNotification \(MemoryLayout<QueuedNotification>.size) B, IncidentState \(MemoryLayout<IncidentState>.size) B")

@@ -9,14 +9,54 @@ public enum AuditEntryEncoding {
     /// The encoding's version, written into every entry as "v".
     public static let version = 1
 
+    /// The keys are written in canonical order (sorted by their UTF-8 bytes, as `canonicalObject`
+    /// would sort them; a test holds the two to each other), which saves sorting on every entry.
     public static func encode(_ record: AuditRecord, incident: IncidentID) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func key(_ name: StaticString) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func string(_ name: StaticString, _ value: String?) {
+            guard let value else { return }
+            key(name)
+            appendString(value, to: &out)
+        }
+        func int(_ name: StaticString, _ value: Int?) {
+            guard let value else { return }
+            key(name)
+            out.append(contentsOf: String(value).utf8)
+        }
+        string("action", record.action.rawValue)
+        string("actor", record.actor.description)
+        string("at", timestamp(record.at))
+        string("channel", record.channel?.rawValue)
+        string("detail", record.detail)
+        string("incident", incident.rawValue)
+        string("notification", record.notification?.description)
+        string("recipient", record.recipient?.description)
+        int("round", record.round)
+        int("seq", record.sequence)
+        int("step", record.step.map { $0 + 1 })
+        string("target", record.target)
+        string("task", record.task?.rawValue)
+        int("v", version)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The same entry through the generic canonical writer (sorting its keys): the reference the
+    /// fixed-order `encode` is tested against.
+    public static func encodeSorted(_ record: AuditRecord, incident: IncidentID) -> [UInt8] {
         var fields: [(String, Value)] = [
-            ("v", .int(version)),
-            ("incident", .string(incident.rawValue)),
-            ("seq", .int(record.sequence)),
-            ("at", .string(timestamp(record.at))),
-            ("actor", .string(record.actor.description)),
-            ("action", .string(record.action.rawValue)),
+            ("v", .int(version)), ("incident", .string(incident.rawValue)), ("seq", .int(record.sequence)),
+            ("at", .string(timestamp(record.at))), ("actor", .string(record.actor.description)), ("action", .string(record.action.rawValue)),
         ]
         if let step = record.step { fields.append(("step", .int(step + 1))) }
         if let round = record.round { fields.append(("round", .int(round))) }
@@ -99,7 +139,8 @@ public enum AuditEntryEncoding {
         let local = LocalDateTime(seconds: seconds)
         let ms = Int(millis - seconds * 1000)
         let s = Int(local.secondOfDay % 60)
-        return "\(local.date)T\(local.time):" + (s < 10 ? "0" : "") + "\(s)." + String(format: "%03d", ms) + "Z"
+        let fraction = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
+        return "\(local.date)T\(local.time):" + (s < 10 ? "0" : "") + "\(s)." + fraction + "Z"
     }
 
     public static func parseTimestamp(_ text: String) -> Date? {

@@ -12,13 +12,17 @@ public actor Committer {
     private var catalog: Catalog
     private let maxBatch: Int
     private var pending: [(commands: [StoreCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] = []
-    private var flushing = false
+    /// Commits under way. Several overlap the application's work with the database's; commands in
+    /// different batches were submitted concurrently, so no order between them is lost.
+    private var inFlight = 0
+    private let maxInFlight: Int
     /// Called after each commit with its outcomes (wakes workers, counts metrics).
     private let committed: @Sendable ([Result<CommandOutcome, StoreError>]) -> Void
 
-    public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500,
+    public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500, maxInFlight: Int = 4,
                 committed: @escaping @Sendable ([Result<CommandOutcome, StoreError>]) -> Void = { _ in }) {
         self.store = store
+        self.maxInFlight = maxInFlight
         self.catalog = catalog
         self.clock = clock
         self.maxBatch = maxBatch
@@ -46,21 +50,25 @@ public actor Committer {
     }
 
     private func startFlushing() {
-        guard !flushing else { return }
-        flushing = true
+        guard inFlight < maxInFlight else { return }
+        inFlight += 1
         Task { await self.flush() }
+    }
+
+    /// Takes whole entries up to the batch size (an entry larger than it goes alone).
+    private func takeBatch() -> [(commands: [StoreCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] {
+        var count = 0, commandCount = 0
+        while count < pending.count, count == 0 || commandCount + pending[count].commands.count <= maxBatch {
+            commandCount += pending[count].commands.count
+            count += 1
+        }
+        defer { pending.removeFirst(count) }
+        return Array(pending.prefix(count))
     }
 
     private func flush() async {
         while !pending.isEmpty {
-            // Take whole entries up to the batch size (an entry larger than it goes alone).
-            var count = 0, commandCount = 0
-            while count < pending.count, count == 0 || commandCount + pending[count].commands.count <= maxBatch {
-                commandCount += pending[count].commands.count
-                count += 1
-            }
-            let batch = Array(pending.prefix(count))
-            pending.removeFirst(count)
+            let batch = takeBatch()
             do {
                 let results = try await store.commit(batch.flatMap(\.commands), catalog: catalog, now: clock.now())
                 var offset = 0
@@ -73,6 +81,6 @@ public actor Committer {
                 for entry in batch { entry.reply.resume(throwing: error) }
             }
         }
-        flushing = false
+        inFlight -= 1
     }
 }

@@ -31,6 +31,11 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
 public struct ScheduledTimer: Hashable, Sendable, Codable {
     public var key: TimerKey
     public var due: Date
+
+    public init(key: TimerKey, due: Date) {
+        self.key = key
+        self.due = due
+    }
 }
 
 public enum IncidentPhase: Hashable, Sendable, Codable {
@@ -49,6 +54,14 @@ public struct TaskState: Hashable, Sendable, Codable {
     public var completedAt: Date?
     public var completedBy: Actor?
     public var overdue: Bool
+
+    public init(id: TaskID, dueAt: Date?, completedAt: Date?, completedBy: Actor?, overdue: Bool) {
+        self.id = id
+        self.dueAt = dueAt
+        self.completedAt = completedAt
+        self.completedBy = completedBy
+        self.overdue = overdue
+    }
 }
 
 /// A notification's stable identity: the same page in the same round of the same cycle always has
@@ -125,6 +138,11 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
 public struct OutstandingPage: Hashable, Sendable, Codable {
     public var notificationID: NotificationID
     public var failed: Bool
+
+    public init(notificationID: NotificationID, failed: Bool) {
+        self.notificationID = notificationID
+        self.failed = failed
+    }
 }
 
 public struct IncidentState: Hashable, Sendable, Codable {
@@ -146,6 +164,26 @@ public struct IncidentState: Hashable, Sendable, Codable {
     /// The next per-incident audit sequence number (the first entry is 1).
     public var nextAuditSequence: Int
     public var resolvedAt: Date?
+
+    public init(incident: Incident, playbook: PlaybookID, playbookVersion: String, variant: PlanVariant, phase: IncidentPhase,
+                owner: Actor?, acknowledgedAt: Date?, acknowledgedStep: Int?, tasks: [TaskState], timers: [ScheduledTimer],
+                currentPages: [OutstandingPage], reportCount: Int, cycle: Int, nextAuditSequence: Int, resolvedAt: Date?) {
+        self.incident = incident
+        self.playbook = playbook
+        self.playbookVersion = playbookVersion
+        self.variant = variant
+        self.phase = phase
+        self.owner = owner
+        self.acknowledgedAt = acknowledgedAt
+        self.acknowledgedStep = acknowledgedStep
+        self.tasks = tasks
+        self.timers = timers
+        self.currentPages = currentPages
+        self.reportCount = reportCount
+        self.cycle = cycle
+        self.nextAuditSequence = nextAuditSequence
+        self.resolvedAt = resolvedAt
+    }
 
     public var isOpen: Bool { phase != .resolved }
 

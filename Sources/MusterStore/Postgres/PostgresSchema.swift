@@ -1,12 +1,13 @@
 // PostgreSQL migrations, numbered and never edited once released: add a new one instead. Each is a
 // list of statements (the extended protocol runs one at a time), applied in one transaction.
+// Keys are compared byte for byte (COLLATE "C"): they are identifiers, not words to sort for people.
 enum PostgresSchema {
     static let migrations: [(name: String, statements: [String])] = [
         ("001-incidents-reports-audit-timers-outbox", [
             "CREATE SEQUENCE incident_numbers",
             """
             CREATE TABLE incidents (
-              id TEXT PRIMARY KEY,
+              id TEXT COLLATE "C" PRIMARY KEY,
               number BIGINT NOT NULL UNIQUE,
               type TEXT NOT NULL,
               severity TEXT NOT NULL,
@@ -16,7 +17,7 @@ enum PostgresSchema {
               phase TEXT NOT NULL,
               reported_at TIMESTAMPTZ NOT NULL,
               report_count BIGINT NOT NULL,
-              group_key_hash TEXT,
+              group_key_hash TEXT COLLATE "C",
               group_until TIMESTAMPTZ,
               state BYTEA NOT NULL,
               summary TEXT NOT NULL,
@@ -30,8 +31,8 @@ enum PostgresSchema {
             """
             CREATE TABLE reports (
               id BIGSERIAL PRIMARY KEY,
-              incident_id TEXT NOT NULL REFERENCES incidents (id),
-              idempotency_key TEXT UNIQUE,
+              incident_id TEXT COLLATE "C" NOT NULL REFERENCES incidents (id),
+              idempotency_key TEXT COLLATE "C" UNIQUE,
               received_at TIMESTAMPTZ NOT NULL,
               reporter TEXT NOT NULL,
               type TEXT NOT NULL,
@@ -45,15 +46,14 @@ enum PostgresSchema {
             "CREATE INDEX reports_by_incident ON reports (incident_id)",
             """
             CREATE TABLE audit_entries (
-              id BIGSERIAL PRIMARY KEY,
-              incident_id TEXT NOT NULL,
+              incident_id TEXT COLLATE "C" NOT NULL,
               sequence BIGINT NOT NULL,
               at TIMESTAMPTZ NOT NULL,
               actor TEXT NOT NULL,
               action TEXT NOT NULL,
               body BYTEA NOT NULL,
               sensitive TEXT,
-              UNIQUE (incident_id, sequence)
+              PRIMARY KEY (incident_id, sequence)
             )
             """,
             """
@@ -73,8 +73,8 @@ enum PostgresSchema {
             """,
             """
             CREATE TABLE timers (
-              incident_id TEXT NOT NULL,
-              key TEXT NOT NULL,
+              incident_id TEXT COLLATE "C" NOT NULL,
+              key TEXT COLLATE "C" NOT NULL,
               due_at TIMESTAMPTZ NOT NULL,
               claimed_by TEXT,
               lease_until TIMESTAMPTZ,
@@ -84,8 +84,8 @@ enum PostgresSchema {
             "CREATE INDEX timers_by_due ON timers (due_at)",
             """
             CREATE TABLE outbox (
-              id TEXT PRIMARY KEY,
-              incident_id TEXT NOT NULL,
+              id TEXT COLLATE "C" PRIMARY KEY,
+              incident_id TEXT COLLATE "C" NOT NULL,
               channel TEXT NOT NULL,
               notification BYTEA NOT NULL,
               status TEXT NOT NULL DEFAULT 'queued',
@@ -103,7 +103,7 @@ enum PostgresSchema {
             """
             CREATE TABLE delivery_attempts (
               id BIGSERIAL PRIMARY KEY,
-              notification_id TEXT NOT NULL,
+              notification_id TEXT COLLATE "C" NOT NULL,
               attempt INT NOT NULL,
               at TIMESTAMPTZ NOT NULL,
               outcome TEXT NOT NULL,

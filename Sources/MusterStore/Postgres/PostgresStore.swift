@@ -141,96 +141,54 @@ public final class PostgresStore: Store {
             try await connection.query("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(\(lockIDs)::int8[]) AS k ORDER BY 1) AS locks",
                                        logger: logger)
         }
-        if !needs.idempotencyKeys.isEmpty {
-            let rows = try await connection.query("""
-                SELECT r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
-                WHERE r.idempotency_key = ANY(\(needs.idempotencyKeys)::text[])
-                """, logger: logger)
-            for try await (key, id, number) in rows.decode((String, String, Int).self) {
-                prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
-            }
-        }
+        // One round trip for what the locks protect: reports already taken by idempotency key, open
+        // incidents for the grouping keys, and fresh incident numbers.
         var ids = Set(needs.incidentIDs)
-        if !needs.groupKeyHashes.isEmpty {
+        if !needs.idempotencyKeys.isEmpty || !needs.groupKeyHashes.isEmpty || needs.reports > 0 {
             let rows = try await connection.query("""
-                SELECT group_key_hash, id FROM incidents
-                WHERE group_key_hash = ANY(\(needs.groupKeyHashes)::text[]) AND phase <> 'resolved' AND group_until >= \(now)
-                ORDER BY number
+                SELECT 'idempotent', r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
+                  WHERE r.idempotency_key = ANY(\(needs.idempotencyKeys)::text[])
+                UNION ALL
+                SELECT 'group', group_key_hash, id, number FROM incidents
+                  WHERE group_key_hash = ANY(\(needs.groupKeyHashes)::text[]) AND phase <> 'resolved' AND group_until >= \(now)
+                UNION ALL
+                SELECT 'number', '', '', nextval('incident_numbers') FROM generate_series(1, \(needs.reports))
                 """, logger: logger)
-            for try await (hash, id) in rows.decode((String, String).self) {
-                prefetched.openByGroup[hash] = IncidentID(id)
-                ids.insert(IncidentID(id))
+            var groups: [(hash: String, id: String, number: Int)] = []
+            for try await (kind, key, id, number) in rows.decode((String, String, String, Int).self) {
+                switch kind {
+                case "idempotent": prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
+                case "group": groups.append((key, id, number))
+                default: prefetched.numbers.append(number)
+                }
             }
+            // The newest open incident of a group takes its reports.
+            for group in groups.sorted(by: { $0.number < $1.number }) {
+                prefetched.openByGroup[group.hash] = IncidentID(group.id)
+                ids.insert(IncidentID(group.id))
+            }
+            prefetched.numbers.sort()
         }
         if !ids.isEmpty {
             let rows = try await connection.query("""
                 SELECT state, summary, subject FROM incidents WHERE id = ANY(\(ids.map(\.rawValue).sorted())::text[]) ORDER BY id FOR UPDATE
                 """, logger: logger)
             for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
-                let decoded = try StateCodec.decode(json: Data(buffer: state), summary: summary, subject: subject)
+                let decoded = try StateCodec.decode(Array(buffer: state), summary: summary, subject: subject)
                 prefetched.states[decoded.incident.id] = decoded
             }
-        }
-        if needs.reports > 0 {
-            let rows = try await connection.query("SELECT nextval('incident_numbers') FROM generate_series(1, \(needs.reports))", logger: logger)
-            for try await number in rows.decode(Int.self) { prefetched.numbers.append(number) }
         }
         return prefetched
     }
 
-    /// Writes a batch in a few bulk statements (one per table and kind), whatever its size.
+    /// Writes a batch in one statement (a data-modifying CTE per table), whatever its size.
     private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws {
+        guard !writes.isEmpty else { return }
         let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
         var new = IncidentColumns(), changed = IncidentColumns()
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id] else { continue }
-            if write.isNew { try new.append(write) } else { try changed.append(write) }
-        }
-        if !new.ids.isEmpty {
-            try await connection.query("""
-                INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at, report_count,
-                  group_key_hash, group_until, state, summary, subject, updated_at)
-                SELECT id, number, type, severity, site, playbook, version, phase, reported_at, report_count,
-                  NULLIF(group_key_hash, ''), NULLIF(group_until, \(absent)), state, summary, NULLIF(subject, ''), \(now)
-                FROM unnest(\(new.ids)::text[], \(new.numbers)::int8[], \(new.types)::text[], \(new.severities)::text[], \(new.sites)::text[],
-                  \(new.playbooks)::text[], \(new.versions)::text[], \(new.phases)::text[], \(new.reportedAt)::timestamptz[],
-                  \(new.reportCounts)::int8[], \(new.groupKeyHashes)::text[], \(new.groupUntil.map { $0 ?? absent })::timestamptz[],
-                  \(new.states)::bytea[], \(new.summaries)::text[], \(new.subjects)::text[])
-                  AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
-                       state, summary, subject)
-                """, logger: logger)
-        }
-        if !changed.ids.isEmpty {
-            try await connection.query("""
-                UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state, updated_at = \(now)
-                FROM unnest(\(changed.ids)::text[], \(changed.severities)::text[], \(changed.phases)::text[], \(changed.reportCounts)::int8[],
-                  \(changed.states)::bytea[]) AS u(id, severity, phase, report_count, state)
-                WHERE i.id = u.id
-                """, logger: logger)
-        }
-        if !writes.reports.isEmpty {
-            let r = writes.reports
-            try await connection.query("""
-                INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
-                SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, summary, NULLIF(subject, '')
-                FROM unnest(\(r.map(\.incident.rawValue))::text[], \(r.map { $0.idempotencyKey ?? "" })::text[],
-                  \(r.map(\.report.receivedAt))::timestamptz[], \(r.map(\.report.reporter.description))::text[],
-                  \(r.map(\.report.type.rawValue))::text[], \(r.map(\.report.severity.rawValue))::text[], \(r.map(\.report.site.rawValue))::text[],
-                  \(r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") })::text[], \(r.map(\.report.summary))::text[],
-                  \(r.map { $0.report.subject ?? "" })::text[])
-                  AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
-                """, logger: logger)
-        }
-        if !writes.audits.isEmpty {
-            let a = writes.audits
-            try await connection.query("""
-                INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive)
-                SELECT incident_id, sequence, at, actor, action, body, NULLIF(sensitive, '')
-                FROM unnest(\(a.map(\.incident.rawValue))::text[], \(a.map { Int64($0.record.sequence) })::int8[], \(a.map(\.record.at))::timestamptz[],
-                  \(a.map(\.record.actor.description))::text[], \(a.map(\.record.action.rawValue))::text[],
-                  \(a.map { ByteBuffer(bytes: $0.body) })::bytea[], \(a.map { $0.record.sensitive ?? "" })::text[])
-                  AS u(incident_id, sequence, at, actor, action, body, sensitive)
-                """, logger: logger)
+            if write.isNew { new.append(write) } else { changed.append(write) }
         }
         var upserts: [(TimerRowKey, Date)] = [], deletes: [TimerRowKey] = []
         for (row, write) in writes.timers {
@@ -239,44 +197,29 @@ public final class PostgresStore: Store {
             case .delete: deletes.append(row)
             }
         }
-        if !deletes.isEmpty {
-            try await connection.query("""
-                DELETE FROM timers AS t USING unnest(\(deletes.map(\.incident.rawValue))::text[], \(deletes.map(\.key.description))::text[]) AS d(incident_id, key)
-                WHERE t.incident_id = d.incident_id AND t.key = d.key
-                """, logger: logger)
-        }
-        if !upserts.isEmpty {
-            try await connection.query("""
-                INSERT INTO timers (incident_id, key, due_at)
-                SELECT * FROM unnest(\(upserts.map(\.0.incident.rawValue))::text[], \(upserts.map(\.0.key.description))::text[],
-                  \(upserts.map(\.1))::timestamptz[])
-                ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
-                """, logger: logger)
-        }
-        if !writes.outbox.isEmpty {
-            let encoder = JSONEncoder()
-            let o = writes.outbox
-            try await connection.query("""
-                INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
-                SELECT id, incident_id, channel, notification, \(now), \(now)
-                FROM unnest(\(o.map(\.id.description))::text[], \(o.map(\.incident.rawValue))::text[], \(o.map(\.channel.rawValue))::text[],
-                  \(try o.map { ByteBuffer(bytes: try encoder.encode($0)) })::bytea[]) AS u(id, incident_id, channel, notification)
-                ON CONFLICT (id) DO NOTHING
-                """, logger: logger)
-        }
-        if !writes.outbox.isEmpty || !upserts.isEmpty {
-            try await connection.query("SELECT pg_notify(\(Self.workChannel), '')", logger: logger)
-        }
+        let r = writes.reports, a = writes.audits, o = writes.outbox
+        let statement = BatchWriteStatement(
+            new: new, changed: changed, absent: absent, now: now,
+            reports: (r.map(\.incident.rawValue), r.map { $0.idempotencyKey ?? "" }, r.map(\.report.receivedAt), r.map(\.report.reporter.description),
+                      r.map(\.report.type.rawValue), r.map(\.report.severity.rawValue), r.map(\.report.site.rawValue),
+                      r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") }, r.map(\.report.summary), r.map { $0.report.subject ?? "" }),
+            audits: (a.map(\.incident.rawValue), a.map { Int64($0.record.sequence) }, a.map(\.record.at), a.map(\.record.actor.description),
+                     a.map(\.record.action.rawValue), a.map { ByteBuffer(bytes: $0.body) }, a.map { $0.record.sensitive ?? "" }),
+            deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
+            upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
+            outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }),
+            wake: !o.isEmpty || !upserts.isEmpty)
+        for try await _ in try await connection.execute(statement, logger: logger) {}
     }
 
     /// The columns of a set of incident rows, for one bulk statement.
-    private struct IncidentColumns {
+    struct IncidentColumns {
         var ids: [String] = [], numbers: [Int64] = [], types: [String] = [], severities: [String] = [], sites: [String] = []
         var playbooks: [String] = [], versions: [String] = [], phases: [String] = [], reportedAt: [Date] = [], reportCounts: [Int64] = []
         var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = [], summaries: [String] = [], subjects: [String] = []
 
-        mutating func append(_ write: IncidentWrite) throws {
-            let state = write.state, stored = try StateCodec.encode(state)
+        mutating func append(_ write: IncidentWrite) {
+            let state = write.state, stored = StateCodec.encode(state)
             ids.append(state.incident.id.rawValue)
             numbers.append(Int64(state.incident.number))
             types.append(state.incident.type.rawValue)
@@ -289,7 +232,7 @@ public final class PostgresStore: Store {
             reportCounts.append(Int64(state.reportCount))
             groupKeyHashes.append(write.groupKeyHash ?? "")
             groupUntil.append(write.groupUntil)
-            states.append(ByteBuffer(data: stored.json))
+            states.append(ByteBuffer(bytes: stored.bytes))
             summaries.append(stored.summary)
             subjects.append(stored.subject ?? "")
         }
@@ -311,7 +254,7 @@ public final class PostgresStore: Store {
         try await database { [self] in
             let rows = try await client.query("SELECT state, summary, subject FROM incidents WHERE id = \(id.rawValue)", logger: logger)
             for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
-                return try StateCodec.decode(json: Data(buffer: state), summary: summary, subject: subject)
+                return try StateCodec.decode(Array(buffer: state), summary: summary, subject: subject)
             }
             return nil
         }
@@ -416,10 +359,9 @@ public final class PostgresStore: Store {
                 WHERE o.id = c.id
                 RETURNING o.notification, o.attempts
                 """, logger: logger)
-            let decoder = JSONDecoder()
             var claimed: [ClaimedDelivery] = []
             for try await (notification, attempts) in rows.decode((ByteBuffer, Int).self) {
-                claimed.append(ClaimedDelivery(notification: try decoder.decode(QueuedNotification.self, from: Data(buffer: notification)),
+                claimed.append(ClaimedDelivery(notification: try BinaryCodec.decodeNotification(Array(buffer: notification)),
                                                attempts: attempts))
             }
             return claimed

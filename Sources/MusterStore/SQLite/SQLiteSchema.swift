@@ -40,7 +40,6 @@ enum SQLiteSchema {
         );
         CREATE INDEX reports_by_incident ON reports (incident_id);
         CREATE TABLE audit_entries (
-          id INTEGER PRIMARY KEY AUTOINCREMENT,
           incident_id TEXT NOT NULL,
           sequence INTEGER NOT NULL,
           at INTEGER NOT NULL,
@@ -48,8 +47,8 @@ enum SQLiteSchema {
           action TEXT NOT NULL,
           body BLOB NOT NULL,
           sensitive TEXT,
-          UNIQUE (incident_id, sequence)
-        );
+          PRIMARY KEY (incident_id, sequence)
+        ) WITHOUT ROWID;
         CREATE TRIGGER audit_entries_append_only_update BEFORE UPDATE ON audit_entries
           BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
         CREATE TRIGGER audit_entries_append_only_delete BEFORE DELETE ON audit_entries

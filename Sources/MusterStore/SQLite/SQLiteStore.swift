@@ -95,7 +95,7 @@ public final class SQLiteStore: Store {
             let rows = try Row.fetchAll(db, sql: "SELECT state, summary, subject FROM incidents WHERE id IN (\(placeholders(list.count)))",
                                         arguments: StatementArguments(list))
             for row in rows {
-                let state = try StateCodec.decode(json: row[0], summary: row[1], subject: row[2])
+                let state = try StateCodec.decode(Array(row[0] as Data), summary: row[1], subject: row[2])
                 prefetched.states[state.incident.id] = state
             }
         }
@@ -110,55 +110,54 @@ public final class SQLiteStore: Store {
         let nowMS = now.milliseconds
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id] else { continue }
-            let state = write.state, stored = try StateCodec.encode(state)
+            let state = write.state, stored = StateCodec.encode(state)
             if write.isNew {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at,
                       report_count, group_key_hash, group_until, state, summary, subject, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id.rawValue, state.incident.number, state.incident.type.rawValue, state.incident.severity.rawValue,
+                    """).execute(arguments: [id.rawValue, state.incident.number, state.incident.type.rawValue, state.incident.severity.rawValue,
                                      state.incident.site.rawValue, state.playbook.rawValue, state.playbookVersion, state.phase.name,
                                      state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash,
-                                     write.groupUntil?.milliseconds, stored.json, stored.summary, stored.subject, nowMS])
+                                     write.groupUntil?.milliseconds, Data(stored.bytes), stored.summary, stored.subject, nowMS])
             } else {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE incidents SET severity = ?, phase = ?, report_count = ?, state = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, stored.json, nowMS, id.rawValue])
+                    """).execute(arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, Data(stored.bytes), nowMS, id.rawValue])
             }
         }
         for report in writes.reports {
             let r = report.report
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [report.incident.rawValue, report.idempotencyKey, r.receivedAt.milliseconds, r.reporter.description,
+                """).execute(arguments: [report.incident.rawValue, report.idempotencyKey, r.receivedAt.milliseconds, r.reporter.description,
                                  r.type.rawValue, r.severity.rawValue, r.site.rawValue,
                                  r.flags.map(\.rawValue).sorted().joined(separator: ","), r.summary, r.subject])
         }
         for audit in writes.audits {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [audit.incident.rawValue, audit.record.sequence, audit.record.at.milliseconds,
+                """).execute(arguments: [audit.incident.rawValue, audit.record.sequence, audit.record.at.milliseconds,
                                  audit.record.actor.description, audit.record.action.rawValue, Data(audit.body), audit.record.sensitive])
         }
         for (row, write) in writes.timers {
             switch write {
             case .upsert(let due):
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO timers (incident_id, key, due_at) VALUES (?, ?, ?)
                     ON CONFLICT (incident_id, key) DO UPDATE SET due_at = excluded.due_at, claimed_by = NULL, lease_until = NULL
-                    """, arguments: [row.incident.rawValue, row.key.description, due.milliseconds])
+                    """).execute(arguments: [row.incident.rawValue, row.key.description, due.milliseconds])
             case .delete:
-                try db.execute(sql: "DELETE FROM timers WHERE incident_id = ? AND key = ?", arguments: [row.incident.rawValue, row.key.description])
+                try db.cachedStatement(sql: "DELETE FROM timers WHERE incident_id = ? AND key = ?").execute(arguments: [row.incident.rawValue, row.key.description])
             }
         }
-        let encoder = JSONEncoder()
         for notification in writes.outbox {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO NOTHING
-                """, arguments: [notification.id.description, notification.incident.rawValue, notification.channel.rawValue,
-                                 try encoder.encode(notification), nowMS, nowMS])
+                """).execute(arguments: [notification.id.description, notification.incident.rawValue, notification.channel.rawValue,
+                                 Data(BinaryCodec.encode(notification)), nowMS, nowMS])
         }
     }
 
@@ -169,7 +168,7 @@ public final class SQLiteStore: Store {
             guard let row = try Row.fetchOne(db, sql: "SELECT state, summary, subject FROM incidents WHERE id = ?", arguments: [id.rawValue]) else {
                 return nil
             }
-            return try StateCodec.decode(json: row[0], summary: row[1], subject: row[2])
+            return try StateCodec.decode(Array(row[0] as Data), summary: row[1], subject: row[2])
         }
     }
 
@@ -257,9 +256,8 @@ public final class SQLiteStore: Store {
                              AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)
                 RETURNING notification, attempts
                 """, arguments: [owner, now.addingTimeInterval(lease).milliseconds, now.milliseconds, now.milliseconds, limit])
-            let decoder = JSONDecoder()
             return try rows.map { row in
-                ClaimedDelivery(notification: try decoder.decode(QueuedNotification.self, from: row[0] as Data), attempts: row[1])
+                ClaimedDelivery(notification: try BinaryCodec.decodeNotification(Array(row[0] as Data)), attempts: row[1])
             }
         }
     }

@@ -1,0 +1,83 @@
+// A batch's writes as one prepared statement: a data-modifying CTE per table, fed by arrays through
+// unnest, so a batch of any size is one round trip, parsed and planned once per connection.
+import Foundation
+import NIOCore
+import PostgresNIO
+
+struct BatchWriteStatement: PostgresPreparedStatement {
+    static let name = "muster_batch_write_v1"
+
+    static let sql = """
+        WITH new_incidents AS (
+          INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at, report_count,
+            group_key_hash, group_until, state, summary, subject, updated_at)
+          SELECT id, number, type, severity, site, playbook, version, phase, reported_at, report_count,
+            NULLIF(group_key_hash, ''), NULLIF(group_until, $16), state, summary, NULLIF(subject, ''), $17
+          FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+            $10::int8[], $11::text[], $12::timestamptz[], $13::bytea[], $14::text[], $15::text[])
+            AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
+                 state, summary, subject)
+        ), changed_incidents AS (
+          UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state, updated_at = $17
+          FROM unnest($18::text[], $19::text[], $20::text[], $21::int8[], $22::bytea[]) AS u(id, severity, phase, report_count, state)
+          WHERE i.id = u.id
+        ), new_reports AS (
+          INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+          SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, summary, NULLIF(subject, '')
+          FROM unnest($23::text[], $24::text[], $25::timestamptz[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[],
+            $31::text[], $32::text[])
+            AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+        ), new_audit_entries AS (
+          INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive)
+          SELECT incident_id, sequence, at, actor, action, body, NULLIF(sensitive, '')
+          FROM unnest($33::text[], $34::int8[], $35::timestamptz[], $36::text[], $37::text[], $38::bytea[], $39::text[])
+            AS u(incident_id, sequence, at, actor, action, body, sensitive)
+        ), removed_timers AS (
+          DELETE FROM timers AS t USING unnest($40::text[], $41::text[]) AS d(incident_id, key)
+          WHERE t.incident_id = d.incident_id AND t.key = d.key
+        ), scheduled_timers AS (
+          INSERT INTO timers (incident_id, key, due_at)
+          SELECT * FROM unnest($42::text[], $43::text[], $44::timestamptz[])
+          ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
+        ), queued AS (
+          INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
+          SELECT id, incident_id, channel, notification, $17, $17
+          FROM unnest($45::text[], $46::text[], $47::text[], $48::bytea[]) AS u(id, incident_id, channel, notification)
+          ON CONFLICT (id) DO NOTHING
+        )
+        SELECT pg_notify($49, '') WHERE $50
+        """
+
+    typealias Row = Void
+
+    var new: PostgresStore.IncidentColumns
+    var changed: PostgresStore.IncidentColumns
+    var absent: Date
+    var now: Date
+    var reports: ([String], [String], [Date], [String], [String], [String], [String], [String], [String], [String])
+    var audits: ([String], [Int64], [Date], [String], [String], [ByteBuffer], [String])
+    var deletes: ([String], [String])
+    var upserts: ([String], [String], [Date])
+    var outbox: ([String], [String], [String], [ByteBuffer])
+    var wake: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 50)
+        b.append(new.ids); b.append(new.numbers); b.append(new.types); b.append(new.severities); b.append(new.sites)
+        b.append(new.playbooks); b.append(new.versions); b.append(new.phases); b.append(new.reportedAt); b.append(new.reportCounts)
+        b.append(new.groupKeyHashes); b.append(new.groupUntil.map { $0 ?? absent }); b.append(new.states); b.append(new.summaries)
+        b.append(new.subjects)
+        b.append(absent); b.append(now)
+        b.append(changed.ids); b.append(changed.severities); b.append(changed.phases); b.append(changed.reportCounts); b.append(changed.states)
+        b.append(reports.0); b.append(reports.1); b.append(reports.2); b.append(reports.3); b.append(reports.4)
+        b.append(reports.5); b.append(reports.6); b.append(reports.7); b.append(reports.8); b.append(reports.9)
+        b.append(audits.0); b.append(audits.1); b.append(audits.2); b.append(audits.3); b.append(audits.4); b.append(audits.5); b.append(audits.6)
+        b.append(deletes.0); b.append(deletes.1)
+        b.append(upserts.0); b.append(upserts.1); b.append(upserts.2)
+        b.append(outbox.0); b.append(outbox.1); b.append(outbox.2); b.append(outbox.3)
+        b.append(PostgresStore.workChannel); b.append(wake)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Void {}
+}

@@ -1,0 +1,47 @@
+// The canonical audit entry bytes: keys in canonical order, escaping as RFC 8785 says, and a
+// faithful read-back.
+import Foundation
+import MusterAudit
+import MusterCore
+import Testing
+
+private func records() -> [AuditRecord] {
+    let at = Date(timeIntervalSince1970: 1_796_227_200.125)
+    return [
+        AuditRecord(sequence: 1, at: at, actor: .person("ann"), action: .reported, detail: "suicide-risk high", sensitive: "text"),
+        AuditRecord(sequence: 12, at: at, actor: .system, action: .paged, step: 2, round: 1, recipient: .partner("mcrt"), channel: .voice,
+                    notification: NotificationID(incident: "inc-1", cycle: 0, kind: .page, qualifier: .step(2, round: 1), recipient: .partner("mcrt"), channel: .voice)),
+        AuditRecord(sequence: 3, at: at, actor: .integration("alertmanager"), action: .taskOverdue, task: "guardian",
+                    target: "role:principal@site", detail: "quote \" backslash \\ newline \n tab \t bell \u{7} é 😀"),
+        AuditRecord(sequence: 4, at: Date(timeIntervalSince1970: 0), actor: .partner("cps"), action: .noteAdded),
+    ]
+}
+
+@Suite("Audit entry encoding")
+struct AuditEntryEncodingTests {
+    @Test("the fixed key order is the canonical (sorted) order, for every shape of entry")
+    func fixedOrderIsCanonical() {
+        for record in records() {
+            #expect(AuditEntryEncoding.encode(record, incident: "inc-1") == AuditEntryEncoding.encodeSorted(record, incident: "inc-1"))
+        }
+    }
+
+    @Test("the bytes are the documented canonical JSON")
+    func exactBytes() {
+        let bytes = AuditEntryEncoding.encode(records()[0], incident: "inc-1")
+        #expect(String(decoding: bytes, as: UTF8.self)
+                == #"{"action":"reported","actor":"person:ann","at":"2026-12-02T16:00:00.125Z","detail":"suicide-risk high","incident":"inc-1","seq":1,"v":1}"#)
+        let escaped = String(decoding: AuditEntryEncoding.encode(records()[2], incident: "inc-1"), as: UTF8.self)
+        #expect(escaped.contains(#""detail":"quote \" backslash \\ newline \n tab \t bell \u0007 é 😀""#))
+        #expect(!escaped.contains("text"), "the sensitive text is never in the bytes")
+    }
+
+    @Test("entries read back as they were written, the sensitive text supplied beside them")
+    func readBack() throws {
+        for record in records() {
+            let decoded = try AuditEntryEncoding.decode(AuditEntryEncoding.encode(record, incident: "inc-1"), sensitive: record.sensitive)
+            #expect(decoded.incident == "inc-1")
+            #expect(decoded.record == record)
+        }
+    }
+}
