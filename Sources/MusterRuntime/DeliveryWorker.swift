@@ -32,11 +32,25 @@ public struct DeliveryWorker: Sendable {
                     await signal.wait(until: now.addingTimeInterval(pollInterval), clock: clock)
                     continue
                 }
-                await withTaskGroup(of: Void.self) { group in
+                // Deliver the batch in parallel, then record every outcome in one transaction.
+                let outcomes = await withTaskGroup(of: (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?).self) { group in
                     for delivery in claimed {
                         group.addTask { await self.deliver(delivery) }
                     }
+                    var outcomes: [(ClaimedDelivery, DeliveryOutcome, DeliveryFailure?)] = []
+                    for await outcome in group { outcomes.append(outcome) }
+                    return outcomes
                 }
+                // If this fails, the claims' leases lapse and the notifications are tried again, under the same ids.
+                try await store.recordDeliveries(outcomes.map { ($0.0.notification.id, $0.1) }, at: clock.now())
+                let failures = outcomes.compactMap { delivery, _, failure in
+                    failure.map { failure -> StoreCommand in
+                        let n = delivery.notification
+                        return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
+                                                                  reason: failure.description, permanent: true))
+                    }
+                }
+                if !failures.isEmpty { _ = try await committer.submit(failures) }
                 backoff = 0.1
             } catch {
                 if Task.isCancelled { return }
@@ -47,32 +61,16 @@ public struct DeliveryWorker: Sendable {
         }
     }
 
-    private func deliver(_ delivery: ClaimedDelivery) async {
-        let notification = delivery.notification
-        let attempt = delivery.attempts + 1
-        let outcome: DeliveryOutcome
-        var failedForGood: DeliveryFailure?
+    /// One attempt; the failure is returned when the notification failed for good.
+    private func deliver(_ delivery: ClaimedDelivery) async -> (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?) {
         do {
-            let receipt = try await channel.deliver(notification)
-            outcome = .delivered(receipt: receipt.reference)
+            let receipt = try await channel.deliver(delivery.notification)
+            return (delivery, .delivered(receipt: receipt.reference), nil)
         } catch {
-            if let delay = retry.delay(afterAttempt: attempt, failure: error, random: random()) {
-                outcome = .failed(reason: error.description, retryAt: clock.now().addingTimeInterval(delay))
-            } else {
-                outcome = .failed(reason: error.description, retryAt: nil)
-                failedForGood = error
+            if let delay = retry.delay(afterAttempt: delivery.attempts + 1, failure: error, random: random()) {
+                return (delivery, .failed(reason: error.description, retryAt: clock.now().addingTimeInterval(delay)), nil)
             }
-        }
-        do {
-            try await store.recordDelivery(notification.id, outcome: outcome, at: clock.now())
-            if let failure = failedForGood {
-                let event = IncidentEvent.deliveryFailed(notificationID: notification.id, recipient: notification.recipient,
-                                                         channel: notification.channel, reason: failure.description, permanent: true)
-                _ = try await committer.submit(.event(notification.incident, event))
-            }
-        } catch {
-            // The claim's lease lapses and the notification is tried again, under the same id.
-            logger.error("could not record delivery of \(notification.id): \(error)")
+            return (delivery, .failed(reason: error.description, retryAt: nil), error)
         }
     }
 }

@@ -29,8 +29,15 @@ public protocol Store: Sendable {
     func nextTimerDue(now: Date) async throws -> Date?
     /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds.
     func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery]
-    /// Records one delivery attempt and its outcome.
-    func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws
+    /// Records delivery attempts and their outcomes, all in one transaction.
+    func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], at: Date) async throws
     /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.
     func outboxCounts() async throws -> [String: Int]
+}
+
+extension Store {
+    /// Records one delivery attempt and its outcome.
+    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
+        try await recordDeliveries([(id, outcome)], at: at)
+    }
 }

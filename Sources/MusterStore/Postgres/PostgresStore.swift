@@ -368,32 +368,37 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
-        try await database { [self] in
-            try await client.withTransaction(logger: logger) { connection in
-                let key = id.description
-                switch outcome {
-                case .delivered(let receipt):
-                    try await connection.query("""
-                        WITH updated AS (
-                          UPDATE outbox SET status = 'sent', attempts = attempts + 1, finished_at = \(at), receipt = \(receipt),
-                            claimed_by = NULL, lease_until = NULL
-                          WHERE id = \(key) RETURNING attempts)
-                        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
-                        SELECT \(key), attempts, \(at), 'delivered', \(receipt) FROM updated
-                        """, logger: self.logger)
-                case .failed(let reason, let retryAt):
-                    let status = retryAt == nil ? "failed" : "queued"
-                    try await connection.query("""
-                        WITH updated AS (
-                          UPDATE outbox SET status = \(status), attempts = attempts + 1, next_attempt_at = COALESCE(\(retryAt), next_attempt_at),
-                            finished_at = CASE WHEN \(status) = 'failed' THEN \(at) END, last_error = \(reason), claimed_by = NULL, lease_until = NULL
-                          WHERE id = \(key) RETURNING attempts)
-                        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
-                        SELECT \(key), attempts, \(at), \(retryAt == nil ? "failed" : "retry"), \(reason) FROM updated
-                        """, logger: self.logger)
-                }
+    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], at: Date) async throws {
+        guard !outcomes.isEmpty else { return }
+        let absent = Date(timeIntervalSince1970: 0)
+        var ids: [String] = [], statuses: [String] = [], results: [String] = [], retries: [Date] = [], details: [String] = []
+        for (id, outcome) in outcomes {
+            ids.append(id.description)
+            switch outcome {
+            case .delivered(let receipt):
+                statuses.append("sent"); results.append("delivered"); retries.append(absent); details.append(receipt ?? "")
+            case .failed(let reason, let retryAt):
+                statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
+                retries.append(retryAt ?? absent); details.append(reason)
             }
+        }
+        _ = try await database { [self, ids, statuses, results, retries, details] in
+            // One statement for the whole batch: update each outbox row, and record each attempt.
+            try await client.query("""
+                WITH input AS (
+                  SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
+                    AS u(id, status, result, retry_at, detail)
+                ), updated AS (
+                  UPDATE outbox AS o SET status = i.status, attempts = o.attempts + 1,
+                    next_attempt_at = COALESCE(NULLIF(i.retry_at, \(absent)), o.next_attempt_at),
+                    finished_at = CASE WHEN i.status = 'queued' THEN NULL ELSE \(at) END,
+                    receipt = CASE WHEN i.status = 'sent' THEN NULLIF(i.detail, '') END,
+                    last_error = CASE WHEN i.status <> 'sent' THEN i.detail END, claimed_by = NULL, lease_until = NULL
+                  FROM input AS i WHERE o.id = i.id
+                  RETURNING o.id, o.attempts, i.result, i.detail)
+                INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
+                SELECT id, attempts, \(at), result, NULLIF(detail, '') FROM updated
+                """, logger: logger)
         }
     }
 

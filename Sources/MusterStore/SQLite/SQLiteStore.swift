@@ -262,25 +262,24 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, at: Date) async throws {
+    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], at: Date) async throws {
+        guard !outcomes.isEmpty else { return }
         try await pool.write { db in
-            let key = id.description
-            let attempt = (try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [key]) ?? 0) + 1
-            switch outcome {
-            case .delivered(let receipt):
-                try db.execute(sql: """
-                    UPDATE outbox SET status = 'sent', attempts = ?, finished_at = ?, receipt = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?
-                    """, arguments: [attempt, at.milliseconds, receipt, key])
-                try db.execute(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, 'delivered', ?)",
-                               arguments: [key, attempt, at.milliseconds, receipt])
-            case .failed(let reason, let retryAt):
-                try db.execute(sql: """
-                    UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?,
-                      last_error = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?
-                    """, arguments: [retryAt == nil ? "failed" : "queued", attempt, retryAt?.milliseconds,
-                                     retryAt == nil ? at.milliseconds : nil, reason, key])
-                try db.execute(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [key, attempt, at.milliseconds, retryAt == nil ? "failed" : "retry", reason])
+            for (id, outcome) in outcomes {
+                let key = id.description
+                let attempt = (try Int.fetchOne(db.cachedStatement(sql: "SELECT attempts FROM outbox WHERE id = ?"), arguments: [key]) ?? 0) + 1
+                let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch outcome {
+                case .delivered(let receipt): ("sent", nil, receipt, nil)
+                case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
+                }
+                try db.cachedStatement(sql: """
+                    UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+                      finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END, receipt = ?, last_error = ?, claimed_by = NULL, lease_until = NULL
+                    WHERE id = ?
+                    """).execute(arguments: [status, attempt, retryAt?.milliseconds, status, at.milliseconds, receipt, error, key])
+                let result = status == "sent" ? "delivered" : status == "queued" ? "retry" : "failed"
+                try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
+                    .execute(arguments: [key, attempt, at.milliseconds, result, receipt ?? error])
             }
         }
     }
