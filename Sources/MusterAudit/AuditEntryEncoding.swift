@@ -74,11 +74,11 @@ public enum AuditEntryEncoding {
         guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
               let incident = object["incident"] as? String, let seq = object["seq"] as? Int,
               let atText = object["at"] as? String, let at = parseTimestamp(atText),
-              let actorText = object["actor"] as? String, let actor = parseActor(actorText),
+              let actorText = object["actor"] as? String, let actor = Actor(actorText),
               let actionText = object["action"] as? String, let action = AuditAction(rawValue: actionText) else {
             throw AuditDecodingError(message: "not a version-\(version) audit entry")
         }
-        let recipient = (object["recipient"] as? String).flatMap(parseRecipient)
+        let recipient = (object["recipient"] as? String).flatMap(Recipient.init)
         let record = AuditRecord(
             sequence: seq, at: at, actor: actor, action: action, step: (object["step"] as? Int).map { $0 - 1 },
             round: object["round"] as? Int, recipient: recipient,
@@ -148,29 +148,6 @@ public enum AuditEntryEncoding {
               let dateTime = LocalDateTime.parse(String(text.prefix(16))),
               let seconds = Int(text.dropFirst(17).prefix(2)), let millis = Int(text.dropFirst(20).prefix(3)) else { return nil }
         return Date(timeIntervalSince1970: TimeInterval(dateTime.seconds + Int64(seconds)) + TimeInterval(millis) / 1000)
-    }
-
-    /// Reads an actor's text form ("person:ann", "system").
-    public static func actor(_ text: String) -> Actor? { parseActor(text) }
-
-    static func parseActor(_ text: String) -> Actor? {
-        if text == "system" { return .system }
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { return nil }
-        switch parts[0] {
-        case "person": return .person(PersonID(parts[1]))
-        case "partner": return .partner(PartnerID(parts[1]))
-        case "integration": return .integration(parts[1])
-        default: return nil
-        }
-    }
-
-    static func parseRecipient(_ text: String) -> Recipient? {
-        switch parseActor(text) {
-        case .person(let id): .person(id)
-        case .partner(let id): .partner(id)
-        default: nil
-        }
     }
 }
 

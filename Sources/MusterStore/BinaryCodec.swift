@@ -245,16 +245,8 @@ enum BinaryCodec {
     private static func actor(_ actor: Actor, _ w: inout BinaryWriter) { w.string(actor.description) }
 
     private static func actor(_ r: inout BinaryReader) throws -> Actor {
-        let text = try r.string()
-        if text == "system" { return .system }
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw BinaryReader.Malformed() }
-        switch parts[0] {
-        case "person": return .person(PersonID(parts[1]))
-        case "partner": return .partner(PartnerID(parts[1]))
-        case "integration": return .integration(parts[1])
-        default: throw BinaryReader.Malformed()
-        }
+        guard let actor = Actor(try r.string()) else { throw BinaryReader.Malformed() }
+        return actor
     }
 
     private static func notificationID(_ id: NotificationID, _ w: inout BinaryWriter) { w.string(id.description) }

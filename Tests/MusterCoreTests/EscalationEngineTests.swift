@@ -149,6 +149,19 @@ struct EscalationEngineTests {
         #expect(NotificationID(id.description) == id)
     }
 
+    @Test("actors and recipients read back from their text form; anything else is refused")
+    func actorText() {
+        for actor in [Actor.person("ann"), .partner("mcrt"), .integration("alertmanager:prod"), .system] {
+            #expect(Actor(actor.description) == actor)
+        }
+        for recipient in [Recipient.person("ann"), .partner("mcrt")] {
+            #expect(Recipient(recipient.description) == recipient)
+        }
+        for bad in ["", "person:", "ann", "robot:r2", "System"] { #expect(Actor(bad) == nil, "\(bad)") }
+        #expect(Recipient("system") == nil)
+        #expect(Recipient("integration:x") == nil)
+    }
+
     @Test("malformed notification ids are refused", arguments: ["", "inc-1", "inc-1/c0/page/s0r0/person:ann/sms", "inc-1/cx/page/s1r0/person:ann/sms",
                                                                 "inc-1/c0/page/s1r0/ann/sms", "inc-1/c0/page/s1r0/person:ann/fax"])
     func badNotificationIDs(text: String) {

@@ -92,6 +92,15 @@ public enum Recipient: Hashable, Sendable, Codable, CustomStringConvertible {
     case person(PersonID)
     case partner(PartnerID)
 
+    /// Reads the text form ("person:ann", "partner:mcrt").
+    public init?(_ text: String) {
+        switch Actor(text) {
+        case .person(let id): self = .person(id)
+        case .partner(let id): self = .partner(id)
+        default: return nil
+        }
+    }
+
     public var description: String {
         switch self {
         case .person(let id): "person:\(id)"
@@ -106,6 +115,23 @@ public enum Actor: Hashable, Sendable, Codable, CustomStringConvertible {
     case partner(PartnerID)
     case integration(String)
     case system
+
+    /// Reads the text form ("person:ann", "partner:mcrt", "integration:alertmanager", "system").
+    public init?(_ text: String) {
+        if text == "system" {
+            self = .system
+            return
+        }
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let value = String(text[text.index(after: colon)...])
+        guard !value.isEmpty else { return nil }
+        switch text[..<colon] {
+        case "person": self = .person(PersonID(value))
+        case "partner": self = .partner(PartnerID(value))
+        case "integration": self = .integration(value)
+        default: return nil
+        }
+    }
 
     public var description: String {
         switch self {

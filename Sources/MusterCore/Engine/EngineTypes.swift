@@ -108,14 +108,7 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 6, parts[1].hasPrefix("c"), let cycle = Int(parts[1].dropFirst()),
               let kind = NotificationKind(rawValue: parts[2]), let channel = ChannelKind(rawValue: parts[5]) else { return nil }
-        let recipientParts = parts[4].split(separator: ":", maxSplits: 1).map(String.init)
-        guard recipientParts.count == 2 else { return nil }
-        let recipient: Recipient
-        switch recipientParts[0] {
-        case "person": recipient = .person(PersonID(recipientParts[1]))
-        case "partner": recipient = .partner(PartnerID(recipientParts[1]))
-        default: return nil
-        }
+        guard let recipient = Recipient(parts[4]) else { return nil }
         let q = parts[3]
         let qualifier: Qualifier
         if q == "-" {

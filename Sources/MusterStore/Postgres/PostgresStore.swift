@@ -315,7 +315,7 @@ public final class PostgresStore: Store {
             for try await (receivedAt, reporter, type, severity, site, flags, summary, subject)
                 in rows.decode((Date, String, String, String, String, String, String, String?).self) {
                 result.append(Report(type: IncidentTypeID(type), severity: Severity(rawValue: severity) ?? .low, site: SiteID(site),
-                                     reporter: AuditEntryEncoding.actor(reporter) ?? .system, summary: summary, subject: subject,
+                                     reporter: Actor(reporter) ?? .system, summary: summary, subject: subject,
                                      flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: receivedAt))
             }
             return result

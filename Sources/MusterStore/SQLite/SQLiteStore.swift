@@ -220,7 +220,7 @@ public final class SQLiteStore: Store {
                 """, arguments: [id.rawValue]).map { row in
                 let flags: String = row[5]
                 return Report(type: IncidentTypeID(row[2] as String), severity: Severity(rawValue: row[3]) ?? .low, site: SiteID(row[4] as String),
-                              reporter: AuditEntryEncoding.actor(row[1]) ?? .system, summary: row[6], subject: row[7],
+                              reporter: Actor(row[1] as String) ?? .system, summary: row[6], subject: row[7],
                               flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: Date(milliseconds: row[0]))
             }
         }
