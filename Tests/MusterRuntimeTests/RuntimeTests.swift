@@ -119,6 +119,33 @@ struct RuntimeTests {
         #expect(runtime.timerLateness.count >= 1)
     }
 
+    @Test("on PostgreSQL, work queued by another instance wakes a sleeping worker through LISTEN/NOTIFY")
+    func notifyWakesOtherInstances() async throws {
+        let store = try await freshStore(.postgres)
+        guard let postgres = store as? PostgresStore else { return }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-notify-\(UUID().uuidString).jsonl").path
+        // The worker's clock never moves, so its polling never fires: only a notification can wake it.
+        let clock = ManualClock(schoolMorning)
+        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: file), clock: clock, instance: "sleeper")
+        let workers = Task { await runtime.run() }
+        defer {
+            workers.cancel()
+            clock.wakeAll()
+        }
+        try await Task.sleep(for: .milliseconds(300))  // let the workers go to sleep and the LISTEN start
+        // Another instance (its own connection pool, no in-process signal) takes a report.
+        let other = PostgresStore(settings: postgres.settings)
+        defer { other.shutdown() }
+        let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
+                            summary: "text", subject: "S-11", receivedAt: schoolMorning)
+        let results = try await other.commit([.report(ReportIntake(report: report))], catalog: shippedCatalog, now: schoolMorning)
+        guard case .success(.created(_, let queued))? = results.first else {
+            Issue.record("no incident was created: \(results)")
+            return
+        }
+        try await eventually("the sleeping worker to deliver the other instance's pages", timeout: 10) { sent(file).count == queued.count }
+    }
+
     @Test("pages that fail for good make the engine escalate at once", arguments: Backend.allCases)
     func permanentFailureEscalates(backend: Backend) async throws {
         let store = try await freshStore(backend)

@@ -19,9 +19,13 @@ public final class PostgresStore: Store {
     /// The channel NOTIFY wakes workers on when timers or deliveries are queued.
     public static let workChannel = "muster_work"
 
+    /// The settings this store connects with (another instance on the same database uses them too).
+    public let settings: PostgresSettings
+
     public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
                 newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
         self.timeout = timeout
+        self.settings = settings
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
