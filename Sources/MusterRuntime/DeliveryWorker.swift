@@ -23,41 +23,32 @@ public struct DeliveryWorker: Sendable {
     var pollInterval: TimeInterval = 1
 
     public func run() async {
-        var backoff: TimeInterval = 0.1
-        while !Task.isCancelled {
-            do {
-                let now = clock.now()
-                let claimed = try await store.claimDeliveries(now: now, limit: concurrency, owner: owner, lease: lease)
-                if claimed.isEmpty {
-                    await signal.wait(until: now.addingTimeInterval(pollInterval), clock: clock)
-                    continue
-                }
-                // Deliver the batch in parallel, then record every outcome in one transaction.
-                let outcomes = await withTaskGroup(of: (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?).self) { group in
-                    for delivery in claimed {
-                        group.addTask { await self.deliver(delivery) }
-                    }
-                    var outcomes: [(ClaimedDelivery, DeliveryOutcome, DeliveryFailure?)] = []
-                    for await outcome in group { outcomes.append(outcome) }
-                    return outcomes
-                }
-                // If this fails, the claims' leases lapse and the notifications are tried again, under the same ids.
-                try await store.recordDeliveries(outcomes.map { ($0.0.notification.id, $0.1) }, at: clock.now())
-                let failures = outcomes.compactMap { delivery, _, failure in
-                    failure.map { failure -> StoreCommand in
-                        let n = delivery.notification
-                        return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
-                                                                  reason: failure.description, permanent: true))
-                    }
-                }
-                if !failures.isEmpty { _ = try await committer.submit(failures) }
-                backoff = 0.1
-            } catch {
-                if Task.isCancelled { return }
-                logger.error("delivery worker: \(error); retrying in \(backoff)s")
-                try? await clock.sleep(until: clock.now().addingTimeInterval(backoff))
-                backoff = min(backoff * 2, 2)
+        await WorkerLoop.run("delivery worker", clock: clock, logger: logger) {
+            let now = clock.now()
+            let claimed = try await store.claimDeliveries(now: now, limit: concurrency, owner: owner, lease: lease)
+            if claimed.isEmpty {
+                await signal.wait(until: now.addingTimeInterval(pollInterval), clock: clock)
+                return
             }
+            // Deliver the batch in parallel, then record every outcome in one transaction.
+            let outcomes = await withTaskGroup(of: (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?).self) { group in
+                for delivery in claimed {
+                    group.addTask { await self.deliver(delivery) }
+                }
+                var outcomes: [(ClaimedDelivery, DeliveryOutcome, DeliveryFailure?)] = []
+                for await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            // If this fails, the claims' leases lapse and the notifications are tried again, under the same ids.
+            try await store.recordDeliveries(outcomes.map { ($0.0.notification.id, $0.1) }, at: clock.now())
+            let failures = outcomes.compactMap { delivery, _, failure in
+                failure.map { failure -> StoreCommand in
+                    let n = delivery.notification
+                    return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
+                                                              reason: failure.description, permanent: true))
+                }
+            }
+            if !failures.isEmpty { _ = try await committer.submit(failures) }
         }
     }
 

@@ -21,33 +21,23 @@ public struct TimerWorker: Sendable {
     var pollInterval: TimeInterval = 1
 
     public func run() async {
-        var backoff: TimeInterval = 0.1
-        while !Task.isCancelled {
-            do {
-                let now = clock.now()
-                let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
-                if !claimed.isEmpty {
-                    let results = try await committer.submit(claimed.map { .event($0.incident, .timerFired($0.key)) })
-                    let done = clock.now()
-                    for (timer, result) in zip(claimed, results) {
-                        lateness.record(done.timeIntervalSince(timer.due))
-                        if case .failure(let error) = result {
-                            logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
-                        }
+        await WorkerLoop.run("timer worker", clock: clock, logger: logger) {
+            let now = clock.now()
+            let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
+            if !claimed.isEmpty {
+                let results = try await committer.submit(claimed.map { .event($0.incident, .timerFired($0.key)) })
+                let done = clock.now()
+                for (timer, result) in zip(claimed, results) {
+                    lateness.record(done.timeIntervalSince(timer.due))
+                    if case .failure(let error) = result {
+                        logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
                     }
-                    backoff = 0.1
-                    continue
                 }
-                let next = try await store.nextTimerDue(now: now)
-                let wake = min(next ?? now.addingTimeInterval(pollInterval), now.addingTimeInterval(pollInterval))
-                if wake > now { await signal.wait(until: wake, clock: clock) }
-                backoff = 0.1
-            } catch {
-                if Task.isCancelled { return }
-                logger.error("timer worker: \(error); retrying in \(backoff)s")
-                try? await clock.sleep(until: clock.now().addingTimeInterval(backoff))
-                backoff = min(backoff * 2, 2)
+                return  // more may be due already
             }
+            let next = try await store.nextTimerDue(now: now)
+            let wake = min(next ?? now.addingTimeInterval(pollInterval), now.addingTimeInterval(pollInterval))
+            if wake > now { await signal.wait(until: wake, clock: clock) }
         }
     }
 }
