@@ -31,7 +31,7 @@ private final class Counter: @unchecked Sendable {
 
 /// New incidents through the Committer from many concurrent callers, as the API will submit them
 /// (each with an idempotency key and a grouping key); figures per shape of incident.
-func storeBenchmark(backend: String, incidents: Int) async throws {
+func storeBenchmark(backend: String, incidents: Int, inFlight: Int) async throws {
     let catalog = try shippedCatalog()
     // Wednesday 19:00 in Chicago: the catch-all's after-hours first step pages one person over two channels.
     let shapes: [(name: String, type: IncidentTypeID, at: Date)] = [
@@ -41,7 +41,7 @@ func storeBenchmark(backend: String, incidents: Int) async throws {
     for shape in shapes {
         let store = try await benchmarkStore(backend)
         let counter = Counter()
-        let committer = Committer(store: store, catalog: catalog, clock: ManualClock(shape.at)) { counter.add($0.count) }
+        let committer = Committer(store: store, catalog: catalog, clock: ManualClock(shape.at), maxInFlight: inFlight) { counter.add($0.count) }
         let callers = 256
         let latencies = LatencySamples()
         let start = Date()
@@ -52,7 +52,8 @@ func storeBenchmark(backend: String, incidents: Int) async throws {
                         let report = Report(type: shape.type, severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                                             summary: "benchmark report \(index)", subject: "S-\(index)", receivedAt: shape.at)
                         let sent = Date()
-                        let result = try await committer.submit(.report(ReportIntake(report: report, idempotencyKey: "bench-\(index)")))
+                        let key = CommandLine.arguments.contains("--no-keys") ? nil : "bench-\(index)"
+                        let result = try await committer.submit(.report(ReportIntake(report: report, idempotencyKey: key)))
                         latencies.record(Date().timeIntervalSince(sent))
                         guard case .success(.created) = result else { throw BenchmarkError("report \(index): \(result)") }
                     }

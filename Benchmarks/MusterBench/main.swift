@@ -1,6 +1,6 @@
 // Release-mode benchmarks: figures for the issue notes, never assertions.
 //   swift run -c release muster-bench engine [PLAYBOOKS]
-//   swift run -c release muster-bench store sqlite|postgres [--incidents N]   (Benchmarks/run-store-benchmarks provisions PostgreSQL)
+//   swift run -c release muster-bench store sqlite|postgres [--incidents N] [--in-flight 4] [--no-keys]   (Benchmarks/run-store-benchmarks provisions PostgreSQL)
 //   swift run -c release muster-bench timers sqlite|postgres [--rate 1000 --seconds 10]
 //   swift run -c release muster-bench timeline sqlite|postgres [--incidents 1000000]
 import Foundation
@@ -59,7 +59,8 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch arguments.first ?? "engine" {
     case "engine": try engineBenchmark(folder: arguments.dropFirst().first ?? "playbooks")
-    case "store": try await storeBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 20_000))
+    case "store": try await storeBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 20_000),
+                                          inFlight: option("--in-flight", default: 4))
     case "timers": try await timerBenchmark(backend: arguments.dropFirst().first ?? "sqlite", rate: option("--rate", default: 1000),
                                             seconds: option("--seconds", default: 10))
     case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
