@@ -1,27 +1,59 @@
 // Wakes a worker when new work is queued in this process (other instances' work arrives through
-// PostgreSQL LISTEN/NOTIFY, or the worker's polling).
+// PostgreSQL LISTEN/NOTIFY, or the worker's polling). A notification that comes while nobody waits
+// is kept for the next wait.
 import Foundation
 
-public final class WorkSignal: Sendable {
-    private let stream: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
+public final class WorkSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending = false
+    private var nextID = 0
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
 
-    public init() {
-        (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    public init() {}
+
+    public func notify() {
+        let woken = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            if waiters.isEmpty {
+                pending = true
+                return []
+            }
+            defer { waiters.removeAll() }
+            return Array(waiters.values)
+        }
+        for waiter in woken { waiter.resume() }
     }
 
-    public func notify() { continuation.yield() }
-
-    /// Waits for a notification, or until the clock reaches `deadline`, whichever comes first.
+    /// Waits for a notification, or until the clock reaches `deadline`, whichever comes first
+    /// (or until the task is cancelled).
     func wait(until deadline: Date, clock: any MusterClock) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [stream] in
-                var iterator = stream.makeAsyncIterator()
-                _ = await iterator.next()
-            }
-            group.addTask { try? await clock.sleep(until: deadline) }
-            await group.next()
-            group.cancelAll()
+        let id = lock.withLock { () -> Int in
+            nextID += 1
+            return nextID
         }
+        let timer = Task {
+            try? await clock.sleep(until: deadline)
+            self.wake(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = lock.withLock { () -> Bool in
+                    if pending || Task.isCancelled {
+                        pending = false
+                        return true
+                    }
+                    waiters[id] = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            self.wake(id)
+        }
+    }
+
+    /// Resumes one waiter (its deadline passed, or its task was cancelled), if it still waits.
+    private func wake(_ id: Int) {
+        lock.withLock { waiters.removeValue(forKey: id) }?.resume()
     }
 }

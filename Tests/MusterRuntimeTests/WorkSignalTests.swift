@@ -1,0 +1,47 @@
+// The worker's wake-up: a notification or the deadline ends a wait, and every later wait waits again.
+import Foundation
+@testable import MusterRuntime
+import Testing
+
+private actor Flag {
+    var done = false
+    func set() { done = true }
+}
+
+@Suite("Work signal")
+struct WorkSignalTests {
+    @Test("a wait ends at its deadline, and the next wait still waits for a notification or its own deadline")
+    func waitsAgainAfterTimeout() async throws {
+        let clock = ManualClock(Date(timeIntervalSince1970: 0))
+        let signal = WorkSignal()
+        for round in 1...3 {
+            let finished = Flag()
+            let waiter = Task {
+                await signal.wait(until: clock.now().addingTimeInterval(10), clock: clock)
+                await finished.set()
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(await finished.done == false, "round \(round): the wait returned before its deadline or a notification")
+            if round == 2 { signal.notify() } else { clock.advance(by: 10) }
+            await waiter.value
+            #expect(await finished.done)
+        }
+    }
+
+    @Test("a notification that comes while nobody waits ends the next wait at once, once")
+    func pendingNotification() async throws {
+        let clock = ManualClock(Date(timeIntervalSince1970: 0))
+        let signal = WorkSignal()
+        signal.notify()
+        await signal.wait(until: clock.now().addingTimeInterval(10), clock: clock)
+        let finished = Flag()
+        let waiter = Task {
+            await signal.wait(until: clock.now().addingTimeInterval(10), clock: clock)
+            await finished.set()
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(await finished.done == false, "the notification was used up by the first wait")
+        waiter.cancel()
+        await waiter.value
+    }
+}
