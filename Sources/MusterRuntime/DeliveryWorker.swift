@@ -39,16 +39,33 @@ public struct DeliveryWorker: Sendable {
                 for await outcome in group { outcomes.append(outcome) }
                 return outcomes
             }
-            // If this fails, the claims' leases lapse and the notifications are tried again, under the same ids.
-            try await store.recordDeliveries(outcomes.map { ($0.0.notification.id, $0.1) }, at: clock.now())
+            let recorded = try await record(outcomes.map { ($0.0.notification.id, $0.1) })
+            // Only for pages this worker still held: a worker that took one over decides its fate.
+            // (A crash right here loses only the early escalation; the acknowledgement timer still escalates.)
             let failures = outcomes.compactMap { delivery, _, failure in
-                failure.map { failure -> StoreCommand in
+                failure.flatMap { failure -> StoreCommand? in
+                    guard recorded.contains(delivery.notification.id) else { return nil }
                     let n = delivery.notification
                     return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
                                                               reason: failure.description, permanent: true))
                 }
             }
             if !failures.isEmpty { _ = try await committer.submit(failures) }
+        }
+    }
+
+    /// Records the outcomes, trying a few times: once given up, the leases lapse and every one of
+    /// these notifications is sent again (under the same ids), delivered ones included.
+    private func record(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)]) async throws -> Set<NotificationID> {
+        var attempt = 0
+        while true {
+            do {
+                return try await store.recordDeliveries(outcomes, owner: owner, at: clock.now())
+            } catch {
+                attempt += 1
+                if attempt >= 3 || Task.isCancelled { throw error }
+                try await clock.sleep(until: clock.now().addingTimeInterval(0.2 * Double(attempt)))
+            }
         }
     }
 

@@ -136,7 +136,9 @@ struct BatchPlanner: Sendable {
     }
 
     private func report(_ intake: ReportIntake, known: inout Prefetched, writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
-        let report = intake.report
+        var report = intake.report
+        if report.subject?.isEmpty == true { report.subject = nil }  // an empty reference names no one
+        if intake.idempotencyKey?.isEmpty == true { return .failure(.invalidReport("the idempotency key is empty")) }
         if let key = intake.idempotencyKey, let ref = known.idempotent[key] { return .success(.duplicate(ref)) }
         guard catalog.directory.incidentTypes.contains(where: { $0.id == report.type }) else {
             return .failure(.invalidReport("unknown incident type '\(report.type)'"))

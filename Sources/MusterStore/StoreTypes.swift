@@ -56,7 +56,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case noPlaybook(type: IncidentTypeID, severity: Severity, site: SiteID)
     /// The incident runs under a playbook that is no longer loaded.
     case unknownPlaybook(PlaybookID)
-    /// The database cannot be reached or failed; nothing was written and the caller may retry.
+    /// The database could not be reached or did not answer in time. The command may or may not have
+    /// been written: retry it (a report with the same idempotency key is recognised).
     case unavailable(String)
 
     public var description: String {

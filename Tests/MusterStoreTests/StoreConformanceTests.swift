@@ -223,9 +223,12 @@ struct StoreConformanceTests {
             #expect(claimed.allSatisfy { $0.attempts == 0 })
             #expect(try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w2", lease: 30).isEmpty)
             let (sent, retried, failed) = (claimed[0].notification.id, claimed[1].notification.id, claimed.count > 2 ? claimed[2].notification.id : nil)
-            try await t.store.recordDelivery(sent, outcome: .delivered(receipt: "SM123"), at: schoolMorning)
-            try await t.store.recordDelivery(retried, outcome: .failed(reason: "HTTP 503", retryAt: schoolMorning.addingTimeInterval(10)), at: schoolMorning)
-            if let failed { try await t.store.recordDelivery(failed, outcome: .failed(reason: "HTTP 400", retryAt: nil), at: schoolMorning) }
+            #expect(try await t.store.recordDelivery(sent, outcome: .delivered(receipt: "SM123"), owner: "w1", at: schoolMorning))
+            #expect(try await t.store.recordDelivery(retried, outcome: .failed(reason: "HTTP 503", retryAt: schoolMorning.addingTimeInterval(10)),
+                                                     owner: "w1", at: schoolMorning))
+            if let failed {
+                #expect(try await t.store.recordDelivery(failed, outcome: .failed(reason: "HTTP 400", retryAt: nil), owner: "w1", at: schoolMorning))
+            }
             #expect(try await t.store.claimDeliveries(now: schoolMorning.addingTimeInterval(5), limit: 100, owner: "w2", lease: 30)
                 .map(\.notification.id).filter { $0 == retried }.isEmpty, "not before its retry time")
             let again = try await t.store.claimDeliveries(now: schoolMorning.addingTimeInterval(40), limit: 100, owner: "w2", lease: 30)
@@ -235,6 +238,35 @@ struct StoreConformanceTests {
             #expect(counts["sent"] == 1)
             #expect(counts["failed", default: 0] == (failed == nil ? 0 : 1))
             #expect(try await t.strings("SELECT COUNT(*) FROM delivery_attempts") == [String(failed == nil ? 2 : 3)])
+        }
+    }
+
+    @Test("a worker whose lease lapsed records nothing over the worker that took the notification over", arguments: Backend.allCases)
+    func staleWorkerRecordsNothing(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            _ = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first)
+            let first = try await t.store.claimDeliveries(now: schoolMorning, limit: 1, owner: "slow", lease: 15)
+            let id = try #require(first.first?.notification.id)
+            // "slow" stalls past its lease; "fast" takes the notification over and delivers it.
+            let later = schoolMorning.addingTimeInterval(20)
+            let retaken = try await t.store.claimDeliveries(now: later, limit: 10, owner: "fast", lease: 15)
+            #expect(retaken.contains { $0.notification.id == id })
+            #expect(try await t.store.recordDelivery(id, outcome: .delivered(receipt: "ok"), owner: "fast", at: later))
+            // The slow worker's late failure changes nothing: the page stays sent.
+            #expect(try await t.store.recordDelivery(id, outcome: .failed(reason: "timeout", retryAt: later.addingTimeInterval(5)), owner: "slow", at: later) == false)
+            #expect(try await t.strings("SELECT status FROM outbox WHERE id = '\(id.description)'") == ["sent"])
+            #expect(try await t.strings("SELECT COUNT(*) FROM delivery_attempts WHERE notification_id = '\(id.description)'") == ["1"])
+        }
+    }
+
+    @Test("an empty idempotency key is refused; an empty subject names no one", arguments: Backend.allCases)
+    func emptyValues(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let refused = try await t.store.commit([.report(ReportIntake(report: report(), idempotencyKey: ""))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(refused.first == .failure(.invalidReport("the idempotency key is empty")))
+            let ref = try created(try await t.store.commit([.report(ReportIntake(report: report(subject: "")))], catalog: shippedCatalog, now: schoolMorning).first).0
+            #expect(try await t.store.incident(ref.id)?.incident.subject == nil)
+            #expect(try await t.store.reports(ref.id).first?.subject == nil)
         }
     }
 

@@ -43,7 +43,8 @@ public final class PostgresStore: Store {
     private static let migrationLock: Int64 = 0x6D75_7374_6572_0001  // "muster" + 1
 
     public func migrate() async throws {
-        try await database { [self] in
+        // No deadline: another instance may hold the migration lock while it migrates.
+        try await unbounded { [self] in
             try await client.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
                 do {
@@ -82,6 +83,16 @@ public final class PostgresStore: Store {
         }
     }
 
+    private func unbounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.unavailable(String(reflecting: error))
+        }
+    }
+
     /// Runs database work within the timeout; a failure to reach or use the database becomes `StoreError.unavailable`.
     private func database<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
@@ -105,16 +116,19 @@ public final class PostgresStore: Store {
     private func commitOrSplit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
         do {
             return try await commitBatch(commands, catalog: catalog, now: now)
-        } catch let error as PSQLError where error.serverInfo != nil && commands.count > 1 {
+        } catch let error where Self.serverRefused(error) != nil && commands.count > 1 {
             // The server refused the batch (a constraint, a deadlock): commit each command alone,
             // so that one bad command cannot sink the others.
-            logger.warning("group commit refused; committing one by one", metadata: ["error": "\(error.serverInfo?[.message] ?? "")"])
+            logger.warning("group commit refused; committing one by one", metadata: ["error": "\(Self.serverRefused(error) ?? "")"])
             var results: [Result<CommandOutcome, StoreError>] = []
             for command in commands {
                 do {
                     results += try await commitBatch([command], catalog: catalog, now: now)
-                } catch let error as PSQLError where error.serverInfo != nil {
-                    results.append(.failure(.unavailable(error.serverInfo?[.message] ?? String(reflecting: error))))
+                } catch {
+                    // Refused on its own: this command fails. Not answered: it and those after it are
+                    // unknown, and those before it stay committed, so report each as it is.
+                    let reason = Self.serverRefused(error) ?? String(reflecting: error)
+                    results.append(.failure(.unavailable(reason)))
                 }
             }
             return results
@@ -123,6 +137,17 @@ public final class PostgresStore: Store {
         } catch {
             throw StoreError.unavailable(String(reflecting: error))
         }
+    }
+
+    /// The server's message when it answered with an error (as opposed to not answering at all).
+    private static func serverRefused(_ error: any Error) -> String? {
+        if let error = error as? PSQLError { return error.serverInfo?[.message] }
+        if let error = error as? PostgresTransactionError {
+            for inner in [error.closureError, error.commitError, error.beginError].compactMap({ $0 }) {
+                if let message = serverRefused(inner) { return message }
+            }
+        }
+        return nil
     }
 
     private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
@@ -372,8 +397,8 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], at: Date) async throws {
-        guard !outcomes.isEmpty else { return }
+    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID> {
+        guard !outcomes.isEmpty else { return [] }
         let absent = Date(timeIntervalSince1970: 0)
         var ids: [String] = [], statuses: [String] = [], results: [String] = [], retries: [Date] = [], details: [String] = []
         for (id, outcome) in outcomes {
@@ -386,9 +411,9 @@ public final class PostgresStore: Store {
                 retries.append(retryAt ?? absent); details.append(reason)
             }
         }
-        _ = try await database { [self, ids, statuses, results, retries, details] in
-            // One statement for the whole batch: update each outbox row, and record each attempt.
-            try await client.query("""
+        return try await database { [self, ids, statuses, results, retries, details] in
+            // One statement for the whole batch: update each outbox row this worker still holds, and record each attempt.
+            let rows = try await client.query("""
                 WITH input AS (
                   SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
                     AS u(id, status, result, retry_at, detail)
@@ -398,11 +423,19 @@ public final class PostgresStore: Store {
                     finished_at = CASE WHEN i.status = 'queued' THEN NULL ELSE \(at) END,
                     receipt = CASE WHEN i.status = 'sent' THEN NULLIF(i.detail, '') END,
                     last_error = CASE WHEN i.status <> 'sent' THEN i.detail END, claimed_by = NULL, lease_until = NULL
-                  FROM input AS i WHERE o.id = i.id
-                  RETURNING o.id, o.attempts, i.result, i.detail)
-                INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
-                SELECT id, attempts, \(at), result, NULLIF(detail, '') FROM updated
+                  FROM input AS i WHERE o.id = i.id AND o.claimed_by = \(owner) AND o.status = 'queued'
+                  RETURNING o.id, o.attempts, i.result, i.detail
+                ), attempts AS (
+                  INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
+                  SELECT id, attempts, \(at), result, NULLIF(detail, '') FROM updated
+                )
+                SELECT id FROM updated
                 """, logger: logger)
+            var recorded = Set<NotificationID>()
+            for try await id in rows.decode(String.self) {
+                if let id = NotificationID(id) { recorded.insert(id) }
+            }
+            return recorded
         }
     }
 

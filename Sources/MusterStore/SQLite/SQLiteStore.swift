@@ -37,8 +37,8 @@ public final class SQLiteStore: Store {
         guard !commands.isEmpty else { return [] }
         do {
             return try await commitBatch(commands, catalog: catalog, now: now)
-        } catch where commands.count > 1 {
-            // The batch failed as a whole: commit each command alone, so one cannot sink the others.
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && commands.count > 1 {
+            // A constraint refused the batch: commit each command alone, so one cannot sink the others.
             var results: [Result<CommandOutcome, StoreError>] = []
             for command in commands {
                 do {
@@ -48,6 +48,10 @@ public final class SQLiteStore: Store {
                 }
             }
             return results
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.unavailable(String(describing: error))
         }
     }
 
@@ -262,12 +266,15 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], at: Date) async throws {
-        guard !outcomes.isEmpty else { return }
-        try await pool.write { db in
+    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID> {
+        guard !outcomes.isEmpty else { return [] }
+        return try await pool.write { db in
+            var recorded = Set<NotificationID>()
             for (id, outcome) in outcomes {
                 let key = id.description
-                let attempt = (try Int.fetchOne(db.cachedStatement(sql: "SELECT attempts FROM outbox WHERE id = ?"), arguments: [key]) ?? 0) + 1
+                guard let attempts = try Int.fetchOne(db.cachedStatement(sql: "SELECT attempts FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'queued'"),
+                                                      arguments: [key, owner]) else { continue }
+                let attempt = attempts + 1
                 let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch outcome {
                 case .delivered(let receipt): ("sent", nil, receipt, nil)
                 case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
@@ -280,7 +287,9 @@ public final class SQLiteStore: Store {
                 let result = status == "sent" ? "delivered" : status == "queued" ? "retry" : "failed"
                 try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
                     .execute(arguments: [key, attempt, at.milliseconds, result, receipt ?? error])
+                recorded.insert(id)
             }
+            return recorded
         }
     }
 
