@@ -25,7 +25,7 @@ public struct TimerWorker: Sendable {
             let now = clock.now()
             let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
             if !claimed.isEmpty {
-                let results = try await committer.submit(claimed.map { .event($0.incident, .timerFired($0.key)) })
+                let results = try await committer.submit(claimed.map { .fireTimer($0) })
                 let done = clock.now()
                 for (timer, result) in zip(claimed, results) {
                     lateness.record(done.timeIntervalSince(timer.due))

@@ -25,6 +25,8 @@ struct BatchNeeds {
                 if let hash = BatchPlanner.groupKeyHash(intake.report, catalog: catalog) { hashes.insert(hash) }
             case .event(let id, _):
                 ids.insert(id)
+            case .fireTimer(let timer):
+                ids.insert(timer.incident)
             }
         }
         idempotencyKeys = keys.sorted()
@@ -84,6 +86,12 @@ struct BatchWrites {
     /// The net effect on each timer row.
     var timers: [TimerRowKey: TimerWrite] = [:]
     var outbox: [QueuedNotification] = []
+    /// Incidents whose queued pages (and fallback pages) are cancelled: acknowledged.
+    var cancelPages: Set<IncidentID> = []
+    /// Incidents whose every queued notification is cancelled: resolved.
+    var cancelAll: Set<IncidentID> = []
+    /// Timer rows to delete even if the command fails (rows of incidents that do not exist).
+    var discardedTimers: [TimerRowKey] = []
 
     mutating func absorb(_ other: BatchWrites) {
         for id in other.incidentOrder {
@@ -101,9 +109,20 @@ struct BatchWrites {
         audits += other.audits
         for (key, write) in other.timers { timers[key] = write }
         outbox += other.outbox
+        cancel(pages: other.cancelPages, all: other.cancelAll)
     }
 
-    var isEmpty: Bool { incidents.isEmpty && reports.isEmpty && audits.isEmpty && timers.isEmpty && outbox.isEmpty }
+    /// Cancels queued notifications, including those this batch queued earlier for the same incidents.
+    mutating func cancel(pages: Set<IncidentID>, all: Set<IncidentID>) {
+        guard !pages.isEmpty || !all.isEmpty else { return }
+        cancelPages.formUnion(pages)
+        cancelAll.formUnion(all)
+        outbox.removeAll { n in all.contains(n.incident) || (pages.contains(n.incident) && (n.kind == .page || n.kind == .fallback)) }
+    }
+
+    var isEmpty: Bool {
+        incidents.isEmpty && reports.isEmpty && audits.isEmpty && timers.isEmpty && outbox.isEmpty && cancelPages.isEmpty && cancelAll.isEmpty
+    }
 }
 
 struct BatchPlanner: Sendable {
@@ -128,8 +147,13 @@ struct BatchPlanner: Sendable {
             switch command {
             case .report(let intake): result = report(intake, known: &known, writes: &own)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own)
+            case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own)
             }
-            if case .success = result { writes.absorb(own) }
+            if case .success = result {
+                writes.absorb(own)
+            } else {
+                for row in own.discardedTimers { writes.timers[row] = .delete }
+            }
             results.append(result)
         }
         return (writes, results)
@@ -178,9 +202,22 @@ struct BatchPlanner: Sendable {
         return .success(.created(ref, queued: queued(effects)))
     }
 
+    private func fire(_ timer: ClaimedTimer, known: inout Prefetched, writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+        guard let state = known.states[timer.incident] else {
+            writes.discardedTimers.append(TimerRowKey(incident: timer.incident, key: timer.key))
+            return .failure(.unknownIncident(timer.incident))
+        }
+        // Stored instants keep milliseconds (SQLite) or microseconds (PostgreSQL): compare within that.
+        if let scheduled = state.timers.first(where: { $0.key == timer.key }), abs(scheduled.due.timeIntervalSince(timer.due)) > 0.001 {
+            return .success(.applied(IncidentRef(id: timer.incident, number: state.incident.number), queued: []))
+        }
+        return apply(.timerFired(timer.key), to: timer.incident, known: &known, writes: &writes)
+    }
+
     private func apply(_ event: IncidentEvent, to id: IncidentID, known: inout Prefetched,
                        writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
         guard var state = known.states[id] else { return .failure(.unknownIncident(id)) }
+        let phaseBefore = state.phase
         guard let engine = catalog.engines[state.playbook] else { return .failure(.unknownPlaybook(state.playbook)) }
         var effects: [Effect] = []
         do {
@@ -192,6 +229,13 @@ struct BatchPlanner: Sendable {
         // A fired timer's row goes, unless the event scheduled the same key again.
         if case .timerFired(let key) = event { writes.timers[TimerRowKey(incident: id, key: key)] = .delete }
         record(state, isNew: false, effects: effects, into: &writes)
+        // Pages still waiting to go out are pointless once someone owns the incident, and everything
+        // is once it is resolved.
+        if state.phase == .resolved, phaseBefore != .resolved {
+            writes.cancel(pages: [], all: [id])
+        } else if state.phase == .acknowledged, phaseBefore != .acknowledged {
+            writes.cancel(pages: [id], all: [])
+        }
         return .success(.applied(IncidentRef(id: id, number: state.incident.number), queued: queued(effects)))
     }
 

@@ -18,6 +18,9 @@ public struct ReportIntake: Sendable, Hashable {
 public enum StoreCommand: Sendable, Hashable {
     case report(ReportIntake)
     case event(IncidentID, IncidentEvent)
+    /// A claimed timer falls due. Ignored if the incident has since rescheduled that timer (a late
+    /// claim must not fire the new deadline early); its row goes if the incident no longer exists.
+    case fireTimer(ClaimedTimer)
 }
 
 public struct IncidentRef: Sendable, Hashable, Codable {

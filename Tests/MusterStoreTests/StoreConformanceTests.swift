@@ -270,6 +270,55 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test("an acknowledgement cancels the pages still queued; a resolution cancels everything queued", arguments: Backend.allCases)
+    func cancelQueued(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let (ref, queued) = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first)
+            _ = try await t.store.commit([.event(ref.id, .acknowledged(by: .person("dchen"), path: .api, step: 0))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.store.outboxCounts() == ["cancelled": queued.count])
+            #expect(try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w", lease: 15).isEmpty)
+            // A reassignment after the acknowledgement queues a message that a resolution then cancels.
+            _ = try await t.store.commit([.event(ref.id, .reassigned(to: "aokafor", by: .person("dchen")))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.store.outboxCounts()["queued"] == 1)
+            _ = try await t.store.commit([.event(ref.id, .resolved(by: .person("aokafor"), note: nil))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.store.outboxCounts() == ["cancelled": queued.count + 1])
+            // Within one batch: a report's pages are never queued if the same batch acknowledges it.
+            let both = try await t.store.commit([.report(ReportIntake(report: report(subject: "S-77"), idempotencyKey: "k77"))], catalog: shippedCatalog, now: schoolMorning)
+            let second = try created(both.first).0
+            let before = try await t.store.outboxCounts()
+            _ = try await t.store.commit([.report(ReportIntake(report: report(subject: "S-78"))),
+                                          .event(second.id, .acknowledged(by: .person("dchen"), path: .api, step: nil))], catalog: shippedCatalog, now: schoolMorning)
+            #expect(try await t.store.outboxCounts()["cancelled"] == (before["cancelled"] ?? 0) + (before["queued"] ?? 0))
+        }
+    }
+
+    @Test("a late claim does not fire a timer that was rescheduled since; a timer of no incident is discarded", arguments: Backend.allCases)
+    func staleTimerClaims(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let ref = try created(try await t.store.commit([.report(ReportIntake(report: report()))], catalog: shippedCatalog, now: schoolMorning).first).0
+            let state = try #require(try await t.store.incident(ref.id))
+            let ack = try #require(state.timers.first { $0.key == .ackDeadline(step: 0, round: 0) })
+            let claimed = try #require(try await t.store.claimDueTimers(now: ack.due, limit: 10, owner: "slow", lease: 5).first { $0.key == ack.key })
+            // Before the slow worker commits, the incident is resolved and reopened: step 1 is paged again
+            // and the same timer key gets a later due time.
+            let later = ack.due.addingTimeInterval(60)
+            _ = try await t.store.commit([.event(ref.id, .resolved(by: .system, note: nil)), .event(ref.id, .reopened(by: .system, reason: nil))],
+                                         catalog: shippedCatalog, now: later)
+            let rescheduled = try #require(try await t.store.incident(ref.id)?.timers.first { $0.key == ack.key })
+            #expect(rescheduled.due > ack.due)
+            let fired = try await t.store.commit([.fireTimer(claimed)], catalog: shippedCatalog, now: later)
+            #expect(try fired.first?.get() == .applied(ref, queued: []), "the stale firing is ignored")
+            #expect(try await t.store.incident(ref.id)?.phase == .escalating(step: 0, round: 0))
+            #expect(try await t.store.nextTimerDue(now: later).map { $0 <= rescheduled.due } == true, "the rescheduled timer's row is kept")
+            // A timer row whose incident does not exist is removed rather than claimed again and again.
+            let ghost = ClaimedTimer(incident: "no-such-incident", key: .ackDeadline(step: 0, round: 0), due: later)
+            try await t.execute("INSERT INTO timers (incident_id, key, due_at) VALUES ('no-such-incident', 'ack:0:0', \(backend == .postgres ? "now()" : "0"))")
+            let refused = try await t.store.commit([.fireTimer(ghost)], catalog: shippedCatalog, now: later)
+            #expect(refused.first == .failure(.unknownIncident("no-such-incident")))
+            #expect(try await t.strings("SELECT COUNT(*) FROM timers WHERE incident_id = 'no-such-incident'") == ["0"])
+        }
+    }
+
     @Test("audit entries cannot be changed or deleted, even with SQL", arguments: Backend.allCases)
     func appendOnly(backend: Backend) async throws {
         try await withStore(backend) { t in

@@ -5,7 +5,7 @@ import NIOCore
 import PostgresNIO
 
 struct BatchWriteStatement: PostgresPreparedStatement {
-    static let name = "muster_batch_write_v1"
+    static let name = "muster_batch_write_v2"
 
     static let sql = """
         WITH new_incidents AS (
@@ -44,6 +44,10 @@ struct BatchWriteStatement: PostgresPreparedStatement {
           SELECT id, incident_id, channel, notification, $17, $17
           FROM unnest($45::text[], $46::text[], $47::text[], $48::bytea[]) AS u(id, incident_id, channel, notification)
           ON CONFLICT (id) DO NOTHING
+        ), cancelled AS (
+          UPDATE outbox SET status = 'cancelled', finished_at = $17
+          WHERE status = 'queued' AND (incident_id = ANY($52::text[])
+            OR (incident_id = ANY($51::text[]) AND (id LIKE '%/page/%' OR id LIKE '%/fallback/%')))
         )
         SELECT pg_notify($49, '') WHERE $50
         """
@@ -60,9 +64,12 @@ struct BatchWriteStatement: PostgresPreparedStatement {
     var upserts: ([String], [String], [Date])
     var outbox: ([String], [String], [String], [ByteBuffer])
     var wake: Bool
+    /// Incidents whose queued pages are cancelled (acknowledged), and whose every queued notification is (resolved).
+    var cancelPages: [String]
+    var cancelAll: [String]
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 50)
+        var b = PostgresBindings(capacity: 52)
         b.append(new.ids); b.append(new.numbers); b.append(new.types); b.append(new.severities); b.append(new.sites)
         b.append(new.playbooks); b.append(new.versions); b.append(new.phases); b.append(new.reportedAt); b.append(new.reportCounts)
         b.append(new.groupKeyHashes); b.append(new.groupUntil.map { $0 ?? absent }); b.append(new.states); b.append(new.summaries)
@@ -76,6 +83,7 @@ struct BatchWriteStatement: PostgresPreparedStatement {
         b.append(upserts.0); b.append(upserts.1); b.append(upserts.2)
         b.append(outbox.0); b.append(outbox.1); b.append(outbox.2); b.append(outbox.3)
         b.append(PostgresStore.workChannel); b.append(wake)
+        b.append(cancelPages); b.append(cancelAll)
         return b
     }
 

@@ -237,7 +237,8 @@ public final class PostgresStore: Store {
             deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
             upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
             outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }),
-            wake: !o.isEmpty || !upserts.isEmpty)
+            wake: !o.isEmpty || !upserts.isEmpty,
+            cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue), cancelAll: writes.cancelAll.map(\.rawValue))
         for try await _ in try await connection.execute(statement, logger: logger) {}
     }
 

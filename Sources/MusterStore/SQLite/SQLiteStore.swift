@@ -156,6 +156,16 @@ public final class SQLiteStore: Store {
                 try db.cachedStatement(sql: "DELETE FROM timers WHERE incident_id = ? AND key = ?").execute(arguments: [row.incident.rawValue, row.key.description])
             }
         }
+        for id in writes.cancelPages.subtracting(writes.cancelAll) {
+            try db.cachedStatement(sql: """
+                UPDATE outbox SET status = 'cancelled', finished_at = ? WHERE incident_id = ? AND status = 'queued'
+                  AND (id LIKE '%/page/%' OR id LIKE '%/fallback/%')
+                """).execute(arguments: [nowMS, id.rawValue])
+        }
+        for id in writes.cancelAll {
+            try db.cachedStatement(sql: "UPDATE outbox SET status = 'cancelled', finished_at = ? WHERE incident_id = ? AND status = 'queued'")
+                .execute(arguments: [nowMS, id.rawValue])
+        }
         for notification in writes.outbox {
             try db.cachedStatement(sql: """
                 INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
