@@ -8,6 +8,8 @@ public final class WorkSignal: @unchecked Sendable {
     private var pending = false
     private var nextID = 0
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    /// Waits whose deadline or cancellation came before they began waiting: they end at once.
+    private var expired: Set<Int> = []
 
     public init() {}
 
@@ -30,30 +32,45 @@ public final class WorkSignal: @unchecked Sendable {
             nextID += 1
             return nextID
         }
-        let timer = Task {
-            try? await clock.sleep(until: deadline)
-            self.wake(id)
+        var timer: Task<Void, Never>?
+        defer {
+            timer?.cancel()
+            lock.withLock { _ = expired.remove(id) }
         }
-        defer { timer.cancel() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = lock.withLock { () -> Bool in
-                    if pending || Task.isCancelled {
+                    if expired.remove(id) != nil || Task.isCancelled { return true }
+                    if pending {
                         pending = false
                         return true
                     }
                     waiters[id] = continuation
                     return false
                 }
-                if ready { continuation.resume() }
+                if ready {
+                    continuation.resume()
+                } else {
+                    // Started only once the waiter is registered, so the deadline cannot be missed.
+                    timer = Task {
+                        try? await clock.sleep(until: deadline)
+                        self.wake(id)
+                    }
+                }
             }
         } onCancel: {
             self.wake(id)
         }
     }
 
-    /// Resumes one waiter (its deadline passed, or its task was cancelled), if it still waits.
+    /// Resumes one waiter (its deadline passed, or its task was cancelled); if it has not begun
+    /// waiting yet, it will not wait at all.
     private func wake(_ id: Int) {
-        lock.withLock { waiters.removeValue(forKey: id) }?.resume()
+        let waiter = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            if let waiter = waiters.removeValue(forKey: id) { return waiter }
+            expired.insert(id)
+            return nil
+        }
+        waiter?.resume()
     }
 }

@@ -28,6 +28,28 @@ struct WorkSignalTests {
         }
     }
 
+    @Test("a deadline that passes before the wait has begun still ends it (no lost wake-up)")
+    func deadlineBeforeWaiting() async throws {
+        let clock = ManualClock(Date(timeIntervalSince1970: 0))
+        let signal = WorkSignal()
+        for round in 0..<200 {
+            let finished = Flag()
+            let waiter = Task {
+                // The deadline is now: the timer task may fire before the wait registers.
+                await signal.wait(until: clock.now(), clock: clock)
+                await finished.set()
+            }
+            let deadline = Date().addingTimeInterval(2)
+            while await !finished.done, Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(await finished.done, "round \(round): a wait whose deadline had passed never ended")
+            if await !finished.done {
+                signal.notify()
+                return
+            }
+            await waiter.value
+        }
+    }
+
     @Test("a notification that comes while nobody waits ends the next wait at once, once")
     func pendingNotification() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 0))
