@@ -48,7 +48,7 @@ public enum PlaybookLoader {
                 diagnostics.append(Diagnostic(.error, SourceLocation(file: prefix + name, line: 1, column: 1), "the file is not UTF-8 text"))
                 continue
             }
-            files.append((prefix + name, text, "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()))
+            files.append((prefix + name, text, version(of: data)))
         }
         guard let directoryFile = files.first(where: { $0.name.hasSuffix("/" + directoryFileName) }) else {
             diagnostics.append(Diagnostic(.error, SourceLocation(file: prefix + directoryFileName, line: 1, column: 1),
@@ -61,9 +61,12 @@ public enum PlaybookLoader {
     /// Loads from text already in memory (tests use this); each playbook is (file name, text).
     public static func load(directory: (name: String, text: String), playbooks: [(name: String, text: String)]) -> LoadResult {
         load(directory: (directory.name, directory.text, ""),
-             playbooks: playbooks.map { ($0.name, $0.text, "sha256:" + SHA256.hash(data: Data($0.text.utf8)).map { String(format: "%02x", $0) }.joined()) },
+             playbooks: playbooks.map { ($0.name, $0.text, version(of: Data($0.text.utf8))) },
              earlier: [])
     }
+
+    /// "sha256:…" of a file's bytes: the version an incident records.
+    private static func version(of data: Data) -> String { "sha256:" + SHA256.hash(data: data).hex }
 
     private static func load(directory file: (name: String, text: String, digest: String),
                              playbooks files: [(name: String, text: String, digest: String)], earlier: [Diagnostic]) -> LoadResult {

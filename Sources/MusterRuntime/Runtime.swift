@@ -27,7 +27,7 @@ public final class Runtime: Sendable {
         committer = Committer(store: store, catalog: catalog, clock: clock) { results in
             // New timers may fall due sooner than the worker's sleep; new pages are waiting to go.
             timerSignal.notify()
-            if results.contains(where: { if case .success(.created(_, let q)) = $0 { !q.isEmpty } else if case .success(.applied(_, let q)) = $0 { !q.isEmpty } else { false } }) {
+            if results.contains(where: { !((try? $0.get())?.queued.isEmpty ?? true) }) {
                 deliverySignal.notify()
             }
         }

@@ -11,18 +11,23 @@ import MusterPlaybooks
 struct BatchNeeds {
     var idempotencyKeys: [String] = []
     var groupKeyHashes: [String] = []
+    /// Each report command's grouping-key hash, by its index in the batch (computed once, used twice).
+    var reportGroupHash: [Int: String] = [:]
     var incidentIDs: [IncidentID] = []
     /// How many new incident numbers may be needed (one per report).
     var reports = 0
 
     init(_ commands: [StoreCommand], catalog: Catalog) {
         var keys = Set<String>(), hashes = Set<String>(), ids = Set<IncidentID>()
-        for command in commands {
+        for (index, command) in commands.enumerated() {
             switch command {
             case .report(let intake):
                 reports += 1
                 if let key = intake.idempotencyKey { keys.insert(key) }
-                if let hash = BatchPlanner.groupKeyHash(intake.report, catalog: catalog) { hashes.insert(hash) }
+                if let hash = BatchPlanner.groupKeyHash(intake.report, catalog: catalog) {
+                    hashes.insert(hash)
+                    reportGroupHash[index] = hash
+                }
             case .event(let id, _):
                 ids.insert(id)
             case .fireTimer(let timer):
@@ -136,16 +141,16 @@ struct BatchPlanner: Sendable {
         return GroupKey.hash(key)
     }
 
-    func plan(_ commands: [StoreCommand], _ prefetched: Prefetched) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
+    func plan(_ commands: [StoreCommand], _ needs: BatchNeeds, _ prefetched: Prefetched) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
         var known = prefetched
         var writes = BatchWrites()
         var results: [Result<CommandOutcome, StoreError>] = []
         results.reserveCapacity(commands.count)
-        for command in commands {
+        for (index, command) in commands.enumerated() {
             var own = BatchWrites()
             let result: Result<CommandOutcome, StoreError>
             switch command {
-            case .report(let intake): result = report(intake, known: &known, writes: &own)
+            case .report(let intake): result = report(intake, groupHash: needs.reportGroupHash[index], known: &known, writes: &own)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own)
             case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own)
             }
@@ -159,7 +164,8 @@ struct BatchPlanner: Sendable {
         return (writes, results)
     }
 
-    private func report(_ intake: ReportIntake, known: inout Prefetched, writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+    private func report(_ intake: ReportIntake, groupHash hash: String?, known: inout Prefetched,
+                        writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
         var report = intake.report
         if report.subject?.isEmpty == true { report.subject = nil }  // an empty reference names no one
         if intake.idempotencyKey?.isEmpty == true { return .failure(.invalidReport("the idempotency key is empty")) }
@@ -172,7 +178,6 @@ struct BatchPlanner: Sendable {
               let engine = catalog.engines[playbook.id] else {
             return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))
         }
-        let hash = PlaybookSet.groupingKey(for: report, playbook: playbook).map(GroupKey.hash)
         if let hash, let openID = known.openByGroup[hash], var state = known.states[openID], state.isOpen {
             var effects: [Effect] = []
             do {

@@ -42,6 +42,14 @@ public enum CommandOutcome: Sendable, Hashable {
     /// An event was applied to an incident.
     case applied(IncidentRef, queued: [QueuedNotification])
 
+    /// The notifications this command queued.
+    public var queued: [QueuedNotification] {
+        switch self {
+        case .created(_, let queued), .applied(_, let queued): queued
+        case .merged, .duplicate: []
+        }
+    }
+
     public var incident: IncidentRef {
         switch self {
         case .created(let ref, _), .merged(let ref), .duplicate(let ref), .applied(let ref, _): ref

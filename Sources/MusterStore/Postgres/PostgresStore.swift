@@ -155,7 +155,7 @@ public final class PostgresStore: Store {
         let needs = BatchNeeds(commands, catalog: catalog)
         return try await client.withTransaction(logger: logger) { connection in
             let prefetched = try await self.prefetch(needs, connection: connection, now: now)
-            let (writes, results) = planner.plan(commands, prefetched)
+            let (writes, results) = planner.plan(commands, needs, prefetched)
             try await self.write(writes, connection: connection, now: now)
             return results
         }

@@ -60,7 +60,7 @@ public final class SQLiteStore: Store {
         return try await pool.write { db in
             let needs = BatchNeeds(commands, catalog: catalog)
             let prefetched = try Self.prefetch(needs, db: db, now: now)
-            let (writes, results) = planner.plan(commands, prefetched)
+            let (writes, results) = planner.plan(commands, needs, prefetched)
             try Self.write(writes, db: db, now: now)
             return results
         }

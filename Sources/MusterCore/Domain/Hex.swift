@@ -1,0 +1,14 @@
+// Lower-case hexadecimal for digests (playbook versions, grouping-key hashes).
+
+extension Sequence<UInt8> {
+    /// Without String(format:), which is slow.
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
