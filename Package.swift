@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The pure core: domain, playbook model, schedules, escalation engine, simulator.
@@ -57,9 +61,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The service: JSON API, integrations, access control, metrics and health, on Hummingbird.
+        .target(
+            name: "MusterHTTP",
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "muster",
             dependencies: [
+                "MusterHTTP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "MusterCore",
                 "MusterPlaybooks",
                 "MusterStore",
@@ -101,6 +120,15 @@ let package = Package(
         .testTarget(
             name: "MusterPlaybooksTests",
             dependencies: ["MusterCore", "MusterPlaybooks"]
+        ),
+        // The service tested as its clients use it: live HTTP on 127.0.0.1, both stores.
+        .testTarget(
+            name: "MusterHTTPTests",
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         // Runs the built `muster` executable as a user would.
         .testTarget(

@@ -41,7 +41,7 @@ func storeBenchmark(backend: String, incidents: Int, inFlight: Int) async throws
     for shape in shapes {
         let store = try await benchmarkStore(backend)
         let counter = Counter()
-        let committer = Committer(store: store, catalog: catalog, clock: ManualClock(shape.at), maxInFlight: inFlight) { counter.add($0.count) }
+        let committer = Committer(store: store, catalog: catalog, clock: ManualClock(shape.at), maxInFlight: inFlight) { _, results in counter.add(results.count) }
         let callers = 256
         let latencies = LatencySamples()
         let start = Date()

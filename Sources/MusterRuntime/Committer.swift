@@ -17,10 +17,10 @@ public actor Committer {
     private var inFlight = 0
     private let maxInFlight: Int
     /// Called after each commit with its outcomes (wakes workers, counts metrics).
-    private let committed: @Sendable ([Result<CommandOutcome, StoreError>]) -> Void
+    private let committed: @Sendable ([StoreCommand], [Result<CommandOutcome, StoreError>]) -> Void
 
     public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500, maxInFlight: Int = 4,
-                committed: @escaping @Sendable ([Result<CommandOutcome, StoreError>]) -> Void = { _ in }) {
+                committed: @escaping @Sendable ([StoreCommand], [Result<CommandOutcome, StoreError>]) -> Void = { _, _ in }) {
         self.store = store
         self.maxInFlight = maxInFlight
         self.catalog = catalog
@@ -70,13 +70,14 @@ public actor Committer {
         while !pending.isEmpty {
             let batch = takeBatch()
             do {
-                let results = try await store.commit(batch.flatMap(\.commands), catalog: catalog, now: clock.now())
+                let commands = batch.flatMap(\.commands)
+                let results = try await store.commit(commands, catalog: catalog, now: clock.now())
                 var offset = 0
                 for entry in batch {
                     entry.reply.resume(returning: Array(results[offset..<(offset + entry.commands.count)]))
                     offset += entry.commands.count
                 }
-                committed(results)
+                committed(commands, results)
             } catch {
                 for entry in batch { entry.reply.resume(throwing: error) }
             }

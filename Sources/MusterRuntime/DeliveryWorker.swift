@@ -17,6 +17,7 @@ public struct DeliveryWorker: Sendable {
     let retry: RetryPolicy
     let random: @Sendable () -> Double
     let logger: Logger
+    let observer: RuntimeObserver
     /// Longer than any one attempt may take (channels time out sooner), short enough that a dead instance's pages go out soon.
     var lease: TimeInterval = 15
     var concurrency = 32
@@ -40,6 +41,13 @@ public struct DeliveryWorker: Sendable {
                 return outcomes
             }
             let recorded = try await record(outcomes.map { ($0.0.notification.id, $0.1) })
+            for (delivery, outcome, _) in outcomes where recorded.contains(delivery.notification.id) {
+                let name = switch outcome {
+                case .delivered: "delivered"
+                case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
+                }
+                observer.deliveryAttempted(delivery.notification.channel, name)
+            }
             // Only for pages this worker still held: a worker that took one over decides its fate.
             // (A crash right here loses only the early escalation; the acknowledgement timer still escalates.)
             let failures = outcomes.compactMap { delivery, _, failure in

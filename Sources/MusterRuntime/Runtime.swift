@@ -16,15 +16,19 @@ public final class Runtime: Sendable {
     private let timerSignal = WorkSignal()
     private let deliverySignal = WorkSignal()
     private let logger: Logger
+    /// This instance's name in the claims it takes.
+    public let instance: String
 
     public init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
                 instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                logger: Logger = Logger(label: "muster.runtime")) {
+                observer: RuntimeObserver = RuntimeObserver(), logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
+        self.instance = instance
         self.logger = logger
         let timerSignal = timerSignal, deliverySignal = deliverySignal
-        committer = Committer(store: store, catalog: catalog, clock: clock) { results in
+        committer = Committer(store: store, catalog: catalog, clock: clock) { commands, results in
+            observer.committed(commands, results)
             // New timers may fall due sooner than the worker's sleep; new pages are waiting to go.
             timerSignal.notify()
             if results.contains(where: { !((try? $0.get())?.queued.isEmpty ?? true) }) {
@@ -32,9 +36,9 @@ public final class Runtime: Sendable {
             }
         }
         timers = TimerWorker(store: store, committer: committer, clock: clock, signal: timerSignal, owner: instance,
-                             lateness: timerLateness, logger: logger)
+                             lateness: timerLateness, observer: observer, logger: logger)
         deliveries = DeliveryWorker(store: store, committer: committer, channel: channel, clock: clock, signal: deliverySignal,
-                                    owner: instance, retry: retry, random: random, logger: logger)
+                                    owner: instance, retry: retry, random: random, logger: logger, observer: observer)
     }
 
     /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
@@ -69,6 +73,12 @@ public final class Runtime: Sendable {
                 }
             }
             await group.waitForAll()
+        }
+        // Stopped: hand back what this instance still holds, so another instance need not wait for the leases.
+        do {
+            try await store.releaseClaims(owner: instance)
+        } catch {
+            logger.warning("claims not released; they lapse with their leases: \(error)")
         }
     }
 }

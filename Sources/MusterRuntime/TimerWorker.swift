@@ -13,6 +13,7 @@ public struct TimerWorker: Sendable {
     let signal: WorkSignal
     let owner: String
     let lateness: LatencySamples
+    let observer: RuntimeObserver
     let logger: Logger
     /// Firing takes milliseconds: a short lease means a dead instance delays a page by seconds, not minutes.
     var lease: TimeInterval = 5
@@ -29,6 +30,7 @@ public struct TimerWorker: Sendable {
                 let done = clock.now()
                 for (timer, result) in zip(claimed, results) {
                     lateness.record(done.timeIntervalSince(timer.due))
+                    observer.timerFired(done.timeIntervalSince(timer.due))
                     if case .failure(let error) = result {
                         logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
                     }
@@ -50,7 +52,11 @@ public final class LatencySamples: @unchecked Sendable {
     public init() {}
 
     public func record(_ seconds: Double) {
-        lock.withLock { samples.append(seconds) }
+        lock.withLock {
+            // Bounded: a long-running service keeps the most recent samples only.
+            if samples.count >= 200_000 { samples.removeFirst(100_000) }
+            samples.append(seconds)
+        }
     }
 
     public var count: Int { lock.withLock { samples.count } }

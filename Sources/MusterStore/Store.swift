@@ -4,7 +4,7 @@ import Foundation
 import MusterCore
 import MusterPlaybooks
 
-public protocol Store: Sendable {
+public protocol Store: AccessStore {
     /// Applies the numbered migrations that are missing; safe to call from several instances.
     func migrate() async throws
     /// The highest migration applied, and the highest this build knows.
@@ -15,6 +15,10 @@ public protocol Store: Sendable {
     func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>]
 
     func incident(_ id: IncidentID) async throws -> IncidentState?
+    /// The incident with this number, the one people say and type.
+    func incidentID(number: Int) async throws -> IncidentID?
+    /// The incident a report with this idempotency key opened or joined (integrations find their incident by it).
+    func incidentID(idempotencyKey: String) async throws -> IncidentID?
     func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary]
     /// The incident's audit entries in order, student text included.
     func timeline(_ id: IncidentID) async throws -> [AuditRecord]
@@ -34,6 +38,8 @@ public protocol Store: Sendable {
     /// lease lapsed records nothing over the worker that took the notification over.
     @discardableResult
     func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID>
+    /// Hands back every timer and delivery `owner` has claimed (a clean shutdown), so others take them at once.
+    func releaseClaims(owner: String) async throws
     /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.
     func outboxCounts() async throws -> [String: Int]
 }

@@ -98,6 +98,10 @@ public struct IncidentSummary: Sendable, Hashable {
 public struct IncidentFilter: Sendable, Hashable {
     public var phases: Set<String>
     public var site: SiteID?
+    /// When set, only incidents at these sites (an account's scope).
+    public var scope: Set<SiteID>?
+    /// When set, only incidents this actor reported (a reporter's view).
+    public var reporter: Actor?
     public var type: IncidentTypeID?
     public var reportedFrom: Date?
     public var reportedBefore: Date?
@@ -105,10 +109,12 @@ public struct IncidentFilter: Sendable, Hashable {
     public var before: Int?
     public var limit: Int
 
-    public init(phases: Set<String> = [], site: SiteID? = nil, type: IncidentTypeID? = nil, reportedFrom: Date? = nil,
-                reportedBefore: Date? = nil, before: Int? = nil, limit: Int = 50) {
+    public init(phases: Set<String> = [], site: SiteID? = nil, scope: Set<SiteID>? = nil, reporter: Actor? = nil, type: IncidentTypeID? = nil,
+                reportedFrom: Date? = nil, reportedBefore: Date? = nil, before: Int? = nil, limit: Int = 50) {
         self.phases = phases
         self.site = site
+        self.scope = scope
+        self.reporter = reporter
         self.type = type
         self.reportedFrom = reportedFrom
         self.reportedBefore = reportedBefore

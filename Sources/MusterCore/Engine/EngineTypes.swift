@@ -206,6 +206,8 @@ public enum IncidentEvent: Hashable, Sendable {
     case reopened(by: Actor, reason: String?)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
     case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
+    /// Someone read the incident's details (`from`: where the request came from). Recorded, never refused.
+    case accessed(by: Actor, from: String?)
 }
 
 public enum NotificationKind: String, Hashable, Sendable, Codable {
@@ -265,6 +267,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case resolved
     case reopened
     case deliveryFailed = "delivery_failed"
+    case accessed
 }
 
 /// One entry for the audit trail, before the store gives it a log position.

@@ -140,6 +140,8 @@ private struct Run {
             reopen(by: actor, reason: reason)
         case .deliveryFailed(let id, let recipient, let channel, let reason, let permanent):
             deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
+        case .accessed(let actor, let origin):
+            audit(actor, .accessed, detail: origin.map { "from " + $0 })
         }
     }
 

@@ -112,5 +112,27 @@ enum PostgresSchema {
             """,
             "CREATE INDEX delivery_attempts_by_notification ON delivery_attempts (notification_id)",
         ]),
+        ("002-users-api-tokens", [
+            """
+            CREATE TABLE users (
+              id TEXT COLLATE "C" PRIMARY KEY,
+              name TEXT NOT NULL,
+              role TEXT NOT NULL,
+              sites TEXT NOT NULL,
+              created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE api_tokens (
+              id TEXT COLLATE "C" PRIMARY KEY,
+              user_id TEXT COLLATE "C" NOT NULL REFERENCES users (id),
+              label TEXT NOT NULL,
+              token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+              created_at TIMESTAMPTZ NOT NULL,
+              revoked_at TIMESTAMPTZ
+            )
+            """,
+            "CREATE INDEX reports_by_reporter ON reports (reporter, incident_id)",
+        ]),
     ]
 }

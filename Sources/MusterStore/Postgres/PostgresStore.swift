@@ -11,7 +11,7 @@ import PostgresNIO
 
 public final class PostgresStore: Store {
     let client: PostgresClient
-    private let logger: Logger
+    let logger: Logger
     private let runner: Task<Void, Never>
     private let newIncidentID: @Sendable () -> IncidentID
     /// The longest any call may take before the caller is told the database is unavailable.
@@ -94,7 +94,7 @@ public final class PostgresStore: Store {
     }
 
     /// Runs database work within the timeout; a failure to reach or use the database becomes `StoreError.unavailable`.
-    private func database<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    func database<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await Deadline.run(timeout, what: "the database call", work)
         } catch let error as StoreError {
@@ -290,14 +290,34 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func incidentID(number: Int) async throws -> IncidentID? {
+        try await database { [self] in
+            let rows = try await client.query("SELECT id FROM incidents WHERE number = \(Int64(number))", logger: logger)
+            for try await id in rows.decode(String.self) { return IncidentID(id) }
+            return nil
+        }
+    }
+
+    public func incidentID(idempotencyKey: String) async throws -> IncidentID? {
+        try await database { [self] in
+            let rows = try await client.query("SELECT incident_id FROM reports WHERE idempotency_key = \(idempotencyKey)", logger: logger)
+            for try await id in rows.decode(String.self) { return IncidentID(id) }
+            return nil
+        }
+    }
+
     public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] {
         try await database { [self] in
             // Absent filters are passed as values that match everything, so the statement stays one prepared shape.
             let phases = filter.phases.sorted()
+            let scope = filter.scope.map { $0.map(\.rawValue).sorted() }
+            let reporter = filter.reporter?.description
             let rows = try await client.query("""
                 SELECT id, number, type, severity, site, phase, playbook, reported_at, report_count FROM incidents
                 WHERE (cardinality(\(phases)::text[]) = 0 OR phase = ANY(\(phases)::text[]))
                   AND (\(filter.site?.rawValue ?? "")::text = '' OR site = \(filter.site?.rawValue ?? ""))
+                  AND (\(scope == nil)::bool OR site = ANY(\(scope ?? [])::text[]))
+                  AND (\(reporter ?? "")::text = '' OR id IN (SELECT incident_id FROM reports WHERE reporter = \(reporter ?? "")))
                   AND (\(filter.type?.rawValue ?? "")::text = '' OR type = \(filter.type?.rawValue ?? ""))
                   AND reported_at >= \(filter.reportedFrom ?? Date(timeIntervalSince1970: 0))
                   AND reported_at < \(filter.reportedBefore ?? Date(timeIntervalSince1970: 32_503_680_000))
@@ -437,6 +457,14 @@ public final class PostgresStore: Store {
                 if let id = NotificationID(id) { recorded.insert(id) }
             }
             return recorded
+        }
+    }
+
+    public func releaseClaims(owner: String) async throws {
+        try await database { [self] in
+            try await client.query("UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner)", logger: logger)
+            try await client.query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner) AND status = 'queued'",
+                                   logger: logger)
         }
     }
 

@@ -88,6 +88,24 @@ enum SQLiteSchema {
         );
         CREATE INDEX delivery_attempts_by_notification ON delivery_attempts (notification_id);
         """),
+        ("002-users-api-tokens", """
+        CREATE TABLE users (
+          id TEXT PRIMARY KEY,
+          name TEXT NOT NULL,
+          role TEXT NOT NULL,
+          sites TEXT NOT NULL,
+          created_at INTEGER NOT NULL
+        );
+        CREATE TABLE api_tokens (
+          id TEXT PRIMARY KEY,
+          user_id TEXT NOT NULL REFERENCES users (id),
+          label TEXT NOT NULL,
+          token_hash TEXT NOT NULL UNIQUE,
+          created_at INTEGER NOT NULL,
+          revoked_at INTEGER
+        );
+        CREATE INDEX reports_by_reporter ON reports (reporter, incident_id);
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

@@ -7,7 +7,7 @@ import MusterCore
 import MusterPlaybooks
 
 public final class SQLiteStore: Store {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let newIncidentID: @Sendable () -> IncidentID
 
     /// Opens (creating if needed) the database file. `newIncidentID` is injectable for tests.
@@ -186,6 +186,18 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func incidentID(number: Int) async throws -> IncidentID? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT id FROM incidents WHERE number = ?", arguments: [number]).map(IncidentID.init)
+        }
+    }
+
+    public func incidentID(idempotencyKey: String) async throws -> IncidentID? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT incident_id FROM reports WHERE idempotency_key = ?", arguments: [idempotencyKey]).map(IncidentID.init)
+        }
+    }
+
     public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] {
         try await pool.read { db in
             var conditions: [String] = [], arguments = StatementArguments()
@@ -194,6 +206,15 @@ public final class SQLiteStore: Store {
                 arguments += StatementArguments(filter.phases.sorted())
             }
             if let site = filter.site { conditions.append("site = ?"); arguments += [site.rawValue] }
+            if let scope = filter.scope {
+                conditions.append("site IN (\(Self.placeholders(scope.count)))")
+                arguments += StatementArguments(scope.map(\.rawValue).sorted())
+                if scope.isEmpty { conditions[conditions.count - 1] = "0" }
+            }
+            if let reporter = filter.reporter {
+                conditions.append("id IN (SELECT incident_id FROM reports WHERE reporter = ?)")
+                arguments += [reporter.description]
+            }
             if let type = filter.type { conditions.append("type = ?"); arguments += [type.rawValue] }
             if let from = filter.reportedFrom { conditions.append("reported_at >= ?"); arguments += [from.milliseconds] }
             if let before = filter.reportedBefore { conditions.append("reported_at < ?"); arguments += [before.milliseconds] }
@@ -300,6 +321,13 @@ public final class SQLiteStore: Store {
                 recorded.insert(id)
             }
             return recorded
+        }
+    }
+
+    public func releaseClaims(owner: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?", arguments: [owner])
+            try db.execute(sql: "UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ? AND status = 'queued'", arguments: [owner])
         }
     }
 

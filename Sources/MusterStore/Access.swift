@@ -1,0 +1,122 @@
+// Who may use the API: user accounts with one role, scoped to sites, and their API tokens. Tokens
+// are random and long, so they are stored as SHA-256 hashes (a slow hash such as bcrypt would cost
+// every request milliseconds and protects nothing more for 256 random bits); the token itself is
+// shown once, when it is created.
+import Crypto
+import Foundation
+import MusterCore
+
+public enum AccessRole: String, CaseIterable, Sendable, Codable {
+    /// Raises incidents at their sites and sees only what they reported.
+    case reporter
+    /// Takes ownership and works incidents at their sites.
+    case responder
+    /// Everything a responder does, plus reopening and reassigning, at their sites.
+    case coordinator
+    /// Reads everything, changes nothing.
+    case auditor
+    /// Everything, everywhere, including reloading playbooks.
+    case admin
+    /// A monitoring tool that raises incidents through an integration endpoint (Alertmanager, PagerDuty events).
+    case integration
+
+    /// Roles that are limited to the sites of the account.
+    public var isSiteScoped: Bool {
+        switch self {
+        case .reporter, .responder, .coordinator: true
+        case .auditor, .admin, .integration: false
+        }
+    }
+}
+
+public struct UserAccount: Sendable, Hashable {
+    /// The account's id; for staff, their directory person id, so what they do is recorded as them.
+    public var id: String
+    public var name: String
+    public var role: AccessRole
+    /// The sites a site-scoped role works at.
+    public var sites: [SiteID]
+    public var createdAt: Date
+
+    public init(id: String, name: String, role: AccessRole, sites: [SiteID], createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.sites = sites
+        self.createdAt = createdAt
+    }
+
+    /// How the account appears in the audit trail.
+    public var actor: Actor {
+        role == .integration ? .integration(id) : .person(PersonID(id))
+    }
+}
+
+public struct APITokenInfo: Sendable, Hashable {
+    public var id: String
+    public var user: String
+    public var label: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+}
+
+public enum AccessError: Error, Sendable, Hashable, CustomStringConvertible {
+    case userExists(String)
+    case unknownUser(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .userExists(let id): "a user '\(id)' already exists"
+        case .unknownUser(let id): "no user '\(id)'"
+        case .invalid(let problem): problem
+        }
+    }
+}
+
+/// The accounts and tokens; both stores keep them.
+public protocol AccessStore: Sendable {
+    func addUser(_ user: UserAccount) async throws
+    func user(_ id: String) async throws -> UserAccount?
+    func users() async throws -> [UserAccount]
+    /// Stores a token's hash for a user; the token itself is never stored.
+    func addToken(id: String, user: String, label: String, hash: String, at: Date) async throws
+    /// Marks a token revoked; false if no such active token.
+    func revokeToken(id: String, at: Date) async throws -> Bool
+    func tokens(user: String?) async throws -> [APITokenInfo]
+    /// The account an active token belongs to, by the token's hash.
+    func account(tokenHash: String) async throws -> UserAccount?
+}
+
+/// Making and checking API tokens and integration keys.
+public enum APIToken {
+    /// A new token for a person: "mst_" and 43 characters of base64url (256 random bits).
+    public static func generate() -> String {
+        "mst_" + base64URL(randomBytes(32))
+    }
+
+    /// A new integration key: 32 lowercase hex characters, the shape of a PagerDuty routing key, so
+    /// tools that check that shape accept it.
+    public static func generateIntegrationKey() -> String {
+        randomBytes(16).hex
+    }
+
+    /// A short public id to list and revoke a token by.
+    public static func generateID() -> String {
+        "tok_" + randomBytes(6).hex
+    }
+
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).hex
+    }
+
+    private static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    private static func base64URL(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
