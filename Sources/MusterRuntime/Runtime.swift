@@ -76,7 +76,8 @@ public final class Runtime: Sendable {
         }
         // Stopped: hand back what this instance still holds, so another instance need not wait for the leases.
         do {
-            try await store.releaseClaims(owner: instance)
+            // In a task of its own: this one is cancelled, and the store would refuse to start.
+            try await Task { [store, instance] in try await store.releaseClaims(owner: instance) }.value
         } catch {
             logger.warning("claims not released; they lapse with their leases: \(error)")
         }

@@ -6,7 +6,8 @@ struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster",
         abstract: "Crisis-intervention alerting and escalation for schools and districts.",
-        subcommands: [PlaybookCommand.self, SimulateCommand.self, MigrateCommand.self, WorkerCommand.self]
+        subcommands: [ServeCommand.self, PlaybookCommand.self, SimulateCommand.self, MigrateCommand.self, WorkerCommand.self,
+                      UserCommand.self, TokenCommand.self]
     )
 }
 

@@ -10,13 +10,6 @@ struct StoreOptions: ParsableArguments {
 
     /// What the store is, for messages ("PostgreSQL db@host:port" or the SQLite path).
     func open() throws -> (store: any Store, description: String) {
-        let environment = ProcessInfo.processInfo.environment
-        if let url = environment["MUSTER_DATABASE_URL"], !url.isEmpty {
-            let settings = try PostgresSettings(url: url)
-            return (PostgresStore(settings: settings), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
-        }
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let path = (dataDir as NSString).appendingPathComponent("muster.sqlite")
-        return (try SQLiteStore(path: path), "SQLite \(path)")
+        try openStore(databaseURL: ProcessInfo.processInfo.environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }, dataDir: dataDir)
     }
 }

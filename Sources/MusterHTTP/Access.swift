@@ -1,0 +1,125 @@
+// Who is calling and what they may do. Every request to the API carries a bearer token; the
+// account it belongs to has one role, and the site-scoped roles act only at their sites.
+import Foundation
+import Hummingbird
+import MusterCore
+import MusterStore
+import Synchronization
+
+/// The request context: the signed-in account, and where the request came from (for access entries).
+public struct MusterRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var account: UserAccount?
+    public let remoteAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress?.ipAddress
+    }
+
+    /// The signed-in account; the auth middleware guarantees one on API routes.
+    func requireAccount() throws(Problem) -> UserAccount {
+        guard let account else { throw Problem.unauthenticated }
+        return account
+    }
+}
+
+/// What an endpoint asks of its caller.
+enum Permission: String, CaseIterable {
+    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, readOnCall, readPlaybooks, reload, integrate
+}
+
+extension AccessRole {
+    func allows(_ permission: Permission) -> Bool {
+        switch permission {
+        case .report: [.reporter, .responder, .coordinator, .admin].contains(self)
+        case .read: self != .integration
+        case .acknowledge, .escalate, .completeTask, .resolve: [.responder, .coordinator, .admin].contains(self)
+        case .note: [.reporter, .responder, .coordinator, .admin].contains(self)
+        case .reopen, .reassign: [.coordinator, .admin].contains(self)
+        case .readOnCall, .readPlaybooks: self != .integration
+        case .reload: self == .admin
+        case .integrate: self == .integration
+        }
+    }
+}
+
+extension UserAccount {
+    func require(_ permission: Permission) throws(Problem) {
+        guard role.allows(permission) else {
+            throw Problem.forbidden("the \(role.rawValue) role may not \(permission.phrase)")
+        }
+    }
+
+    /// Whether the account works at the site (roles that are not site-scoped work everywhere).
+    func serves(_ site: SiteID) -> Bool {
+        !role.isSiteScoped || sites.contains(site)
+    }
+}
+
+extension Permission {
+    var phrase: String {
+        switch self {
+        case .report: "raise incidents"
+        case .read: "read incidents"
+        case .acknowledge: "acknowledge incidents"
+        case .escalate: "escalate incidents"
+        case .completeTask: "complete tasks"
+        case .resolve: "resolve incidents"
+        case .note: "add notes"
+        case .reopen: "reopen incidents"
+        case .reassign: "reassign incidents"
+        case .readOnCall: "read the on-call schedules"
+        case .readPlaybooks: "read the playbooks"
+        case .reload: "reload the playbooks and directory"
+        case .integrate: "use the integration endpoints"
+        }
+    }
+}
+
+/// Finds the account behind a token, remembering answers for a few seconds so that a burst of
+/// requests costs one lookup (a revoked token stops working within `ttl`).
+public final class Authenticator: Sendable {
+    private let store: any AccessStore
+    private let ttl: TimeInterval
+    private let cache = Mutex<[String: (account: UserAccount?, until: Date)]>([:])
+
+    public init(store: any AccessStore, ttl: TimeInterval = 5) {
+        self.store = store
+        self.ttl = ttl
+    }
+
+    public func account(token: String, now: Date) async throws -> UserAccount? {
+        let hash = APIToken.hash(token)
+        if let hit = cache.withLock({ $0[hash] }), hit.until > now { return hit.account }
+        let account = try await store.account(tokenHash: hash)
+        cache.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[hash] = (account, now.addingTimeInterval(ttl))
+        }
+        return account
+    }
+}
+
+/// Requires a valid bearer token on every route it wraps.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = MusterRequestContext
+    let authenticator: Authenticator
+    let clock: @Sendable () -> Date
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw Problem.unauthenticated
+        }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        guard let account = try await authenticator.account(token: token, now: clock()) else {
+            var problem = Problem.unauthenticated
+            problem.detail = "the token is not valid (unknown or revoked)"
+            throw problem
+        }
+        var context = context
+        context.account = account
+        context.logger[metadataKey: "account"] = "\(account.id)"
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,170 @@
+// /api/v1/oncall and /api/v1/playbooks: who is on call (now, at an instant, or over a period), the
+// loaded playbooks with their version hashes, and reloading them.
+import Foundation
+import Hummingbird
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+
+extension MusterServer {
+    func addDirectoryRoutes(to api: RouterGroup<MusterRequestContext>) {
+        api.get("oncall") { request, context in try await self.onCall(request, context) }
+        api.get("playbooks") { _, context in
+            let account = try context.requireAccount()
+            try account.require(.readPlaybooks)
+            return try json(PlaybookList(await self.catalog))
+        }
+        api.post("playbooks/reload") { _, context in
+            let account = try context.requireAccount()
+            try account.require(.reload)
+            switch await self.reloadPlaybooks() {
+            case .success(let catalog):
+                return try json(PlaybookList(catalog))
+            case .failure(let failure):
+                let errors = failure.diagnostics.map {
+                    Problem.FieldError(pointer: $0.location.description, detail: $0.message)
+                }
+                throw Problem(.unprocessableContent, "invalid-playbooks", "The playbooks were not reloaded",
+                              detail: failure.reason + (errors.isEmpty ? "" : ": " + errors.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; ")),
+                              errors: errors)
+            }
+        }
+    }
+
+    private static let onCallParameters: Set<String> = ["site", "role", "at", "from", "to"]
+    /// The longest period one request may ask about.
+    private static let longestPeriod: TimeInterval = 31 * 86_400
+
+    private func onCall(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.readOnCall)
+        let query = try QueryReader(request, allowed: Self.onCallParameters)
+        let directory = await catalog.directory
+        let site = query["site"].map(SiteID.init)
+        let role = query["role"].map(RoleID.init)
+        if let site, directory.sites[site] == nil {
+            throw Problem.unprocessable("site: unknown site '\(site)'" + suggestion(for: site.rawValue, among: directory.sites.keys.map(\.rawValue)),
+                                        errors: [.init(pointer: "site", detail: "unknown site")])
+        }
+        if let role, !directory.roles.contains(where: { $0.id == role }) {
+            throw Problem.unprocessable("role: unknown role '\(role)'" + suggestion(for: role.rawValue, among: directory.roles.map(\.id.rawValue)),
+                                        errors: [.init(pointer: "role", detail: "unknown role")])
+        }
+        let from = try query.instant("from"), to = try query.instant("to")
+        let at = try query.instant("at") ?? clock.now()
+        if (from == nil) != (to == nil) {
+            throw Problem.badRequest("give both 'from' and 'to' for a period, or neither", errors: [.init(pointer: from == nil ? "from" : "to", detail: "missing")])
+        }
+        if let from, let to, to <= from || to.timeIntervalSince(from) > Self.longestPeriod {
+            throw Problem.badRequest("'to' must be after 'from', at most 31 days later", errors: [.init(pointer: "to", detail: "out of range")])
+        }
+        let schedules = directory.schedules.filter { schedule in
+            (role == nil || schedule.role == role) && (site == nil || schedule.scope == .district || schedule.scope == .site(site ?? SiteID("")))
+        }
+        let views = schedules.map { schedule -> OnCallView in
+            var view = OnCallView(schedule: schedule.id.rawValue, role: schedule.role.rawValue, scope: schedule.scope.description,
+                                  timeZone: schedule.zone.identifier, shifts: [])
+            if let from, let to {
+                view.shifts = Self.shifts(schedule, from: from, to: to, directory: directory)
+            } else {
+                view.shifts = [Self.shift(schedule.onCall(at: at), from: at, to: nil, directory: directory)]
+            }
+            return view
+        }
+        return try json(OnCallList(at: from == nil ? at : nil, from: from, to: to, schedules: views))
+    }
+
+    /// Who is on call over a period, as consecutive shifts. Hand-offs, overrides and active windows
+    /// all fall on whole minutes of local time, so the answer is sampled minute by minute and
+    /// consecutive equal answers are joined.
+    static func shifts(_ schedule: OnCallSchedule, from: Date, to: Date, directory: Directory) -> [ShiftView] {
+        var result: [ShiftView] = []
+        var current = schedule.onCall(at: from), start = from
+        var minute = (from.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
+        while minute < to.timeIntervalSince1970 {
+            let instant = Date(timeIntervalSince1970: minute)
+            let answer = schedule.onCall(at: instant)
+            if !sameShift(answer, current) {
+                result.append(shift(current, from: start, to: instant, directory: directory))
+                current = answer
+                start = instant
+            }
+            minute += 60
+        }
+        result.append(shift(current, from: start, to: to, directory: directory))
+        return result
+    }
+
+    private static func sameShift(_ a: OnCallAnswer, _ b: OnCallAnswer) -> Bool {
+        switch (a, b) {
+        case (.person(let p, let s, _), .person(let q, let t, _)): p == q && s == t
+        case (.gap, .gap): true
+        default: false
+        }
+    }
+
+    static func shift(_ answer: OnCallAnswer, from: Date, to: Date?, directory: Directory) -> ShiftView {
+        switch answer {
+        case .person(let person, let source, let until):
+            let sourceText: String = switch source {
+            case .layer(let layer): "layer:" + layer
+            case .override(let reason): "override" + (reason.map { ": " + $0 } ?? "")
+            }
+            return ShiftView(person: person.rawValue, name: directory.people[person]?.name, from: from, to: to ?? until, source: sourceText)
+        case .gap:
+            return ShiftView(person: nil, name: nil, from: from, to: to, source: "gap")
+        }
+    }
+}
+
+struct ShiftView: Encodable {
+    /// Nobody (a gap in the schedule) when absent.
+    var person: String?
+    var name: String?
+    var from: Date
+    var to: Date?
+    var source: String
+}
+
+struct OnCallView: Encodable {
+    var schedule: String
+    var role: String
+    var scope: String
+    var timeZone: String
+    var shifts: [ShiftView]
+}
+
+struct OnCallList: Encodable {
+    var at: Date?
+    var from: Date?
+    var to: Date?
+    var schedules: [OnCallView]
+}
+
+struct PlaybookList: Encodable {
+    struct Item: Encodable {
+        var id: String
+        var title: String
+        var version: String
+        var types: [String]
+        var catchAll: Bool
+        var severities: [String]
+        var sites: [String]
+        var steps: Int
+        var tasks: [String]
+        var flags: [String]
+    }
+
+    var district: String
+    var playbooks: [Item]
+
+    init(_ catalog: Catalog) {
+        district = catalog.directory.district.name
+        playbooks = catalog.playbooks.playbooks.map { playbook in
+            Item(id: playbook.id.rawValue, title: playbook.title, version: playbook.version, types: playbook.match.types.map(\.rawValue).sorted(),
+                 catchAll: playbook.match.catchAll, severities: playbook.match.severities.map(\.rawValue).sorted(),
+                 sites: playbook.match.sites.map(\.rawValue).sorted(), steps: playbook.steps.count, tasks: playbook.tasks.map(\.id.rawValue),
+                 flags: playbook.flags.keys.map(\.rawValue).sorted())
+        }
+    }
+}

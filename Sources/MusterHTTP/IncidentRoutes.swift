@@ -1,0 +1,245 @@
+// /api/v1/incidents: raising, listing, reading (audited) and working incidents.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+
+extension MusterServer {
+    func addIncidentRoutes(to api: RouterGroup<MusterRequestContext>) {
+        api.post("incidents") { request, context in try await self.raise(request, context) }
+        api.get("incidents") { request, context in try await self.list(request, context) }
+        api.get("incidents/:id") { request, context in try await self.detail(request, context) }
+
+        action("acknowledge", .acknowledge, fields: []) { account, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
+        action("resolve", .resolve, fields: ["note"]) { account, body in .resolved(by: account.actor, note: body.string("note")) }
+        action("reopen", .reopen, fields: ["reason"]) { account, body in .reopened(by: account.actor, reason: body.string("reason", maxLength: 2000)) }
+        action("notes", .note, fields: ["text"], bodyRequired: true) { account, body in
+            .noteAdded(by: account.actor, text: body.string("text", required: true) ?? "")
+        }
+        action("escalate", .escalate, fields: ["reason"]) { account, body in
+            .escalatedByHand(by: account.actor, reason: body.string("reason", maxLength: 2000))
+        }
+        action("reassign", .reassign, fields: ["to"], bodyRequired: true) { account, body in
+            .reassigned(to: PersonID(body.string("to", required: true, maxLength: 200) ?? ""), by: account.actor)
+        }
+        action("tasks/:task/complete", .completeTask, fields: []) { account, _, context in
+            .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
+        }
+
+        func action(_ path: String, _ permission: Permission, fields: Set<String>, bodyRequired: Bool = false,
+                    _ event: @escaping @Sendable (UserAccount, inout ObjectReader) -> IncidentEvent) {
+            action(path, permission, fields: fields, bodyRequired: bodyRequired) { account, body, _ in event(account, &body) }
+        }
+
+        func action(_ path: String, _ permission: Permission, fields: Set<String>, bodyRequired: Bool = false,
+                    _ event: @escaping @Sendable (UserAccount, inout ObjectReader, MusterRequestContext) -> IncidentEvent) {
+            api.post("incidents/:id/\(path)") { request, context in
+                let account = try context.requireAccount()
+                try account.require(permission)
+                var body = try ObjectReader(try await JSONBody.read(request), allowed: fields, required: bodyRequired)
+                let made = event(account, &body, context)
+                try body.finish()
+                let state = try await self.visibleIncident(context.parameters.get("id") ?? "", account: account)
+                if case .reassigned(let person, _) = made, await self.catalog.directory.people[person] == nil {
+                    throw Problem.unprocessable("no person '\(person)' in the directory",
+                                                errors: [.init(pointer: "/to", detail: "no such person")])
+                }
+                return try json(IncidentStatusView(try await self.apply(made, to: state.incident.id)))
+            }
+        }
+    }
+
+    private static let reportFields: Set<String> = ["type", "severity", "site", "summary", "subject", "flags"]
+
+    private func raise(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.report)
+        var body = try ObjectReader(try await JSONBody.read(request), allowed: Self.reportFields)
+        let type = body.string("type", required: true, maxLength: 100)
+        let severityText = body.string("severity", required: true, maxLength: 20)
+        let site = body.string("site", required: true, maxLength: 100)
+        let summary = body.string("summary", required: true)
+        let subject = body.string("subject", maxLength: 200)
+        let flags = body.strings("flags")
+        var severity: Severity?
+        if let severityText {
+            severity = Severity(rawValue: severityText)
+            if severity == nil {
+                body.fail("severity", "unknown severity '\(severityText)'" + suggestion(for: severityText, among: Severity.allCases.map(\.rawValue)))
+            }
+        }
+        try body.finish()
+        guard let type, let severity, let site, let summary else { throw Problem.badRequest("incomplete report") }
+        let catalog = await catalog
+        var problems: [Problem.FieldError] = []
+        if !catalog.directory.incidentTypes.contains(where: { $0.id.rawValue == type }) {
+            problems.append(.init(pointer: "/type", detail: "unknown incident type '\(type)'"
+                                  + suggestion(for: type, among: catalog.directory.incidentTypes.map(\.id.rawValue))))
+        }
+        if catalog.directory.sites[SiteID(site)] == nil {
+            problems.append(.init(pointer: "/site", detail: "unknown site '\(site)'" + suggestion(for: site, among: catalog.directory.sites.keys.map(\.rawValue))))
+        } else if !account.serves(SiteID(site)) {
+            throw Problem.forbidden("you may raise incidents only at your sites (\(account.sites.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if problems.isEmpty, let playbook = catalog.playbooks.playbook(type: IncidentTypeID(type), severity: severity, site: SiteID(site)) {
+            for (index, flag) in flags.enumerated() where playbook.flags[IncidentFlag(flag)] == nil {
+                problems.append(.init(pointer: "/flags/\(index)", detail: "the \(playbook.id) playbook has no flag '\(flag)'"
+                                      + suggestion(for: flag, among: playbook.flags.keys.map(\.rawValue))))
+            }
+        }
+        if !problems.isEmpty { throw Problem.unprocessable(problems.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; "), errors: problems) }
+
+        var key: String?
+        if let header = request.headers[.idempotencyKey] {
+            guard !header.isEmpty, header.count <= 255 else {
+                throw Problem.badRequest("the Idempotency-Key header must have 1 to 255 characters",
+                                         errors: [.init(pointer: "Idempotency-Key", detail: "1 to 255 characters")])
+            }
+            key = account.id + ":" + header  // keys are per account: one caller's key never finds another's incident
+        }
+        let report = Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: summary,
+                            subject: subject, flags: Set(flags.map(IncidentFlag.init)), receivedAt: clock.now())
+        metrics.reportReceived(source: "api")
+        return try await accept(ReportIntake(report: report, idempotencyKey: key), catalog: catalog)
+    }
+
+    /// Commits a report and answers with the incident it created or joined and who is being paged.
+    func accept(_ intake: ReportIntake, catalog: Catalog) async throws -> Response {
+        let outcome: CommandOutcome
+        switch try await runtime.report(intake) {
+        case .failure(let error): throw Problem.from(error)
+        case .success(let result): outcome = result
+        }
+        let paging: [PageView]
+        switch outcome {
+        case .created(_, let queued), .applied(_, let queued):
+            paging = queued.map { page($0.id, catalog: catalog) }
+        case .merged(let ref), .duplicate(let ref):
+            let state = try await store.incident(ref.id)
+            paging = (state?.currentPages ?? []).filter { !$0.failed }.map { page($0.notificationID, catalog: catalog) }
+        }
+        let advice = intake.report.severity == .imminent
+            ? "Life in danger now: call 911 first. The team is being paged at the same time." : nil
+        let link = IncidentLink(outcome.incident)
+        switch outcome {
+        case .created, .applied:
+            return try json(ReportAccepted(outcome: "created", incident: link, paging: paging, advice: advice),
+                            status: .created, headers: [.location: link.url])
+        case .merged:
+            return try json(ReportAccepted(outcome: "merged", incident: link, paging: paging, advice: advice))
+        case .duplicate:
+            return try json(ReportAccepted(outcome: "duplicate", incident: link, paging: paging, advice: advice),
+                            headers: [.idempotentReplayed: "true"])
+        }
+    }
+
+    private func page(_ id: NotificationID, catalog: Catalog) -> PageView {
+        let name: String? = switch id.recipient {
+        case .person(let person): catalog.directory.people[person]?.name
+        case .partner(let partner): catalog.directory.partners[partner]?.name
+        }
+        let step: Int? = if case .step(let step, _) = id.qualifier { step + 1 } else { nil }
+        return PageView(recipient: id.recipient.description, name: name, channel: id.channel.rawValue, step: step, kind: id.kind.rawValue)
+    }
+
+    private static let listParameters: Set<String> = ["status", "site", "type", "from", "to", "before", "limit"]
+
+    private func list(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.read)
+        let query = try QueryReader(request, allowed: Self.listParameters)
+        var filter = IncidentFilter()
+        if let status = query["status"] {
+            for name in status.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+                switch name {
+                case "open": filter.phases.formUnion(["escalating", "acknowledged", "unowned"])
+                case "escalating", "acknowledged", "unowned", "resolved": filter.phases.insert(name)
+                default:
+                    throw Problem.badRequest("status: unknown status '\(name)'; expected open, escalating, acknowledged, unowned or resolved",
+                                             errors: [.init(pointer: "status", detail: "unknown status '\(name)'")])
+                }
+            }
+        }
+        filter.site = query["site"].map(SiteID.init)
+        filter.type = query["type"].map(IncidentTypeID.init)
+        filter.reportedFrom = try query.instant("from")
+        filter.reportedBefore = try query.instant("to")
+        filter.before = try query.integer("before", in: 1...Int(Int32.max))
+        filter.limit = try query.integer("limit", in: 1...500) ?? 50
+        if account.role.isSiteScoped { filter.scope = Set(account.sites) }
+        if account.role == .reporter { filter.reporter = account.actor }
+        let incidents = try await store.incidents(filter)
+        let next = incidents.count == filter.limit ? incidents.last?.ref.number : nil
+        return try json(IncidentList(incidents: incidents.map(IncidentSummaryView.init), nextBefore: next))
+    }
+
+    private func detail(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.read)
+        let state = try await visibleIncident(context.parameters.get("id") ?? "", account: account)
+        // The read is recorded before anything is shown: no entry, no details.
+        let current = try await apply(.accessed(by: account.actor, from: context.remoteAddress), to: state.incident.id)
+        async let reports = store.reports(state.incident.id)
+        async let timeline = store.timeline(state.incident.id)
+        let view = IncidentDetailView(
+            incident: IncidentStatusView(current), summary: current.incident.summary, subject: current.incident.subject,
+            flags: current.incident.flags.map(\.rawValue).sorted(),
+            reports: try await reports.map {
+                ReportView(reporter: $0.reporter.description, type: $0.type.rawValue, severity: $0.severity.rawValue, summary: $0.summary,
+                           subject: $0.subject, flags: $0.flags.map(\.rawValue).sorted(), receivedAt: $0.receivedAt)
+            },
+            timeline: try await timeline.map(TimelineEntryView.init))
+        return try json(view, headers: [.cacheControl: "no-store"])
+    }
+}
+
+/// Query parameters, strictly: unknown names are refused with a suggestion.
+struct QueryReader {
+    private let values: [String: String]
+
+    init(_ request: Request, allowed: Set<String>) throws(Problem) {
+        var values: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters {
+            let name = String(name)
+            guard allowed.contains(name) else {
+                throw Problem.badRequest("unknown query parameter '\(name)'" + suggestion(for: name, among: allowed.sorted()),
+                                         errors: [.init(pointer: name, detail: "unknown parameter")])
+            }
+            values[name] = String(value)
+        }
+        self.values = values
+    }
+
+    subscript(name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(Problem) -> Int? {
+        guard let text = self[name] else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw Problem.badRequest("\(name): expected a whole number from \(range.lowerBound) to \(range.upperBound), found '\(text)'",
+                                     errors: [.init(pointer: name, detail: "expected a whole number from \(range.lowerBound) to \(range.upperBound)")])
+        }
+        return value
+    }
+
+    func instant(_ name: String) throws(Problem) -> Date? {
+        guard let text = self[name] else { return nil }
+        guard let date = InstantParser.parse(text) else {
+            throw Problem.badRequest("\(name): expected an ISO 8601 date-time such as 2026-12-06T02:00:00Z, found '\(text)'",
+                                     errors: [.init(pointer: name, detail: "expected an ISO 8601 date-time")])
+        }
+        return date
+    }
+}
+
+enum InstantParser {
+    /// An RFC 3339 date-time, with or without fractional seconds.
+    static func parse(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        if let date = plain.date(from: text) { return date }
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: text)
+    }
+}

@@ -1,0 +1,286 @@
+// Integrations: Prometheus Alertmanager's webhook and PagerDuty's Events API v2, so that any tool
+// that can notify either can raise a Muster incident. Both are authenticated by an integration
+// key (an account with the integration role): Alertmanager sends it as a bearer token, PagerDuty
+// senders as the event's `routing_key`. Labels and fields map to type, site and severity by the
+// settings below (the `integrations` section of the configuration file).
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MusterCore
+import MusterPlaybooks
+import MusterStore
+
+public struct IntegrationSettings: Sendable, Hashable {
+    public var alertmanager = FieldMapping(type: ["muster_type", "type"], site: ["site"], severity: ["severity"],
+                                           severities: ["critical": .high, "page": .high, "error": .moderate, "warning": .moderate, "info": .low])
+    /// Looked up in `payload.custom_details` first, then in `payload.class` (type), `payload.group` (site) and `payload.severity`.
+    public var pagerduty = FieldMapping(type: ["muster_type", "type"], site: ["site"], severity: ["muster_severity"],
+                                        severities: ["critical": .high, "error": .high, "warning": .moderate, "info": .low])
+
+    public init() {}
+}
+
+/// Where an integration's event says its incident type, site and severity.
+public struct FieldMapping: Sendable, Hashable {
+    /// Label (or field) names tried in order.
+    public var type: [String]
+    public var site: [String]
+    public var severity: [String]
+    /// The sender's severities in Muster's terms (Muster's own names are accepted as they are).
+    public var severities: [String: Severity]
+    /// Used when the event names none; without a default such an event is refused.
+    public var defaultType: String?
+    public var defaultSite: String?
+    public var defaultSeverity: Severity = .moderate
+
+    public init(type: [String], site: [String], severity: [String], severities: [String: Severity],
+                defaultType: String? = "other-concern", defaultSite: String? = nil) {
+        self.type = type
+        self.site = site
+        self.severity = severity
+        self.severities = severities
+        self.defaultType = defaultType
+        self.defaultSite = defaultSite
+    }
+
+    func severity(_ text: String?) -> Severity? {
+        guard let text else { return defaultSeverity }
+        return Severity(rawValue: text.lowercased()) ?? severities[text.lowercased()]
+    }
+}
+
+extension MusterServer {
+    func addIntegrationRoutes(api: RouterGroup<MusterRequestContext>, root: Router<MusterRequestContext>) {
+        api.post("integrations/alertmanager") { request, context in try await self.alertmanager(request, context) }
+        root.post("v2/enqueue") { request, context in try await self.pagerDuty(request, context) }
+    }
+
+    // MARK: Alertmanager
+
+    /// Alertmanager's webhook (version 4 payload). Every firing alert becomes a report whose
+    /// idempotency key is the alert's fingerprint and start, so Alertmanager's repeats and retries
+    /// open nothing twice; resolved alerts add a note to their incident (a person closes it).
+    /// All alerts are checked before any is committed.
+    private func alertmanager(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.integrate)
+        var body = try ObjectReader(try await JSONBody.read(request, limit: 1024 * 1024), allowed: nil)
+        let version = body.string("version")
+        guard case .array(let alerts)? = body.fields["alerts"] else {
+            body.fail("alerts", "expected the array of alerts of an Alertmanager webhook payload")
+            try body.finish()
+            return Response(status: .badRequest)
+        }
+        if let version, version != "4" { body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4") }
+        try body.finish()
+        let catalog = await catalog
+        let mapping = integrations.alertmanager
+        var reports: [ReportIntake] = []
+        var resolved: [(key: String, endsAt: String?)] = []
+        var problems: [Problem.FieldError] = []
+        for (index, value) in alerts.enumerated() {
+            var alert = try ObjectReader(value, pointer: "/alerts/\(index)", allowed: nil)
+            let status = alert.string("status", required: true)
+            let fingerprint = alert.string("fingerprint", maxLength: 200)
+            let startsAt = alert.string("startsAt", maxLength: 64)
+            let endsAt = alert.string("endsAt", maxLength: 64)
+            let labels = stringMap(alert.fields["labels"])
+            let annotations = stringMap(alert.fields["annotations"])
+            problems += alert.problems
+            // The alert's identity: its fingerprint, or its sorted labels when a sender leaves it out.
+            let identity = fingerprint ?? labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let key = "am:\(account.id):\(identity):\(startsAt ?? "")"
+            switch status {
+            case "firing":
+                switch mapReport(labels, mapping: mapping, catalog: catalog, pointer: "/alerts/\(index)/labels", account: account) {
+                case .failure(let problem): problems.append(problem)
+                case .success(var report):
+                    report.summary = annotations["summary"] ?? annotations["description"] ?? labels["alertname"] ?? "alert from Alertmanager"
+                    reports.append(ReportIntake(report: report, idempotencyKey: key))
+                }
+            case "resolved":
+                resolved.append((key, endsAt))
+            case nil:
+                break
+            case let other?:
+                problems.append(.init(pointer: "/alerts/\(index)/status", detail: "unknown status '\(other)'; expected firing or resolved"))
+            }
+        }
+        if !problems.isEmpty {
+            throw Problem.unprocessable(problems.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; "), errors: problems)
+        }
+        for _ in reports { metrics.reportReceived(source: "alertmanager") }
+        var incidents: [IncidentLink] = []
+        for result in try await runtime.committer.submit(reports.map { .report($0) }) {
+            switch result {
+            case .success(let outcome): incidents.append(IncidentLink(outcome.incident))
+            case .failure(let error): throw Problem.from(error)
+            }
+        }
+        for alert in resolved {
+            guard let id = try await store.incidentID(idempotencyKey: alert.key) else { continue }
+            let note = "the source alert was resolved" + (alert.endsAt.map { " at \($0)" } ?? "")
+            if case .failure(let error) = try await runtime.apply(.noteAdded(by: account.actor, text: note), to: id), error != .rejected(.resolved) {
+                throw Problem.from(error)
+            }
+        }
+        return try json(IntegrationAccepted(status: "success", incidents: incidents), status: .accepted)
+    }
+
+    private func stringMap(_ value: JSONValue?) -> [String: String] {
+        guard case .object(let fields)? = value else { return [:] }
+        return fields.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
+    }
+
+    /// Type, site and severity from an event's fields by the mapping, checked against the directory.
+    private func mapReport(_ fields: [String: String], mapping: FieldMapping, catalog: Catalog, pointer: String,
+                           account: UserAccount) -> Result<Report, Problem.FieldError> {
+        let type = mapping.type.lazy.compactMap { fields[$0] }.first ?? mapping.defaultType
+        let site = mapping.site.lazy.compactMap { fields[$0] }.first ?? mapping.defaultSite
+        let severityText = mapping.severity.lazy.compactMap { fields[$0] }.first
+        guard let type, catalog.directory.incidentTypes.contains(where: { $0.id.rawValue == type }) else {
+            let found = type.map { "'\($0)'" } ?? "none"
+            let names = mapping.type.joined(separator: ", ")
+            return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.type.first ?? "type"),
+                                               detail: "no known incident type (labels \(names); found \(found))"))
+        }
+        guard let site, catalog.directory.sites[SiteID(site)] != nil else {
+            let found = site.map { "'\($0)'" } ?? "none"
+            let names = mapping.site.joined(separator: ", ")
+            let hint = suggestion(for: site ?? "", among: catalog.directory.sites.keys.map(\.rawValue))
+            return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.site.first ?? "site"),
+                                               detail: "no known site (labels \(names); found \(found))" + hint))
+        }
+        guard let severity = mapping.severity(severityText) else {
+            let allowed: [String] = Severity.allCases.map(\.rawValue) + mapping.severities.keys.sorted()
+            let detail = "unknown severity '\(severityText ?? "")'; expected one of " + allowed.joined(separator: ", ")
+            return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.severity.first ?? "severity"), detail: detail))
+        }
+        return .success(Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: "",
+                               receivedAt: clock.now()))
+    }
+
+    // MARK: PagerDuty Events API v2
+
+    /// POST /v2/enqueue, answered as PagerDuty answers: 202 with status, message and dedup_key, or
+    /// 400 "invalid event" with a list of errors.
+    private func pagerDuty(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let value: JSONValue?
+        do {
+            value = try await JSONBody.read(request, limit: 512 * 1024)
+        } catch let problem as Problem {
+            return try pagerDutyInvalid([problem.detail], status: problem.status == .contentTooLarge ? .contentTooLarge : .badRequest)
+        }
+        guard case .object(let event)? = value else { return try pagerDutyInvalid(["the body must be a JSON object"]) }
+        func text(_ object: [String: JSONValue], _ key: String) -> String? {
+            if case .string(let text)? = object[key] { text } else { nil }
+        }
+        var errors: [String] = []
+        let routingKey = text(event, "routing_key")
+        let action = text(event, "event_action")
+        var dedupKey = text(event, "dedup_key")
+        if routingKey == nil { errors.append("'routing_key' is missing or not a string") }
+        if !["trigger", "acknowledge", "resolve"].contains(action ?? "") {
+            errors.append("'event_action' must be one of trigger, acknowledge, resolve")
+        }
+        if let key = dedupKey, key.count > 255 { errors.append("'dedup_key' is longer than 255 characters") }
+        if action != "trigger", action != nil, dedupKey == nil { errors.append("'dedup_key' is required for \(action ?? "") events") }
+        var payload: [String: JSONValue] = [:]
+        if action == "trigger" {
+            if case .object(let object)? = event["payload"] { payload = object } else { errors.append("'payload' is missing or not an object") }
+            if let summary = text(payload, "summary") {
+                if summary.count > 1024 { errors.append("'payload.summary' is longer than 1024 characters") }
+            } else if !payload.isEmpty || event["payload"] != nil {
+                errors.append("'payload.summary' is missing or not a string")
+            }
+            if text(payload, "source") == nil, event["payload"] != nil { errors.append("'payload.source' is missing or not a string") }
+            if !["critical", "error", "warning", "info"].contains(text(payload, "severity") ?? "") {
+                errors.append("'payload.severity' must be one of critical, error, warning, info")
+            }
+        }
+        guard errors.isEmpty, let routingKey, let action else { return try pagerDutyInvalid(errors) }
+        guard let account = try await authenticator.account(token: routingKey, now: clock.now()), account.role == .integration else {
+            return try pagerDutyInvalid(["'routing_key' is not a valid integration key"])
+        }
+        if action == "trigger", dedupKey == nil { dedupKey = UUID().uuidString.lowercased() }
+        let dedup = dedupKey ?? ""
+        let catalog = await catalog
+        // The open incident for this dedup key: a resolved one is followed by the next trigger's.
+        let found = try await currentIncident(forDedupKey: "pd:\(account.id):\(dedup)")
+        switch action {
+        case "trigger":
+            if let found, found.state?.isOpen == true {
+                return try pagerDutyAccepted(dedup)  // PagerDuty adds a log entry to the open alert; the incident already pages
+            }
+            var fields: [String: String] = [:]
+            if case .object(let details)? = payload["custom_details"] {
+                fields = details.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
+            }
+            let mapping = integrations.pagerduty
+            if let type = text(payload, "class"), mapping.type.allSatisfy({ fields[$0] == nil }) { fields[mapping.type.first ?? "type"] = type }
+            if let group = text(payload, "group"), mapping.site.allSatisfy({ fields[$0] == nil }) { fields[mapping.site.first ?? "site"] = group }
+            if let severity = text(payload, "severity"), mapping.severity.allSatisfy({ fields[$0] == nil }) {
+                fields[mapping.severity.first ?? "severity"] = severity
+            }
+            switch mapReport(fields, mapping: mapping, catalog: catalog, pointer: "/payload/custom_details", account: account) {
+            case .failure(let problem):
+                return try pagerDutyInvalid(["\(problem.pointer): \(problem.detail)"])
+            case .success(var report):
+                report.summary = text(payload, "summary") ?? ""
+                metrics.reportReceived(source: "pagerduty")
+                let key = found.map { "pd:\(account.id):\(dedup)#\($0.number)" } ?? "pd:\(account.id):\(dedup)"
+                if case .failure(let error) = try await runtime.report(ReportIntake(report: report, idempotencyKey: key)) {
+                    if case .unavailable = error { throw Problem.from(error) }
+                    return try pagerDutyInvalid([error.description])
+                }
+            }
+        default:
+            // Dropped, as PagerDuty drops them, when no open incident has this dedup key.
+            if let found, let state = found.state, state.isOpen {
+                let event: IncidentEvent = action == "acknowledge"
+                    ? .acknowledged(by: account.actor, path: .integration, step: nil) : .resolved(by: account.actor, note: nil)
+                if case .failure(let error) = try await runtime.apply(event, to: state.incident.id), case .unavailable = error {
+                    throw Problem.from(error)
+                }
+            }
+        }
+        return try pagerDutyAccepted(dedup)
+    }
+
+    /// Follows a dedup key's chain: each trigger after a resolution is keyed by the previous incident's number.
+    private func currentIncident(forDedupKey base: String) async throws -> (number: Int, state: IncidentState?)? {
+        var key = base
+        var last: (number: Int, state: IncidentState?)?
+        for _ in 0..<1000 {
+            guard let id = try await store.incidentID(idempotencyKey: key) else { return last }
+            let state = try await store.incident(id)
+            let number = state?.incident.number ?? 0
+            last = (number, state)
+            if state?.isOpen ?? false { return last }
+            key = base + "#\(number)"
+        }
+        return last
+    }
+
+    private func pagerDutyAccepted(_ dedupKey: String) throws -> Response {
+        try json(PagerDutyResponse(status: "success", message: "Event processed", dedupKey: dedupKey, errors: nil), status: .accepted)
+    }
+
+    private func pagerDutyInvalid(_ errors: [String], status: HTTPResponse.Status = .badRequest) throws -> Response {
+        try json(PagerDutyResponse(status: "invalid event", message: "Event object is invalid", dedupKey: nil, errors: errors), status: status)
+    }
+}
+
+struct IntegrationAccepted: Encodable {
+    var status: String
+    var incidents: [IncidentLink]
+}
+
+struct PagerDutyResponse: Encodable {
+    var status: String
+    var message: String
+    var dedupKey: String?
+    var errors: [String]?
+}
+
+extension Problem.FieldError: Error {}

@@ -1,0 +1,165 @@
+// Reading request bodies strictly: any JSON value first (malformed JSON gets the parser's message),
+// then fields by name with their expected types, so every wrong field is named by its JSON
+// pointer. Unknown fields in Muster's own bodies are refused with a suggestion (a typo such as
+// "sumary" must not silently drop the summary); integration payloads are read leniently.
+import Foundation
+import Hummingbird
+import MusterCore
+import MusterPlaybooks
+import NIOCore
+
+public enum JSONValue: Sendable, Hashable, Decodable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+enum JSONBody {
+    /// The largest body any endpoint takes.
+    static let limit = 64 * 1024
+
+    /// Reads the body as JSON; an empty body is `nil` (for endpoints whose body is optional).
+    static func read(_ request: Request, limit: Int = limit) async throws -> JSONValue? {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw Problem(.contentTooLarge, "too-large", "The body is too large", detail: "the body is larger than \(limit) bytes")
+        }
+        if buffer.readableBytes == 0 { return nil }
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json"), !type.lowercased().contains("+json") {
+            throw Problem(.unsupportedMediaType, "unsupported-media-type", "Send JSON",
+                          detail: "the body is '\(type)'; send it as application/json")
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
+        } catch let error as DecodingError {
+            throw Problem.badRequest("the body is not valid JSON: " + describe(error))
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .dataCorrupted(let context):
+            (context.underlyingError.map { String(describing: $0) } ?? context.debugDescription)
+        default:
+            String(describing: error)
+        }
+    }
+}
+
+/// Reads one JSON object's fields, collecting every problem before reporting them together.
+struct ObjectReader {
+    let fields: [String: JSONValue]
+    let pointer: String
+    private(set) var problems: [Problem.FieldError] = []
+
+    /// `allowed` lists the field names the object may have; nil accepts any.
+    init(_ value: JSONValue?, pointer: String = "", allowed: Set<String>?, required: Bool = true) throws(Problem) {
+        self.pointer = pointer
+        switch value {
+        case .object(let fields)?:
+            self.fields = fields
+        case nil where !required, .null? where !required:
+            self.fields = [:]
+        case nil:
+            throw Problem.badRequest("the request needs a JSON object body")
+        case let other?:
+            throw Problem.badRequest("expected a JSON object at '\(pointer.isEmpty ? "/" : pointer)', found \(other.typeName)")
+        }
+        if let allowed {
+            for key in fields.keys.sorted() where !allowed.contains(key) {
+                problems.append(.init(pointer: pointer + "/" + key, detail: "unknown field '\(key)'" + suggestion(for: key, among: allowed.sorted())))
+            }
+        }
+    }
+
+    mutating func fail(_ key: String, _ detail: String) {
+        problems.append(.init(pointer: pointer + "/" + key, detail: detail))
+    }
+
+    mutating func string(_ key: String, required: Bool = false, maxLength: Int = 10_000) -> String? {
+        switch fields[key] {
+        case .string(let value)?:
+            if value.count > maxLength { fail(key, "longer than \(maxLength) characters") }
+            if required, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { fail(key, "must not be empty") }
+            return value
+        case nil, .null?:
+            if required { fail(key, "is required") }
+            return nil
+        case let other?:
+            fail(key, "expected a string, found \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int>) -> Int? {
+        switch fields[key] {
+        case .number(let value)?:
+            guard value.rounded() == value, let int = Int(exactly: value), range.contains(int) else {
+                fail(key, "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+                return nil
+            }
+            return int
+        case nil, .null?:
+            return nil
+        case let other?:
+            fail(key, "expected a number, found \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func strings(_ key: String) -> [String] {
+        switch fields[key] {
+        case .array(let items)?:
+            var result: [String] = []
+            for (index, item) in items.enumerated() {
+                if case .string(let text) = item { result.append(text) } else { fail("\(key)/\(index)", "expected a string, found \(item.typeName)") }
+            }
+            return result
+        case nil, .null?:
+            return []
+        case let other?:
+            fail(key, "expected an array of strings, found \(other.typeName)")
+            return []
+        }
+    }
+
+    /// Throws every problem found so far.
+    func finish() throws(Problem) {
+        guard !problems.isEmpty else { return }
+        let detail = problems.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; ")
+        throw Problem.badRequest(detail, errors: problems)
+    }
+}

@@ -1,0 +1,135 @@
+// The parts every route uses: the store, the runtime (group commit and workers), the metrics, the
+// clock, and how to reload the playbooks.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MusterCore
+import MusterPlaybooks
+import MusterRuntime
+import MusterStore
+import NIOCore
+
+public final class MusterServer: Sendable {
+    public let store: any Store
+    public let runtime: Runtime
+    public let metrics: MusterMetrics
+    public let clock: any MusterClock
+    public let authenticator: Authenticator
+    /// The folder the playbooks and directory.yaml are reloaded from; nil when they came from elsewhere.
+    public let playbookFolder: String?
+    public let integrations: IntegrationSettings
+    let logger: Logger
+
+    public init(store: any Store, runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
+                integrations: IntegrationSettings = IntegrationSettings(), logger: Logger = Logger(label: "muster.http")) {
+        self.store = store
+        self.runtime = runtime
+        self.metrics = metrics
+        self.clock = clock
+        self.authenticator = Authenticator(store: store)
+        self.playbookFolder = playbookFolder
+        self.integrations = integrations
+        self.logger = logger
+    }
+
+    var catalog: Catalog {
+        get async { await runtime.committer.currentCatalog }
+    }
+
+    /// Loads the playbook folder again; an invalid set changes nothing and its diagnostics are returned.
+    public func reloadPlaybooks() async -> Result<Catalog, ReloadFailure> {
+        guard let folder = playbookFolder else { return .failure(ReloadFailure(diagnostics: [], reason: "the service was not started from a playbook folder")) }
+        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
+        guard let catalog = loaded.catalog else {
+            return .failure(ReloadFailure(diagnostics: loaded.diagnostics.errors, reason: "the new playbooks or directory have errors; the loaded set is unchanged"))
+        }
+        await runtime.committer.reload(catalog)
+        logger.info("playbooks reloaded", metadata: ["playbooks": "\(catalog.playbooks.playbooks.count)"])
+        return .success(catalog)
+    }
+
+    /// Finds an incident by id or number, as the caller may see it; anything else is "not found",
+    /// so the API never tells who is outside their scope which incidents exist.
+    func visibleIncident(_ text: String, account: UserAccount) async throws -> IncidentState {
+        let id: IncidentID?
+        if let number = Int(text) {
+            id = try await store.incidentID(number: number)
+        } else {
+            id = IncidentID(text)
+        }
+        guard let id, let state = try await store.incident(id), account.serves(state.incident.site) else {
+            throw Problem.notFound("no incident '\(text)'")
+        }
+        if account.role == .reporter {
+            let reports = try await store.reports(id)
+            guard reports.contains(where: { $0.reporter == account.actor }) else { throw Problem.notFound("no incident '\(text)'") }
+        }
+        return state
+    }
+
+    /// Commits an event and returns the incident's state afterwards.
+    func apply(_ event: IncidentEvent, to id: IncidentID) async throws -> IncidentState {
+        switch try await runtime.apply(event, to: id) {
+        case .failure(let error): throw Problem.from(error)
+        case .success:
+            guard let state = try await store.incident(id) else { throw Problem.notFound("no incident \(id)") }
+            return state
+        }
+    }
+}
+
+public struct ReloadFailure: Error, Sendable {
+    public var diagnostics: [Diagnostic]
+    public var reason: String
+}
+
+/// A JSON response.
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    let data = try APIJSON.encoder.encode(value)
+    var fields = headers
+    fields[.contentType] = "application/json"
+    return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// Turns every error into a problem document: store errors by kind, Hummingbird's own errors
+/// (unknown route, wrong method) with their status, anything unexpected as a 500 that is logged.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            throw problem
+        } catch let error as StoreError {
+            throw Problem.from(error)
+        } catch let error as HTTPError {
+            throw Problem(error.status, error.status == .notFound ? "not-found" : "http-\(error.status.code)", error.status.reasonPhrase,
+                          detail: error.body ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase),
+                          headers: error.headers)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            throw Problem(.internalServerError, "internal", "Internal error", detail: "the server failed; the request id is \(context.id)")
+        }
+    }
+}
+
+/// Echoes the request id so a caller can quote it, and logs each request without personal data.
+struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            var response = try await next(request, context)
+            response.headers[.requestID] = context.id
+            return response
+        } catch let error as HTTPResponseError {
+            var response = try error.response(from: request, context: context)
+            response.headers[.requestID] = context.id
+            return response
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = Self("X-Request-Id")!
+    static let idempotencyKey = Self("Idempotency-Key")!
+    static let idempotentReplayed = Self("Idempotent-Replayed")!
+}

@@ -1,0 +1,191 @@
+// `muster serve`: the HTTP API and the workers in one process, under ServiceLifecycle. SIGTERM and
+// SIGINT stop taking requests, let those under way finish, stop the workers and hand back their
+// claims; SIGHUP reloads the playbooks and directory (an invalid set keeps the old one).
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import MusterCore
+import MusterHTTP
+import MusterNotify
+import MusterPlaybooks
+import MusterRuntime
+import MusterStore
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the Muster service: the HTTP API and the escalation workers.",
+        discussion: """
+            Settings come from the command line, then the environment, then the configuration file, then the defaults:
+              --host / MUSTER_HOST / host                    127.0.0.1
+              --port / MUSTER_PORT / port                    8080
+              --data-dir / MUSTER_DATA_DIR / data_dir        .muster (the SQLite database, the delivery file)
+              MUSTER_DATABASE_URL / database_url            PostgreSQL (libpq URL); absent: SQLite in the data directory
+              --playbooks / MUSTER_PLAYBOOKS / playbooks     playbooks (with directory.yaml)
+              --delivery-file / MUSTER_DELIVERY_FILE / delivery_file   DATA_DIR/deliveries.jsonl
+              MUSTER_BOOTSTRAP_ADMIN_TOKEN                   on an empty database, the first admin's token
+              MUSTER_LOG_LEVEL                               info
+            The configuration file is --config / MUSTER_CONFIG, or ./muster.yaml when it exists; see docs/configuration.md.
+            """
+    )
+
+    @Option(help: "The configuration file (default: ./muster.yaml if present).")
+    var config: String?
+    @Option(help: "The address to listen on.")
+    var host: String?
+    @Option(help: "The port to listen on.")
+    var port: Int?
+    @Option(help: "Where the embedded SQLite database and the delivery file live.")
+    var dataDir: String?
+    @Option(help: "The playbook folder (holds directory.yaml).")
+    var playbooks: String?
+    @Option(help: "Deliver notifications by appending them to this file as JSON lines (the demonstration channel).")
+    var deliveryFile: String?
+    @Flag(help: "Refuse to start on a database whose schema is behind, instead of migrating it.")
+    var noMigrate = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let file = try loadConfigFile(environment)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: environment["MUSTER_LOG_LEVEL"] ?? "info") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "muster")
+        let host = self.host ?? environment["MUSTER_HOST"] ?? file.host ?? "127.0.0.1"
+        guard let port = try self.port ?? environment["MUSTER_PORT"].map(parsePort) ?? file.port ?? 8080 as Int? else { return }
+        let dataDir = self.dataDir ?? environment["MUSTER_DATA_DIR"] ?? file.dataDir ?? ".muster"
+        let folder = self.playbooks ?? environment["MUSTER_PLAYBOOKS"] ?? file.playbooks ?? "playbooks"
+        let deliveryFile = self.deliveryFile ?? environment["MUSTER_DELIVERY_FILE"] ?? file.deliveryFile
+            ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
+
+        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
+        guard let catalog = loaded.catalog else {
+            for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
+            throw ValidationError("the playbooks in \(folder) have errors; run `muster playbook lint \(folder)`")
+        }
+        let databaseURL = environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.databaseURL
+        let (store, description) = try openStore(databaseURL: databaseURL, dataDir: dataDir)
+        if !noMigrate { try await store.migrate() }
+        let version = try await store.schemaVersion()
+        guard version.applied == version.known else {
+            throw ValidationError("\(description) is at schema version \(version.applied) of \(version.known): run `muster migrate`")
+        }
+        let signIn = try await bootstrapAdmin(store: store, environment: environment)
+
+        let metrics = MusterMetrics()
+        let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
+        let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
+                              instance: instance, observer: metrics.observer(store: store), logger: logger)
+        let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
+                                  integrations: integrationSettings(file), logger: logger)
+        let app = server.makeApplication(host: host, port: port, logger: logger)
+        let reload = ReloadSignal {
+            Task {
+                switch await server.reloadPlaybooks() {
+                case .success(let catalog): logger.info("SIGHUP: reloaded \(catalog.playbooks.playbooks.count) playbooks")
+                case .failure(let failure):
+                    logger.error("SIGHUP: \(failure.reason)")
+                    for diagnostic in failure.diagnostics { logger.error("\(diagnostic.description)") }
+                }
+            }
+        }
+        // Written straight to the descriptor: a pipe would otherwise buffer it past the point people look for it.
+        FileHandle.standardOutput.write(Data("""
+            Muster is serving http://\(host):\(port)  (\(description); \(catalog.playbooks.playbooks.count) playbooks from \(folder); deliveries to \(deliveryFile))
+            \(signIn)
+            Try: curl -H "Authorization: Bearer TOKEN" http://\(host):\(port)/api/v1/playbooks
+
+            """.utf8))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: RuntimeService(runtime: runtime)), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        withExtendedLifetime(reload) {}
+        (store as? PostgresStore)?.shutdown()
+    }
+
+    private func parsePort(_ text: String) throws -> Int {
+        guard let port = Int(text), (1...65535).contains(port) else { throw ValidationError("MUSTER_PORT '\(text)' is not a port number") }
+        return port
+    }
+
+    private func loadConfigFile(_ environment: [String: String]) throws -> ServiceConfigFile {
+        let path = config ?? environment["MUSTER_CONFIG"] ?? (FileManager.default.fileExists(atPath: "muster.yaml") ? "muster.yaml" : nil)
+        guard let path else { return ServiceConfigFile() }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
+        let (config, diagnostics) = ServiceConfigFile.parse(text, file: path)
+        for diagnostic in diagnostics { printError(diagnostic.description) }
+        guard let config else { throw ValidationError("the configuration file \(path) has errors") }
+        return config
+    }
+
+    private func integrationSettings(_ file: ServiceConfigFile) -> IntegrationSettings {
+        var settings = IntegrationSettings()
+        func apply(_ config: IntegrationMappingConfig?, to mapping: inout FieldMapping) {
+            guard let config else { return }
+            if let labels = config.typeLabels { mapping.type = labels }
+            if let labels = config.siteLabels { mapping.site = labels }
+            if let labels = config.severityLabels { mapping.severity = labels }
+            mapping.severities.merge(config.severities) { _, new in new }
+            if let value = config.defaultType { mapping.defaultType = value }
+            if let value = config.defaultSite { mapping.defaultSite = value }
+            if let value = config.defaultSeverity { mapping.defaultSeverity = value }
+        }
+        apply(file.integrations["alertmanager"], to: &settings.alertmanager)
+        apply(file.integrations["pagerduty"], to: &settings.pagerduty)
+        return settings
+    }
+
+    /// On a database with no accounts, creates the first admin: with MUSTER_BOOTSTRAP_ADMIN_TOKEN's
+    /// token when set, otherwise with a new token printed once. Says how to sign in.
+    private func bootstrapAdmin(store: any Store, environment: [String: String]) async throws -> String {
+        guard try await store.users().isEmpty else {
+            return "Sign in with an API token (`muster token create USER`); send it as 'Authorization: Bearer TOKEN'."
+        }
+        let given = environment["MUSTER_BOOTSTRAP_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let given, given.count < 20 { throw ValidationError("MUSTER_BOOTSTRAP_ADMIN_TOKEN must have at least 20 characters") }
+        let token = given ?? APIToken.generate()
+        let now = Date()
+        try await store.addUser(UserAccount(id: "admin", name: "Administrator", role: .admin, sites: [], createdAt: now))
+        try await store.addToken(id: APIToken.generateID(), user: "admin", label: "bootstrap", hash: APIToken.hash(token), at: now)
+        return given == nil
+            ? "First start: created the account 'admin' with the API token \(token) (shown once; keep it). Send it as 'Authorization: Bearer TOKEN'."
+            : "First start: created the account 'admin' with the token from MUSTER_BOOTSTRAP_ADMIN_TOKEN."
+    }
+}
+
+/// Opens PostgreSQL when a URL is given, else SQLite in the data directory.
+func openStore(databaseURL: String?, dataDir: String) throws -> (store: any Store, description: String) {
+    if let url = databaseURL {
+        let settings = try PostgresSettings(url: url)
+        return (PostgresStore(settings: settings), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
+    }
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+    let path = (dataDir as NSString).appendingPathComponent("muster.sqlite")
+    return (try SQLiteStore(path: path), "SQLite \(path)")
+}
+
+/// The runtime's workers as a service: they stop at graceful shutdown, after the HTTP server.
+struct RuntimeService: Service {
+    let runtime: Runtime
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await runtime.run() }
+    }
+}
+
+/// Calls `handler` on each SIGHUP.
+final class ReloadSignal {
+    private let source: DispatchSourceSignal
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: handler)
+        source.resume()
+    }
+}
