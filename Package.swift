@@ -134,6 +134,7 @@ let package = Package(
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         // Runs the built `muster` executable as a user would.

@@ -1,0 +1,166 @@
+// The service under test, live on 127.0.0.1 with its workers running, on either store, with one
+// account per role. PostgreSQL comes from scripts/test (MUSTER_TEST_DATABASE_URL): without it these
+// tests fail, never skip.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MusterCore
+import MusterHTTP
+import MusterNotify
+import MusterPlaybooks
+import MusterRuntime
+import MusterStore
+import NIOCore
+import PostgresNIO
+import Testing
+
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+struct MissingPostgres: Error, CustomStringConvertible {
+    var description: String { "MUSTER_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL" }
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+let shippedCatalog: Catalog = {
+    let result = PlaybookLoader.load(folder: repositoryRoot.appendingPathComponent("playbooks"))
+    guard let catalog = result.catalog else { preconditionFailure("the shipped playbooks do not load: \(result.diagnostics)") }
+    return catalog
+}()
+
+/// The test accounts: id → (role, sites).
+let testAccounts: [(id: String, role: AccessRole, sites: [String])] = [
+    ("reporter-lincoln", .reporter, ["lincoln-high"]),
+    ("responder-lincoln", .responder, ["lincoln-high"]),
+    ("coordinator-lincoln", .coordinator, ["lincoln-high"]),
+    ("auditor", .auditor, []),
+    ("admin", .admin, []),
+    ("monitoring", .integration, []),
+]
+
+struct Harness: Sendable {
+    let backend: Backend
+    let store: any Store
+    let server: MusterServer
+    /// Account id → bearer token.
+    let tokens: [String: String]
+    let deliveryFile: String
+
+    func auth(_ account: String) -> HTTPFields {
+        [.authorization: "Bearer \(tokens[account] ?? "none")", .contentType: "application/json"]
+    }
+
+    /// Notifications delivered so far (the file channel's lines).
+    func deliveries() -> [[String: String]] {
+        guard let text = try? String(contentsOfFile: deliveryFile, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            try? JSONDecoder().decode([String: String].self, from: Data(line.utf8))
+        }
+    }
+}
+
+/// Runs `body` against a live server on a fresh database of `backend`, with the workers running.
+func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
+    let (store, cleanup) = try await freshStore(backend)
+    do {
+        try await store.migrate()
+        var tokens: [String: String] = [:]
+        for account in testAccounts {
+            try await store.addUser(UserAccount(id: account.id, name: account.id, role: account.role, sites: account.sites.map(SiteID.init),
+                                                createdAt: Date()))
+            let token = account.role == .integration ? APIToken.generateIntegrationKey() : APIToken.generate()
+            try await store.addToken(id: APIToken.generateID(), user: account.id, label: "test", hash: APIToken.hash(token), at: Date())
+            tokens[account.id] = token
+        }
+        let deliveryFile = FileManager.default.temporaryDirectory.appendingPathComponent("muster-deliveries-\(UUID().uuidString).jsonl").path
+        let metrics = MusterMetrics()
+        var logger = Logger(label: "muster.test")
+        logger.logLevel = .warning
+        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
+                              instance: "test-\(UUID().uuidString.prefix(8))", observer: metrics.observer(store: store), logger: logger)
+        let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(),
+                                  playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path, logger: logger)
+        let harness = Harness(backend: backend, store: store, server: server, tokens: tokens, deliveryFile: deliveryFile)
+        let workers = Task { await runtime.run() }
+        let app = Application(router: server.makeRouter(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+                              logger: logger)
+        do {
+            try await app.test(.live) { client in try await body(harness, client) }
+        } catch {
+            workers.cancel()
+            throw error
+        }
+        workers.cancel()
+        await workers.value
+        try? FileManager.default.removeItem(atPath: deliveryFile)
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+}
+
+private func freshStore(_ backend: Backend) async throws -> (any Store, @Sendable () async -> Void) {
+    switch backend {
+    case .sqlite:
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-http-\(UUID().uuidString).sqlite").path
+        return (try SQLiteStore(path: path), {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        })
+    case .postgres:
+        guard let url = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
+        let admin = try PostgresSettings(url: url)
+        let name = "muster_http_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let client = PostgresClient(configuration: PostgresClient.Configuration(host: admin.host, port: admin.port, username: admin.user,
+                                                                                password: admin.password, database: admin.database, tls: .disable),
+                                    backgroundLogger: Logger(label: "muster.test"))
+        let runner = Task { await client.run() }
+        try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "muster.test"))
+        runner.cancel()
+        var settings = admin
+        settings.database = name
+        let store = PostgresStore(settings: settings)
+        return (store, { store.shutdown() })
+    }
+}
+
+// MARK: Requests
+
+extension TestClientProtocol {
+    @discardableResult
+    func call(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], json: String? = nil) async throws -> TestResponse {
+        try await execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+}
+
+extension TestResponse {
+    var text: String { String(buffer: body) }
+
+    /// The body as a JSON object (an empty one if it is not).
+    var object: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+    }
+}
+
+/// A report body.
+func reportJSON(type: String = "suicide-risk", severity: String = "high", site: String = "lincoln-high", summary: String = "Student wrote a goodbye note",
+                subject: String? = nil) -> String {
+    var object: [String: Any] = ["type": type, "severity": severity, "site": site, "summary": summary]
+    if let subject { object["subject"] = subject }
+    return String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
+}
+
+/// Polls until `condition` holds or `seconds` pass; true if it held.
+func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}

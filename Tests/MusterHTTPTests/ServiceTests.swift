@@ -1,0 +1,255 @@
+// The service as its clients use it: live HTTP on 127.0.0.1, workers running, on both stores.
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import MusterCore
+import MusterStore
+import Testing
+
+@Suite("The service, live", .serialized)
+struct ServiceTests {
+    @Test("report, page, acknowledge, resolve; the read is audited", arguments: Backend.allCases)
+    func lifecycle(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"), json: reportJSON())
+            #expect(created.status == .created)
+            let incident = try #require(created.object["incident"] as? [String: Any])
+            let id = try #require(incident["id"] as? String)
+            #expect(created.headers[.location] == "/api/v1/incidents/\(id)")
+            let paging = try #require(created.object["paging"] as? [[String: Any]])
+            #expect(!paging.isEmpty)
+            #expect(created.object["outcome"] as? String == "created")
+
+            // The pages reach the channel, under the incident and carrying no student text.
+            let delivered = await eventually { harness.deliveries().filter { $0["incident"] == id }.count >= paging.count }
+            #expect(delivered)
+            #expect(!harness.deliveries().contains { $0.values.contains { $0.contains("goodbye") } })
+
+            let ack = try await client.call(.post, "/api/v1/incidents/\(id)/acknowledge", headers: harness.auth("responder-lincoln"))
+            #expect(ack.status == .ok)
+            #expect(ack.object["status"] as? String == "acknowledged")
+            #expect(ack.object["owner"] as? String == "person:responder-lincoln")
+            let again = try await client.call(.post, "/api/v1/incidents/\(id)/acknowledge", headers: harness.auth("coordinator-lincoln"))
+            #expect(again.status == .conflict)
+            #expect(again.headers[.contentType] == "application/problem+json")
+
+            let note = try await client.call(.post, "/api/v1/incidents/\(id)/notes", headers: harness.auth("responder-lincoln"),
+                                             json: #"{"text":"Student is with the counselor"}"#)
+            #expect(note.status == .ok)
+            let resolved = try await client.call(.post, "/api/v1/incidents/\(id)/resolve", headers: harness.auth("responder-lincoln"),
+                                                 json: #"{"note":"Safety plan in place"}"#)
+            #expect(resolved.object["status"] as? String == "resolved")
+
+            let detail = try await client.call(.get, "/api/v1/incidents/\(id)", headers: harness.auth("auditor"))
+            #expect(detail.status == .ok)
+            #expect(detail.object["summary"] as? String == "Student wrote a goodbye note")
+            let timeline = try #require(detail.object["timeline"] as? [[String: Any]])
+            let actions = timeline.compactMap { $0["action"] as? String }
+            #expect(actions.first == "reported")
+            #expect(actions.contains("paged") && actions.contains("acknowledged") && actions.contains("note_added"))
+            #expect(actions.contains("resolved"))
+            // The auditor's own read is the last entry, with who and from where.
+            let last = try #require(timeline.last)
+            #expect(last["action"] as? String == "accessed")
+            #expect(last["actor"] as? String == "person:auditor")
+            #expect((last["detail"] as? String)?.hasPrefix("from 127.0.0.1") == true)
+
+            // By number too; and every read adds an entry.
+            let number = try #require(incident["number"] as? Int)
+            _ = try await client.call(.get, "/api/v1/incidents/\(number)", headers: harness.auth("admin"))
+            let records = try await harness.store.timeline(IncidentID(id))
+            #expect(records.filter { $0.action == .accessed }.map(\.actor) == [.person(PersonID("auditor")), .person(PersonID("admin"))])
+        }
+    }
+
+    @Test("a retried POST with the same Idempotency-Key returns the same incident, also when sent concurrently", arguments: Backend.allCases)
+    func idempotency(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            var headers = harness.auth("responder-lincoln")
+            headers[HTTPField.Name("Idempotency-Key")!] = "retry-1"
+            let first = try await client.call(.post, "/api/v1/incidents", headers: headers, json: reportJSON(subject: "s-1"))
+            #expect(first.status == .created)
+            let id = (first.object["incident"] as? [String: Any])?["id"] as? String
+            for _ in 0..<3 {
+                let retry = try await client.call(.post, "/api/v1/incidents", headers: headers, json: reportJSON(subject: "s-1"))
+                #expect(retry.status == .ok)
+                #expect(retry.object["outcome"] as? String == "duplicate")
+                #expect(retry.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+                #expect((retry.object["incident"] as? [String: Any])?["id"] as? String == id)
+            }
+            // 20 concurrent POSTs with one new key (and subjects that would not group): one incident.
+            headers[HTTPField.Name("Idempotency-Key")!] = "burst-1"
+            let burst = headers
+            let ids = try await withThrowingTaskGroup(of: String?.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        let response = try await client.call(.post, "/api/v1/incidents", headers: burst, json: reportJSON(subject: "burst-\(index)"))
+                        return (response.object["incident"] as? [String: Any])?["id"] as? String
+                    }
+                }
+                var ids: [String?] = []
+                for try await id in group { ids.append(id) }
+                return ids
+            }
+            #expect(Set(ids).count == 1)
+            #expect(ids.allSatisfy { $0 != nil })
+            let list = try await client.call(.get, "/api/v1/incidents", headers: harness.auth("admin"))
+            #expect((list.object["incidents"] as? [Any])?.count == 2)
+            // Keys belong to their account: another account's same key opens its own incident.
+            var other = harness.auth("coordinator-lincoln")
+            other[HTTPField.Name("Idempotency-Key")!] = "retry-1"
+            let foreign = try await client.call(.post, "/api/v1/incidents", headers: other, json: reportJSON(subject: "s-9"))
+            #expect(foreign.status == .created)
+        }
+    }
+
+    @Test("a storm of 200 concurrent reports on one grouping key makes one incident and one page per target", arguments: Backend.allCases)
+    func storm(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let outcomes = try await withThrowingTaskGroup(of: (String?, String?).self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        let response = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"),
+                                                             json: reportJSON(subject: "student-17"))
+                        return (response.object["outcome"] as? String, (response.object["incident"] as? [String: Any])?["id"] as? String)
+                    }
+                }
+                var outcomes: [(String?, String?)] = []
+                for try await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            #expect(Set(outcomes.map(\.1)).count == 1)
+            #expect(outcomes.filter { $0.0 == "created" }.count == 1)
+            #expect(outcomes.filter { $0.0 == "merged" }.count == 199)
+            let id = try #require(outcomes.first?.1)
+            let state = try #require(try await harness.store.incident(IncidentID(id)))
+            #expect(state.reportCount == 200)
+            // One page per target and channel of the first step, not one per report.
+            let pages = await eventually { harness.deliveries().count >= 2 }
+            #expect(pages)
+            try await Task.sleep(for: .milliseconds(200))
+            let delivered = harness.deliveries().filter { $0["incident"] == id }
+            #expect(delivered.count == state.currentPages.count)
+            #expect(Set(delivered.compactMap { $0["id"] }).count == delivered.count)
+        }
+    }
+
+    @Test("bad input gets a precise problem document and writes nothing", arguments: Backend.allCases)
+    func badInput(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let headers = harness.auth("admin")
+            func problem(_ method: HTTPRequest.Method = .post, _ uri: String = "/api/v1/incidents", json: String?,
+                         headers: HTTPFields? = nil) async throws -> (HTTPResponse.Status, [String: Any]) {
+                let response = try await client.call(method, uri, headers: headers ?? harness.auth("admin"), json: json)
+                #expect(response.headers[.contentType] == "application/problem+json", "\(uri) \(json ?? "")")
+                return (response.status, response.object)
+            }
+            var (status, body) = try await problem(json: #"{"type": "suicide-risk", "severity": }"#)
+            #expect(status == .badRequest)
+            #expect((body["detail"] as? String)?.contains("not valid JSON") == true)
+
+            (status, body) = try await problem(json: #"{"type": 7, "severity": "hig", "site": "lincoln-high", "summary": ["x"], "sumary": "y"}"#)
+            #expect(status == .badRequest)
+            let pointers = Set(((body["errors"] as? [[String: Any]]) ?? []).compactMap { $0["pointer"] as? String })
+            #expect(pointers == ["/type", "/severity", "/summary", "/sumary"])
+            #expect((body["detail"] as? String)?.contains("did you mean 'summary'") == true)
+            #expect((body["detail"] as? String)?.contains("did you mean 'high'") == true)
+
+            (status, body) = try await problem(json: reportJSON(type: "suicide-risc", site: "lincon-high"))
+            #expect(status == .unprocessableContent)
+            #expect((body["detail"] as? String)?.contains("did you mean 'suicide-risk'") == true)
+            #expect((body["detail"] as? String)?.contains("did you mean 'lincoln-high'") == true)
+
+            (status, _) = try await problem(json: reportJSON(summary: String(repeating: "x", count: 70_000)))
+            #expect(status == .contentTooLarge)
+
+            (status, _) = try await problem(json: "[1, 2]")
+            #expect(status == .badRequest)
+            (status, _) = try await problem(json: nil)
+            #expect(status == .badRequest)
+
+            (status, body) = try await problem(.get, "/api/v1/incidents/9999", json: nil)
+            #expect(status == .notFound)
+            (status, body) = try await problem(.post, "/api/v1/incidents/no-such/acknowledge", json: nil)
+            #expect(status == .notFound)
+            (status, body) = try await problem(.get, "/api/v1/incidents?limt=5", json: nil)
+            #expect(status == .badRequest)
+            #expect((body["detail"] as? String)?.contains("did you mean 'limit'") == true)
+            (status, _) = try await problem(.get, "/api/v1/incidents?limit=0", json: nil)
+            #expect(status == .badRequest)
+            (status, _) = try await problem(.get, "/api/v1/incidents?from=yesterday", json: nil)
+            #expect(status == .badRequest)
+            var form = headers
+            form[.contentType] = "application/x-www-form-urlencoded"
+            (status, _) = try await problem(json: "type=suicide-risk", headers: form)
+            #expect(status == .unsupportedMediaType)
+
+            // Nothing was written by any of them.
+            #expect(try await harness.store.incidents(IncidentFilter()).isEmpty)
+        }
+    }
+
+    @Test("listing filters by status, site and type, pages with before, and keeps reporters to their own reports", arguments: Backend.allCases)
+    func listing(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            for index in 0..<3 {
+                try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"), json: reportJSON(subject: "l-\(index)"))
+            }
+            try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"),
+                                  json: reportJSON(type: "medical-emergency", site: "washington-elementary"))
+            func numbers(_ query: String, as account: String = "admin") async throws -> [Int] {
+                let response = try await client.call(.get, "/api/v1/incidents" + query, headers: harness.auth(account))
+                #expect(response.status == .ok, "\(query)")
+                return ((response.object["incidents"] as? [[String: Any]]) ?? []).compactMap { $0["number"] as? Int }
+            }
+            let all = try await numbers("")
+            #expect(all.count == 4)
+            #expect(all == all.sorted(by: >))
+            #expect(try await numbers("?site=washington-elementary").count == 1)
+            #expect(try await numbers("?type=suicide-risk").count == 3)
+            #expect(try await numbers("?status=resolved").isEmpty)
+            #expect(try await numbers("?status=open").count == 4)
+            let page = try await client.call(.get, "/api/v1/incidents?limit=2", headers: harness.auth("admin"))
+            let next = try #require(page.object["next_before"] as? Int)
+            #expect(try await numbers("?limit=2&before=\(next)").count == 2)
+            #expect(try await numbers("", as: "reporter-lincoln").count == 3)
+            #expect(try await numbers("", as: "responder-lincoln").count == 3)
+            #expect(try await numbers("", as: "auditor").count == 4)
+        }
+    }
+
+    @Test("health, metrics, on-call, playbooks and the OpenAPI document", arguments: [Backend.sqlite])
+    func operations(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            #expect(try await client.call(.get, "/health/live").status == .ok)
+            let ready = try await client.call(.get, "/health/ready")
+            #expect(ready.status == .ok)
+            try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"), json: reportJSON())
+            let metrics = try await client.call(.get, "/metrics").text
+            #expect(metrics.contains(#"muster_reports_received_total{source="api"} 1"#))
+            #expect(metrics.contains(#"muster_incidents_opened_total{type="suicide-risk",severity="high"} 1"#))
+            #expect(metrics.contains("muster_time_to_acknowledge_seconds_bucket"))
+            #expect(metrics.contains("muster_outbox_notifications"))
+
+            let oncall = try await client.call(.get, "/api/v1/oncall?site=lincoln-high&role=counselor&from=2026-12-07T00:00:00Z&to=2026-12-09T00:00:00Z",
+                                               headers: harness.auth("reporter-lincoln"))
+            #expect(oncall.status == .ok)
+            let schedules = try #require(oncall.object["schedules"] as? [[String: Any]])
+            #expect(!schedules.isEmpty)
+            #expect(schedules.allSatisfy { $0["role"] as? String == "counselor" })
+            let shifts = try #require(schedules.first?["shifts"] as? [[String: Any]])
+            #expect(shifts.first?["from"] as? String == "2026-12-07T00:00:00.000Z")
+            #expect(shifts.last?["to"] as? String == "2026-12-09T00:00:00.000Z")
+            let bad = try await client.call(.get, "/api/v1/oncall?site=lincon-high", headers: harness.auth("admin"))
+            #expect(bad.status == .unprocessableContent)
+
+            let playbooks = try await client.call(.get, "/api/v1/playbooks", headers: harness.auth("responder-lincoln"))
+            let items = try #require(playbooks.object["playbooks"] as? [[String: Any]])
+            #expect(Set(items.compactMap { $0["id"] as? String }) == Set(shippedCatalog.playbooks.playbooks.map(\.id.rawValue)))
+            #expect(items.allSatisfy { ($0["version"] as? String)?.hasPrefix("sha256:") == true })
+
+            let document = try await client.call(.get, "/api/v1/openapi.json")
+            #expect(document.object["openapi"] as? String == "3.1.0")
+        }
+    }
+}
