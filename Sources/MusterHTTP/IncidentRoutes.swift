@@ -203,6 +203,10 @@ struct QueryReader {
         var values: [String: String] = [:]
         for (name, value) in request.uri.queryParameters {
             let name = String(name)
+            guard !value.contains("\u{0}"), value.count <= 1000 else {
+                throw Problem.badRequest("\(name): the value is longer than 1000 characters or holds NUL characters",
+                                         errors: [.init(pointer: name, detail: "invalid value")])
+            }
             guard allowed.contains(name) else {
                 throw Problem.badRequest("unknown query parameter '\(name)'" + suggestion(for: name, among: allowed.sorted()),
                                          errors: [.init(pointer: name, detail: "unknown parameter")])

@@ -113,6 +113,7 @@ struct ObjectReader {
         switch fields[key] {
         case .string(let value)?:
             if value.count > maxLength { fail(key, "longer than \(maxLength) characters") }
+            if value.contains("\u{0}") { fail(key, "must not contain NUL characters") }
             if required, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { fail(key, "must not be empty") }
             return value
         case nil, .null?:
@@ -145,7 +146,9 @@ struct ObjectReader {
         case .array(let items)?:
             var result: [String] = []
             for (index, item) in items.enumerated() {
-                if case .string(let text) = item { result.append(text) } else { fail("\(key)/\(index)", "expected a string, found \(item.typeName)") }
+                if case .string(let text) = item, !text.contains("\u{0}"), text.count <= 100 { result.append(text) } else if case .string = item {
+                    fail("\(key)/\(index)", "must be at most 100 characters, without NUL characters")
+                } else { fail("\(key)/\(index)", "expected a string, found \(item.typeName)") }
             }
             return result
         case nil, .null?:

@@ -52,11 +52,14 @@ public final class MusterServer: Sendable {
     /// Finds an incident by id or number, as the caller may see it; anything else is "not found",
     /// so the API never tells who is outside their scope which incidents exist.
     func visibleIncident(_ text: String, account: UserAccount) async throws -> IncidentState {
+        // Incident ids are UUIDs (or numbers): anything else names no incident, and never reaches the database.
         let id: IncidentID?
         if let number = Int(text) {
             id = try await store.incidentID(number: number)
+        } else if UUID(uuidString: text) != nil {
+            id = IncidentID(text.lowercased())
         } else {
-            id = IncidentID(text)
+            id = nil
         }
         guard let id, let state = try await store.incident(id), account.serves(state.incident.site) else {
             throw Problem.notFound("no incident '\(text)'")
