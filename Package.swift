@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -96,7 +97,10 @@ let package = Package(
         // Release-mode benchmarks: `swift run -c release muster-bench`.
         .executableTarget(
             name: "muster-bench",
-            dependencies: ["MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify"],
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Benchmarks/MusterBench"
         ),
         .testTarget(

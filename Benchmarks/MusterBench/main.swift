@@ -3,6 +3,7 @@
 //   swift run -c release muster-bench store sqlite|postgres [--incidents N] [--in-flight 4] [--no-keys]   (Benchmarks/run-store-benchmarks provisions PostgreSQL)
 //   swift run -c release muster-bench timers sqlite|postgres [--rate 1000 --seconds 10]
 //   swift run -c release muster-bench timeline sqlite|postgres [--incidents 1000000]
+//   swift run -c release muster-bench http URL TOKEN [--rate 1000] [--seconds 10] [--connections 16]   (Benchmarks/run-http-benchmarks)
 import Foundation
 import MusterStore
 
@@ -63,6 +64,10 @@ do {
                                           inFlight: option("--in-flight", default: 4))
     case "timers": try await timerBenchmark(backend: arguments.dropFirst().first ?? "sqlite", rate: option("--rate", default: 1000),
                                             seconds: option("--seconds", default: 10))
+    case "http":
+        guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench http URL TOKEN [--rate N] [--seconds S] [--connections C]") }
+        try await httpBenchmark(url: arguments[1], token: arguments[2], rate: option("--rate", default: 1000), seconds: option("--seconds", default: 10),
+                                connections: option("--connections", default: 16))
     case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
     default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers or timeline")
     }
