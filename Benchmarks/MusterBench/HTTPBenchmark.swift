@@ -15,6 +15,7 @@ func httpBenchmark(url: String, token: String, rate: Int, seconds: Int, connecti
     let run = UUID().uuidString.prefix(8)
     let sites = ["lincoln-high", "washington-elementary", "mesa-academy"]
 
+    let failureLog = FailureLog()
     @Sendable func post(_ index: Int) async -> Bool {
         var request = HTTPClientRequest(url: url + "/api/v1/incidents")
         request.method = .POST
@@ -26,8 +27,10 @@ func httpBenchmark(url: String, token: String, rate: Int, seconds: Int, connecti
         do {
             let response = try await client.execute(request, timeout: .seconds(30))
             _ = try await response.body.collect(upTo: 1 << 20)
+            if response.status != .created { failureLog.note("HTTP \(response.status.code)") }
             return response.status == .created
         } catch {
+            failureLog.note("\(error)")
             return false
         }
     }
@@ -66,6 +69,7 @@ func httpBenchmark(url: String, token: String, rate: Int, seconds: Int, connecti
     let latencies = results.map { $0.0 }.sorted()
     let failures = results.filter { !$0.1 }.count
     func percentile(_ q: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] }
+    if let first = failureLog.first { print("first failure: \(first)") }
     let mode = rate > 0 ? "rate \(rate)/s" : "closed loop, \(connections) connections"
     print(String(format: "http ingest (%@): %d reports in %.1f s = %.0f reports/s, %d failed; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
                  mode, results.count, elapsed, Double(results.count - failures) / elapsed, failures, percentile(0.5), percentile(0.99),
@@ -80,4 +84,12 @@ private final class Counter: @unchecked Sendable {
 
     func next() -> Int { lock.withLock { index += 1; return index } }
     func record(_ latency: Double, _ ok: Bool) { lock.withLock { results.append((latency, ok)) } }
+}
+
+/// The first failure, to say why requests failed.
+private final class FailureLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: String?
+    var first: String? { lock.withLock { value } }
+    func note(_ text: String) { lock.withLock { if value == nil { value = text } } }
 }

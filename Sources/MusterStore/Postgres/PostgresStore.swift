@@ -8,9 +8,14 @@ import MusterCore
 import MusterPlaybooks
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 public final class PostgresStore: Store {
     let client: PostgresClient
+    /// For the workers' claims and delivery records: asynchronous commit (no WAL flush wait). Losing
+    /// the last of these to a database crash only means a claim is taken again or a notification is
+    /// sent again under the same id; reports and events always commit synchronously on `client`.
+    let workClient: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
     private let newIncidentID: @Sendable () -> IncidentID
@@ -21,6 +26,8 @@ public final class PostgresStore: Store {
 
     /// The settings this store connects with (another instance on the same database uses them too).
     public let settings: PostgresSettings
+    /// Wakes other instances' workers after commits that queued work (coalesced: one NOTIFY at a time).
+    private let notifier: WorkNotifier
 
     public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
                 newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
@@ -30,7 +37,17 @@ public final class PostgresStore: Store {
         self.client = client
         self.logger = logger
         self.newIncidentID = newIncidentID
-        runner = Task { await client.run() }
+        var workConfiguration = settings.clientConfiguration
+        workConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+        let workClient = PostgresClient(configuration: workConfiguration, backgroundLogger: logger)
+        self.workClient = workClient
+        notifier = WorkNotifier(client: workClient, channel: Self.workChannel, logger: logger)
+        runner = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await client.run() }
+                group.addTask { await workClient.run() }
+            }
+        }
     }
 
     /// Stops the connection pool.
@@ -153,12 +170,14 @@ public final class PostgresStore: Store {
     private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
         let planner = BatchPlanner(catalog: catalog, now: now, newIncidentID: newIncidentID)
         let needs = BatchNeeds(commands, catalog: catalog)
-        return try await client.withTransaction(logger: logger) { connection in
+        let (results, wake) = try await client.withTransaction(logger: logger) { connection in
             let prefetched = try await self.prefetch(needs, connection: connection, now: now)
             let (writes, results) = planner.plan(commands, needs, prefetched)
             try await self.write(writes, connection: connection, now: now)
-            return results
+            return (results, !writes.outbox.isEmpty || writes.timers.values.contains { if case .upsert = $0 { true } else { false } })
         }
+        if wake { notifier.poke() }
+        return results
     }
 
     private func prefetch(_ needs: BatchNeeds, connection: PostgresConnection, now: Date) async throws -> Prefetched {
@@ -237,7 +256,9 @@ public final class PostgresStore: Store {
             deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
             upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
             outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }),
-            wake: !o.isEmpty || !upserts.isEmpty,
+            // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
+            // (a global lock held through the WAL flush), which ends group commit. The notifier sends it after.
+            wake: false,
             cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue), cancelAll: writes.cancelAll.map(\.rawValue))
         for try await _ in try await connection.execute(statement, logger: logger) {}
     }
@@ -375,13 +396,15 @@ public final class PostgresStore: Store {
     // MARK: Workers
 
     public func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer] {
+        // The rows are picked once (ARRAY of ctids, an init plan) and updated by TID: a join of the whole
+        // table with the picked rows is what the planner chose otherwise, a scan per claim.
         try await database { [self] in
-            let rows = try await client.query("""
-                UPDATE timers AS t SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
-                FROM (SELECT incident_id, key FROM timers WHERE due_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
-                      ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
-                WHERE t.incident_id = c.incident_id AND t.key = c.key
-                RETURNING t.incident_id, t.key, t.due_at
+            let rows = try await workClient.query("""
+                UPDATE timers SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
+                WHERE ctid = ANY(ARRAY(
+                  SELECT ctid FROM timers WHERE due_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
+                  ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED))
+                RETURNING incident_id, key, due_at
                 """, logger: logger)
             var claimed: [ClaimedTimer] = []
             for try await (incident, key, due) in rows.decode((String, String, Date).self) {
@@ -393,8 +416,12 @@ public final class PostgresStore: Store {
 
     public func nextTimerDue(now: Date) async throws -> Date? {
         try await database { [self] in
-            let rows = try await client.query("SELECT MIN(CASE WHEN lease_until >= \(now) THEN lease_until ELSE due_at END) FROM timers",
-                                              logger: logger)
+            // The earliest due time of a timer free to claim, or the earliest end of a lease held now.
+            let rows = try await client.query("""
+                SELECT LEAST(
+                  (SELECT due_at FROM timers WHERE claimed_by IS NULL OR lease_until < \(now) ORDER BY due_at LIMIT 1),
+                  (SELECT min(lease_until) FROM timers WHERE claimed_by IS NOT NULL AND lease_until >= \(now)))
+                """, logger: logger)
             for try await due in rows.decode(Date?.self) { return due }
             return nil
         }
@@ -402,7 +429,7 @@ public final class PostgresStore: Store {
 
     public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
         try await database { [self] in
-            let rows = try await client.query("""
+            let rows = try await workClient.query("""
                 UPDATE outbox AS o SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
                 FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
                       ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
@@ -434,7 +461,7 @@ public final class PostgresStore: Store {
         }
         return try await database { [self, ids, statuses, results, retries, details] in
             // One statement for the whole batch: update each outbox row this worker still holds, and record each attempt.
-            let rows = try await client.query("""
+            let rows = try await workClient.query("""
                 WITH input AS (
                   SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
                     AS u(id, status, result, retry_at, detail)
@@ -462,8 +489,8 @@ public final class PostgresStore: Store {
 
     public func releaseClaims(owner: String) async throws {
         try await database { [self] in
-            try await client.query("UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner)", logger: logger)
-            try await client.query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner) AND status = 'queued'",
+            try await workClient.query("UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner)", logger: logger)
+            try await workClient.query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner) AND status = 'queued'",
                                    logger: logger)
         }
     }
@@ -474,6 +501,46 @@ public final class PostgresStore: Store {
             var counts: [String: Int] = [:]
             for try await (status, count) in rows.decode((String, Int).self) { counts[status] = count }
             return counts
+        }
+    }
+}
+
+/// Sends NOTIFY on the work channel after commits, outside them. Pokes while one is under way
+/// fold into one more, so a burst of commits costs a couple of notifications, not one each.
+final class WorkNotifier: Sendable {
+    private let client: PostgresClient
+    private let channel: String
+    private let logger: Logger
+    private let state = Mutex<(inFlight: Bool, again: Bool)>((false, false))
+
+    init(client: PostgresClient, channel: String, logger: Logger) {
+        self.client = client
+        self.channel = channel
+        self.logger = logger
+    }
+
+    func poke() {
+        let start = state.withLock { state -> Bool in
+            if state.inFlight {
+                state.again = true
+                return false
+            }
+            state.inFlight = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            repeat {
+                // Best effort: the other instances poll every second anyway.
+                _ = try? await client.query("SELECT pg_notify(\(channel), '')", logger: logger)
+            } while state.withLock { state -> Bool in
+                if state.again {
+                    state.again = false
+                    return true
+                }
+                state.inFlight = false
+                return false
+            }
         }
     }
 }
