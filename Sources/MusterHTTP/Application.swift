@@ -10,9 +10,10 @@ extension MusterServer {
     /// The router with every route and middleware.
     public func makeRouter() -> Router<MusterRequestContext> {
         let router = Router(context: MusterRequestContext.self)
+        let routes = RouteTableBox()
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
-        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: ProblemMiddleware(routes: routes))
 
         router.get("health/live") { _, _ in try json(["status": "ok"]) }
         router.get("health/ready") { _, _ in try await self.readiness() }
@@ -28,6 +29,7 @@ extension MusterServer {
         addIncidentRoutes(to: api)
         addDirectoryRoutes(to: api)
         addIntegrationRoutes(api: api, root: router)
+        routes.table = RouteTable(router.routes.map { ($0.path.description, $0.method.rawValue) })
         return router
     }
 
@@ -59,4 +61,9 @@ enum OpenAPIDocument {
         }
         return Array(data)
     }()
+}
+
+/// The route table, filled once the router has all its routes (before the first request).
+final class RouteTableBox: @unchecked Sendable {
+    var table = RouteTable([])
 }

@@ -98,6 +98,8 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: H
 /// Turns every error into a problem document: store errors by kind, Hummingbird's own errors
 /// (unknown route, wrong method) with their status, anything unexpected as a 500 that is logged.
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteTableBox
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -105,6 +107,11 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             throw problem
         } catch let error as StoreError {
             throw Problem.from(error)
+        } catch let error as HTTPError where error.status == .notFound && !routes.table.methods(for: request.uri.path).isEmpty {
+            // The path exists, the method does not: 405 with the methods it has.
+            let allowed = routes.table.methods(for: request.uri.path).sorted().joined(separator: ", ")
+            throw Problem(.methodNotAllowed, "method-not-allowed", "Method not allowed",
+                          detail: "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)", headers: [.allow: allowed])
         } catch let error as HTTPError {
             throw Problem(error.status, error.status == .notFound ? "not-found" : "http-\(error.status.code)", error.status.reasonPhrase,
                           detail: error.body ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase),
@@ -135,4 +142,20 @@ extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
     static let idempotencyKey = Self("Idempotency-Key")!
     static let idempotentReplayed = Self("Idempotent-Replayed")!
+}
+
+/// The router's paths and their methods, to tell "no such path" (404) from "no such method" (405).
+struct RouteTable: Sendable {
+    private let routes: [(segments: [Substring], method: String)]
+
+    init(_ routes: [(path: String, method: String)]) {
+        self.routes = routes.map { (($0.path.split(separator: "/")), $0.method) }
+    }
+
+    func methods(for path: String) -> Set<String> {
+        let parts = path.split(separator: "/")
+        return Set(routes.filter { route in
+            route.segments.count == parts.count && zip(route.segments, parts).allSatisfy { $0.hasPrefix(":") || $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.method))
+    }
 }

@@ -184,6 +184,14 @@ struct ServiceTests {
             (status, _) = try await problem(json: "type=suicide-risk", headers: form)
             #expect(status == .unsupportedMediaType)
 
+            (status, body) = try await problem(.put, "/api/v1/incidents", json: nil)
+            #expect(status == .methodNotAllowed)
+            #expect((body["detail"] as? String)?.contains("allowed: GET, POST") == true)
+            (status, _) = try await problem(.delete, "/api/v1/incidents/\(UUID().uuidString)", json: nil)
+            #expect(status == .methodNotAllowed)
+            (status, _) = try await problem(.get, "/api/v1/nothing-here", json: nil)
+            #expect(status == .notFound)
+
             // Nothing was written by any of them.
             #expect(try await harness.store.incidents(IncidentFilter()).isEmpty)
         }
