@@ -3,6 +3,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MusterPlaybooks
 import MusterStore
 import NIOCore
 
@@ -23,7 +24,8 @@ extension MusterServer {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
         router.get("api/v1/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.served(for: await self.catalog))))
         }
         let api = router.group("api/v1").add(middleware: AuthMiddleware(authenticator: authenticator, clock: { [clock] in clock.now() }))
         addIncidentRoutes(to: api)
@@ -61,6 +63,54 @@ enum OpenAPIDocument {
         }
         return Array(data)
     }()
+
+    /// The document as this instance serves it: the identifiers of its loaded directory become enums,
+    /// so a client (or a fuzzer) knows which incident types, sites, roles, flags and people exist.
+    static func served(for catalog: Catalog) -> [UInt8] {
+        guard var document = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else { return bytes }
+        let directory = catalog.directory
+        let types = directory.incidentTypes.map(\.id.rawValue).sorted()
+        let sites = directory.sites.keys.map(\.rawValue).sorted()
+        let roles = directory.roles.map(\.id.rawValue).sorted()
+        let people = directory.people.keys.map(\.rawValue).sorted()
+        let flags = Set(catalog.playbooks.playbooks.flatMap { $0.flags.keys.map(\.rawValue) }).sorted()
+        func set(_ values: [String], at path: [String]) {
+            document = setting(document, path: path) { var schema = $0; schema["enum"] = values; return schema }
+        }
+        let schemas = ["components", "schemas"]
+        set(types, at: schemas + ["ReportRequest", "properties", "type"])
+        set(sites, at: schemas + ["ReportRequest", "properties", "site"])
+        set(flags, at: schemas + ["ReportRequest", "properties", "flags", "items"])
+        set(people, at: schemas + ["ReassignRequest", "properties", "to"])
+        if var paths = document["paths"] as? [String: Any] {
+            for (path, names) in [("/api/v1/incidents", ["site": sites + [""], "type": types + [""]]),
+                                  ("/api/v1/oncall", ["site": sites + [""], "role": roles + [""]])] {
+                guard var item = paths[path] as? [String: Any], var get = item["get"] as? [String: Any],
+                      let parameters = get["parameters"] as? [[String: Any]] else { continue }
+                get["parameters"] = parameters.map { parameter in
+                    guard let name = parameter["name"] as? String, let values = names[name], var schema = parameter["schema"] as? [String: Any] else {
+                        return parameter
+                    }
+                    var parameter = parameter
+                    schema["enum"] = values
+                    parameter["schema"] = schema
+                    return parameter
+                }
+                item["get"] = get
+                paths[path] = item
+            }
+            document["paths"] = paths
+        }
+        return (try? Array(JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes]))) ?? bytes
+    }
+
+    /// `object` with the dictionary at `path` replaced by `change(it)`.
+    private static func setting(_ object: [String: Any], path: [String], _ change: ([String: Any]) -> [String: Any]) -> [String: Any] {
+        guard let key = path.first, let inner = object[key] as? [String: Any] else { return object }
+        var copy = object
+        copy[key] = path.count == 1 ? change(inner) : setting(inner, path: Array(path.dropFirst()), change)
+        return copy
+    }
 }
 
 /// The route table, filled once the router has all its routes (before the first request).

@@ -50,13 +50,13 @@ extension MusterServer {
             throw Problem.unprocessable("role: unknown role '\(role)'" + suggestion(for: role.rawValue, among: directory.roles.map(\.id.rawValue)),
                                         errors: [.init(pointer: "role", detail: "unknown role")])
         }
-        let from = try query.instant("from"), to = try query.instant("to")
+        // A period given by one end only lasts a day.
+        var from = try query.instant("from"), to = try query.instant("to")
         let at = try query.instant("at") ?? clock.now()
-        if (from == nil) != (to == nil) {
-            throw Problem.badRequest("give both 'from' and 'to' for a period, or neither", errors: [.init(pointer: from == nil ? "from" : "to", detail: "missing")])
-        }
-        if let from, let to, to <= from || to.timeIntervalSince(from) > Self.longestPeriod {
-            throw Problem.badRequest("'to' must be after 'from', at most 31 days later", errors: [.init(pointer: "to", detail: "out of range")])
+        if let start = from, to == nil { to = start.addingTimeInterval(86_400) }
+        if let end = to, from == nil { from = end.addingTimeInterval(-86_400) }
+        if let from, let to, to < from || to.timeIntervalSince(from) > Self.longestPeriod {
+            throw Problem.badRequest("'to' must not be before 'from', and at most 31 days after it", errors: [.init(pointer: "to", detail: "out of range")])
         }
         let schedules = directory.schedules.filter { schedule in
             (role == nil || schedule.role == role) && (site == nil || schedule.scope == .district || schedule.scope == .site(site ?? SiteID("")))

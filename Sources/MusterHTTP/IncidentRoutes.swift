@@ -211,15 +211,20 @@ struct QueryReader {
                 throw Problem.badRequest("unknown query parameter '\(name)'" + suggestion(for: name, among: allowed.sorted()),
                                          errors: [.init(pointer: name, detail: "unknown parameter")])
             }
+            guard values[name] == nil else {
+                throw Problem.badRequest("the query parameter '\(name)' is given more than once", errors: [.init(pointer: name, detail: "repeated")])
+            }
             values[name] = String(value)
         }
         self.values = values
     }
 
+    /// A text parameter; empty means absent.
     subscript(name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
 
+    /// Typed parameters given empty are refused: `?to=` is a mistake, not "no end".
     func integer(_ name: String, in range: ClosedRange<Int>) throws(Problem) -> Int? {
-        guard let text = self[name] else { return nil }
+        guard let text = values[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
             throw Problem.badRequest("\(name): expected a whole number from \(range.lowerBound) to \(range.upperBound), found '\(text)'",
                                      errors: [.init(pointer: name, detail: "expected a whole number from \(range.lowerBound) to \(range.upperBound)")])
@@ -228,7 +233,7 @@ struct QueryReader {
     }
 
     func instant(_ name: String) throws(Problem) -> Date? {
-        guard let text = self[name] else { return nil }
+        guard let text = values[name] else { return nil }
         guard let date = InstantParser.parse(text) else {
             throw Problem.badRequest("\(name): expected an ISO 8601 date-time such as 2026-12-06T02:00:00Z, found '\(text)'",
                                      errors: [.init(pointer: name, detail: "expected an ISO 8601 date-time")])

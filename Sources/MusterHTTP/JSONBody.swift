@@ -91,7 +91,7 @@ struct ObjectReader {
         switch value {
         case .object(let fields)?:
             self.fields = fields
-        case nil where !required, .null? where !required:
+        case nil where !required:  // no body at all; a literal null is not an object
             self.fields = [:]
         case nil:
             throw Problem.badRequest("the request needs a JSON object body")
@@ -112,7 +112,8 @@ struct ObjectReader {
     mutating func string(_ key: String, required: Bool = false, maxLength: Int = 10_000) -> String? {
         switch fields[key] {
         case .string(let value)?:
-            if value.count > maxLength { fail(key, "longer than \(maxLength) characters") }
+            // Counted in code points, as JSON Schema's maxLength counts.
+            if value.unicodeScalars.count > maxLength { fail(key, "longer than \(maxLength) characters") }
             if value.contains("\u{0}") { fail(key, "must not contain NUL characters") }
             if required, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { fail(key, "must not be empty") }
             return value
@@ -146,7 +147,7 @@ struct ObjectReader {
         case .array(let items)?:
             var result: [String] = []
             for (index, item) in items.enumerated() {
-                if case .string(let text) = item, !text.contains("\u{0}"), text.count <= 100 { result.append(text) } else if case .string = item {
+                if case .string(let text) = item, !text.contains("\u{0}"), text.unicodeScalars.count <= 100 { result.append(text) } else if case .string = item {
                     fail("\(key)/\(index)", "must be at most 100 characters, without NUL characters")
                 } else { fail("\(key)/\(index)", "expected a string, found \(item.typeName)") }
             }

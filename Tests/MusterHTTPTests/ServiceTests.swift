@@ -258,6 +258,9 @@ struct ServiceTests {
 
             let document = try await client.call(.get, "/api/v1/openapi.json")
             #expect(document.object["openapi"] as? String == "3.1.0")
+            let report = ((document.object["components"] as? [String: Any])?["schemas"] as? [String: Any])?["ReportRequest"] as? [String: Any]
+            let site = (report?["properties"] as? [String: Any])?["site"] as? [String: Any]
+            #expect(site?["enum"] as? [String] == shippedCatalog.directory.sites.keys.map(\.rawValue).sorted())
         }
     }
 }
