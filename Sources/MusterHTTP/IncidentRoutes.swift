@@ -164,6 +164,16 @@ extension MusterServer {
         }
         filter.site = query["site"].map(SiteID.init)
         filter.type = query["type"].map(IncidentTypeID.init)
+        let directory = await catalog.directory
+        if let site = filter.site, directory.sites[site] == nil {
+            throw Problem.unprocessable("site: unknown site '\(site)'" + suggestion(for: site.rawValue, among: directory.sites.keys.map(\.rawValue)),
+                                        errors: [.init(pointer: "site", detail: "unknown site")])
+        }
+        if let type = filter.type, !directory.incidentTypes.contains(where: { $0.id == type }) {
+            throw Problem.unprocessable("type: unknown incident type '\(type)'"
+                                        + suggestion(for: type.rawValue, among: directory.incidentTypes.map(\.id.rawValue)),
+                                        errors: [.init(pointer: "type", detail: "unknown incident type")])
+        }
         filter.reportedFrom = try query.instant("from")
         filter.reportedBefore = try query.instant("to")
         filter.before = try query.integer("before", in: 1...Int(Int32.max))
@@ -235,20 +245,23 @@ struct QueryReader {
     func instant(_ name: String) throws(Problem) -> Date? {
         guard let text = values[name] else { return nil }
         guard let date = InstantParser.parse(text) else {
-            throw Problem.badRequest("\(name): expected an ISO 8601 date-time such as 2026-12-06T02:00:00Z, found '\(text)'",
-                                     errors: [.init(pointer: name, detail: "expected an ISO 8601 date-time")])
+            throw Problem.badRequest("\(name): expected an RFC 3339 date-time (years 0001 to 9999) such as 2026-12-06T02:00:00Z, found '\(text)'",
+                                     errors: [.init(pointer: name, detail: "expected an RFC 3339 date-time")])
         }
         return date
     }
 }
 
 enum InstantParser {
-    /// An RFC 3339 date-time, with or without fractional seconds.
+    /// The instants RFC 3339 can write: years 0001 to 9999 (two days of slack: Foundation reads dates before 1582 as Julian).
+    static let range = Date(timeIntervalSince1970: -62_135_769_600)...Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// An RFC 3339 date-time, with or without fractional seconds, within `range`.
     static func parse(_ text: String) -> Date? {
         let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
         let fractional = ISO8601DateFormatter()
         fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
+        guard let date = plain.date(from: text) ?? fractional.date(from: text), range.contains(date) else { return nil }
+        return date
     }
 }

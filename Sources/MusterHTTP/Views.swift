@@ -20,7 +20,11 @@ enum APIJSON {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         let seconds = ms >= 0 || ms % 1000 == 0 ? ms / 1000 : ms / 1000 - 1
         let fraction = Int(ms - seconds * 1000)
-        let text = ZoneRules.utc.iso8601(Date(timeIntervalSince1970: TimeInterval(seconds)))
+        var text = ZoneRules.utc.iso8601(Date(timeIntervalSince1970: TimeInterval(seconds)))
+        // RFC 3339 years have four digits.
+        if let dash = text.firstIndex(of: "-"), text.distance(from: text.startIndex, to: dash) < 4 {
+            text = String(repeating: "0", count: 4 - text.distance(from: text.startIndex, to: dash)) + text
+        }
         return String(text.dropLast()) + (fraction < 10 ? ".00" : fraction < 100 ? ".0" : ".") + "\(fraction)Z"
     }
 }
