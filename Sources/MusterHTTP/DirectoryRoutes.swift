@@ -40,16 +40,8 @@ extension MusterServer {
         try account.require(.readOnCall)
         let query = try QueryReader(request, allowed: Self.onCallParameters)
         let directory = await catalog.directory
-        let site = query["site"].map(SiteID.init)
-        let role = query["role"].map(RoleID.init)
-        if let site, directory.sites[site] == nil {
-            throw Problem.unprocessable("site: unknown site '\(site)'" + suggestion(for: site.rawValue, among: directory.sites.keys.map(\.rawValue)),
-                                        errors: [.init(pointer: "site", detail: "unknown site")])
-        }
-        if let role, !directory.roles.contains(where: { $0.id == role }) {
-            throw Problem.unprocessable("role: unknown role '\(role)'" + suggestion(for: role.rawValue, among: directory.roles.map(\.id.rawValue)),
-                                        errors: [.init(pointer: "role", detail: "unknown role")])
-        }
+        let site = try query.known("site", "site", among: directory.sites.keys.map(\.rawValue)).map(SiteID.init)
+        let role = try query.known("role", "role", among: directory.roles.map(\.id.rawValue)).map(RoleID.init)
         // A period given by one end only lasts a day.
         var from = try query.instant("from"), to = try query.instant("to")
         let at = try query.instant("at") ?? clock.now()

@@ -70,16 +70,15 @@ extension MusterServer {
                 body.fail("severity", "unknown severity '\(severityText)'" + suggestion(for: severityText, among: Severity.allCases.map(\.rawValue)))
             }
         }
+        guard let type, let severity, let site, let summary else { try body.refuse() }
         try body.finish()
-        guard let type, let severity, let site, let summary else { throw Problem.badRequest("incomplete report") }
         let catalog = await catalog
         var problems: [Problem.FieldError] = []
         if !catalog.directory.incidentTypes.contains(where: { $0.id.rawValue == type }) {
-            problems.append(.init(pointer: "/type", detail: "unknown incident type '\(type)'"
-                                  + suggestion(for: type, among: catalog.directory.incidentTypes.map(\.id.rawValue))))
+            problems.append(.unknown("incident type", type, among: catalog.directory.incidentTypes.map(\.id.rawValue), at: "/type"))
         }
         if catalog.directory.sites[SiteID(site)] == nil {
-            problems.append(.init(pointer: "/site", detail: "unknown site '\(site)'" + suggestion(for: site, among: catalog.directory.sites.keys.map(\.rawValue))))
+            problems.append(.unknown("site", site, among: catalog.directory.sites.keys.map(\.rawValue), at: "/site"))
         } else if !account.serves(SiteID(site)) {
             throw Problem.forbidden("you may raise incidents only at your sites (\(account.sites.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -162,18 +161,9 @@ extension MusterServer {
                 }
             }
         }
-        filter.site = query["site"].map(SiteID.init)
-        filter.type = query["type"].map(IncidentTypeID.init)
         let directory = await catalog.directory
-        if let site = filter.site, directory.sites[site] == nil {
-            throw Problem.unprocessable("site: unknown site '\(site)'" + suggestion(for: site.rawValue, among: directory.sites.keys.map(\.rawValue)),
-                                        errors: [.init(pointer: "site", detail: "unknown site")])
-        }
-        if let type = filter.type, !directory.incidentTypes.contains(where: { $0.id == type }) {
-            throw Problem.unprocessable("type: unknown incident type '\(type)'"
-                                        + suggestion(for: type.rawValue, among: directory.incidentTypes.map(\.id.rawValue)),
-                                        errors: [.init(pointer: "type", detail: "unknown incident type")])
-        }
+        filter.site = try query.known("site", "site", among: directory.sites.keys.map(\.rawValue)).map(SiteID.init)
+        filter.type = try query.known("type", "incident type", among: directory.incidentTypes.map(\.id.rawValue)).map(IncidentTypeID.init)
         filter.reportedFrom = try query.instant("from")
         filter.reportedBefore = try query.instant("to")
         filter.before = try query.integer("before", in: 1...Int(Int32.max))
@@ -231,6 +221,16 @@ struct QueryReader {
 
     /// A text parameter; empty means absent.
     subscript(name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// A parameter that must name one of `candidates` (a site, a role…); unknown is a 422 with a suggestion.
+    func known(_ name: String, _ what: String, among candidates: [String]) throws(Problem) -> String? {
+        guard let value = self[name] else { return nil }
+        guard candidates.contains(value) else {
+            throw Problem.unprocessable("\(name): unknown \(what) '\(value)'" + suggestion(for: value, among: candidates),
+                                        errors: [.init(pointer: name, detail: "unknown \(what)")])
+        }
+        return value
+    }
 
     /// Typed parameters given empty are refused: `?to=` is a mistake, not "no end".
     func integer(_ name: String, in range: ClosedRange<Int>) throws(Problem) -> Int? {

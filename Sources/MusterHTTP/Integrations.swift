@@ -65,13 +65,13 @@ extension MusterServer {
         let account = try context.requireAccount()
         try account.require(.integrate)
         var body = try ObjectReader(try await JSONBody.read(request, limit: 1024 * 1024), allowed: nil)
-        let version = body.string("version")
+        if let version = body.string("version"), version != "4" {
+            body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4")
+        }
         guard case .array(let alerts)? = body.fields["alerts"] else {
             body.fail("alerts", "expected the array of alerts of an Alertmanager webhook payload")
-            try body.finish()
-            return Response(status: .badRequest)
+            try body.refuse()
         }
-        if let version, version != "4" { body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4") }
         try body.finish()
         let catalog = await catalog
         let mapping = integrations.alertmanager
@@ -204,7 +204,6 @@ extension MusterServer {
         }
         if action == "trigger", dedupKey == nil { dedupKey = UUID().uuidString.lowercased() }
         let dedup = dedupKey ?? ""
-        let catalog = await catalog
         // The open incident for this dedup key: a resolved one is followed by the next trigger's.
         let found = try await currentIncident(forDedupKey: "pd:\(account.id):\(dedup)")
         switch action {
@@ -222,7 +221,7 @@ extension MusterServer {
             if let severity = text(payload, "severity"), mapping.severity.allSatisfy({ fields[$0] == nil }) {
                 fields[mapping.severity.first ?? "severity"] = severity
             }
-            switch mapReport(fields, mapping: mapping, catalog: catalog, pointer: "/payload/custom_details", account: account) {
+            switch mapReport(fields, mapping: mapping, catalog: await catalog, pointer: "/payload/custom_details", account: account) {
             case .failure(let problem):
                 return try pagerDutyInvalid(["\(problem.pointer): \(problem.detail)"])
             case .success(var report):

@@ -160,6 +160,12 @@ struct ObjectReader {
         }
     }
 
+    /// Throws the problems found so far, for a field without which the rest cannot be read.
+    func refuse() throws(Problem) -> Never {
+        try finish()
+        throw Problem.badRequest("the body is invalid")
+    }
+
     /// Throws every problem found so far.
     func finish() throws(Problem) {
         guard !problems.isEmpty else { return }

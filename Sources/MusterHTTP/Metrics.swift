@@ -5,13 +5,15 @@ import MusterCore
 import MusterRuntime
 import MusterStore
 import Prometheus
+import Synchronization
 
 public final class MusterMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let timeToAcknowledge: ValueHistogram
     private let timerLateness: ValueHistogram
-    private let escalations: Counter
-    private let overdueTasks: Counter
+    private static let escalationsHelp = "Escalations to a further step or the fallback."
+    private static let overdueHelp = "Protocol tasks that passed their deadline."
+    private let counters = Mutex<[String: Counter]>([:])
 
     public init() {
         timeToAcknowledge = registry.makeValueHistogram(
@@ -22,19 +24,25 @@ public final class MusterMetrics: Sendable {
             descriptor: MetricNameDescriptor(namespace: "muster", metricName: "timer_lateness", unitName: "seconds",
                                              helpText: "How late timers fired after falling due."),
             labels: [], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5])
-        escalations = registry.makeCounter(
-            descriptor: MetricNameDescriptor(namespace: "muster", metricName: "escalations", unitName: "total",
-                                             helpText: "Escalations to a further step or the fallback."), labels: [])
-        overdueTasks = registry.makeCounter(
-            descriptor: MetricNameDescriptor(namespace: "muster", metricName: "tasks_overdue", unitName: "total",
-                                             helpText: "Protocol tasks that passed their deadline."), labels: [])
+        // Registered now, so they read 0 before the first escalation.
+        _ = counter("escalations", Self.escalationsHelp, [])
+        _ = counter("tasks_overdue", Self.overdueHelp, [])
+    }
+
+    /// The counter `muster_NAME_total` with these labels, made once and then found in a cache (the
+    /// registry would validate the name and labels again on every increment).
+    private func counter(_ name: String, _ help: String, _ labels: [(String, String)]) -> Counter {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        if let found = counters.withLock({ $0[key] }) { return found }
+        let made = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "muster", metricName: name, unitName: "total", helpText: help),
+                                        labels: labels)
+        counters.withLock { $0[key] = made }
+        return made
     }
 
     /// A report arrived ("api", "alertmanager", "pagerduty").
     public func reportReceived(source: String) {
-        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "reports_received", unitName: "total",
-                                                              helpText: "Reports received, by source."),
-                             labels: [("source", source)]).increment()
+        counter("reports_received", "Reports received, by source.", [("source", source)]).increment()
     }
 
     /// Hooks for the runtime; `store` is read when an acknowledgement's timing is needed.
@@ -42,10 +50,9 @@ public final class MusterMetrics: Sendable {
         RuntimeObserver(
             committed: { [self] commands, results in committed(commands, results, store: store) },
             timerFired: { [timerLateness] lateness in timerLateness.record(max(0, lateness)) },
-            deliveryAttempted: { [registry] channel, outcome in
-                registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "pages", unitName: "total",
-                                                                      helpText: "Notification delivery attempts, by channel and outcome."),
-                                     labels: [("channel", channel.rawValue), ("outcome", outcome)]).increment()
+            deliveryAttempted: { [self] channel, outcome in
+                counter("pages", "Notification delivery attempts, by channel and outcome.",
+                        [("channel", channel.rawValue), ("outcome", outcome)]).increment()
             })
     }
 
@@ -53,9 +60,8 @@ public final class MusterMetrics: Sendable {
         for (command, result) in zip(commands, results) {
             guard case .success(let outcome) = result else { continue }
             if case .report(let intake) = command, case .created = outcome {
-                registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "incidents_opened", unitName: "total",
-                                                                      helpText: "Incidents opened, by type and severity."),
-                                     labels: [("type", intake.report.type.rawValue), ("severity", intake.report.severity.rawValue)]).increment()
+                counter("incidents_opened", "Incidents opened, by type and severity.",
+                        [("type", intake.report.type.rawValue), ("severity", intake.report.severity.rawValue)]).increment()
             }
             var stepsEscalated = Set<String>(), tasksOverdue = Set<String>()
             for notification in outcome.queued {
@@ -66,8 +72,8 @@ public final class MusterMetrics: Sendable {
                 default: break
                 }
             }
-            if !stepsEscalated.isEmpty { escalations.increment(by: Int64(stepsEscalated.count)) }
-            if !tasksOverdue.isEmpty { overdueTasks.increment(by: Int64(tasksOverdue.count)) }
+            if !stepsEscalated.isEmpty { counter("escalations", Self.escalationsHelp, []).increment(by: Int64(stepsEscalated.count)) }
+            if !tasksOverdue.isEmpty { counter("tasks_overdue", Self.overdueHelp, []).increment(by: Int64(tasksOverdue.count)) }
             if case .event(let id, .acknowledged) = command {
                 Task { [timeToAcknowledge] in
                     guard let state = try? await store.incident(id), let at = state.acknowledgedAt else { return }

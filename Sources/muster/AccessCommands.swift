@@ -35,10 +35,7 @@ struct UserAdd: AsyncParsableCommand {
     var playbooks: String = "playbooks"
 
     func run() async throws {
-        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: playbooks), displayPath: playbooks)
-        guard let directory = loaded.catalog?.directory else {
-            throw ValidationError("the playbooks in \(playbooks) have errors; run `muster playbook lint \(playbooks)`")
-        }
+        let directory = try loadCatalog(playbooks).directory
         for site in sites where directory.sites[SiteID(site)] == nil {
             throw ValidationError("unknown site '\(site)'" + suggestion(for: site, among: directory.sites.keys.map(\.rawValue)))
         }

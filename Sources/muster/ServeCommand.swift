@@ -56,24 +56,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "muster")
         let host = self.host ?? environment["MUSTER_HOST"] ?? file.host ?? "127.0.0.1"
-        guard let port = try self.port ?? environment["MUSTER_PORT"].map(parsePort) ?? file.port ?? 8080 as Int? else { return }
+        let port = try self.port ?? environment["MUSTER_PORT"].map(parsePort) ?? file.port ?? 8080
         let dataDir = self.dataDir ?? environment["MUSTER_DATA_DIR"] ?? file.dataDir ?? ".muster"
         let folder = self.playbooks ?? environment["MUSTER_PLAYBOOKS"] ?? file.playbooks ?? "playbooks"
         let deliveryFile = self.deliveryFile ?? environment["MUSTER_DELIVERY_FILE"] ?? file.deliveryFile
             ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
 
-        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
-        guard let catalog = loaded.catalog else {
-            for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
-            throw ValidationError("the playbooks in \(folder) have errors; run `muster playbook lint \(folder)`")
-        }
+        let catalog = try loadCatalog(folder)
         let databaseURL = environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.databaseURL
         let (store, description) = try openStore(databaseURL: databaseURL, dataDir: dataDir)
         if !noMigrate { try await store.migrate() }
-        let version = try await store.schemaVersion()
-        guard version.applied == version.known else {
-            throw ValidationError("\(description) is at schema version \(version.applied) of \(version.known): run `muster migrate`")
-        }
+        try await requireCurrentSchema(store, description)
         let signIn = try await bootstrapAdmin(store: store, environment: environment)
 
         let metrics = MusterMetrics()

@@ -2,6 +2,7 @@
 // otherwise the embedded SQLite database in the data directory.
 import ArgumentParser
 import Foundation
+import MusterPlaybooks
 import MusterStore
 
 struct StoreOptions: ParsableArguments {
@@ -11,5 +12,23 @@ struct StoreOptions: ParsableArguments {
     /// What the store is, for messages ("PostgreSQL db@host:port" or the SQLite path).
     func open() throws -> (store: any Store, description: String) {
         try openStore(databaseURL: ProcessInfo.processInfo.environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }, dataDir: dataDir)
+    }
+}
+
+/// The playbooks and directory of a folder; their diagnostics on stderr and an error when they do not load.
+func loadCatalog(_ folder: String) throws -> Catalog {
+    let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
+    guard let catalog = loaded.catalog else {
+        for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
+        throw ValidationError("the playbooks in \(folder) have errors; run `muster playbook lint \(folder)`")
+    }
+    return catalog
+}
+
+/// Refuses to run on a database whose schema is behind this build.
+func requireCurrentSchema(_ store: any Store, _ description: String) async throws {
+    let version = try await store.schemaVersion()
+    guard version.applied == version.known else {
+        throw ValidationError("\(description) is at schema version \(version.applied) of \(version.known): run `muster migrate`")
     }
 }

@@ -25,17 +25,10 @@ struct WorkerCommand: AsyncParsableCommand {
     var migrate = false
 
     func run() async throws {
-        let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: playbooks), displayPath: playbooks)
-        guard let catalog = loaded.catalog else {
-            for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
-            throw ValidationError("the playbooks in \(playbooks) have errors; run `muster playbook lint \(playbooks)`")
-        }
+        let catalog = try loadCatalog(playbooks)
         let (store, description) = try storeOptions.open()
         if migrate { try await store.migrate() }
-        let version = try await store.schemaVersion()
-        guard version.applied == version.known else {
-            throw ValidationError("\(description) is at schema version \(version.applied) of \(version.known): run `muster migrate`")
-        }
+        try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
                               instance: name)

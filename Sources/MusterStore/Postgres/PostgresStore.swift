@@ -173,8 +173,8 @@ public final class PostgresStore: Store {
         let (results, wake) = try await client.withTransaction(logger: logger) { connection in
             let prefetched = try await self.prefetch(needs, connection: connection, now: now)
             let (writes, results) = planner.plan(commands, needs, prefetched)
-            try await self.write(writes, connection: connection, now: now)
-            return (results, !writes.outbox.isEmpty || writes.timers.values.contains { if case .upsert = $0 { true } else { false } })
+            let queuedWork = try await self.write(writes, connection: connection, now: now)
+            return (results, queuedWork)
         }
         if wake { notifier.poke() }
         return results
@@ -229,9 +229,10 @@ public final class PostgresStore: Store {
         return prefetched
     }
 
-    /// Writes a batch in one statement (a data-modifying CTE per table), whatever its size.
-    private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws {
-        guard !writes.isEmpty else { return }
+    /// Writes a batch in one statement (a data-modifying CTE per table), whatever its size; true when
+    /// it queued notifications or timers (workers elsewhere should hear of it).
+    private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws -> Bool {
+        guard !writes.isEmpty else { return false }
         let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
         var new = IncidentColumns(), changed = IncidentColumns()
         for id in writes.incidentOrder {
@@ -261,6 +262,7 @@ public final class PostgresStore: Store {
             wake: false,
             cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue), cancelAll: writes.cancelAll.map(\.rawValue))
         for try await _ in try await connection.execute(statement, logger: logger) {}
+        return !o.isEmpty || !upserts.isEmpty
     }
 
     /// The columns of a set of incident rows, for one bulk statement.
