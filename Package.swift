@@ -36,7 +36,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // The audit log's algorithms: the canonical entry encoding (and, later, the Merkle tree). Pure.
+        // The audit log's algorithms: entry encoding, Merkle tree and proofs, signed checkpoints, sealing, export checks. Pure.
         .target(
             name: "MusterAudit",
             dependencies: ["MusterCore", .product(name: "Crypto", package: "swift-crypto")]
@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "MusterRuntime",
             dependencies: [
-                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterNotify",
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterNotify", "MusterAudit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "muster-bench",
             dependencies: [
-                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify",
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/MusterBench"
@@ -125,7 +125,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MusterRuntimeTests",
-            dependencies: ["MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "muster"]
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit", "muster",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "MusterPlaybooksTests",
@@ -135,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "MusterHTTPTests",
             dependencies: [
-                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterHTTP",
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterHTTP", "MusterAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

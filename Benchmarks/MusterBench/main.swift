@@ -5,6 +5,7 @@
 //   swift run -c release muster-bench timeline sqlite|postgres [--incidents 1000000]
 //   swift run -c release muster-bench http URL TOKEN [--rate 1000] [--seconds 10] [--connections 16]   (Benchmarks/run-http-benchmarks)
 import Foundation
+import MusterAudit
 import MusterStore
 
 struct BenchmarkError: Error, CustomStringConvertible {
@@ -33,7 +34,7 @@ func benchmarkStore(_ backend: String) async throws -> any Store {
     switch backend {
     case "sqlite":
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-\(UUID().uuidString).sqlite").path
-        let store = try SQLiteStore(path: path)
+        let store = try SQLiteStore(path: path, masterKey: MasterKey.generate())
         try await store.migrate()
         return store
     case "postgres":
@@ -48,7 +49,7 @@ func benchmarkStore(_ backend: String) async throws -> any Store {
         psql.waitUntilExit()
         var settings = try PostgresSettings(url: url)
         settings.database = String(name)
-        let store = PostgresStore(settings: settings, timeout: 60)
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 60)
         try await store.migrate()
         return store
     default:

@@ -1,17 +1,20 @@
-// The canonical bytes of an audit entry, stored byte for byte and later hashed into the log.
+// The canonical bytes of an audit entry, stored byte for byte and hashed into the log (docs/audit.md).
 // Canonical JSON in the manner of RFC 8785 (JCS), restricted to strings and integers: keys sorted,
-// no white space, absent fields omitted, strings escaped minimally. Free text about a student is
-// never in these bytes; it travels beside them (`sensitive`) so that it can be sealed and purged.
+// no white space, absent fields omitted, strings escaped minimally. Free text about a student is in
+// these bytes only sealed (`sealed`, AES-GCM under the incident's data key), so the leaf hash covers
+// the ciphertext and destroying the key later breaks no proof. `prev` chains an incident's entries.
 import Foundation
 import MusterCore
 
 public enum AuditEntryEncoding {
-    /// The encoding's version, written into every entry as "v".
-    public static let version = 1
+    /// The encoding's version, written into every entry as "v". Version 1 had neither `prev` nor `sealed`.
+    public static let version = 2
 
     /// The keys are written in canonical order (sorted by their UTF-8 bytes, as `canonicalObject`
     /// would sort them; a test holds the two to each other), which saves sorting on every entry.
-    public static func encode(_ record: AuditRecord, incident: IncidentID) -> [UInt8] {
+    /// `prev` is the leaf hash of the incident's previous entry (none for the first); `sealed` the
+    /// sealed form of `record.sensitive` (which itself is never written).
+    public static func encode(_ record: AuditRecord, incident: IncidentID, prev: [UInt8]? = nil, sealed: [UInt8]? = nil) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         out.append(UInt8(ascii: "{"))
@@ -40,8 +43,10 @@ public enum AuditEntryEncoding {
         string("detail", record.detail)
         string("incident", incident.rawValue)
         string("notification", record.notification?.description)
+        string("prev", prev.map(hex))
         string("recipient", record.recipient?.description)
         int("round", record.round)
+        string("sealed", sealed.map { Data($0).base64EncodedString() })
         int("seq", record.sequence)
         int("step", record.step.map { $0 + 1 })
         string("target", record.target)
@@ -53,7 +58,7 @@ public enum AuditEntryEncoding {
 
     /// The same entry through the generic canonical writer (sorting its keys): the reference the
     /// fixed-order `encode` is tested against.
-    public static func encodeSorted(_ record: AuditRecord, incident: IncidentID) -> [UInt8] {
+    public static func encodeSorted(_ record: AuditRecord, incident: IncidentID, prev: [UInt8]? = nil, sealed: [UInt8]? = nil) -> [UInt8] {
         var fields: [(String, Value)] = [
             ("v", .int(version)), ("incident", .string(incident.rawValue)), ("seq", .int(record.sequence)),
             ("at", .string(timestamp(record.at))), ("actor", .string(record.actor.description)), ("action", .string(record.action.rawValue)),
@@ -66,17 +71,39 @@ public enum AuditEntryEncoding {
         if let target = record.target { fields.append(("target", .string(target))) }
         if let notification = record.notification { fields.append(("notification", .string(notification.description))) }
         if let detail = record.detail { fields.append(("detail", .string(detail))) }
+        if let prev { fields.append(("prev", .string(hex(prev)))) }
+        if let sealed { fields.append(("sealed", .string(Data(sealed).base64EncodedString()))) }
         return canonicalObject(fields)
     }
 
-    /// Reads an entry back (timelines); `sensitive` is stored beside the bytes.
-    public static func decode(_ bytes: [UInt8], sensitive: String?) throws -> (incident: IncidentID, record: AuditRecord) {
-        guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+    /// An entry read back: the record (its `sensitive` text still sealed) and the chain and seal fields.
+    public struct Decoded: Sendable {
+        public var incident: IncidentID
+        public var record: AuditRecord
+        public var version: Int
+        public var prev: [UInt8]?
+        public var sealed: [UInt8]?
+    }
+
+    /// Reads an entry back (timelines, exports, verification). The caller opens `sealed`.
+    public static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let version = object["v"] as? Int, version == 1 || version == 2,
               let incident = object["incident"] as? String, let seq = object["seq"] as? Int,
               let atText = object["at"] as? String, let at = parseTimestamp(atText),
               let actorText = object["actor"] as? String, let actor = Actor(actorText),
               let actionText = object["action"] as? String, let action = AuditAction(rawValue: actionText) else {
-            throw AuditDecodingError(message: "not a version-\(version) audit entry")
+            throw AuditDecodingError(message: "not a version-1 or version-2 audit entry")
+        }
+        var prev: [UInt8]?
+        if let text = object["prev"] as? String {
+            guard let bytes = unhex(text), bytes.count == 32 else { throw AuditDecodingError(message: "prev is not a 64-digit hex hash") }
+            prev = bytes
+        }
+        var sealed: [UInt8]?
+        if let text = object["sealed"] as? String {
+            guard let data = Data(base64Encoded: text) else { throw AuditDecodingError(message: "sealed is not base64") }
+            sealed = Array(data)
         }
         let recipient = (object["recipient"] as? String).flatMap(Recipient.init)
         let record = AuditRecord(
@@ -85,8 +112,45 @@ public enum AuditEntryEncoding {
             channel: (object["channel"] as? String).flatMap(ChannelKind.init(rawValue:)),
             task: (object["task"] as? String).map(TaskID.init), target: object["target"] as? String,
             notification: (object["notification"] as? String).flatMap(NotificationID.init),
-            detail: object["detail"] as? String, sensitive: sensitive)
-        return (IncidentID(incident), record)
+            detail: object["detail"] as? String, sensitive: nil)
+        return Decoded(incident: IncidentID(incident), record: record, version: version, prev: prev, sealed: sealed)
+    }
+
+    /// The context a sealed entry text is bound to (AES-GCM associated data).
+    public static func sealContext(incident: IncidentID, sequence: Int) -> String {
+        "muster/audit\n\(incident.rawValue)\n\(sequence)"
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unhex(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            default: nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
     }
 
     // MARK: Canonical JSON

@@ -13,6 +13,8 @@ public final class Runtime: Sendable {
     public let timerLateness = LatencySamples()
     private let timers: TimerWorker
     private let deliveries: DeliveryWorker
+    /// Nil when this runtime runs no sequencer (tools and tests that commit only).
+    let sequencer: AuditSequencer?
     private let timerSignal = WorkSignal()
     private let deliverySignal = WorkSignal()
     private let logger: Logger
@@ -22,7 +24,8 @@ public final class Runtime: Sendable {
     public init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
                 instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                observer: RuntimeObserver = RuntimeObserver(), logger: Logger = Logger(label: "muster.runtime")) {
+                auditLog: AuditLogSettings? = nil, observer: RuntimeObserver = RuntimeObserver(),
+                logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
         self.instance = instance
         self.logger = logger
@@ -39,6 +42,7 @@ public final class Runtime: Sendable {
                              lateness: timerLateness, observer: observer, logger: logger)
         deliveries = DeliveryWorker(store: store, committer: committer, channel: channel, clock: clock, signal: deliverySignal,
                                     owner: instance, retry: retry, random: random, logger: logger, observer: observer)
+        sequencer = auditLog.map { AuditSequencer(store: store, settings: $0, clock: clock, observer: observer, logger: logger) }
     }
 
     /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
@@ -51,11 +55,20 @@ public final class Runtime: Sendable {
         try await committer.submit(.event(incident, event))
     }
 
+    /// Runs one sequencer pass now (tools, tests); false when this runtime has no sequencer.
+    @discardableResult
+    public func sequenceAuditLog() async throws -> Bool {
+        guard let sequencer else { return false }
+        while try await sequencer.passOnce() {}
+        return true
+    }
+
     /// Runs the workers until the task is cancelled. With PostgreSQL, NOTIFY from any instance wakes them.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.timers.run() }
             group.addTask { await self.deliveries.run() }
+            if let sequencer { group.addTask { await sequencer.run() } }
             if let postgres = store as? PostgresStore {
                 group.addTask { [timerSignal, deliverySignal, logger] in
                     while !Task.isCancelled {

@@ -50,6 +50,17 @@ struct Prefetched {
     var states: [IncidentID: IncidentState] = [:]
     /// Fresh incident numbers, used in order.
     var numbers: [Int] = []
+    /// The data key of every incident in `states` that still has one (purged incidents have none).
+    var dataKeys: [IncidentID: DataKey] = [:]
+    /// The leaf hash of each incident's last audit entry, which the next entry carries as `prev`.
+    var auditHeads: [IncidentID: [UInt8]] = [:]
+
+    mutating func add(_ row: StoredIncidentRow, masterKey: MasterKey) throws {
+        let (state, key) = try row.open(masterKey: masterKey)
+        states[row.id] = state
+        dataKeys[row.id] = key
+        auditHeads[row.id] = row.auditHead
+    }
 }
 
 struct IncidentWrite {
@@ -57,18 +68,27 @@ struct IncidentWrite {
     var isNew: Bool
     var groupKeyHash: String?
     var groupUntil: Date?
+    /// The leaf hash of the incident's last audit entry after this batch.
+    var auditHead: [UInt8]?
+    /// New incidents only: the summary and subject, sealed, and the data key wrapped by the master key.
+    var summarySealed: [UInt8]?
+    var subjectSealed: [UInt8]?
+    var wrappedKey: [UInt8]?
 }
 
 struct ReportWrite {
     var incident: IncidentID
     var report: Report
     var idempotencyKey: String?
+    var summarySealed: [UInt8]
+    var subjectSealed: [UInt8]?
 }
 
 struct AuditWrite {
     var incident: IncidentID
     var record: AuditRecord
     var body: [UInt8]
+    var leafHash: [UInt8]
 }
 
 enum TimerWrite {
@@ -97,14 +117,14 @@ struct BatchWrites {
     var cancelAll: Set<IncidentID> = []
     /// Timer rows to delete even if the command fails (rows of incidents that do not exist).
     var discardedTimers: [TimerRowKey] = []
+    /// Incidents whose data key is destroyed (retention purge), in the same transaction as the purge entry.
+    var purgedKeys: Set<IncidentID> = []
 
     mutating func absorb(_ other: BatchWrites) {
         for id in other.incidentOrder {
             guard let write = other.incidents[id] else { continue }
             if let existing = incidents[id] {
-                incidents[id] = IncidentWrite(state: write.state, isNew: existing.isNew || write.isNew,
-                                              groupKeyHash: write.groupKeyHash ?? existing.groupKeyHash,
-                                              groupUntil: write.groupUntil ?? existing.groupUntil)
+                incidents[id] = write.merged(over: existing)
             } else {
                 incidents[id] = write
                 incidentOrder.append(id)
@@ -114,6 +134,7 @@ struct BatchWrites {
         audits += other.audits
         for (key, write) in other.timers { timers[key] = write }
         outbox += other.outbox
+        purgedKeys.formUnion(other.purgedKeys)
         cancel(pages: other.cancelPages, all: other.cancelAll)
     }
 
@@ -127,12 +148,29 @@ struct BatchWrites {
 
     var isEmpty: Bool {
         incidents.isEmpty && reports.isEmpty && audits.isEmpty && timers.isEmpty && outbox.isEmpty && cancelPages.isEmpty && cancelAll.isEmpty
+            && purgedKeys.isEmpty
+    }
+}
+
+extension IncidentWrite {
+    /// A later write of the same incident in the batch: its state wins, what only the first write knows stays.
+    func merged(over earlier: IncidentWrite) -> IncidentWrite {
+        var write = self
+        write.isNew = isNew || earlier.isNew
+        write.groupKeyHash = groupKeyHash ?? earlier.groupKeyHash
+        write.groupUntil = groupUntil ?? earlier.groupUntil
+        write.auditHead = auditHead ?? earlier.auditHead
+        write.summarySealed = summarySealed ?? earlier.summarySealed
+        write.subjectSealed = subjectSealed ?? earlier.subjectSealed
+        write.wrappedKey = wrappedKey ?? earlier.wrappedKey
+        return write
     }
 }
 
 struct BatchPlanner: Sendable {
     let catalog: Catalog
     let now: Date
+    let masterKey: MasterKey
     let newIncidentID: @Sendable () -> IncidentID
 
     static func groupKeyHash(_ report: Report, catalog: Catalog) -> String? {
@@ -185,11 +223,12 @@ struct BatchPlanner: Sendable {
             } catch {
                 return .failure(.rejected(error))
             }
+            guard let dataKey = known.dataKeys[openID] else { return .failure(.purged(openID)) }
             let ref = IncidentRef(id: openID, number: state.incident.number)
             known.states[openID] = state
             if let key = intake.idempotencyKey { known.idempotent[key] = ref }
-            record(state, isNew: false, effects: effects, into: &writes)
-            writes.reports.append(ReportWrite(incident: openID, report: report, idempotencyKey: intake.idempotencyKey))
+            record(state, isNew: false, effects: effects, known: &known, into: &writes)
+            writes.reports.append(sealed(report, incident: openID, key: dataKey, idempotencyKey: intake.idempotencyKey))
             return .success(.merged(ref))
         }
         guard !known.numbers.isEmpty else { return .failure(.unavailable("no incident number was allocated")) }
@@ -198,12 +237,19 @@ struct BatchPlanner: Sendable {
         var effects: [Effect] = []
         let state = engine.start(incident, now: now, effects: &effects)
         let ref = IncidentRef(id: incident.id, number: number)
+        let dataKey = DataKey.generate()
         known.states[incident.id] = state
+        known.dataKeys[incident.id] = dataKey
         if let hash { known.openByGroup[hash] = incident.id }
         if let key = intake.idempotencyKey { known.idempotent[key] = ref }
-        record(state, isNew: true, effects: effects, into: &writes, groupKeyHash: hash,
+        record(state, isNew: true, effects: effects, known: &known, into: &writes, groupKeyHash: hash,
                groupUntil: playbook.grouping.map { report.receivedAt.adding($0.within) })
-        writes.reports.append(ReportWrite(incident: incident.id, report: report, idempotencyKey: intake.idempotencyKey))
+        writes.incidents[incident.id]?.wrappedKey = masterKey.wrap(dataKey, incident: incident.id.rawValue)
+        writes.incidents[incident.id]?.summarySealed = Seal.seal(incident.summary, key: dataKey, context: SealedText.incidentSummary(incident.id))
+        writes.incidents[incident.id]?.subjectSealed = incident.subject.map {
+            Seal.seal($0, key: dataKey, context: SealedText.incidentSubject(incident.id))
+        }
+        writes.reports.append(sealed(report, incident: incident.id, key: dataKey, idempotencyKey: intake.idempotencyKey))
         return .success(.created(ref, queued: queued(effects)))
     }
 
@@ -230,10 +276,18 @@ struct BatchPlanner: Sendable {
         } catch {
             return .failure(.rejected(error))
         }
+        // Free text can only be written sealed: once the data key is purged, no new text is taken.
+        if known.dataKeys[id] == nil, effects.contains(where: { if case .audit(let record) = $0 { record.sensitive != nil } else { false } }) {
+            return .failure(.purged(id))
+        }
         known.states[id] = state
         // A fired timer's row goes, unless the event scheduled the same key again.
         if case .timerFired(let key) = event { writes.timers[TimerRowKey(incident: id, key: key)] = .delete }
-        record(state, isNew: false, effects: effects, into: &writes)
+        record(state, isNew: false, effects: effects, known: &known, into: &writes)
+        if case .purged = event {
+            known.dataKeys[id] = nil
+            writes.purgedKeys.insert(id)
+        }
         // Pages still waiting to go out are pointless once someone owns the incident, and everything
         // is once it is resolved.
         if state.phase == .resolved, phaseBefore != .resolved {
@@ -244,17 +298,29 @@ struct BatchPlanner: Sendable {
         return .success(.applied(IncidentRef(id: id, number: state.incident.number), queued: queued(effects)))
     }
 
-    private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], into writes: inout BatchWrites,
+    private func sealed(_ report: Report, incident: IncidentID, key: DataKey, idempotencyKey: String?) -> ReportWrite {
+        ReportWrite(incident: incident, report: report, idempotencyKey: idempotencyKey,
+                    summarySealed: Seal.seal(report.summary, key: key, context: SealedText.reportSummary(incident)),
+                    subjectSealed: report.subject.map { Seal.seal($0, key: key, context: SealedText.reportSubject(incident)) })
+    }
+
+    /// Adds an incident's new state and effects to the batch. Audit entries are chained (`prev`) and
+    /// their free text sealed here; callers have checked that the incident has a data key if text is written.
+    private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], known: inout Prefetched, into writes: inout BatchWrites,
                         groupKeyHash: String? = nil, groupUntil: Date? = nil) {
         let id = state.incident.id
-        if writes.incidents[id] == nil { writes.incidentOrder.append(id) }
-        writes.incidents[id] = IncidentWrite(state: state, isNew: isNew || (writes.incidents[id]?.isNew ?? false),
-                                             groupKeyHash: groupKeyHash ?? writes.incidents[id]?.groupKeyHash,
-                                             groupUntil: groupUntil ?? writes.incidents[id]?.groupUntil)
+        var write = IncidentWrite(state: state, isNew: isNew, groupKeyHash: groupKeyHash, groupUntil: groupUntil)
         for effect in effects {
             switch effect {
             case .audit(let record):
-                writes.audits.append(AuditWrite(incident: id, record: record, body: AuditEntryEncoding.encode(record, incident: id)))
+                var sealed: [UInt8]?
+                if let text = record.sensitive, let key = known.dataKeys[id] {
+                    sealed = Seal.seal(text, key: key, context: AuditEntryEncoding.sealContext(incident: id, sequence: record.sequence))
+                }
+                let body = AuditEntryEncoding.encode(record, incident: id, prev: known.auditHeads[id], sealed: sealed)
+                let leaf = MerkleTree.leafHash(body).bytes
+                known.auditHeads[id] = leaf
+                writes.audits.append(AuditWrite(incident: id, record: record, body: body, leafHash: leaf))
             case .scheduleTimer(let key, let due):
                 writes.timers[TimerRowKey(incident: id, key: key)] = .upsert(due)
             case .cancelTimer(let key):
@@ -262,6 +328,13 @@ struct BatchPlanner: Sendable {
             case .notify(let notification):
                 writes.outbox.append(notification)
             }
+        }
+        write.auditHead = known.auditHeads[id]
+        if let earlier = writes.incidents[id] {
+            writes.incidents[id] = write.merged(over: earlier)
+        } else {
+            writes.incidentOrder.append(id)
+            writes.incidents[id] = write
         }
     }
 

@@ -4,7 +4,7 @@ import Foundation
 import MusterCore
 import MusterPlaybooks
 
-public protocol Store: AccessStore {
+public protocol Store: AccessStore, AuditLogStore {
     /// Applies the numbered migrations that are missing; safe to call from several instances.
     func migrate() async throws
     /// The highest migration applied, and the highest this build knows.

@@ -70,6 +70,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The database could not be reached or did not answer in time. The command may or may not have
     /// been written: retry it (a report with the same idempotency key is recognised).
     case unavailable(String)
+    /// The incident's student text was purged under the retention policy: it takes no new text.
+    case purged(IncidentID)
 
     public var description: String {
         switch self {
@@ -79,6 +81,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .noPlaybook(let type, let severity, let site): "no playbook matches \(type) \(severity.rawValue) at \(site)"
         case .unknownPlaybook(let id): "the incident's playbook \(id) is not loaded"
         case .unavailable(let reason): "the database is unavailable, retry: \(reason)"
+        case .purged(let id): "incident \(id) was purged under the retention policy; it takes no new notes or reports"
         }
     }
 }

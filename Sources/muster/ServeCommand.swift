@@ -26,6 +26,9 @@ struct ServeCommand: AsyncParsableCommand {
               --playbooks / MUSTER_PLAYBOOKS / playbooks     playbooks (with directory.yaml)
               --delivery-file / MUSTER_DELIVERY_FILE / delivery_file   DATA_DIR/deliveries.jsonl
               MUSTER_BOOTSTRAP_ADMIN_TOKEN                   on an empty database, the first admin's token
+              MUSTER_MASTER_KEY                              wraps incidents' data keys (base64); absent: DATA_DIR/master.key
+              MUSTER_AUDIT_SIGNING_KEY                       signs checkpoints (PRIVATE+KEY+…); absent: DATA_DIR/audit-signing.key
+              MUSTER_AUDIT_WITNESS_DIR                       copies of checkpoints outside the database; DATA_DIR/checkpoints
               MUSTER_LOG_LEVEL                               info
             The configuration file is --config / MUSTER_CONFIG, or ./muster.yaml when it exists; see docs/configuration.md.
             """
@@ -71,8 +74,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let metrics = MusterMetrics()
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
+        let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
+                                        witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
         let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
-                              instance: instance, observer: metrics.observer(store: store), logger: logger)
+                              instance: instance, auditLog: auditLog, observer: metrics.observer(store: store), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
@@ -153,13 +158,14 @@ struct ServeCommand: AsyncParsableCommand {
 
 /// Opens PostgreSQL when a URL is given, else SQLite in the data directory.
 func openStore(databaseURL: String?, dataDir: String) throws -> (store: any Store, description: String) {
+    let masterKey = try AuditKeys.masterKey(dataDir: dataDir)
     if let url = databaseURL {
         let settings = try PostgresSettings(url: url)
-        return (PostgresStore(settings: settings), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
+        return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
     }
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     let path = (dataDir as NSString).appendingPathComponent("muster.sqlite")
-    return (try SQLiteStore(path: path), "SQLite \(path)")
+    return (try SQLiteStore(path: path, masterKey: masterKey), "SQLite \(path)")
 }
 
 /// The runtime's workers as a service: they stop at graceful shutdown, after the HTTP server.

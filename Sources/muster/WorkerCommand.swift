@@ -10,7 +10,7 @@ import MusterRuntime
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Run the timer and delivery workers.",
+        abstract: "Run the timer and delivery workers and the audit log's sequencer.",
         discussion: "Fires due timers into the escalation engine and sends queued notifications. Any number of workers may share one PostgreSQL database."
     )
 
@@ -30,8 +30,11 @@ struct WorkerCommand: AsyncParsableCommand {
         if migrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
+        let dataDir = storeOptions.dataDir
+        let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
+                                        witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
         let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
-                              instance: name)
+                              instance: name, auditLog: auditLog)
         let workers = Task { await runtime.run() }
         let stop = ShutdownSignals { workers.cancel() }
         print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; delivering to \(channelFile)")

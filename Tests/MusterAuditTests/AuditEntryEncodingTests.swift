@@ -30,18 +30,38 @@ struct AuditEntryEncodingTests {
     func exactBytes() {
         let bytes = AuditEntryEncoding.encode(records()[0], incident: "inc-1")
         #expect(String(decoding: bytes, as: UTF8.self)
-                == #"{"action":"reported","actor":"person:ann","at":"2026-12-02T16:00:00.125Z","detail":"suicide-risk high","incident":"inc-1","seq":1,"v":1}"#)
+                == #"{"action":"reported","actor":"person:ann","at":"2026-12-02T16:00:00.125Z","detail":"suicide-risk high","incident":"inc-1","seq":1,"v":2}"#)
         let escaped = String(decoding: AuditEntryEncoding.encode(records()[2], incident: "inc-1"), as: UTF8.self)
         #expect(escaped.contains(#""detail":"quote \" backslash \\ newline \n tab \t bell \u0007 é 😀""#))
         #expect(!escaped.contains("text"), "the sensitive text is never in the bytes")
     }
 
-    @Test("entries read back as they were written, the sensitive text supplied beside them")
+    @Test("entries read back as they were written, with their chain and sealed fields; the clear text is never in them")
     func readBack() throws {
+        let prev = Array(repeating: UInt8(0xAB), count: 32)
         for record in records() {
-            let decoded = try AuditEntryEncoding.decode(AuditEntryEncoding.encode(record, incident: "inc-1"), sensitive: record.sensitive)
+            let sealed: [UInt8]? = record.sensitive.map { _ in [1, 2, 3, 250] }
+            let bytes = AuditEntryEncoding.encode(record, incident: "inc-1", prev: prev, sealed: sealed)
+            #expect(bytes == AuditEntryEncoding.encodeSorted(record, incident: "inc-1", prev: prev, sealed: sealed))
+            let decoded = try AuditEntryEncoding.decode(bytes)
             #expect(decoded.incident == "inc-1")
-            #expect(decoded.record == record)
+            #expect(decoded.prev == prev)
+            #expect(decoded.sealed == sealed)
+            #expect(decoded.version == 2)
+            var expected = record
+            expected.sensitive = nil
+            #expect(decoded.record == expected)
+            // The fast reader agrees and accepts the bytes as canonical.
+            let fields = try EntryFields(bytes)
+            #expect(fields.string("prev") == String(repeating: "ab", count: 32))
+            #expect(fields.int("seq") == record.sequence)
+        }
+    }
+
+    @Test("the fast reader refuses bytes that are not canonical")
+    func nonCanonicalRefused() {
+        for text in [#"{"b":1,"a":2}"#, #"{"a": 1}"#, #"{"a":01}"#, #"{"a":"\u0041"}"#, #"{"a":1,"a":1}"#, #"{"a":1}x"#, #"{"a":true}"#, #"{"a":"x\/"}"#] {
+            #expect(throws: AuditDecodingError.self, "\(text)") { try EntryFields(Array(text.utf8)) }
         }
     }
 }

@@ -2,6 +2,7 @@
 // account per role. PostgreSQL comes from scripts/test (MUSTER_TEST_DATABASE_URL): without it these
 // tests fail, never skip.
 import Foundation
+import MusterAudit
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -109,7 +110,7 @@ private func freshStore(_ backend: Backend) async throws -> (any Store, @Sendabl
     switch backend {
     case .sqlite:
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-http-\(UUID().uuidString).sqlite").path
-        return (try SQLiteStore(path: path), {
+        return (try SQLiteStore(path: path, masterKey: MasterKey.generate()), {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         })
     case .postgres:
@@ -124,7 +125,7 @@ private func freshStore(_ backend: Backend) async throws -> (any Store, @Sendabl
         runner.cancel()
         var settings = admin
         settings.database = name
-        let store = PostgresStore(settings: settings)
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate())
         return (store, { store.shutdown() })
     }
 }

@@ -3,6 +3,7 @@
 // instance. Afterwards the timelines must show that no report was lost, no step was skipped, every
 // queued page was sent, and no page was sent under an id the engine did not give it.
 import Foundation
+import MusterAudit
 import MusterCore
 import MusterPlaybooks
 import MusterStore
@@ -39,12 +40,20 @@ private func startWorker(databaseURL: String, playbooks: URL, channelFile: Strin
     process.arguments = ["worker", "--playbooks", playbooks.path, "--channel-file", channelFile, "--instance", instance]
     var environment = ProcessInfo.processInfo.environment
     environment["MUSTER_DATABASE_URL"] = databaseURL
+    environment["MUSTER_MASTER_KEY"] = drillMasterKey.base64
+    environment["MUSTER_AUDIT_SIGNING_KEY"] = drillSigner.privateKey
     process.environment = environment
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
     return process
 }
+
+/// The keys the test and every worker it starts share (one master key per database, one log key).
+private let drillMasterKey = MasterKey.generate()
+private let drillSigner: NoteSigner = {
+    do { return try NoteSigner.generate(name: "muster.test/drill") } catch { preconditionFailure("cannot make a signing key: \(error)") }
+}()
 
 @Suite("Crash safety", .serialized)
 struct CrashSafetyTests {
@@ -56,7 +65,7 @@ struct CrashSafetyTests {
         var settings = try PostgresSettings(url: adminURL)
         settings.database = name
         let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
-        let store = PostgresStore(settings: settings)
+        let store = PostgresStore(settings: settings, masterKey: drillMasterKey)
         defer { store.shutdown() }
         try await store.migrate()
         let folder = try drillFolder()

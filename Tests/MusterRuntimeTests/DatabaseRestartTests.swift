@@ -2,6 +2,7 @@
 // "unavailable, retry" error quickly (never a hang, never a half-written incident); once it is back,
 // work resumes within seconds; nothing that was committed is lost.
 import Foundation
+import MusterAudit
 import MusterCore
 import MusterPlaybooks
 import MusterStore
@@ -86,7 +87,8 @@ struct DatabaseRestartTests {
     func restartWhileReporting() async throws {
         let cluster = try OwnCluster()
         defer { cluster.remove() }
-        let store = PostgresStore(settings: PostgresSettings(host: "127.0.0.1", port: cluster.port, user: "postgres", database: "postgres", sslMode: .disable))
+        let store = PostgresStore(settings: PostgresSettings(host: "127.0.0.1", port: cluster.port, user: "postgres", database: "postgres", sslMode: .disable),
+                                  masterKey: MasterKey.generate())
         defer { store.shutdown() }
         try await store.migrate()
         let catalog = shippedCatalog

@@ -1,6 +1,7 @@
 // The runtime end to end on each store: intake, group commit, the timer worker on a virtual clock,
 // and the delivery worker over a real file channel.
 import Foundation
+import MusterAudit
 import MusterCore
 import MusterNotify
 import MusterPlaybooks
@@ -35,7 +36,8 @@ struct MissingPostgres: Error, CustomStringConvertible {
 func freshStore(_ backend: Backend) async throws -> any Store {
     switch backend {
     case .sqlite:
-        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("muster-rt-\(UUID().uuidString).sqlite").path)
+        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("muster-rt-\(UUID().uuidString).sqlite").path,
+                                    masterKey: MasterKey.generate())
         try await store.migrate()
         return store
     case .postgres:
@@ -44,7 +46,7 @@ func freshStore(_ backend: Backend) async throws -> any Store {
         try await createDatabase(name, adminURL: url)
         var settings = try PostgresSettings(url: url)
         settings.database = name
-        let store = PostgresStore(settings: settings)
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate())
         try await store.migrate()
         return store
     }
@@ -134,7 +136,7 @@ struct RuntimeTests {
         }
         try await Task.sleep(for: .milliseconds(300))  // let the workers go to sleep and the LISTEN start
         // Another instance (its own connection pool, no in-process signal) takes a report.
-        let other = PostgresStore(settings: postgres.settings)
+        let other = PostgresStore(settings: postgres.settings, masterKey: postgres.masterKey)
         defer { other.shutdown() }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", subject: "S-11", receivedAt: schoolMorning)

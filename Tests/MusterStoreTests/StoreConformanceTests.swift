@@ -44,12 +44,26 @@ struct StoreConformanceTests {
             #expect(timeline.filter { $0.action == .paged }.count == queued.count)
             #expect(try await t.store.reports(ref.id).map(\.summary) == ["Student wrote a goodbye note in class"])
             #expect(try await t.store.outboxCounts()["queued"] == queued.count)
-            // The stored bytes are the canonical encoding of the entries, and carry no student text.
+            // The stored bytes are the canonical encoding of the entries, each chained to the one before
+            // (`prev`, its leaf hash); the student text is in them only sealed, under the incident's key.
             let bytes = try await t.store.auditBytes(ref.id)
+            let key = try #require(try await t.store.dataKey(of: ref.id))
             #expect(bytes.count == timeline.count)
+            var prev: [UInt8]?
             for (body, record) in zip(bytes, timeline) {
-                #expect(body == AuditEntryEncoding.encode(record, incident: ref.id))
+                let decoded = try AuditEntryEncoding.decode(body)
+                var bare = record
+                bare.sensitive = nil
+                #expect(body == AuditEntryEncoding.encode(bare, incident: ref.id, prev: prev, sealed: decoded.sealed))
+                #expect(decoded.prev == prev)
+                if let sealed = decoded.sealed {
+                    #expect(try Seal.open(sealed, key: key, context: AuditEntryEncoding.sealContext(incident: ref.id, sequence: record.sequence))
+                            == record.sensitive)
+                } else {
+                    #expect(record.sensitive == nil)
+                }
                 #expect(!String(decoding: body, as: UTF8.self).contains("goodbye"))
+                prev = MerkleTree.leafHash(body).bytes
             }
         }
     }
@@ -66,7 +80,11 @@ struct StoreConformanceTests {
                     : "SELECT instr(state, CAST('\(phrase)' AS BLOB)) FROM incidents")
                 #expect(found == ["0"], "'\(phrase)' is in the state record")
             }
-            #expect(try await t.strings("SELECT summary FROM incidents") == ["Student wrote a goodbye note in class"])
+            // The text columns hold nothing in clear: the text is in the sealed columns only.
+            #expect(try await t.strings("SELECT summary FROM incidents") == [""])
+            #expect(try await t.strings("SELECT summary FROM reports") == [""])
+            #expect(try await t.strings("SELECT COUNT(*) FROM incidents WHERE subject IS NULL AND summary_sealed IS NOT NULL AND subject_sealed IS NOT NULL") == ["1"])
+            #expect(try await t.strings("SELECT COUNT(*) FROM incident_keys") == ["1"])
             let hashes = try await t.strings("SELECT group_key_hash FROM incidents")
             #expect(hashes.first?.count == 64, "the grouping key is stored as a hash")
             #expect(!(hashes.first ?? "").contains("S-1042"))

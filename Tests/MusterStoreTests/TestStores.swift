@@ -1,6 +1,7 @@
 // The stores under test: every conformance case runs against SQLite and PostgreSQL. PostgreSQL comes
 // from scripts/test (MUSTER_TEST_DATABASE_URL); without it these tests fail, never skip.
 import Foundation
+import MusterAudit
 import GRDB
 import Logging
 import MusterCore
@@ -58,7 +59,8 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
     switch backend {
     case .sqlite:
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-test-\(UUID().uuidString).sqlite").path
-        let store = try SQLiteStore(path: path)
+        let key = MasterKey.generate()
+        let store = try SQLiteStore(path: path, masterKey: key)
         let raw = try DatabasePool(path: path)
         return TestStore(
             backend: .sqlite, store: store,
@@ -76,7 +78,7 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
                     }
                 }
             },
-            another: { try SQLiteStore(path: path) },
+            another: { try SQLiteStore(path: path, masterKey: key) },
             close: {
                 try? raw.close()
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
@@ -91,7 +93,8 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
         var named = admin
         named.database = name
         let settings = named
-        let store = PostgresStore(settings: settings)
+        let key = MasterKey.generate()
+        let store = PostgresStore(settings: settings, masterKey: key)
         let rawClient = PostgresClient(configuration: settings.clientConfigurationForTests, backgroundLogger: testLogger)
         let runner = Task { await rawClient.run() }
         return TestStore(
@@ -105,7 +108,7 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
                 }
                 return values
             },
-            another: { PostgresStore(settings: settings) },
+            another: { PostgresStore(settings: settings, masterKey: key) },
             close: {
                 store.shutdown()
                 runner.cancel()

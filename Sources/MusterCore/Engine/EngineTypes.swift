@@ -208,6 +208,8 @@ public enum IncidentEvent: Hashable, Sendable {
     case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
     /// Someone read the incident's details (`from`: where the request came from). Recorded, never refused.
     case accessed(by: Actor, from: String?)
+    /// The retention policy destroyed the closed incident's data key: its student text is gone for good.
+    case purged(policy: String, closedBefore: Date)
 }
 
 public enum NotificationKind: String, Hashable, Sendable, Codable {
@@ -268,6 +270,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case reopened
     case deliveryFailed = "delivery_failed"
     case accessed
+    case purged
 }
 
 /// One entry for the audit trail, before the store gives it a log position.

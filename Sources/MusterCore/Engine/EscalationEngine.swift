@@ -142,6 +142,10 @@ private struct Run {
             deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
         case .accessed(let actor, let origin):
             audit(actor, .accessed, detail: origin.map { "from " + $0 })
+        case .purged(let policy, let closedBefore):
+            guard state.phase == .resolved else { throw .notResolved }
+            let date = LocalDateTime(seconds: Int64(closedBefore.timeIntervalSince1970.rounded(.down))).date
+            audit(.system, .purged, detail: "student text purged under the retention policy '\(policy)' (closed before \(date))")
         }
     }
 

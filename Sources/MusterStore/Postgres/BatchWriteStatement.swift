@@ -1,65 +1,78 @@
 // A batch's writes as one prepared statement: a data-modifying CTE per table, fed by arrays through
 // unnest, so a batch of any size is one round trip, parsed and planned once per connection.
+// Arrays carry no NULLs: an empty string or byte string (or `absent`, for instants) stands for one.
 import Foundation
 import NIOCore
 import PostgresNIO
 
 struct BatchWriteStatement: PostgresPreparedStatement {
-    static let name = "muster_batch_write_v2"
+    static let name = "muster_batch_write_v3"
 
     static let sql = """
         WITH new_incidents AS (
           INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at, report_count,
-            group_key_hash, group_until, state, summary, subject, updated_at)
+            group_key_hash, group_until, state, summary, subject, summary_sealed, subject_sealed, audit_head, updated_at)
           SELECT id, number, type, severity, site, playbook, version, phase, reported_at, report_count,
-            NULLIF(group_key_hash, ''), NULLIF(group_until, $16), state, summary, NULLIF(subject, ''), $17
+            NULLIF(group_key_hash, ''), NULLIF(group_until, $18), state, '', NULL, summary_sealed, NULLIF(subject_sealed, ''::bytea),
+            NULLIF(audit_head, ''::bytea), $19
           FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-            $10::int8[], $11::text[], $12::timestamptz[], $13::bytea[], $14::text[], $15::text[])
+            $10::int8[], $11::text[], $12::timestamptz[], $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[])
             AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
-                 state, summary, subject)
+                 state, summary_sealed, subject_sealed, audit_head)
+        ), new_keys AS (
+          INSERT INTO incident_keys (incident_id, wrapped) SELECT * FROM unnest($1::text[], $17::bytea[])
         ), changed_incidents AS (
-          UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state, updated_at = $17
-          FROM unnest($18::text[], $19::text[], $20::text[], $21::int8[], $22::bytea[]) AS u(id, severity, phase, report_count, state)
+          UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state,
+            audit_head = COALESCE(NULLIF(u.audit_head, ''::bytea), i.audit_head),
+            purged_at = CASE WHEN u.id = ANY($26::text[]) THEN $19 ELSE i.purged_at END, updated_at = $19
+          FROM unnest($20::text[], $21::text[], $22::text[], $23::int8[], $24::bytea[], $25::bytea[])
+            AS u(id, severity, phase, report_count, state, audit_head)
           WHERE i.id = u.id
+        ), destroyed_keys AS (
+          DELETE FROM incident_keys WHERE incident_id = ANY($26::text[])
         ), new_reports AS (
-          INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
-          SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, summary, NULLIF(subject, '')
-          FROM unnest($23::text[], $24::text[], $25::timestamptz[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[],
-            $31::text[], $32::text[])
-            AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
+          INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
+            summary_sealed, subject_sealed)
+          SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, '', NULL,
+            summary_sealed, NULLIF(subject_sealed, ''::bytea)
+          FROM unnest($27::text[], $28::text[], $29::timestamptz[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
+            $35::bytea[], $36::bytea[])
+            AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary_sealed, subject_sealed)
         ), new_audit_entries AS (
-          INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive)
-          SELECT incident_id, sequence, at, actor, action, body, NULLIF(sensitive, '')
-          FROM unnest($33::text[], $34::int8[], $35::timestamptz[], $36::text[], $37::text[], $38::bytea[], $39::text[])
-            AS u(incident_id, sequence, at, actor, action, body, sensitive)
+          INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, leaf_hash)
+          SELECT * FROM unnest($37::text[], $38::int8[], $39::timestamptz[], $40::text[], $41::text[], $42::bytea[], $43::bytea[])
+        ), pending_audit_entries AS (
+          INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at)
+          SELECT incident_id, sequence, leaf_hash, $19 FROM unnest($37::text[], $38::int8[], $43::bytea[]) AS u(incident_id, sequence, leaf_hash)
         ), removed_timers AS (
-          DELETE FROM timers AS t USING unnest($40::text[], $41::text[]) AS d(incident_id, key)
+          DELETE FROM timers AS t USING unnest($44::text[], $45::text[]) AS d(incident_id, key)
           WHERE t.incident_id = d.incident_id AND t.key = d.key
         ), scheduled_timers AS (
           INSERT INTO timers (incident_id, key, due_at)
-          SELECT * FROM unnest($42::text[], $43::text[], $44::timestamptz[])
+          SELECT * FROM unnest($46::text[], $47::text[], $48::timestamptz[])
           ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
         ), queued AS (
           INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
-          SELECT id, incident_id, channel, notification, $17, $17
-          FROM unnest($45::text[], $46::text[], $47::text[], $48::bytea[]) AS u(id, incident_id, channel, notification)
+          SELECT id, incident_id, channel, notification, $19, $19
+          FROM unnest($49::text[], $50::text[], $51::text[], $52::bytea[]) AS u(id, incident_id, channel, notification)
           ON CONFLICT (id) DO NOTHING
         ), cancelled AS (
-          UPDATE outbox SET status = 'cancelled', finished_at = $17
-          WHERE status = 'queued' AND (incident_id = ANY($52::text[])
-            OR (incident_id = ANY($51::text[]) AND (id LIKE '%/page/%' OR id LIKE '%/fallback/%')))
+          UPDATE outbox SET status = 'cancelled', finished_at = $19
+          WHERE status = 'queued' AND (incident_id = ANY($56::text[])
+            OR (incident_id = ANY($55::text[]) AND (id LIKE '%/page/%' OR id LIKE '%/fallback/%')))
         )
-        SELECT pg_notify($49, '') WHERE $50
+        SELECT pg_notify($53, '') WHERE $54
         """
 
     typealias Row = Void
 
     var new: PostgresStore.IncidentColumns
     var changed: PostgresStore.IncidentColumns
+    var purged: [String]
     var absent: Date
     var now: Date
-    var reports: ([String], [String], [Date], [String], [String], [String], [String], [String], [String], [String])
-    var audits: ([String], [Int64], [Date], [String], [String], [ByteBuffer], [String])
+    var reports: ([String], [String], [Date], [String], [String], [String], [String], [String], [ByteBuffer], [ByteBuffer])
+    var audits: ([String], [Int64], [Date], [String], [String], [ByteBuffer], [ByteBuffer])
     var deletes: ([String], [String])
     var upserts: ([String], [String], [Date])
     var outbox: ([String], [String], [String], [ByteBuffer])
@@ -69,13 +82,14 @@ struct BatchWriteStatement: PostgresPreparedStatement {
     var cancelAll: [String]
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 52)
+        var b = PostgresBindings(capacity: 56)
         b.append(new.ids); b.append(new.numbers); b.append(new.types); b.append(new.severities); b.append(new.sites)
         b.append(new.playbooks); b.append(new.versions); b.append(new.phases); b.append(new.reportedAt); b.append(new.reportCounts)
-        b.append(new.groupKeyHashes); b.append(new.groupUntil.map { $0 ?? absent }); b.append(new.states); b.append(new.summaries)
-        b.append(new.subjects)
+        b.append(new.groupKeyHashes); b.append(new.groupUntil.map { $0 ?? absent }); b.append(new.states); b.append(new.summariesSealed)
+        b.append(new.subjectsSealed); b.append(new.auditHeads); b.append(new.wrappedKeys)
         b.append(absent); b.append(now)
         b.append(changed.ids); b.append(changed.severities); b.append(changed.phases); b.append(changed.reportCounts); b.append(changed.states)
+        b.append(changed.auditHeads); b.append(purged)
         b.append(reports.0); b.append(reports.1); b.append(reports.2); b.append(reports.3); b.append(reports.4)
         b.append(reports.5); b.append(reports.6); b.append(reports.7); b.append(reports.8); b.append(reports.9)
         b.append(audits.0); b.append(audits.1); b.append(audits.2); b.append(audits.3); b.append(audits.4); b.append(audits.5); b.append(audits.6)

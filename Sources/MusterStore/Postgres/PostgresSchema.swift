@@ -139,5 +139,48 @@ enum PostgresSchema {
         ("003-claimed-timers-index", [
             "CREATE INDEX timers_claimed ON timers (lease_until) WHERE claimed_by IS NOT NULL",
         ]),
+        // The transparency log (docs/audit.md) and sealed student text. Text columns written before
+        // this migration keep their clear text; new rows leave them empty and fill the sealed ones.
+        ("004-transparency-log-sealed-text", [
+            """
+            ALTER TABLE incidents ADD COLUMN summary_sealed BYTEA, ADD COLUMN subject_sealed BYTEA,
+              ADD COLUMN audit_head BYTEA, ADD COLUMN purged_at TIMESTAMPTZ
+            """,
+            "ALTER TABLE reports ADD COLUMN summary_sealed BYTEA, ADD COLUMN subject_sealed BYTEA",
+            "ALTER TABLE audit_entries ADD COLUMN leaf_hash BYTEA",
+            // Wrapped data keys: the one table rows are deleted from (a retention purge), then vacuumed.
+            "CREATE TABLE incident_keys (incident_id TEXT COLLATE \"C\" PRIMARY KEY, wrapped BYTEA NOT NULL)",
+            // Entries committed but not yet in the tree: the sequencer takes them in batches.
+            """
+            CREATE TABLE audit_pending (
+              id BIGSERIAL PRIMARY KEY,
+              incident_id TEXT COLLATE "C" NOT NULL,
+              sequence BIGINT NOT NULL,
+              leaf_hash BYTEA NOT NULL,
+              committed_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE audit_log (
+              log_index BIGINT PRIMARY KEY,
+              incident_id TEXT COLLATE "C" NOT NULL,
+              sequence BIGINT NOT NULL,
+              leaf_hash BYTEA NOT NULL,
+              UNIQUE (incident_id, sequence)
+            )
+            """,
+            // Go tlog's dense layout: every hash of the tree, by stored-hash index.
+            "CREATE TABLE audit_tree (stored_index BIGINT PRIMARY KEY, hash BYTEA NOT NULL)",
+            "CREATE TABLE audit_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, signed_at TIMESTAMPTZ NOT NULL)",
+        ] + ["audit_log", "audit_tree", "audit_checkpoints"].flatMap { table in [
+            "CREATE TRIGGER \(table)_append_only BEFORE UPDATE OR DELETE ON \(table) FOR EACH ROW EXECUTE FUNCTION muster_audit_append_only()",
+            "CREATE TRIGGER \(table)_no_truncate BEFORE TRUNCATE ON \(table) FOR EACH STATEMENT EXECUTE FUNCTION muster_audit_append_only()",
+        ] } + [
+            // Entries written before the log existed join it too, in the order they were written.
+            """
+            INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at)
+            SELECT incident_id, sequence, sha256('\\x00'::bytea || body), at FROM audit_entries ORDER BY at, incident_id, sequence
+            """,
+        ]),
     ]
 }

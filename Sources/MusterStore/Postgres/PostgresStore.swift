@@ -19,6 +19,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     private let runner: Task<Void, Never>
     private let newIncidentID: @Sendable () -> IncidentID
+    /// Wraps each incident's data key, which seals its student text (docs/audit.md).
+    public let masterKey: MasterKey
     /// The longest any call may take before the caller is told the database is unavailable.
     public let timeout: TimeInterval
     /// The channel NOTIFY wakes workers on when timers or deliveries are queued.
@@ -29,9 +31,10 @@ public final class PostgresStore: Store {
     /// Wakes other instances' workers after commits that queued work (coalesced: one NOTIFY at a time).
     private let notifier: WorkNotifier
 
-    public init(settings: PostgresSettings, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
+    public init(settings: PostgresSettings, masterKey: MasterKey, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
                 newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
         self.timeout = timeout
+        self.masterKey = masterKey
         self.settings = settings
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
         self.client = client
@@ -97,6 +100,14 @@ public final class PostgresStore: Store {
             var applied = 0
             for try await version in rows.decode(Int.self) { applied = version }
             return (applied, PostgresSchema.migrations.count)
+        }
+    }
+
+    /// A maintenance statement (VACUUM and the like), with no deadline and outside any transaction.
+    func unboundedQuery(_ sql: String) async throws {
+        try await unbounded { [self] in
+            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            return ()
         }
     }
 
@@ -168,7 +179,7 @@ public final class PostgresStore: Store {
     }
 
     private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        let planner = BatchPlanner(catalog: catalog, now: now, newIncidentID: newIncidentID)
+        let planner = BatchPlanner(catalog: catalog, now: now, masterKey: masterKey, newIncidentID: newIncidentID)
         let needs = BatchNeeds(commands, catalog: catalog)
         let (results, wake) = try await client.withTransaction(logger: logger) { connection in
             let prefetched = try await self.prefetch(needs, connection: connection, now: now)
@@ -218,13 +229,10 @@ public final class PostgresStore: Store {
             prefetched.numbers.sort()
         }
         if !ids.isEmpty {
-            let rows = try await connection.query("""
-                SELECT state, summary, subject FROM incidents WHERE id = ANY(\(ids.map(\.rawValue).sorted())::text[]) ORDER BY id FOR UPDATE
-                """, logger: logger)
-            for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
-                let decoded = try StateCodec.decode(Array(buffer: state), summary: summary, subject: subject)
-                prefetched.states[decoded.incident.id] = decoded
-            }
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + """
+                WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE OF i
+                """, binds: Self.binds(ids.map(\.rawValue).sorted())), logger: logger)
+            for try await row in rows { try prefetched.add(try Self.incidentRow(row), masterKey: masterKey) }
         }
         return prefetched
     }
@@ -248,12 +256,13 @@ public final class PostgresStore: Store {
         }
         let r = writes.reports, a = writes.audits, o = writes.outbox
         let statement = BatchWriteStatement(
-            new: new, changed: changed, absent: absent, now: now,
+            new: new, changed: changed, purged: writes.purgedKeys.map(\.rawValue), absent: absent, now: now,
             reports: (r.map(\.incident.rawValue), r.map { $0.idempotencyKey ?? "" }, r.map(\.report.receivedAt), r.map(\.report.reporter.description),
                       r.map(\.report.type.rawValue), r.map(\.report.severity.rawValue), r.map(\.report.site.rawValue),
-                      r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") }, r.map(\.report.summary), r.map { $0.report.subject ?? "" }),
+                      r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") }, r.map { ByteBuffer(bytes: $0.summarySealed) },
+                      r.map { ByteBuffer(bytes: $0.subjectSealed ?? []) }),
             audits: (a.map(\.incident.rawValue), a.map { Int64($0.record.sequence) }, a.map(\.record.at), a.map(\.record.actor.description),
-                     a.map(\.record.action.rawValue), a.map { ByteBuffer(bytes: $0.body) }, a.map { $0.record.sensitive ?? "" }),
+                     a.map(\.record.action.rawValue), a.map { ByteBuffer(bytes: $0.body) }, a.map { ByteBuffer(bytes: $0.leafHash) }),
             deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
             upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
             outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }),
@@ -269,10 +278,11 @@ public final class PostgresStore: Store {
     struct IncidentColumns {
         var ids: [String] = [], numbers: [Int64] = [], types: [String] = [], severities: [String] = [], sites: [String] = []
         var playbooks: [String] = [], versions: [String] = [], phases: [String] = [], reportedAt: [Date] = [], reportCounts: [Int64] = []
-        var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = [], summaries: [String] = [], subjects: [String] = []
+        var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = []
+        var summariesSealed: [ByteBuffer] = [], subjectsSealed: [ByteBuffer] = [], auditHeads: [ByteBuffer] = [], wrappedKeys: [ByteBuffer] = []
 
         mutating func append(_ write: IncidentWrite) {
-            let state = write.state, stored = StateCodec.encode(state)
+            let state = write.state, stored = StateCodec.encode(state).bytes
             ids.append(state.incident.id.rawValue)
             numbers.append(Int64(state.incident.number))
             types.append(state.incident.type.rawValue)
@@ -285,9 +295,11 @@ public final class PostgresStore: Store {
             reportCounts.append(Int64(state.reportCount))
             groupKeyHashes.append(write.groupKeyHash ?? "")
             groupUntil.append(write.groupUntil)
-            states.append(ByteBuffer(bytes: stored.bytes))
-            summaries.append(stored.summary)
-            subjects.append(stored.subject ?? "")
+            states.append(ByteBuffer(bytes: stored))
+            summariesSealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
+            subjectsSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
+            auditHeads.append(ByteBuffer(bytes: write.auditHead ?? []))
+            wrappedKeys.append(ByteBuffer(bytes: write.wrappedKey ?? []))
         }
     }
 
@@ -303,14 +315,54 @@ public final class PostgresStore: Store {
 
     // MARK: Reads
 
-    public func incident(_ id: IncidentID) async throws -> IncidentState? {
+    /// The columns `incidentRow` reads, from `incidents i` joined with its key. The audit head of an
+    /// incident from before the log existed is its last entry's leaf hash.
+    static let incidentRowColumns = """
+        SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
+          COALESCE(i.audit_head, (SELECT sha256('\\x00'::bytea || body) FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1)),
+          k.wrapped, i.purged_at
+        FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
+
+        """
+
+    static func incidentRow(_ row: PostgresRow) throws -> StoredIncidentRow {
+        let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, purgedAt) =
+            try row.decode((String, ByteBuffer, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer?, Date?).self)
+        return StoredIncidentRow(id: IncidentID(id), state: Array(buffer: state), legacySummary: summary, legacySubject: subject,
+                                 summarySealed: summarySealed.map { Array(buffer: $0) }, subjectSealed: subjectSealed.map { Array(buffer: $0) },
+                                 auditHead: head.map { Array(buffer: $0) }, wrappedKey: wrapped.map { Array(buffer: $0) }, purgedAt: purgedAt)
+    }
+
+    static func binds(_ value: some PostgresNonThrowingEncodable) -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(value)
+        return bindings
+    }
+
+    static func binds(_ text: String, _ first: Int64, _ second: Int64) -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(text)
+        bindings.append(first)
+        bindings.append(second)
+        return bindings
+    }
+
+    /// The incident's row with its text opened, and its data key.
+    func openIncident(_ id: IncidentID) async throws -> (state: IncidentState, key: DataKey?, purgedAt: Date?)? {
         try await database { [self] in
-            let rows = try await client.query("SELECT state, summary, subject FROM incidents WHERE id = \(id.rawValue)", logger: logger)
-            for try await (state, summary, subject) in rows.decode((ByteBuffer, String, String?).self) {
-                return try StateCodec.decode(Array(buffer: state), summary: summary, subject: subject)
+            let rows = try await client.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + "WHERE i.id = $1", binds: Self.binds(id.rawValue)),
+                                              logger: logger)
+            for try await row in rows {
+                let stored = try Self.incidentRow(row)
+                let (state, key) = try stored.open(masterKey: masterKey)
+                return (state, key, stored.purgedAt)
             }
             return nil
         }
+    }
+
+    public func incident(_ id: IncidentID) async throws -> IncidentState? {
+        try await openIncident(id)?.state
     }
 
     public func incidentID(number: Int) async throws -> IncidentID? {
@@ -359,12 +411,13 @@ public final class PostgresStore: Store {
     }
 
     public func timeline(_ id: IncidentID) async throws -> [AuditRecord] {
-        try await database { [self] in
+        guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
+        return try await database { [self] in
             let rows = try await client.query("SELECT body, sensitive FROM audit_entries WHERE incident_id = \(id.rawValue) ORDER BY sequence",
                                               logger: logger)
             var records: [AuditRecord] = []
             for try await (body, sensitive) in rows.decode((ByteBuffer, String?).self) {
-                records.append(try AuditEntryEncoding.decode(Array(buffer: body), sensitive: sensitive).record)
+                records.append(try AuditText.record(Array(buffer: body), legacy: sensitive, key: key, purgedAt: purgedAt))
             }
             return records
         }
@@ -380,15 +433,21 @@ public final class PostgresStore: Store {
     }
 
     public func reports(_ id: IncidentID) async throws -> [Report] {
-        try await database { [self] in
+        guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
+        return try await database { [self] in
             let rows = try await client.query("""
-                SELECT received_at, reporter, type, severity, site, flags, summary, subject FROM reports WHERE incident_id = \(id.rawValue) ORDER BY id
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed
+                FROM reports WHERE incident_id = \(id.rawValue) ORDER BY id
                 """, logger: logger)
             var result: [Report] = []
-            for try await (receivedAt, reporter, type, severity, site, flags, summary, subject)
-                in rows.decode((Date, String, String, String, String, String, String, String?).self) {
+            for try await (receivedAt, reporter, type, severity, site, flags, summary, subject, summarySealed, subjectSealed)
+                in rows.decode((Date, String, String, String, String, String, String, String?, ByteBuffer?, ByteBuffer?).self) {
+                let text = try SealedText.open(summarySealed.map { Array(buffer: $0) }, legacy: summary, key: key,
+                                               context: SealedText.reportSummary(id), purgedAt: purgedAt)
+                let reference = try SealedText.open(subjectSealed.map { Array(buffer: $0) }, legacy: subject, key: key,
+                                                    context: SealedText.reportSubject(id), purgedAt: purgedAt)
                 result.append(Report(type: IncidentTypeID(type), severity: Severity(rawValue: severity) ?? .low, site: SiteID(site),
-                                     reporter: Actor(reporter) ?? .system, summary: summary, subject: subject,
+                                     reporter: Actor(reporter) ?? .system, summary: text ?? "", subject: reference,
                                      flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: receivedAt))
             }
             return result

@@ -1,5 +1,7 @@
 // SQLite migrations, numbered and never edited once released: add a new one instead.
+import Foundation
 import GRDB
+import MusterAudit
 
 enum SQLiteSchema {
     static let migrations: [(name: String, sql: String)] = [
@@ -106,14 +108,59 @@ enum SQLiteSchema {
         );
         CREATE INDEX reports_by_reporter ON reports (reporter, incident_id);
         """),
+        // The transparency log (docs/audit.md) and sealed student text; as PostgreSQL's 004.
+        ("003-transparency-log-sealed-text", """
+        ALTER TABLE incidents ADD COLUMN summary_sealed BLOB;
+        ALTER TABLE incidents ADD COLUMN subject_sealed BLOB;
+        ALTER TABLE incidents ADD COLUMN audit_head BLOB;
+        ALTER TABLE incidents ADD COLUMN purged_at INTEGER;
+        ALTER TABLE reports ADD COLUMN summary_sealed BLOB;
+        ALTER TABLE reports ADD COLUMN subject_sealed BLOB;
+        ALTER TABLE audit_entries ADD COLUMN leaf_hash BLOB;
+        CREATE TABLE incident_keys (incident_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL);
+        CREATE TABLE audit_pending (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          incident_id TEXT NOT NULL,
+          sequence INTEGER NOT NULL,
+          leaf_hash BLOB NOT NULL,
+          committed_at INTEGER NOT NULL
+        );
+        CREATE TABLE audit_log (
+          log_index INTEGER PRIMARY KEY,
+          incident_id TEXT NOT NULL,
+          sequence INTEGER NOT NULL,
+          leaf_hash BLOB NOT NULL,
+          UNIQUE (incident_id, sequence)
+        );
+        CREATE TABLE audit_tree (stored_index INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+        CREATE TABLE audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, signed_at INTEGER NOT NULL);
+        """ + ["audit_log", "audit_tree", "audit_checkpoints"].map { table in """
+        CREATE TRIGGER \(table)_append_only_update BEFORE UPDATE ON \(table) BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER \(table)_append_only_delete BEFORE DELETE ON \(table) BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+        """ }.joined()),
     ]
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         for (name, sql) in migrations {
-            migrator.registerMigration(name) { db in try db.execute(sql: sql) }
+            migrator.registerMigration(name) { db in
+                try db.execute(sql: sql)
+                if name.hasPrefix("003") { try queueLegacyAuditEntries(db) }
+            }
         }
         return migrator
+    }
+
+    /// Entries written before the log existed join it too, in the order they were written (SQLite
+    /// has no SHA-256 of its own, so their leaf hashes are computed here).
+    private static func queueLegacyAuditEntries(_ db: Database) throws {
+        let rows = try Row.fetchAll(db, sql: "SELECT incident_id, sequence, body, at FROM audit_entries ORDER BY at, incident_id, sequence")
+        for row in rows {
+            let body: Data = row[2]
+            try db.execute(sql: "INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at) VALUES (?, ?, ?, ?)",
+                           arguments: [row[0] as String, row[1] as Int64, Data(MerkleTree.leafHash(body).bytes), row[3] as Int64])
+        }
     }
 
     /// "001-…" is migration 1.

@@ -9,9 +9,13 @@ import MusterPlaybooks
 public final class SQLiteStore: Store {
     let pool: DatabasePool
     private let newIncidentID: @Sendable () -> IncidentID
+    /// Wraps each incident's data key, which seals its student text (docs/audit.md).
+    public let masterKey: MasterKey
 
     /// Opens (creating if needed) the database file. `newIncidentID` is injectable for tests.
-    public init(path: String, newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) throws {
+    public init(path: String, masterKey: MasterKey,
+                newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) throws {
+        self.masterKey = masterKey
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // Freed pages are overwritten, so purged text does not linger in the file.
@@ -56,10 +60,11 @@ public final class SQLiteStore: Store {
     }
 
     private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        let planner = BatchPlanner(catalog: catalog, now: now, newIncidentID: newIncidentID)
+        let planner = BatchPlanner(catalog: catalog, now: now, masterKey: masterKey, newIncidentID: newIncidentID)
+        let masterKey = masterKey
         return try await pool.write { db in
             let needs = BatchNeeds(commands, catalog: catalog)
-            let prefetched = try Self.prefetch(needs, db: db, now: now)
+            let prefetched = try Self.prefetch(needs, db: db, now: now, masterKey: masterKey)
             let (writes, results) = planner.plan(commands, needs, prefetched)
             try Self.write(writes, db: db, now: now)
             return results
@@ -70,7 +75,7 @@ public final class SQLiteStore: Store {
         Array(repeating: "?", count: count).joined(separator: ",")
     }
 
-    private static func prefetch(_ needs: BatchNeeds, db: Database, now: Date) throws -> Prefetched {
+    private static func prefetch(_ needs: BatchNeeds, db: Database, now: Date, masterKey: MasterKey) throws -> Prefetched {
         var prefetched = Prefetched()
         if !needs.idempotencyKeys.isEmpty {
             let rows = try Row.fetchAll(db, sql: """
@@ -96,12 +101,8 @@ public final class SQLiteStore: Store {
         }
         if !ids.isEmpty {
             let list = ids.map(\.rawValue)
-            let rows = try Row.fetchAll(db, sql: "SELECT state, summary, subject FROM incidents WHERE id IN (\(placeholders(list.count)))",
-                                        arguments: StatementArguments(list))
-            for row in rows {
-                let state = try StateCodec.decode(Array(row[0] as Data), summary: row[1], subject: row[2])
-                prefetched.states[state.incident.id] = state
-            }
+            let rows = try Row.fetchAll(db, sql: incidentRowColumns + "WHERE i.id IN (\(placeholders(list.count)))", arguments: StatementArguments(list))
+            for row in rows { try prefetched.add(incidentRow(row), masterKey: masterKey) }
         }
         if needs.reports > 0 {
             let highest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(number), 0) FROM incidents") ?? 0
@@ -114,36 +115,49 @@ public final class SQLiteStore: Store {
         let nowMS = now.milliseconds
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id] else { continue }
-            let state = write.state, stored = StateCodec.encode(state)
+            let state = write.state, stored = StateCodec.encode(state).bytes
             if write.isNew {
                 try db.cachedStatement(sql: """
                     INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at,
-                      report_count, group_key_hash, group_until, state, summary, subject, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      report_count, group_key_hash, group_until, state, summary, subject, summary_sealed, subject_sealed, audit_head, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?, ?, ?)
                     """).execute(arguments: [id.rawValue, state.incident.number, state.incident.type.rawValue, state.incident.severity.rawValue,
                                      state.incident.site.rawValue, state.playbook.rawValue, state.playbookVersion, state.phase.name,
                                      state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash,
-                                     write.groupUntil?.milliseconds, Data(stored.bytes), stored.summary, stored.subject, nowMS])
+                                     write.groupUntil?.milliseconds, Data(stored), write.summarySealed.map { Data($0) },
+                                     write.subjectSealed.map { Data($0) }, write.auditHead.map { Data($0) }, nowMS])
+                if let wrapped = write.wrappedKey {
+                    try db.cachedStatement(sql: "INSERT INTO incident_keys (incident_id, wrapped) VALUES (?, ?)").execute(arguments: [id.rawValue, Data(wrapped)])
+                }
             } else {
                 try db.cachedStatement(sql: """
-                    UPDATE incidents SET severity = ?, phase = ?, report_count = ?, state = ?, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, Data(stored.bytes), nowMS, id.rawValue])
+                    UPDATE incidents SET severity = ?, phase = ?, report_count = ?, state = ?, audit_head = COALESCE(?, audit_head),
+                      purged_at = CASE WHEN ? THEN ? ELSE purged_at END, updated_at = ? WHERE id = ?
+                    """).execute(arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, Data(stored),
+                                     write.auditHead.map { Data($0) }, writes.purgedKeys.contains(id), nowMS, nowMS, id.rawValue])
             }
+        }
+        for id in writes.purgedKeys {
+            try db.cachedStatement(sql: "DELETE FROM incident_keys WHERE incident_id = ?").execute(arguments: [id.rawValue])
         }
         for report in writes.reports {
             let r = report.report
             try db.cachedStatement(sql: """
-                INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
+                  summary_sealed, subject_sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?)
                 """).execute(arguments: [report.incident.rawValue, report.idempotencyKey, r.receivedAt.milliseconds, r.reporter.description,
                                  r.type.rawValue, r.severity.rawValue, r.site.rawValue,
-                                 r.flags.map(\.rawValue).sorted().joined(separator: ","), r.summary, r.subject])
+                                 r.flags.map(\.rawValue).sorted().joined(separator: ","), Data(report.summarySealed),
+                                 report.subjectSealed.map { Data($0) }])
         }
         for audit in writes.audits {
             try db.cachedStatement(sql: """
-                INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, sensitive) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [audit.incident.rawValue, audit.record.sequence, audit.record.at.milliseconds,
-                                 audit.record.actor.description, audit.record.action.rawValue, Data(audit.body), audit.record.sensitive])
+                                 audit.record.actor.description, audit.record.action.rawValue, Data(audit.body), Data(audit.leafHash)])
+            try db.cachedStatement(sql: "INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [audit.incident.rawValue, audit.record.sequence, Data(audit.leafHash), nowMS])
         }
         for (row, write) in writes.timers {
             switch write {
@@ -177,13 +191,37 @@ public final class SQLiteStore: Store {
 
     // MARK: Reads
 
-    public func incident(_ id: IncidentID) async throws -> IncidentState? {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT state, summary, subject FROM incidents WHERE id = ?", arguments: [id.rawValue]) else {
-                return nil
-            }
-            return try StateCodec.decode(Array(row[0] as Data), summary: row[1], subject: row[2])
+    /// The columns `incidentRow` reads, from `incidents i` joined with its key. The audit head of an
+    /// incident from before the log existed is its last entry's leaf hash.
+    static let incidentRowColumns = """
+        SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed, i.audit_head, k.wrapped, i.purged_at,
+          (SELECT body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1)
+        FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
+
+        """
+
+    static func incidentRow(_ row: Row) -> StoredIncidentRow {
+        let id = IncidentID(row[0] as String)
+        let head = (row[6] as Data?).map { Array($0) } ?? (row[9] as Data?).map { MerkleTree.leafHash($0).bytes }
+        return StoredIncidentRow(id: id, state: Array(row[1] as Data), legacySummary: row[2], legacySubject: row[3],
+                                 summarySealed: (row[4] as Data?).map { Array($0) }, subjectSealed: (row[5] as Data?).map { Array($0) },
+                                 auditHead: head, wrappedKey: (row[7] as Data?).map { Array($0) },
+                                 purgedAt: (row[8] as Int64?).map { Date(milliseconds: $0) })
+    }
+
+    /// The incident's row with its text opened, and its data key.
+    func openIncident(_ id: IncidentID) async throws -> (state: IncidentState, key: DataKey?, purgedAt: Date?)? {
+        let masterKey = masterKey
+        return try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: Self.incidentRowColumns + "WHERE i.id = ?", arguments: [id.rawValue]) else { return nil }
+            let stored = Self.incidentRow(row)
+            let (state, key) = try stored.open(masterKey: masterKey)
+            return (state, key, stored.purgedAt)
         }
+    }
+
+    public func incident(_ id: IncidentID) async throws -> IncidentState? {
+        try await openIncident(id)?.state
     }
 
     public func incidentID(number: Int) async throws -> IncidentID? {
@@ -233,11 +271,11 @@ public final class SQLiteStore: Store {
     }
 
     public func timeline(_ id: IncidentID) async throws -> [AuditRecord] {
-        try await pool.read { db in
+        guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
+        return try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT body, sensitive FROM audit_entries WHERE incident_id = ? ORDER BY sequence",
                              arguments: [id.rawValue]).map { row in
-                let body: Data = row[0]
-                return try AuditEntryEncoding.decode(Array(body), sensitive: row[1]).record
+                try AuditText.record(Array(row[0] as Data), legacy: row[1], key: key, purgedAt: purgedAt)
             }
         }
     }
@@ -249,13 +287,19 @@ public final class SQLiteStore: Store {
     }
 
     public func reports(_ id: IncidentID) async throws -> [Report] {
-        try await pool.read { db in
+        guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
+        return try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT received_at, reporter, type, severity, site, flags, summary, subject FROM reports WHERE incident_id = ? ORDER BY id
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed
+                FROM reports WHERE incident_id = ? ORDER BY id
                 """, arguments: [id.rawValue]).map { row in
                 let flags: String = row[5]
+                let summary = try SealedText.open((row[8] as Data?).map { Array($0) }, legacy: row[6], key: key,
+                                                  context: SealedText.reportSummary(id), purgedAt: purgedAt)
+                let subject = try SealedText.open((row[9] as Data?).map { Array($0) }, legacy: row[7], key: key,
+                                                  context: SealedText.reportSubject(id), purgedAt: purgedAt)
                 return Report(type: IncidentTypeID(row[2] as String), severity: Severity(rawValue: row[3]) ?? .low, site: SiteID(row[4] as String),
-                              reporter: Actor(row[1] as String) ?? .system, summary: row[6], subject: row[7],
+                              reporter: Actor(row[1] as String) ?? .system, summary: summary ?? "", subject: subject,
                               flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: Date(milliseconds: row[0]))
             }
         }

@@ -1,0 +1,159 @@
+// `muster audit verify`: recomputes every leaf from the stored bytes, every incident's chain, the
+// whole tree, every stored checkpoint's root and signature, and checks the log against checkpoints
+// kept outside the database (witnesses). It trusts nothing the database says about itself.
+import Foundation
+import MusterAudit
+import MusterCore
+import MusterStore
+
+public struct AuditVerificationFailure: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+public struct AuditVerificationSummary: Sendable, CustomStringConvertible {
+    public var entries = 0
+    public var incidents = 0
+    public var treeSize: Int64 = 0
+    public var checkpoints = 0
+    public var witnessCheckpoints = 0
+    /// Committed entries the sequencer has not integrated yet (checked, but in no checkpoint).
+    public var pending = 0
+
+    public var description: String {
+        "OK: \(entries) audit entries of \(incidents) incidents; tree of \(treeSize) leaves matches \(checkpoints) signed checkpoints"
+            + (witnessCheckpoints > 0 ? " and \(witnessCheckpoints) witness checkpoints" : "")
+            + (pending > 0 ? "; \(pending) entries await the sequencer" : "")
+    }
+}
+
+public struct AuditLogVerifier: Sendable {
+    let store: any Store
+    let verifiers: [NoteVerifier]
+    let page: Int
+
+    /// `verifiers`: the keys checkpoints must be signed with (the log's verifier key).
+    public init(store: any Store, verifiers: [NoteVerifier], page: Int = 20_000) {
+        self.store = store
+        self.verifiers = verifiers
+        self.page = page
+    }
+
+    public func verify(witnesses: [DirectoryWitness] = []) async throws -> AuditVerificationSummary {
+        var summary = AuditVerificationSummary()
+        try await verifyEntries(&summary)
+        try await verifyTree(&summary, witnesses: witnesses)
+        return summary
+    }
+
+    private func fail(_ message: String) -> AuditVerificationFailure { AuditVerificationFailure(description: message) }
+
+    /// Every entry's bytes, leaf hash and place in its incident's chain, in (incident, sequence) order.
+    private func verifyEntries(_ summary: inout AuditVerificationSummary) async throws {
+        var after: (incident: IncidentID, sequence: Int)?
+        var last: (incident: IncidentID, sequence: Int, leaf: [UInt8])?
+        var inLog = 0
+        while true {
+            let entries = try await store.auditEntries(after: after, limit: page)
+            for entry in entries {
+                let name = "entry \(entry.logIndex.map { "at log index \($0)" } ?? "(not yet in the log)") of incident \(entry.incident) #\(entry.sequence) (\(entry.action))"
+                let leaf = MerkleTree.leafHash(entry.body).bytes
+                if let written = entry.leafHash, written != leaf { throw fail("\(name): its bytes do not match the leaf hash written with them") }
+                if let logged = entry.logLeafHash, logged != leaf { throw fail("\(name): its bytes do not hash to its leaf in the log") }
+                let fields: EntryFields
+                do { fields = try EntryFields(entry.body) } catch { throw fail("\(name): \(error)") }
+                guard fields.string("incident") == entry.incident.rawValue, fields.int("seq") == entry.sequence,
+                      fields.string("action") == entry.action else { throw fail("\(name): its bytes name another incident, sequence or action") }
+                let version = fields.int("v") ?? 0
+                guard version == 1 || version == 2 else { throw fail("\(name): unknown encoding version \(version)") }
+                let prev = fields.string("prev")
+                if let last, last.incident == entry.incident {
+                    guard entry.sequence == last.sequence + 1 else {
+                        throw fail("\(name): entries \(last.sequence + 1)…\(entry.sequence - 1) of the incident are missing")
+                    }
+                    if version == 2, prev != AuditEntryEncoding.hex(last.leaf) {
+                        throw fail("\(name): its prev is not the leaf hash of entry #\(last.sequence): the chain is broken")
+                    }
+                } else {
+                    guard entry.sequence == 1 else { throw fail("\(name): the incident's entries 1…\(entry.sequence - 1) are missing") }
+                    guard prev == nil else { throw fail("\(name): the first entry of an incident names a previous one") }
+                    summary.incidents += 1
+                }
+                if entry.logIndex != nil { inLog += 1 } else { summary.pending += 1 }
+                summary.entries += 1
+                last = (entry.incident, entry.sequence, leaf)
+            }
+            guard let final = entries.last, entries.count == page else { break }
+            after = (final.incident, final.sequence)
+        }
+        summary.treeSize = Int64(inLog)
+    }
+
+    /// The tree recomputed from the log's leaves, against every stored hash, stored checkpoint and witness checkpoint.
+    private func verifyTree(_ summary: inout AuditVerificationSummary, witnesses: [DirectoryWitness]) async throws {
+        // The roots to check, by tree size: stored checkpoints, then witness copies.
+        var expected: [Int64: [(what: String, root: LogHash)]] = [:]
+        var from: Int64 = 0
+        while true {
+            let batch = try await store.checkpoints(fromSize: from, limit: page)
+            for stored in batch {
+                let checkpoint = try open(stored.note, what: "stored checkpoint \(stored.size)")
+                guard checkpoint.size == stored.size else { throw fail("stored checkpoint \(stored.size) signs a tree of \(checkpoint.size)") }
+                expected[checkpoint.size, default: []].append(("stored checkpoint \(stored.size)", checkpoint.root))
+                summary.checkpoints += 1
+            }
+            guard let last = batch.last, batch.count == page else { break }
+            from = last.size + 1
+        }
+        for witness in witnesses {
+            for (file, note) in try witness.checkpoints() {
+                let what = "witness checkpoint \(witness.directory.appendingPathComponent(file).path)"
+                let checkpoint = try open(note, what: what)
+                expected[checkpoint.size, default: []].append((what, checkpoint.root))
+                summary.witnessCheckpoints += 1
+            }
+        }
+        var tree = CompactRange()
+        var storedIndex: Int64 = 0
+        var storedPage: [LogHash] = [], storedOffset = 0
+        func check() throws {
+            for (what, root) in expected[tree.size] ?? [] where root != tree.root() {
+                throw fail("\(what): its root is not the root of the log's first \(tree.size) entries: the log was changed")
+            }
+        }
+        try check()
+        while true {
+            let leaves = try await store.logLeaves(from: tree.size, limit: page)
+            for leaf in leaves {
+                for hash in tree.append(leaf) {
+                    if storedOffset == storedPage.count {
+                        storedPage = try await store.treeHashes(from: storedIndex, limit: page)
+                        storedOffset = 0
+                        guard !storedPage.isEmpty else { throw fail("stored tree hash \(storedIndex) is missing") }
+                    }
+                    guard storedPage[storedOffset] == hash else {
+                        throw fail("stored tree hash \(storedIndex) (for log index \(tree.size - 1)) is not what the log's leaves give")
+                    }
+                    storedOffset += 1
+                    storedIndex += 1
+                }
+                try check()
+            }
+            if leaves.count < page { break }
+        }
+        guard tree.size == summary.treeSize else {
+            throw fail("the log holds \(tree.size) leaves but \(summary.treeSize) stored entries are in it: entries were deleted or added behind its back")
+        }
+        if let beyond = expected.keys.filter({ $0 > tree.size }).min(), let what = expected[beyond]?.first?.what {
+            throw fail("\(what) covers \(beyond) entries but the log holds only \(tree.size): the log was truncated")
+        }
+    }
+
+    private func open(_ note: String, what: String) throws -> Checkpoint {
+        do {
+            let (text, _) = try SignedNote.open(note, verifiers: verifiers)
+            return try Checkpoint.parse(text)
+        } catch {
+            throw fail("\(what): \(error)")
+        }
+    }
+}

@@ -1,0 +1,155 @@
+// The transparency log on SQLite: the single instance is the sequencer, and SQLite's one writer
+// serialises its passes with everything else.
+import Foundation
+import GRDB
+import MusterAudit
+import MusterCore
+
+extension SQLiteStore {
+    public func integrateAuditEntries(limit: Int, now: Date,
+                                      sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass? {
+        try await pool.write { db in
+            let size = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(log_index) + 1, 0) FROM audit_log") ?? 0
+            let pending = try Row.fetchAll(db, sql: """
+                DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT ?)
+                RETURNING id, incident_id, sequence, leaf_hash, committed_at
+                """, arguments: [limit]).sorted { ($0[0] as Int64) < ($1[0] as Int64) }
+            guard !pending.isEmpty else { return SequencerPass(integrated: 0, checkpoint: nil, oldestCommittedAt: nil) }
+            var tree = try CompactRange(size: size, hashes: try Self.treeHashes(CompactRange.frontierIndices(size: size), db: db))
+            var storedIndex = MerkleTree.storedHashCount(size: size)
+            var oldest = Int64.max
+            for row in pending {
+                let incident: String = row[1], sequence: Int64 = row[2], leafData: Data = row[3]
+                guard let leaf = LogHash(bytes: Array(leafData)) else {
+                    throw StoreError.unavailable("audit entry \(incident)#\(sequence) has a malformed leaf hash")
+                }
+                oldest = min(oldest, row[4] as Int64)
+                try db.cachedStatement(sql: "INSERT INTO audit_log (log_index, incident_id, sequence, leaf_hash) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [tree.size, incident, sequence, leafData])
+                for hash in tree.append(leaf) {
+                    try db.cachedStatement(sql: "INSERT INTO audit_tree (stored_index, hash) VALUES (?, ?)").execute(arguments: [storedIndex, Data(hash.bytes)])
+                    storedIndex += 1
+                }
+            }
+            let note = try sign(tree.size, tree.root())
+            try db.execute(sql: "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (?, ?, ?)", arguments: [tree.size, note, now.milliseconds])
+            return SequencerPass(integrated: pending.count, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
+                                 oldestCommittedAt: Date(milliseconds: oldest))
+        }
+    }
+
+    private static func treeHashes(_ indices: [Int64], db: Database) throws -> [Int64: LogHash] {
+        guard !indices.isEmpty else { return [:] }
+        var hashes: [Int64: LogHash] = [:]
+        let rows = try Row.fetchAll(db, sql: "SELECT stored_index, hash FROM audit_tree WHERE stored_index IN (\(indices.map { _ in "?" }.joined(separator: ",")))",
+                                    arguments: StatementArguments(indices))
+        for row in rows {
+            let index: Int64 = row[0]
+            guard let hash = LogHash(bytes: Array(row[1] as Data)) else { throw StoreError.unavailable("stored tree hash \(index) is malformed") }
+            hashes[index] = hash
+        }
+        return hashes
+    }
+
+    public func pendingAuditEntries() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_pending") ?? 0 }
+    }
+
+    private static func checkpoint(_ row: Row) -> StoredCheckpoint {
+        StoredCheckpoint(size: row[0], note: row[1], signedAt: Date(milliseconds: row[2]))
+    }
+
+    public func checkpoints(fromSize size: Int64, limit: Int) async throws -> [StoredCheckpoint] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT size, note, signed_at FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT ?",
+                             arguments: [size, limit]).map(Self.checkpoint)
+        }
+    }
+
+    public func latestCheckpoint() async throws -> StoredCheckpoint? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT size, note, signed_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1").map(Self.checkpoint)
+        }
+    }
+
+    public func treeHashes(_ indices: [Int64]) async throws -> [Int64: LogHash] {
+        try await pool.read { db in try Self.treeHashes(indices, db: db) }
+    }
+
+    public func treeHashes(from: Int64, limit: Int) async throws -> [LogHash] {
+        try await pool.read { db in
+            try Self.consecutive(Row.fetchAll(db, sql: "SELECT stored_index, hash FROM audit_tree WHERE stored_index >= ? ORDER BY stored_index LIMIT ?",
+                                              arguments: [from, limit]), from: from, what: "stored tree hash")
+        }
+    }
+
+    public func logLeaves(from: Int64, limit: Int) async throws -> [LogHash] {
+        try await pool.read { db in
+            try Self.consecutive(Row.fetchAll(db, sql: "SELECT log_index, leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index LIMIT ?",
+                                              arguments: [from, limit]), from: from, what: "log entry")
+        }
+    }
+
+    /// Hashes numbered from `from` with no gap (a gap is a deleted row: verification names it).
+    private static func consecutive(_ rows: [Row], from: Int64, what: String) throws -> [LogHash] {
+        var result: [LogHash] = []
+        for row in rows {
+            let index: Int64 = row[0], expected = from + Int64(result.count)
+            guard index == expected else { throw AuditLogGap(description: "\(what) \(expected) is missing (the next stored is \(index))") }
+            guard let hash = LogHash(bytes: Array(row[1] as Data)) else { throw AuditLogGap(description: "\(what) \(index) is not a 32-byte hash") }
+            result.append(hash)
+        }
+        return result
+    }
+
+    private static let entryColumns = """
+        SELECT e.incident_id, e.sequence, e.action, e.body, e.leaf_hash, l.log_index, l.leaf_hash
+        FROM audit_entries e LEFT JOIN audit_log l ON l.incident_id = e.incident_id AND l.sequence = e.sequence
+
+        """
+
+    private static func entry(_ row: Row) -> StoredAuditEntry {
+        StoredAuditEntry(incident: IncidentID(row[0] as String), sequence: row[1], action: row[2], body: Array(row[3] as Data),
+                         leafHash: (row[4] as Data?).map { Array($0) }, logIndex: row[5], logLeafHash: (row[6] as Data?).map { Array($0) })
+    }
+
+    public func auditEntries(after: (incident: IncidentID, sequence: Int)?, limit: Int) async throws -> [StoredAuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: Self.entryColumns + "WHERE (e.incident_id, e.sequence) > (?, ?) ORDER BY e.incident_id, e.sequence LIMIT ?",
+                             arguments: [after?.incident.rawValue ?? "", after?.sequence ?? 0, limit]).map(Self.entry)
+        }
+    }
+
+    public func auditEntries(of incident: IncidentID) async throws -> [StoredAuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: Self.entryColumns + "WHERE e.incident_id = ? ORDER BY e.sequence", arguments: [incident.rawValue]).map(Self.entry)
+        }
+    }
+
+    public func dataKey(of incident: IncidentID) async throws -> DataKey? {
+        try await openIncident(incident)?.key
+    }
+
+    public func purgeCandidates(closedBefore date: Date, limit: Int) async throws -> [IncidentID] {
+        try await pool.read { db in
+            var result: [IncidentID] = []
+            let rows = try Data.fetchAll(db, sql: """
+                SELECT i.state FROM incidents i JOIN incident_keys k ON k.incident_id = i.id
+                WHERE i.phase = 'resolved' AND i.reported_at < ? ORDER BY i.number
+                """, arguments: [date.milliseconds])
+            for bytes in rows where result.count < limit {
+                let state = try StateCodec.decode(Array(bytes), summary: "", subject: nil)
+                if let resolved = state.resolvedAt, resolved < date { result.append(state.incident.id) }
+            }
+            return result
+        }
+    }
+
+    public func scrubDestroyedKeys() async throws {
+        // secure_delete zeroes deleted rows in the database file; the WAL still holds the pages as
+        // they were until a checkpoint copies them back and truncates it.
+        try await pool.writeWithoutTransaction { db in
+            _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+    }
+}

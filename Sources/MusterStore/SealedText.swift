@@ -1,0 +1,58 @@
+// Free text about a student reaches the database only sealed under the incident's data key, which
+// is stored wrapped by the master key (docs/audit.md, "Sealing"). Both stores read and write it here.
+import Foundation
+import MusterAudit
+import MusterCore
+
+enum SealedText {
+    static func incidentSummary(_ id: IncidentID) -> String { "muster/incident-summary\n\(id.rawValue)" }
+    static func incidentSubject(_ id: IncidentID) -> String { "muster/incident-subject\n\(id.rawValue)" }
+    static func reportSummary(_ id: IncidentID) -> String { "muster/report-summary\n\(id.rawValue)" }
+    static func reportSubject(_ id: IncidentID) -> String { "muster/report-subject\n\(id.rawValue)" }
+
+    /// What a purged incident's text reads as.
+    static func purged(on date: Date) -> String {
+        "purged under the retention policy on \(String(AuditEntryEncoding.timestamp(date).prefix(10)))"
+    }
+
+    /// Opens sealed text; legacy rows (written before sealing) carry their text in clear.
+    static func open(_ sealed: [UInt8]?, legacy: String?, key: DataKey?, context: String, purgedAt: Date?) throws -> String? {
+        guard let sealed else { return legacy }
+        guard let key else { return purgedAt.map(purged(on:)) ?? "[sealed: the incident's data key is missing]" }
+        return try Seal.open(sealed, key: key, context: context)
+    }
+}
+
+/// An incident row as a store reads it: the state, its sealed text and the incident's wrapped key.
+struct StoredIncidentRow {
+    var id: IncidentID
+    var state: [UInt8]
+    var legacySummary: String
+    var legacySubject: String?
+    var summarySealed: [UInt8]?
+    var subjectSealed: [UInt8]?
+    /// The leaf hash of the incident's last audit entry.
+    var auditHead: [UInt8]?
+    var wrappedKey: [UInt8]?
+    var purgedAt: Date?
+
+    /// The state with its text opened, and the incident's data key (nil once purged).
+    func open(masterKey: MasterKey) throws -> (state: IncidentState, key: DataKey?) {
+        let key = try wrappedKey.map { try masterKey.unwrap($0, incident: id.rawValue) }
+        let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
+        let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
+        return (try StateCodec.decode(state, summary: summary ?? "", subject: subject), key)
+    }
+}
+
+enum AuditText {
+    /// An audit entry read back for a timeline, its sealed text opened (or marked purged).
+    static func record(_ body: [UInt8], legacy: String?, key: DataKey?, purgedAt: Date?) throws -> AuditRecord {
+        let decoded = try AuditEntryEncoding.decode(body)
+        var record = decoded.record
+        record.sensitive = try SealedText.open(decoded.sealed, legacy: legacy, key: key,
+                                               context: AuditEntryEncoding.sealContext(incident: decoded.incident, sequence: record.sequence),
+                                               purgedAt: purgedAt)
+        return record
+    }
+}

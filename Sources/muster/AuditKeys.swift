@@ -1,0 +1,59 @@
+// The keys of the audit log and of sealed student text. Production sets them in the environment;
+// the embedded default creates each once in the data directory and says where (docs/audit.md).
+import ArgumentParser
+import Foundation
+import MusterAudit
+import MusterRuntime
+
+enum AuditKeys {
+    static let defaultOrigin = "muster.local/audit-log"
+
+    /// `MUSTER_MASTER_KEY` (32 bytes, base64), else DATA_DIR/master.key, created on first use.
+    /// Every instance sharing a database must use the same master key.
+    static func masterKey(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MasterKey {
+        if let text = environment["MUSTER_MASTER_KEY"], !text.isEmpty {
+            do { return try MasterKey(base64: text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
+                throw ValidationError("MUSTER_MASTER_KEY: \(error)")
+            }
+        }
+        let path = (dataDir as NSString).appendingPathComponent("master.key")
+        let text = try readOrCreate(path, what: "the master key that wraps every incident's data key", create: { MasterKey.generate().base64 })
+        do { return try MasterKey(base64: text) } catch { throw ValidationError("\(path): \(error)") }
+    }
+
+    /// `MUSTER_AUDIT_SIGNING_KEY` (a signed-note private key, PRIVATE+KEY+…), else DATA_DIR/audit-signing.key,
+    /// created on first use under the origin `MUSTER_AUDIT_LOG_ORIGIN` (default muster.local/audit-log).
+    static func signer(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CheckpointSigner {
+        if let text = environment["MUSTER_AUDIT_SIGNING_KEY"], !text.isEmpty {
+            do { return CheckpointSigner(try NoteSigner(privateKey: text.trimmingCharacters(in: .whitespacesAndNewlines))) } catch {
+                throw ValidationError("MUSTER_AUDIT_SIGNING_KEY: \(error)")
+            }
+        }
+        let origin = environment["MUSTER_AUDIT_LOG_ORIGIN"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultOrigin
+        let path = (dataDir as NSString).appendingPathComponent("audit-signing.key")
+        let text = try readOrCreate(path, what: "the key that signs the audit log's checkpoints", create: {
+            try NoteSigner.generate(name: origin).privateKey
+        })
+        do { return CheckpointSigner(try NoteSigner(privateKey: text)) } catch { throw ValidationError("\(path): \(error)") }
+    }
+
+    /// The witness directory: `MUSTER_AUDIT_WITNESS_DIR`, else DATA_DIR/checkpoints.
+    static func witnessDirectory(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDir as NSString).appendingPathComponent("checkpoints")
+    }
+
+    private static func readOrCreate(_ path: String, what: String, create: () throws -> String) throws -> String {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let text = try create()
+        // Created exclusively and readable by the owner only: two processes starting at once must not
+        // end up with two keys, and nobody else may read it.
+        guard FileManager.default.createFile(atPath: path, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot create \(path)")
+        }
+        printError("muster: created \(what) in \(path) (keep a copy somewhere safe; set it in the environment in production)")
+        return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,420 @@
+// The audit log as a transparency log, on both stores: the sequencer's tree and checkpoints,
+// `verify` naming tampering (triggers bypassed, tails truncated, logs rewritten and re-signed),
+// exports checked offline by the Swift and the Python verifiers, sealed text that never reaches the
+// database files in clear, and retention purges that leave every proof verifying.
+import Foundation
+import GRDB
+import MusterAudit
+import MusterCore
+import MusterNotify
+import MusterPlaybooks
+import MusterRuntime
+import MusterStore
+import Testing
+
+/// A migrated store on a database of its own, with raw SQL and the files its data lives in.
+struct AuditDatabase {
+    let backend: Backend
+    let store: any Store
+    let sqlitePath: String?
+    let postgresURL: String?
+
+    static func make(_ backend: Backend, masterKey: MasterKey = MasterKey.generate()) async throws -> AuditDatabase {
+        switch backend {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-audit-\(UUID().uuidString).sqlite").path
+            let store = try SQLiteStore(path: path, masterKey: masterKey)
+            try await store.migrate()
+            return AuditDatabase(backend: backend, store: store, sqlitePath: path, postgresURL: nil)
+        case .postgres:
+            guard let adminURL = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
+            let name = "muster_audit_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+            try await createDatabase(String(name), adminURL: adminURL)
+            var settings = try PostgresSettings(url: adminURL)
+            settings.database = String(name)
+            let store = PostgresStore(settings: settings, masterKey: masterKey)
+            try await store.migrate()
+            let url = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
+            return AuditDatabase(backend: backend, store: store, sqlitePath: nil, postgresURL: url)
+        }
+    }
+
+    /// Another store on the same database (another instance).
+    func another(masterKey: MasterKey) throws -> any Store {
+        if let sqlitePath { return try SQLiteStore(path: sqlitePath, masterKey: masterKey) }
+        guard let postgresURL else { throw MissingPostgres() }
+        return PostgresStore(settings: try PostgresSettings(url: postgresURL), masterKey: masterKey)
+    }
+
+    /// Runs SQL as the database's owner would, behind Muster's back.
+    @discardableResult
+    func sql(_ statement: String) throws -> String {
+        if let sqlitePath {
+            let queue = try DatabaseQueue(path: sqlitePath)
+            defer { try? queue.close() }
+            return try queue.write { db in
+                let rows = try Row.fetchAll(db, sql: statement)
+                return rows.map { row -> String in
+                    switch (row[0] as DatabaseValue).storage {
+                    case .null: ""
+                    case .int64(let value): String(value)
+                    case .double(let value): String(value)
+                    case .string(let value): value
+                    case .blob(let data): data.map { String(format: "%02x", $0) }.joined()
+                    }
+                }.joined(separator: "\n")
+            }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = [postgresURL ?? "", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", statement]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw SQLFailed(statement: statement) }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Every file the database's data lives in (PostgreSQL: after a checkpoint, its files and the WAL).
+    func files() throws -> [URL] {
+        if let sqlitePath {
+            return ["", "-wal"].map { URL(fileURLWithPath: sqlitePath + $0) }.filter { FileManager.default.fileExists(atPath: $0.path) }
+        }
+        try sql("CHECKPOINT")
+        let directory = URL(fileURLWithPath: try sql("SHOW data_directory"))
+        let oid = try sql("SELECT oid FROM pg_database WHERE datname = current_database()")
+        var result: [URL] = []
+        for folder in ["base/\(oid)", "pg_wal", "global"] {
+            let url = directory.appendingPathComponent(folder)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [] {
+                var isDirectory: ObjCBool = false
+                let file = url.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue { result.append(file) }
+            }
+        }
+        return result
+    }
+
+    /// The files that contain `bytes`.
+    func files(containing bytes: [UInt8]) throws -> [String] {
+        try files().filter { file in
+            guard let data = FileManager.default.contents(atPath: file.path) else { return false }
+            return data.range(of: Data(bytes)) != nil
+        }.map(\.lastPathComponent)
+    }
+
+    /// Lets the owner change the append-only tables (as an attacker with the database's keys would).
+    func bypassAppendOnly() throws {
+        if backend == .sqlite {
+            for table in ["audit_entries"] {
+                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_update")
+                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_delete")
+            }
+            for table in ["audit_log", "audit_tree", "audit_checkpoints"] {
+                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_update")
+                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_delete")
+            }
+        } else {
+            for table in ["audit_entries", "audit_log", "audit_tree", "audit_checkpoints"] { try sql("ALTER TABLE \(table) DISABLE TRIGGER USER") }
+        }
+    }
+
+    func close() {
+        (store as? PostgresStore)?.shutdown()
+        if let sqlitePath { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: sqlitePath + suffix) } }
+    }
+}
+
+struct SQLFailed: Error, CustomStringConvertible {
+    var statement: String
+    var description: String { "SQL failed: \(statement)" }
+}
+
+private func testSigner(_ name: String = "muster.test/audit-log") throws -> CheckpointSigner {
+    CheckpointSigner(try NoteSigner.generate(name: name))
+}
+
+/// Reports of every type at every site, so none merge; one gets a note, an acknowledgement and a resolution.
+@discardableResult
+private func populate(_ store: any Store, phrase: String = "Student wrote a goodbye note", count: Int = 4) async throws -> [IncidentRef] {
+    let types = shippedCatalog.directory.incidentTypes.map(\.id)
+    let sites = shippedCatalog.directory.sites.keys.sorted()
+    var refs: [IncidentRef] = []
+    for index in 0..<count {
+        let report = Report(type: types[index % types.count], severity: .high, site: sites[index % sites.count], reporter: .person("aokafor"),
+                            summary: "\(phrase) \(index)", subject: "S-\(UUID().uuidString.prefix(8))", receivedAt: schoolMorning)
+        let results = try await store.commit([.report(ReportIntake(report: report))], catalog: shippedCatalog, now: schoolMorning)
+        refs.append(try #require(try results.first?.get()).incident)
+    }
+    let first = refs[0].id
+    for event in [IncidentEvent.noteAdded(by: .person("dchen"), text: "\(phrase): called the family"),
+                  .acknowledged(by: .person("dchen"), path: .api, step: nil), .resolved(by: .person("dchen"), note: "\(phrase): safe at home")] {
+        let result = try await store.commit([.event(first, event)], catalog: shippedCatalog, now: schoolMorning.addingTimeInterval(120))
+        if case .failure(let error) = result.first { Issue.record("\(event) refused: \(error)") }
+    }
+    return refs
+}
+
+/// Integrates everything committed, as the sequencer does, publishing to the witnesses.
+private func sequence(_ store: any Store, _ signer: CheckpointSigner, witnesses: [DirectoryWitness] = []) async throws {
+    let runtime = Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"),
+                          auditLog: AuditLogSettings(signer: signer, witnesses: witnesses, batch: 7))
+    try await runtime.sequenceAuditLog()
+    #expect(try await store.pendingAuditEntries() == 0)
+}
+
+private func expectFailure(_ verifier: AuditLogVerifier, witnesses: [DirectoryWitness] = [], mentioning words: [String]) async {
+    do {
+        let summary = try await verifier.verify(witnesses: witnesses)
+        Issue.record("verify passed: \(summary)")
+    } catch {
+        let message = "\(error)"
+        for word in words { #expect(message.contains(word), "'\(word)' not in: \(message)") }
+    }
+}
+
+@Suite("Audit log", .serialized)
+struct AuditLogTests {
+    @Test("the sequencer's tree verifies; an entry changed behind the triggers is named by log index, incident and action",
+          arguments: Backend.allCases)
+    func changedEntryNamed(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let verifier = AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier], page: 5)
+        let summary = try await verifier.verify()
+        let total = Int(try database.sql("SELECT COUNT(*) FROM audit_entries")) ?? -1
+        #expect(summary.entries == total)
+        #expect(summary.treeSize == Int64(total))
+        #expect(summary.incidents == refs.count)
+        #expect(summary.checkpoints >= 2, "batches of 7 make several checkpoints")
+
+        // The owner rewrites the second incident's report entry, triggers off.
+        let victim = refs[1].id.rawValue
+        let index = try database.sql("SELECT log_index FROM audit_log WHERE incident_id = '\(victim)' AND sequence = 1")
+        try database.bypassAppendOnly()
+        try database.sql(backend == .postgres
+            ? "UPDATE audit_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), 'high', 'HIGH'), 'UTF8') WHERE incident_id = '\(victim)' AND sequence = 1"
+            : "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), 'high', 'HIGH') AS BLOB) WHERE incident_id = '\(victim)' AND sequence = 1")
+        await expectFailure(verifier, mentioning: ["log index \(index)", victim, "(reported)"])
+    }
+
+    @Test("a truncated tail, and a log rewritten and re-signed with a new key, are caught against a witness directory",
+          arguments: Backend.allCases)
+    func witnessCatchesTruncationAndRewrite(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let signer = try testSigner()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-witness-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let witness = DirectoryWitness(directory: folder)
+        try await sequence(database.store, signer, witnesses: [witness])
+        #expect(try witness.checkpoints().count >= 2)
+        let verifier = AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier])
+        _ = try await verifier.verify(witnesses: [witness])
+
+        // Truncation: the last incident's entries go, with the log's tail, its hashes and later checkpoints.
+        let last = refs[refs.count - 1].id.rawValue
+        let cut = Int64(try database.sql("SELECT MIN(log_index) FROM audit_log WHERE incident_id = '\(last)'")) ?? 0
+        try database.bypassAppendOnly()
+        try database.sql("DELETE FROM audit_entries WHERE incident_id = '\(last)'")
+        try database.sql("DELETE FROM audit_log WHERE log_index >= \(cut)")
+        try database.sql("DELETE FROM audit_tree WHERE stored_index >= \(MerkleTree.storedHashCount(size: cut))")
+        try database.sql("DELETE FROM audit_checkpoints WHERE size > \(cut)")
+        if try database.sql("SELECT COUNT(*) FROM audit_checkpoints WHERE size = \(cut)") == "0" {
+            let root = try MerkleTree.treeHash(size: cut, hashes: try await database.store.treeHashes(MerkleTree.treeHashIndices(size: cut)))
+            let note = try signer.sign(size: cut, root: root).replacingOccurrences(of: "'", with: "''")
+            try database.sql(backend == .postgres
+                ? "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (\(cut), '\(note)', now())"
+                : "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (\(cut), '\(note)', 0)")
+        }
+        // On its own the shortened log is consistent; the witness remembers the longer one.
+        _ = try await verifier.verify()
+        await expectFailure(verifier, witnesses: [witness], mentioning: ["witness checkpoint", "truncated"])
+
+        // Rewrite: an incident's entries vanish and the log is rebuilt from the rest and re-signed under a new
+        // key. The result is consistent on its own; only the witness's copies show it is not the log it was.
+        try database.sql("DELETE FROM audit_log")
+        try database.sql("DELETE FROM audit_tree")
+        try database.sql("DELETE FROM audit_checkpoints")
+        try database.sql("DELETE FROM audit_entries WHERE incident_id = '\(refs[1].id.rawValue)'")
+        for entry in try await database.store.auditEntries(after: nil, limit: 10_000) {
+            let leaf = MerkleTree.leafHash(entry.body).hex
+            try database.sql(backend == .postgres
+                ? "INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at) VALUES ('\(entry.incident)', \(entry.sequence), '\\x\(leaf)', now())"
+                : "INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at) VALUES ('\(entry.incident)', \(entry.sequence), X'\(leaf)', 0)")
+        }
+        let forger = try testSigner()
+        try await sequence(database.store, forger)
+        let forged = try await AuditLogVerifier(store: database.store, verifiers: [forger.signer.verifier]).verify()
+        #expect(forged.incidents == refs.count - 2, "the rewritten log checks out against its own key")
+        await expectFailure(AuditLogVerifier(store: database.store, verifiers: [forger.signer.verifier]),
+                            witnesses: [witness], mentioning: ["witness checkpoint"])
+        await expectFailure(AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier, forger.signer.verifier]),
+                            witnesses: [witness], mentioning: ["witness checkpoint", "the log was changed"])
+    }
+
+    @Test("an export verifies offline in Swift and in Python; a changed byte anywhere is refused by both", arguments: Backend.allCases)
+    func exportVerifiesOffline(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store, count: 6)
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let (export, waiting) = try await AuditExporter(store: database.store, verifierKey: signer.verifierKey).export(refs[0].id)
+        #expect(waiting == 0)
+        let bytes = try export.encoded()
+        let verified = try IncidentExport.verify(bytes, pinnedKey: signer.verifierKey)
+        #expect(verified.entries == export.entries.count)
+        #expect(export.entries.contains { $0.text == "Student wrote a goodbye note: called the family" })
+        // Nothing of another incident: no other incident's id appears in the file.
+        let text = String(decoding: bytes, as: UTF8.self)
+        for other in refs.dropFirst() { #expect(!text.contains(other.id.rawValue)) }
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-export-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(bytes).write(to: file)
+        #expect(try python(file.path, key: signer.verifierKey) == 0)
+
+        var swiftRefused = 0, checked = 0
+        for position in stride(from: 0, to: bytes.count, by: 5) {
+            var changed = bytes
+            changed[position] ^= 0x01
+            checked += 1
+            if (try? IncidentExport.verify(changed, pinnedKey: signer.verifierKey)) == nil { swiftRefused += 1 }
+        }
+        #expect(swiftRefused == checked, "the Swift verifier accepted \(checked - swiftRefused) changed exports")
+        for position in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 24)) {
+            var changed = bytes
+            changed[position] ^= 0x01
+            try Data(changed).write(to: file)
+            #expect(try python(file.path, key: signer.verifierKey) == 1, "Python accepted a change at byte \(position)")
+        }
+    }
+
+    @Test("after a retention purge every proof still verifies, the text is gone for good and the data key is scrubbed",
+          arguments: Backend.allCases)
+    func purgeKeepsProofs(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let exporter = AuditExporter(store: database.store, verifierKey: signer.verifierKey)
+        let before = try await exporter.export(refs[0].id).export.encoded()
+        let id = refs[0].id.rawValue
+        let wrapped = try database.sql(backend == .postgres
+            ? "SELECT encode(wrapped, 'hex') FROM incident_keys WHERE incident_id = '\(id)'"
+            : "SELECT hex(wrapped) FROM incident_keys WHERE incident_id = '\(id)'")
+        let wrappedBytes = try #require(LogHashHex.bytes(wrapped))
+
+        let (purged, refused) = try await RetentionPurge(store: database.store, catalog: shippedCatalog)
+            .run(closedBefore: schoolMorning.addingTimeInterval(86_400), policy: "test-7y")
+        #expect(purged == [refs[0].id], "only the resolved incident is purged")
+        #expect(refused.isEmpty)
+        try await sequence(database.store, signer)
+
+        #expect(try await database.store.dataKey(of: refs[0].id) == nil)
+        let timeline = try await database.store.timeline(refs[0].id)
+        #expect(timeline.last?.action == .purged)
+        #expect(timeline.last?.detail?.contains("test-7y") == true)
+        #expect(timeline.first?.sensitive?.hasPrefix("purged under the retention policy on") == true)
+        #expect(try await database.store.reports(refs[0].id).first?.summary.hasPrefix("purged under the retention policy on") == true)
+        // New notes are refused: there is no key to seal them with.
+        let note = try await database.store.commit([.event(refs[0].id, .noteAdded(by: .person("dchen"), text: "late"))],
+                                                   catalog: shippedCatalog, now: schoolMorning.addingTimeInterval(90_000))
+        #expect(throws: StoreError.self) { try note.first?.get() }
+
+        // The old export still verifies; a new one verifies with no key and no text.
+        #expect(try IncidentExport.verify(before, pinnedKey: signer.verifierKey).entries > 0)
+        let after = try await exporter.export(refs[0].id).export
+        #expect(after.dataKey == nil)
+        #expect(after.entries.allSatisfy { $0.text == nil })
+        _ = try IncidentExport.verify(try after.encoded(), pinnedKey: signer.verifierKey)
+        _ = try await AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier]).verify()
+
+        // The wrapped key is gone from the key table's file (PostgreSQL) or from the database and its WAL (SQLite).
+        if backend == .postgres {
+            let directory = try database.sql("SHOW data_directory")
+            let path = try database.sql("SELECT pg_relation_filepath('incident_keys')")
+            try database.sql("CHECKPOINT")
+            let data = try #require(FileManager.default.contents(atPath: directory + "/" + path))
+            #expect(data.range(of: Data(wrappedBytes)) == nil, "the destroyed key is still in \(path)")
+        } else {
+            #expect(try database.files(containing: wrappedBytes).isEmpty)
+        }
+    }
+
+    @Test("a known phrase from a report, its subject and a note is nowhere in the database files, only sealed", arguments: Backend.allCases)
+    func phraseNeverInClear(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let phrase = "zebra-\(UUID().uuidString.prefix(8))-lantern"
+        let refs = try await populate(database.store, phrase: phrase, count: 2)
+        #expect(try await database.store.reports(refs[0].id).first?.summary == "\(phrase) 0", "the text is stored, and reads back")
+        #expect(try await database.store.timeline(refs[0].id).contains { $0.sensitive == "\(phrase): called the family" })
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let files = try database.files()
+        #expect(!files.isEmpty)
+        #expect(try database.files(containing: Array(phrase.utf8)).isEmpty)
+    }
+
+    @Test("two instances sequencing at once make one consistent tree, one pass at a time; one stopping leaves the other to finish")
+    func twoSequencers() async throws {
+        let key = MasterKey.generate()
+        let database = try await AuditDatabase.make(.postgres, masterKey: key)
+        defer { database.close() }
+        let other = try database.another(masterKey: key)
+        defer { (other as? PostgresStore)?.shutdown() }
+        let signer = try testSigner()
+        let settings = AuditLogSettings(signer: signer, batch: 5, interval: 0.01)
+        let first = Runtime(store: database.store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "one", auditLog: settings)
+        let second = Runtime(store: other, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "two", auditLog: settings)
+        let one = Task { await first.run() }
+        let two = Task { await second.run() }
+        var incidents = Set(try await populate(database.store, count: 5).map(\.id))
+        incidents.formUnion(try await populate(other, count: 5).map(\.id))
+        one.cancel()  // the first instance stops; the second takes every later pass
+        incidents.formUnion(try await populate(other, count: 3).map(\.id))
+        try await eventually("the second sequencer drains the log") { try await other.pendingAuditEntries() == 0 }
+        two.cancel()
+        let summary = try await AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier]).verify()
+        #expect(summary.pending == 0)
+        #expect(summary.treeSize == Int64(summary.entries))
+        #expect(summary.incidents == incidents.count)
+    }
+}
+
+/// Hex text to bytes (what the databases print).
+enum LogHashHex {
+    static func bytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.lowercased().utf8)
+        guard !digits.isEmpty, digits.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var index = 0
+        while index < digits.count {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+            index += 2
+        }
+        return out
+    }
+}
+
+/// Runs scripts/verify-export.py; its exit status.
+private func python(_ file: String, key: String) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", repositoryRoot.appendingPathComponent("scripts/verify-export.py").path, file, "--key", key]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
