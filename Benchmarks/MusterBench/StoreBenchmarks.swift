@@ -6,14 +6,14 @@ import MusterPlaybooks
 import MusterRuntime
 import MusterStore
 
-private func shippedCatalog() throws -> Catalog {
+func shippedCatalog() throws -> Catalog {
     guard let catalog = PlaybookLoader.load(folder: URL(fileURLWithPath: "playbooks")).catalog else {
         throw BenchmarkError("run from the repository root: the shipped playbooks must load")
     }
     return catalog
 }
 
-private func percentile(_ sorted: [Double], _ q: Double) -> Double {
+func percentile(_ sorted: [Double], _ q: Double) -> Double {
     sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]
 }
 

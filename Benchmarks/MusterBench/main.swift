@@ -69,8 +69,10 @@ do {
         guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench http URL TOKEN [--rate N] [--seconds S] [--connections C]") }
         try await httpBenchmark(url: arguments[1], token: arguments[2], rate: option("--rate", default: 1000), seconds: option("--seconds", default: 10),
                                 connections: option("--connections", default: 16))
+    case "audit": try await auditBenchmark(backend: arguments.dropFirst().first ?? "sqlite", entries: option("--entries", default: 1_000_000),
+                                           rate: option("--rate", default: 10_000), seconds: option("--seconds", default: 20))
     case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
-    default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers or timeline")
+    default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers, timeline, audit or http")
     }
 } catch {
     FileHandle.standardError.write(Data("muster-bench: \(error)\n".utf8))
