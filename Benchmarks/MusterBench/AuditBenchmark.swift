@@ -78,26 +78,36 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
             try? await Task.sleep(for: .milliseconds(Int(settings.interval * 1000)))
         }
     }
+    // Four producers, as concurrent requests would be; each commits its share every 50 ms.
+    let producers = 4
+    let perProducer = max(1, reportsPerTick / producers)
     let loadStart = Date()
-    var tick = 0
-    while Date().timeIntervalSince(loadStart) < Double(seconds) {
-        let commands = (0..<reportsPerTick).map { _ in
-            number += 1
-            return StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
-                                                                   reporter: .person("aokafor"), summary: "incident \(number)",
-                                                                   subject: "L-\(number)", receivedAt: Date())))
+    let ticks = try await withThrowingTaskGroup(of: Int.self) { group in
+        for producer in 0..<producers {
+            group.addTask {
+                var tick = 0
+                while Date().timeIntervalSince(loadStart) < Double(seconds) {
+                    let commands = (0..<perProducer).map { n in
+                        StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
+                                                                        reporter: .person("aokafor"), summary: "load \(producer).\(tick).\(n)",
+                                                                        subject: "P-\(producer)-\(tick)-\(n)", receivedAt: Date())))
+                    }
+                    _ = try await store.commit(commands, catalog: catalog, now: Date())
+                    tick += 1
+                    let next = loadStart.addingTimeInterval(Double(tick) * 0.05)
+                    if next > Date() { try await Task.sleep(for: .milliseconds(Int(next.timeIntervalSinceNow * 1000))) }
+                }
+                return tick
+            }
         }
-        _ = try await store.commit(commands, catalog: catalog, now: Date())
-        tick += 1
-        let next = loadStart.addingTimeInterval(Double(tick) * 0.05)
-        if next > Date() { try await Task.sleep(for: .milliseconds(Int(next.timeIntervalSinceNow * 1000))) }
+        return try await group.reduce(0, +)
     }
     let elapsed = Date().timeIntervalSince(loadStart)
     try await Task.sleep(for: .seconds(1))
     sequencer.cancel()
     let samples = latencies.sorted()
     print(String(format: "audit %@: at %.0f entries/s for %.0f s, commit to signed checkpoint (oldest entry of each pass): p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d passes)",
-                 backend, Double(tick * reportsPerTick) * perReport / elapsed, elapsed, percentile(samples, 0.5), percentile(samples, 0.99),
+                 backend, Double(ticks * perProducer) * perReport / elapsed, elapsed, percentile(samples, 0.5), percentile(samples, 0.99),
                  samples.last ?? 0, samples.count))
     (store as? PostgresStore)?.shutdown()
 }

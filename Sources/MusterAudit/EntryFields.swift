@@ -22,7 +22,11 @@ public struct EntryFields: Sendable {
     /// Reads the bytes; throws unless they are a flat object of strings and integers in canonical form.
     public init(_ bytes: [UInt8]) throws {
         var reader = Reader(bytes: bytes)
-        var ordered: [(String, AuditEntryEncoding.Value)] = []
+        // The canonical form is rebuilt as the fields are read (keys must come in increasing byte
+        // order, so nothing needs sorting) and compared with the bytes at the end.
+        var canonical: [UInt8] = [UInt8(ascii: "{")]
+        canonical.reserveCapacity(bytes.count)
+        var previousKey: [UInt8] = []
         try reader.expect(UInt8(ascii: "{"))
         if reader.peek() == UInt8(ascii: "}") {
             reader.index += 1
@@ -31,10 +35,18 @@ public struct EntryFields: Sendable {
                 let key = try reader.string()
                 try reader.expect(UInt8(ascii: ":"))
                 let value: Value = reader.peek() == UInt8(ascii: "\"") ? .string(try reader.string()) : .int(try reader.integer())
-                guard fields.updateValue(value, forKey: key) == nil else { throw AuditDecodingError(message: "the key '\(key)' appears twice") }
+                let keyBytes = Array(key.utf8)
+                guard fields.isEmpty || previousKey.lexicographicallyPrecedes(keyBytes) else {
+                    throw AuditDecodingError(message: "the key '\(key)' is out of order or repeated: the bytes are not in canonical form")
+                }
+                previousKey = keyBytes
+                fields[key] = value
+                if canonical.count > 1 { canonical.append(UInt8(ascii: ",")) }
+                AuditEntryEncoding.appendString(key, to: &canonical)
+                canonical.append(UInt8(ascii: ":"))
                 switch value {
-                case .string(let text): ordered.append((key, .string(text)))
-                case .int(let number): ordered.append((key, .int(number)))
+                case .string(let text): AuditEntryEncoding.appendString(text, to: &canonical)
+                case .int(let number): canonical.append(contentsOf: String(number).utf8)
                 }
                 guard let next = reader.next() else { throw AuditDecodingError(message: "the object does not end") }
                 if next == UInt8(ascii: "}") { break }
@@ -42,7 +54,8 @@ public struct EntryFields: Sendable {
             }
         }
         guard reader.index == bytes.count else { throw AuditDecodingError(message: "bytes follow the object") }
-        guard AuditEntryEncoding.canonicalObject(ordered) == bytes else {
+        canonical.append(UInt8(ascii: "}"))
+        guard canonical == bytes else {
             throw AuditDecodingError(message: "the bytes are not in canonical form (sorted keys, no white space, minimal escapes)")
         }
     }

@@ -1,5 +1,6 @@
 // The HTTP application: the API under /api/v1 (bearer tokens), the PagerDuty-compatible
-// /v2/enqueue, and the operations endpoints (/metrics, /health/live, /health/ready).
+// /v2/enqueue, the operations endpoints (/metrics, /health/live, /health/ready) and the audit log's
+// public key and checkpoint (/audit/key, /audit/checkpoint).
 import Foundation
 import Hummingbird
 import Logging
@@ -22,6 +23,17 @@ extension MusterServer {
             let text = await self.metrics.render(store: self.store)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+        }
+        // The transparency log's public parts, for witnesses and verifiers (docs/audit.md).
+        router.get("audit/key") { _, _ in
+            guard let key = self.auditVerifierKey else { throw Problem.notFound("this instance has no audit signing key configured") }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: key + "\n")))
+        }
+        router.get("audit/checkpoint") { _, _ in
+            let checkpoint: StoredCheckpoint?
+            do { checkpoint = try await self.store.latestCheckpoint() } catch { throw Problem.unavailable("the database did not answer; retry") }
+            guard let checkpoint else { throw Problem.notFound("no checkpoint has been signed yet") }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: checkpoint.note)))
         }
         router.get("api/v1/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],

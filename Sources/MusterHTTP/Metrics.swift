@@ -11,6 +11,7 @@ public final class MusterMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let timeToAcknowledge: ValueHistogram
     private let timerLateness: ValueHistogram
+    private let checkpointLatency: ValueHistogram
     private static let escalationsHelp = "Escalations to a further step or the fallback."
     private static let overdueHelp = "Protocol tasks that passed their deadline."
     private let counters = Mutex<[String: Counter]>([:])
@@ -24,6 +25,10 @@ public final class MusterMetrics: Sendable {
             descriptor: MetricNameDescriptor(namespace: "muster", metricName: "timer_lateness", unitName: "seconds",
                                              helpText: "How late timers fired after falling due."),
             labels: [], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5])
+        checkpointLatency = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(namespace: "muster", metricName: "audit_checkpoint_latency", unitName: "seconds",
+                                             helpText: "From an audit entry's commit to the signed checkpoint covering it (the oldest entry of each sequencer pass)."),
+            labels: [], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10])
         // Registered now, so they read 0 before the first escalation.
         _ = counter("escalations", Self.escalationsHelp, [])
         _ = counter("tasks_overdue", Self.overdueHelp, [])
@@ -53,6 +58,10 @@ public final class MusterMetrics: Sendable {
             deliveryAttempted: { [self] channel, outcome in
                 counter("pages", "Notification delivery attempts, by channel and outcome.",
                         [("channel", channel.rawValue), ("outcome", outcome)]).increment()
+            },
+            checkpointed: { [self] entries, latency in
+                counter("audit_entries_sequenced", "Audit entries integrated into the Merkle tree by this instance's sequencer.", []).increment(by: Int64(entries))
+                checkpointLatency.record(max(0, latency))
             })
     }
 
@@ -91,6 +100,11 @@ public final class MusterMetrics: Sendable {
                                                                     helpText: "Notifications in the outbox, by status (queued is the delivery queue's depth)."),
                                    labels: [("status", status)]).set(Double(counts[status] ?? 0))
             }
+        }
+        if let pending = try? await store.pendingAuditEntries() {
+            registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "audit_entries_pending", unitName: "",
+                                                                helpText: "Committed audit entries not yet in a signed checkpoint (the sequencer's queue)."),
+                               labels: []).set(Double(pending))
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

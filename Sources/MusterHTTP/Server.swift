@@ -19,10 +19,14 @@ public final class MusterServer: Sendable {
     /// The folder the playbooks and directory.yaml are reloaded from; nil when they came from elsewhere.
     public let playbookFolder: String?
     public let integrations: IntegrationSettings
+    /// The audit log's verifier key, published at /audit/key.
+    public let auditVerifierKey: String?
     let logger: Logger
 
     public init(store: any Store, runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
-                integrations: IntegrationSettings = IntegrationSettings(), logger: Logger = Logger(label: "muster.http")) {
+                integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
+                logger: Logger = Logger(label: "muster.http")) {
+        self.auditVerifierKey = auditVerifierKey
         self.store = store
         self.runtime = runtime
         self.metrics = metrics

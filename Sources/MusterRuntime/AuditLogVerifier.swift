@@ -39,43 +39,54 @@ public struct AuditLogVerifier: Sendable {
     }
 
     public func verify(witnesses: [DirectoryWitness] = []) async throws -> AuditVerificationSummary {
-        var summary = AuditVerificationSummary()
-        try await verifyEntries(&summary)
-        try await verifyTree(&summary, witnesses: witnesses)
+        // The entries and the tree are checked side by side (each pass keeps a core and the database busy).
+        async let entries = verifyEntries()
+        async let tree = verifyTree(witnesses: witnesses)
+        var summary = try await entries
+        let (size, checkpoints, witnessed) = try await tree
+        guard size == summary.treeSize else {
+            throw fail("the log holds \(size) leaves but \(summary.treeSize) stored entries are in it: entries were deleted or added behind its back")
+        }
+        summary.checkpoints = checkpoints
+        summary.witnessCheckpoints = witnessed
         return summary
     }
 
     private func fail(_ message: String) -> AuditVerificationFailure { AuditVerificationFailure(description: message) }
 
     /// Every entry's bytes, leaf hash and place in its incident's chain, in (incident, sequence) order.
-    private func verifyEntries(_ summary: inout AuditVerificationSummary) async throws {
+    private func verifyEntries() async throws -> AuditVerificationSummary {
+        var summary = AuditVerificationSummary()
         var after: (incident: IncidentID, sequence: Int)?
         var last: (incident: IncidentID, sequence: Int, leaf: [UInt8])?
         var inLog = 0
         while true {
             let entries = try await store.auditEntries(after: after, limit: page)
             for entry in entries {
-                let name = "entry \(entry.logIndex.map { "at log index \($0)" } ?? "(not yet in the log)") of incident \(entry.incident) #\(entry.sequence) (\(entry.action))"
+                // Built only when something is wrong: most entries are fine, and this runs a million times.
+                func name() -> String {
+                    "entry \(entry.logIndex.map { "at log index \($0)" } ?? "(not yet in the log)") of incident \(entry.incident) #\(entry.sequence) (\(entry.action))"
+                }
                 let leaf = MerkleTree.leafHash(entry.body).bytes
-                if let written = entry.leafHash, written != leaf { throw fail("\(name): its bytes do not match the leaf hash written with them") }
-                if let logged = entry.logLeafHash, logged != leaf { throw fail("\(name): its bytes do not hash to its leaf in the log") }
+                if let written = entry.leafHash, written != leaf { throw fail("\(name()): its bytes do not match the leaf hash written with them") }
+                if let logged = entry.logLeafHash, logged != leaf { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
                 let fields: EntryFields
-                do { fields = try EntryFields(entry.body) } catch { throw fail("\(name): \(error)") }
+                do { fields = try EntryFields(entry.body) } catch { throw fail("\(name()): \(error)") }
                 guard fields.string("incident") == entry.incident.rawValue, fields.int("seq") == entry.sequence,
-                      fields.string("action") == entry.action else { throw fail("\(name): its bytes name another incident, sequence or action") }
+                      fields.string("action") == entry.action else { throw fail("\(name()): its bytes name another incident, sequence or action") }
                 let version = fields.int("v") ?? 0
-                guard version == 1 || version == 2 else { throw fail("\(name): unknown encoding version \(version)") }
+                guard version == 1 || version == 2 else { throw fail("\(name()): unknown encoding version \(version)") }
                 let prev = fields.string("prev")
                 if let last, last.incident == entry.incident {
                     guard entry.sequence == last.sequence + 1 else {
-                        throw fail("\(name): entries \(last.sequence + 1)…\(entry.sequence - 1) of the incident are missing")
+                        throw fail("\(name()): entries \(last.sequence + 1)…\(entry.sequence - 1) of the incident are missing")
                     }
                     if version == 2, prev != AuditEntryEncoding.hex(last.leaf) {
-                        throw fail("\(name): its prev is not the leaf hash of entry #\(last.sequence): the chain is broken")
+                        throw fail("\(name()): its prev is not the leaf hash of entry #\(last.sequence): the chain is broken")
                     }
                 } else {
-                    guard entry.sequence == 1 else { throw fail("\(name): the incident's entries 1…\(entry.sequence - 1) are missing") }
-                    guard prev == nil else { throw fail("\(name): the first entry of an incident names a previous one") }
+                    guard entry.sequence == 1 else { throw fail("\(name()): the incident's entries 1…\(entry.sequence - 1) are missing") }
+                    guard prev == nil else { throw fail("\(name()): the first entry of an incident names a previous one") }
                     summary.incidents += 1
                 }
                 if entry.logIndex != nil { inLog += 1 } else { summary.pending += 1 }
@@ -86,10 +97,13 @@ public struct AuditLogVerifier: Sendable {
             after = (final.incident, final.sequence)
         }
         summary.treeSize = Int64(inLog)
+        return summary
     }
 
     /// The tree recomputed from the log's leaves, against every stored hash, stored checkpoint and witness checkpoint.
-    private func verifyTree(_ summary: inout AuditVerificationSummary, witnesses: [DirectoryWitness]) async throws {
+    /// The log's size, and how many stored and witness checkpoints were checked.
+    private func verifyTree(witnesses: [DirectoryWitness]) async throws -> (Int64, Int, Int) {
+        var checkpoints = 0, witnessed = 0
         // The roots to check, by tree size: stored checkpoints, then witness copies.
         var expected: [Int64: [(what: String, root: LogHash)]] = [:]
         var from: Int64 = 0
@@ -99,7 +113,7 @@ public struct AuditLogVerifier: Sendable {
                 let checkpoint = try open(stored.note, what: "stored checkpoint \(stored.size)")
                 guard checkpoint.size == stored.size else { throw fail("stored checkpoint \(stored.size) signs a tree of \(checkpoint.size)") }
                 expected[checkpoint.size, default: []].append(("stored checkpoint \(stored.size)", checkpoint.root))
-                summary.checkpoints += 1
+                checkpoints += 1
             }
             guard let last = batch.last, batch.count == page else { break }
             from = last.size + 1
@@ -109,7 +123,7 @@ public struct AuditLogVerifier: Sendable {
                 let what = "witness checkpoint \(witness.directory.appendingPathComponent(file).path)"
                 let checkpoint = try open(note, what: what)
                 expected[checkpoint.size, default: []].append((what, checkpoint.root))
-                summary.witnessCheckpoints += 1
+                witnessed += 1
             }
         }
         var tree = CompactRange()
@@ -140,12 +154,10 @@ public struct AuditLogVerifier: Sendable {
             }
             if leaves.count < page { break }
         }
-        guard tree.size == summary.treeSize else {
-            throw fail("the log holds \(tree.size) leaves but \(summary.treeSize) stored entries are in it: entries were deleted or added behind its back")
-        }
         if let beyond = expected.keys.filter({ $0 > tree.size }).min(), let what = expected[beyond]?.first?.what {
             throw fail("\(what) covers \(beyond) entries but the log holds only \(tree.size): the log was truncated")
         }
+        return (tree.size, checkpoints, witnessed)
     }
 
     private func open(_ note: String, what: String) throws -> Checkpoint {

@@ -79,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
                               instance: instance, auditLog: auditLog, observer: metrics.observer(store: store), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
-                                  integrations: integrationSettings(file), logger: logger)
+                                  integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey, logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {
             Task {

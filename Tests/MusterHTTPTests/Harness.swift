@@ -2,11 +2,11 @@
 // account per role. PostgreSQL comes from scripts/test (MUSTER_TEST_DATABASE_URL): without it these
 // tests fail, never skip.
 import Foundation
-import MusterAudit
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import MusterAudit
 import MusterCore
 import MusterHTTP
 import MusterNotify
@@ -82,10 +82,13 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         let metrics = MusterMetrics()
         var logger = Logger(label: "muster.test")
         logger.logLevel = .warning
+        let signer = CheckpointSigner(try NoteSigner.generate(name: "muster.test/http-audit-log"))
         let runtime = Runtime(store: store, catalog: shippedCatalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
-                              instance: "test-\(UUID().uuidString.prefix(8))", observer: metrics.observer(store: store), logger: logger)
+                              instance: "test-\(UUID().uuidString.prefix(8))", auditLog: AuditLogSettings(signer: signer, interval: 0.05),
+                              observer: metrics.observer(store: store), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(),
-                                  playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path, logger: logger)
+                                  playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path,
+                                  auditVerifierKey: signer.verifierKey, logger: logger)
         let harness = Harness(backend: backend, store: store, server: server, tokens: tokens, deliveryFile: deliveryFile)
         let workers = Task { await runtime.run() }
         let app = Application(router: server.makeRouter(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),

@@ -2,6 +2,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import MusterAudit
 import MusterCore
 import MusterStore
 import Testing
@@ -238,6 +239,24 @@ struct ServiceTests {
             #expect(metrics.contains(#"muster_incidents_opened_total{type="suicide-risk",severity="high"} 1"#))
             #expect(metrics.contains("muster_time_to_acknowledge_seconds_bucket"))
             #expect(metrics.contains("muster_outbox_notifications"))
+            #expect(metrics.contains("muster_audit_entries_pending"))
+            #expect(metrics.contains("muster_audit_checkpoint_latency_seconds_bucket"))
+
+            // The audit log's public parts: the verifier key, and a checkpoint it signed covering the report's entries.
+            let key = try await client.call(.get, "/audit/key")
+            #expect(key.status == .ok)
+            let verifier = try NoteVerifier(verifierKey: key.text.trimmingCharacters(in: .newlines))
+            var checkpoint: Checkpoint?
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                let response = try await client.call(.get, "/audit/checkpoint")
+                if response.status == .ok {
+                    checkpoint = try Checkpoint.parse(try SignedNote.open(response.text, verifiers: [verifier]).text)
+                    if let size = checkpoint?.size, size >= 5 { break }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect((checkpoint?.size ?? 0) >= 5, "a signed checkpoint covers the report's audit entries")
 
             let oncall = try await client.call(.get, "/api/v1/oncall?site=lincoln-high&role=counselor&from=2026-12-07T00:00:00Z&to=2026-12-09T00:00:00Z",
                                                headers: harness.auth("reporter-lincoln"))
