@@ -12,7 +12,7 @@ public enum AuditEntryEncoding {
 
     /// The keys are written in canonical order (sorted by their UTF-8 bytes, as `canonicalObject`
     /// would sort them; a test holds the two to each other), which saves sorting on every entry.
-    /// `prev` is the leaf hash of the incident's previous entry (none for the first); `sealed` the
+    /// `prev` is the (32-byte) leaf hash of the incident's previous entry (none for the first); `sealed` the
     /// sealed form of `record.sensitive` (which itself is never written).
     public static func encode(_ record: AuditRecord, incident: IncidentID, prev: [UInt8]? = nil, sealed: [UInt8]? = nil) -> [UInt8] {
         var out: [UInt8] = []
@@ -43,10 +43,10 @@ public enum AuditEntryEncoding {
         string("detail", record.detail)
         string("incident", incident.rawValue)
         string("notification", record.notification?.description)
-        string("prev", prev.map(hex))
+        string("prev", prev.flatMap { LogHash(bytes: $0)?.hex })
         string("recipient", record.recipient?.description)
         int("round", record.round)
-        string("sealed", sealed.map { Data($0).base64EncodedString() })
+        string("sealed", sealed.map(Base64.encode))
         int("seq", record.sequence)
         int("step", record.step.map { $0 + 1 })
         string("target", record.target)
@@ -71,8 +71,8 @@ public enum AuditEntryEncoding {
         if let target = record.target { fields.append(("target", .string(target))) }
         if let notification = record.notification { fields.append(("notification", .string(notification.description))) }
         if let detail = record.detail { fields.append(("detail", .string(detail))) }
-        if let prev { fields.append(("prev", .string(hex(prev)))) }
-        if let sealed { fields.append(("sealed", .string(Data(sealed).base64EncodedString()))) }
+        if let hex = prev.flatMap({ LogHash(bytes: $0)?.hex }) { fields.append(("prev", .string(hex))) }
+        if let sealed { fields.append(("sealed", .string(Base64.encode(sealed)))) }
         return canonicalObject(fields)
     }
 
@@ -87,70 +87,36 @@ public enum AuditEntryEncoding {
 
     /// Reads an entry back (timelines, exports, verification). The caller opens `sealed`.
     public static func decode(_ bytes: [UInt8]) throws -> Decoded {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let version = object["v"] as? Int, version == 1 || version == 2,
-              let incident = object["incident"] as? String, let seq = object["seq"] as? Int,
-              let atText = object["at"] as? String, let at = parseTimestamp(atText),
-              let actorText = object["actor"] as? String, let actor = Actor(actorText),
-              let actionText = object["action"] as? String, let action = AuditAction(rawValue: actionText) else {
+        let fields = try EntryFields(bytes)
+        guard let version = fields.int("v"), version == 1 || version == 2,
+              let incident = fields.string("incident"), let seq = fields.int("seq"),
+              let at = fields.string("at").flatMap(parseTimestamp), let actor = fields.string("actor").flatMap(Actor.init),
+              let action = fields.string("action").flatMap(AuditAction.init(rawValue:)) else {
             throw AuditDecodingError(message: "not a version-1 or version-2 audit entry")
         }
         var prev: [UInt8]?
-        if let text = object["prev"] as? String {
-            guard let bytes = unhex(text), bytes.count == 32 else { throw AuditDecodingError(message: "prev is not a 64-digit hex hash") }
-            prev = bytes
+        if let text = fields.string("prev") {
+            guard let hash = LogHash(hex: text) else { throw AuditDecodingError(message: "prev is not a 64-digit hex hash") }
+            prev = hash.bytes
         }
         var sealed: [UInt8]?
-        if let text = object["sealed"] as? String {
-            guard let data = Data(base64Encoded: text) else { throw AuditDecodingError(message: "sealed is not base64") }
-            sealed = Array(data)
+        if let text = fields.string("sealed") {
+            guard let bytes = Base64.decodeCanonical(text) else { throw AuditDecodingError(message: "sealed is not base64") }
+            sealed = bytes
         }
-        let recipient = (object["recipient"] as? String).flatMap(Recipient.init)
         let record = AuditRecord(
-            sequence: seq, at: at, actor: actor, action: action, step: (object["step"] as? Int).map { $0 - 1 },
-            round: object["round"] as? Int, recipient: recipient,
-            channel: (object["channel"] as? String).flatMap(ChannelKind.init(rawValue:)),
-            task: (object["task"] as? String).map(TaskID.init), target: object["target"] as? String,
-            notification: (object["notification"] as? String).flatMap(NotificationID.init),
-            detail: object["detail"] as? String, sensitive: nil)
+            sequence: seq, at: at, actor: actor, action: action, step: fields.int("step").map { $0 - 1 },
+            round: fields.int("round"), recipient: fields.string("recipient").flatMap(Recipient.init),
+            channel: fields.string("channel").flatMap(ChannelKind.init(rawValue:)),
+            task: fields.string("task").map(TaskID.init), target: fields.string("target"),
+            notification: fields.string("notification").flatMap(NotificationID.init),
+            detail: fields.string("detail"), sensitive: nil)
         return Decoded(incident: IncidentID(incident), record: record, version: version, prev: prev, sealed: sealed)
     }
 
     /// The context a sealed entry text is bound to (AES-GCM associated data).
     public static func sealContext(incident: IncidentID, sequence: Int) -> String {
         "muster/audit\n\(incident.rawValue)\n\(sequence)"
-    }
-
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func unhex(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            default: nil
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(utf8.count / 2)
-        var index = 0
-        while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
     }
 
     // MARK: Canonical JSON

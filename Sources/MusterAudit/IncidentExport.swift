@@ -4,6 +4,7 @@
 // Swift verifier; scripts/verify-export.py is the independent one.
 import Crypto
 import Foundation
+import MusterCore
 
 /// JSON restricted to what exports use, written canonically: keys sorted, no white space, JCS escapes.
 public indirect enum CanonicalJSON: Sendable, Hashable {
@@ -63,13 +64,6 @@ public indirect enum CanonicalJSON: Sendable, Hashable {
         default: throw ExportError("unexpected JSON value \(value)")
         }
     }
-}
-
-/// Base64 in its one canonical form only (RFC 4648 §3.5: unused bits zero, padding present), so that
-/// no changed character decodes to the same bytes.
-func strictBase64(_ text: String) -> Data? {
-    guard let data = Data(base64Encoded: text), data.base64EncodedString() == text else { return nil }
-    return data
 }
 
 public struct ExportError: Error, CustomStringConvertible, Sendable {
@@ -169,7 +163,7 @@ public struct IncidentExport: Sendable {
         switch top["data_key"] {
         case .null?: dataKey = nil
         case .string(let text)?:
-            guard let data = strictBase64(text), let key = DataKey(bytes: Array(data)) else { throw ExportError("data_key is not a 32-byte key in base64") }
+            guard let data = Base64.decodeCanonical(text), let key = DataKey(bytes: data) else { throw ExportError("data_key is not a 32-byte key in base64") }
             dataKey = key
         default: throw ExportError("data_key is neither null nor a string")
         }
@@ -185,18 +179,19 @@ public struct IncidentExport: Sendable {
         guard !items.isEmpty else { throw ExportError("the export has no entries") }
         var previousLeaf: LogHash?
         var firstMillis: Int64 = 0
+        var logIndices: [Int64] = []
         for (position, item) in items.enumerated() {
             let sequence = position + 1
             guard case .object(let e) = item,
                   Set(e.keys) == ["action", "actor", "at", "entry", "log_index", "proof", "sequence", "since_report_ms", "text"],
-                  case .string(let entryText)? = e["entry"], let entryData = strictBase64(entryText),
+                  case .string(let entryText)? = e["entry"], let bytes = Base64.decodeCanonical(entryText),
                   case .int(let logIndex)? = e["log_index"], case .string(let proofText)? = e["proof"],
                   case .int(let listedSequence)? = e["sequence"], case .int(let sinceReport)? = e["since_report_ms"] else {
                 throw ExportError("entry \(sequence): not the fields of an export entry")
             }
             let name = "entry \(sequence) (log index \(logIndex))"
+            logIndices.append(logIndex)
             guard listedSequence == Int64(sequence) else { throw ExportError("\(name): sequence \(listedSequence) out of order, \(sequence) expected") }
-            let bytes = Array(entryData)
             let fields: EntryFields
             do { fields = try EntryFields(bytes) } catch { throw ExportError("\(name): \(error)") }
             guard fields.string("incident") == incident else { throw ExportError("\(name): the entry belongs to another incident") }
@@ -233,18 +228,15 @@ public struct IncidentExport: Sendable {
             switch (sealed, dataKey, e["text"]) {
             case (nil, _, .null?), (.some, nil, .null?): break
             case (.some(let sealedText), .some(let key), .string(let text)?):
-                guard let sealedData = Data(base64Encoded: sealedText),
-                      let opened = try? Seal.open(Array(sealedData), key: key, context: "muster/audit\n\(incident)\n\(sequence)"), opened == text else {
+                guard let sealedBytes = Base64.decodeCanonical(sealedText),
+                      let opened = try? Seal.open(sealedBytes, key: key, context: AuditEntryEncoding.sealContext(incident: IncidentID(incident), sequence: sequence)),
+                      opened == text else {
                     throw ExportError("\(name): the text is not what was sealed")
                 }
             default: throw ExportError("\(name): text does not match the entry's sealed text")
             }
         }
-        guard case .int(let first)? = { if case .object(let e) = items[0] { e["log_index"] } else { nil } }(),
-              case .int(let last)? = { if case .object(let e) = items[items.count - 1] { e["log_index"] } else { nil } }() else {
-            throw ExportError("the entries have no log indices")
-        }
-        return Verified(incident: incident, entries: items.count, firstIndex: first, lastIndex: last, checkpoint: checkpoint,
+        return Verified(incident: incident, entries: items.count, firstIndex: logIndices.first ?? 0, lastIndex: logIndices.last ?? 0, checkpoint: checkpoint,
                         signedBy: verifier.name, keyPinned: pinnedKey != nil)
     }
 }

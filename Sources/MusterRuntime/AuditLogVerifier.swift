@@ -58,7 +58,7 @@ public struct AuditLogVerifier: Sendable {
     private func verifyEntries() async throws -> AuditVerificationSummary {
         var summary = AuditVerificationSummary()
         var after: (incident: IncidentID, sequence: Int)?
-        var last: (incident: IncidentID, sequence: Int, leaf: [UInt8])?
+        var last: (incident: IncidentID, sequence: Int, leaf: LogHash)?
         var inLog = 0
         while true {
             let entries = try await store.auditEntries(after: after, limit: page)
@@ -67,9 +67,9 @@ public struct AuditLogVerifier: Sendable {
                 func name() -> String {
                     "entry \(entry.logIndex.map { "at log index \($0)" } ?? "(not yet in the log)") of incident \(entry.incident) #\(entry.sequence) (\(entry.action))"
                 }
-                let leaf = MerkleTree.leafHash(entry.body).bytes
-                if let written = entry.leafHash, written != leaf { throw fail("\(name()): its bytes do not match the leaf hash written with them") }
-                if let logged = entry.logLeafHash, logged != leaf { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
+                let leaf = MerkleTree.leafHash(entry.body)
+                if let written = entry.leafHash, written != leaf.bytes { throw fail("\(name()): its bytes do not match the leaf hash written with them") }
+                if let logged = entry.logLeafHash, logged != leaf.bytes { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
                 let fields: EntryFields
                 do { fields = try EntryFields(entry.body) } catch { throw fail("\(name()): \(error)") }
                 guard fields.string("incident") == entry.incident.rawValue, fields.int("seq") == entry.sequence,
@@ -81,7 +81,7 @@ public struct AuditLogVerifier: Sendable {
                     guard entry.sequence == last.sequence + 1 else {
                         throw fail("\(name()): entries \(last.sequence + 1)…\(entry.sequence - 1) of the incident are missing")
                     }
-                    if version == 2, prev != AuditEntryEncoding.hex(last.leaf) {
+                    if version == 2, prev != last.leaf.hex {
                         throw fail("\(name()): its prev is not the leaf hash of entry #\(last.sequence): the chain is broken")
                     }
                 } else {

@@ -48,12 +48,18 @@ enum AuditKeys {
         }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let text = try create()
-        // Created exclusively and readable by the owner only: two processes starting at once must not
-        // end up with two keys, and nobody else may read it.
-        guard FileManager.default.createFile(atPath: path, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw ValidationError("cannot create \(path)")
+        // Created exclusively (O_EXCL) and readable by the owner only: of two processes starting at
+        // once, one writes the key and the other reads it; nobody else may read it.
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if descriptor >= 0 {
+            let bytes = Array((text + "\n").utf8)
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            close(descriptor)
+            guard written == bytes.count else { throw ValidationError("cannot write \(path)") }
+            printError("muster: created \(what) in \(path) (keep a copy somewhere safe; set it in the environment in production)")
+        } else if errno != EEXIST {
+            throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        printError("muster: created \(what) in \(path) (keep a copy somewhere safe; set it in the environment in production)")
         return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -107,17 +107,13 @@ struct AuditDatabase {
 
     /// Lets the owner change the append-only tables (as an attacker with the database's keys would).
     func bypassAppendOnly() throws {
-        if backend == .sqlite {
-            for table in ["audit_entries"] {
+        for table in ["audit_entries", "audit_log", "audit_tree", "audit_checkpoints"] {
+            if backend == .sqlite {
                 try sql("DROP TRIGGER IF EXISTS \(table)_append_only_update")
                 try sql("DROP TRIGGER IF EXISTS \(table)_append_only_delete")
+            } else {
+                try sql("ALTER TABLE \(table) DISABLE TRIGGER USER")
             }
-            for table in ["audit_log", "audit_tree", "audit_checkpoints"] {
-                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_update")
-                try sql("DROP TRIGGER IF EXISTS \(table)_append_only_delete")
-            }
-        } else {
-            for table in ["audit_entries", "audit_log", "audit_tree", "audit_checkpoints"] { try sql("ALTER TABLE \(table) DISABLE TRIGGER USER") }
         }
     }
 

@@ -195,7 +195,7 @@ public final class SQLiteStore: Store {
     /// incident from before the log existed is its last entry's leaf hash.
     static let incidentRowColumns = """
         SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed, i.audit_head, k.wrapped, i.purged_at,
-          (SELECT body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1)
+          CASE WHEN i.audit_head IS NULL THEN (SELECT body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1) END
         FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
 
         """
