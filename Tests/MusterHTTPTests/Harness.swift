@@ -128,7 +128,7 @@ private func freshStore(_ backend: Backend) async throws -> (any Store, @Sendabl
         runner.cancel()
         var settings = admin
         settings.database = name
-        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate())
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: testDatabaseTimeout)
         return (store, { store.shutdown() })
     }
 }

@@ -32,7 +32,7 @@ struct AuditDatabase {
             try await createDatabase(String(name), adminURL: adminURL)
             var settings = try PostgresSettings(url: adminURL)
             settings.database = String(name)
-            let store = PostgresStore(settings: settings, masterKey: masterKey)
+            let store = PostgresStore(settings: settings, masterKey: masterKey, timeout: testDatabaseTimeout)
             try await store.migrate()
             let url = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
             return AuditDatabase(backend: backend, store: store, sqlitePath: nil, postgresURL: url)
@@ -43,7 +43,7 @@ struct AuditDatabase {
     func another(masterKey: MasterKey) throws -> any Store {
         if let sqlitePath { return try SQLiteStore(path: sqlitePath, masterKey: masterKey) }
         guard let postgresURL else { throw MissingPostgres() }
-        return PostgresStore(settings: try PostgresSettings(url: postgresURL), masterKey: masterKey)
+        return PostgresStore(settings: try PostgresSettings(url: postgresURL), masterKey: masterKey, timeout: testDatabaseTimeout)
     }
 
     /// Runs SQL as the database's owner would, behind Muster's back.

@@ -65,7 +65,7 @@ struct CrashSafetyTests {
         var settings = try PostgresSettings(url: adminURL)
         settings.database = name
         let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
-        let store = PostgresStore(settings: settings, masterKey: drillMasterKey)
+        let store = PostgresStore(settings: settings, masterKey: drillMasterKey, timeout: testDatabaseTimeout)
         defer { store.shutdown() }
         try await store.migrate()
         let folder = try drillFolder()

@@ -46,7 +46,7 @@ func freshStore(_ backend: Backend) async throws -> any Store {
         try await createDatabase(name, adminURL: url)
         var settings = try PostgresSettings(url: url)
         settings.database = name
-        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate())
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: testDatabaseTimeout)
         try await store.migrate()
         return store
     }
@@ -136,7 +136,7 @@ struct RuntimeTests {
         }
         try await Task.sleep(for: .milliseconds(300))  // let the workers go to sleep and the LISTEN start
         // Another instance (its own connection pool, no in-process signal) takes a report.
-        let other = PostgresStore(settings: postgres.settings, masterKey: postgres.masterKey)
+        let other = PostgresStore(settings: postgres.settings, masterKey: postgres.masterKey, timeout: testDatabaseTimeout)
         defer { other.shutdown() }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", subject: "S-11", receivedAt: schoolMorning)

@@ -94,7 +94,7 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
         named.database = name
         let settings = named
         let key = MasterKey.generate()
-        let store = PostgresStore(settings: settings, masterKey: key)
+        let store = PostgresStore(settings: settings, masterKey: key, timeout: testDatabaseTimeout)
         let rawClient = PostgresClient(configuration: settings.clientConfigurationForTests, backgroundLogger: testLogger)
         let runner = Task { await rawClient.run() }
         return TestStore(
@@ -108,7 +108,7 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
                 }
                 return values
             },
-            another: { PostgresStore(settings: settings, masterKey: key) },
+            another: { PostgresStore(settings: settings, masterKey: key, timeout: testDatabaseTimeout) },
             close: {
                 store.shutdown()
                 runner.cancel()
