@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // The pure core: domain, playbook model, schedules, escalation engine, simulator.
@@ -53,8 +55,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Notification channels: the Channel protocol, one folder per channel, retry policy.
-        .target(name: "MusterNotify", dependencies: ["MusterCore"]),
+        // Notifications: the pipeline (render, de-duplicate, rate-limit, circuit breaker, send), the Channel
+        // protocol and one folder per channel (webhook, email over SMTP, Twilio SMS and voice, Slack, Teams).
+        .target(
+            name: "MusterNotify",
+            dependencies: [
+                "MusterCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // The message templates, one per form (subject, text, html, sms, speech).
+            resources: [.copy("Templates")]
+        ),
         // Intake, group commit, and the timer and delivery workers; wires the store and the channels.
         .target(
             name: "MusterRuntime",
@@ -75,6 +94,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             // The OpenAPI 3.1 document of the API, served at /api/v1/openapi.json.
             resources: [.copy("openapi.json")]
@@ -92,6 +112,7 @@ let package = Package(
                 "MusterRuntime",
                 "MusterNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Release-mode benchmarks: `swift run -c release muster-bench`.
@@ -143,6 +164,21 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
+        ),
+        // The channels against real servers on 127.0.0.1 (SMTP, webhook, Slack, Teams, Twilio-compatible).
+        .testTarget(
+            name: "MusterNotifyTests",
+            dependencies: [
+                "MusterCore", "MusterNotify",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            exclude: ["Support/smtp_sink.py"]
         ),
         // Runs the built `muster` executable as a user would.
         .testTarget(

@@ -19,7 +19,7 @@ func percentile(_ sorted: [Double], _ q: Double) -> Double {
 
 /// Channels that accept everything at once, so the benchmarks measure Muster, not a provider.
 private struct AcceptAll: Channel {
-    func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt { DeliveryReceipt() }
+    func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt { DeliveryReceipt() }
 }
 
 private final class Counter: @unchecked Sendable {
@@ -95,7 +95,7 @@ func timerBenchmark(backend: String, rate: Int, seconds: Int) async throws {
         index += perBatch
     }
     guard Date() < firstDue else { throw BenchmarkError("set-up took longer than planned; lower --rate or --seconds") }
-    let runtime = Runtime(store: store, catalog: catalog, channel: AcceptAll(), instance: "bench")
+    let runtime = try Runtime(store: store, catalog: catalog, channel: AcceptAll(), instance: "bench")
     let workers = Task { await runtime.run() }
     try await Task.sleep(for: .seconds(firstDue.timeIntervalSinceNow + Double(seconds) + 2))
     workers.cancel()

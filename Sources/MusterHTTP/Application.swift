@@ -43,6 +43,7 @@ extension MusterServer {
         addIncidentRoutes(to: api)
         addDirectoryRoutes(to: api)
         addIntegrationRoutes(api: api, root: router)
+        addAcknowledgementRoutes(to: router)
         routes.table = RouteTable(router.routes.map { ($0.path.description, $0.method.rawValue) })
         return router
     }

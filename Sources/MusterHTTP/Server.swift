@@ -21,12 +21,16 @@ public final class MusterServer: Sendable {
     public let integrations: IntegrationSettings
     /// The audit log's verifier key, published at /audit/key.
     public let auditVerifierKey: String?
+    /// Acknowledgement by link, SMS reply and voice key press.
+    public let acknowledgement: AcknowledgementSettings
     let logger: Logger
 
     public init(store: any Store, runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
+                acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
                 logger: Logger = Logger(label: "muster.http")) {
         self.auditVerifierKey = auditVerifierKey
+        self.acknowledgement = acknowledgement
         self.store = store
         self.runtime = runtime
         self.metrics = metrics
@@ -48,7 +52,7 @@ public final class MusterServer: Sendable {
         guard let catalog = loaded.catalog else {
             return .failure(ReloadFailure(diagnostics: loaded.diagnostics.errors, reason: "the new playbooks or directory have errors; the loaded set is unchanged"))
         }
-        await runtime.committer.reload(catalog)
+        await runtime.reload(catalog)
         logger.info("playbooks reloaded", metadata: ["playbooks": "\(catalog.playbooks.playbooks.count)"])
         return .success(catalog)
     }

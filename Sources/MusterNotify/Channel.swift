@@ -4,7 +4,7 @@ import Foundation
 import MusterCore
 
 public protocol Channel: Sendable {
-    func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt
+    func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt
 }
 
 public struct DeliveryReceipt: Sendable, Hashable {
@@ -58,10 +58,10 @@ public struct ChannelRouter: Channel {
         self.fallback = fallback
     }
 
-    public func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt {
-        guard let channel = channels[notification.channel] ?? fallback else {
-            throw DeliveryFailure(.notConfigured, "no \(notification.channel.rawValue) channel is configured")
+    public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        guard let channel = channels[message.notification.channel] ?? fallback else {
+            throw DeliveryFailure(.notConfigured, "no \(message.notification.channel.rawValue) channel is configured")
         }
-        return try await channel.deliver(notification)
+        return try await channel.deliver(message)
     }
 }

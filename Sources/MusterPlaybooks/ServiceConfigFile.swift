@@ -13,6 +13,9 @@ public struct ServiceConfigFile: Sendable, Hashable {
     public var playbooks: String?
     public var deliveryFile: String?
     public var integrations: [String: IntegrationMappingConfig] = [:]
+    /// The base URL people and providers reach this service at (links in messages, Twilio's signatures).
+    public var publicURL: String?
+    public var channels = ChannelsConfig()
 
     public init() {}
 
@@ -22,13 +25,19 @@ public struct ServiceConfigFile: Sendable, Hashable {
         var config = ServiceConfigFile()
         if let root = reader.document(text),
            let fields = reader.fields(root, "the configuration", required: [],
-                                      optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations"]) {
+                                      optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations",
+                                                 "public_url", "channels"]) {
             config.host = reader.string(fields["host"], "host")
             config.port = fields["port"].flatMap { reader.integer($0, "port", in: 1...65535) }
             config.dataDir = reader.string(fields["data_dir"], "data_dir")
             config.databaseURL = reader.string(fields["database_url"], "database_url")
             config.playbooks = reader.string(fields["playbooks"], "playbooks")
             config.deliveryFile = reader.string(fields["delivery_file"], "delivery_file")
+            config.publicURL = reader.string(fields["public_url"], "public_url")
+            if let url = config.publicURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+                reader.error("public_url must be an http(s) URL, not '\(url)'", at: fields["public_url"])
+            }
+            if let node = fields["channels"] { config.channels = ChannelsConfig.parse(node, reader: reader) }
             if let node = fields["integrations"],
                let integrations = reader.fields(node, "integrations", required: [], optional: ["alertmanager", "pagerduty"]) {
                 for name in ["alertmanager", "pagerduty"] {
@@ -75,5 +84,81 @@ public struct IntegrationMappingConfig: Sendable, Hashable {
             reader.error("\(what).severities must map the sender's severities to low, moderate, high or imminent", at: node)
         }
         return mapping
+    }
+}
+
+/// The providers the channels send through (docs/configuration.md, "Channels"). Secrets may also
+/// come from the environment, which wins: MUSTER_WEBHOOK_SECRET, MUSTER_SMTP_PASSWORD,
+/// MUSTER_TWILIO_AUTH_TOKEN.
+public struct ChannelsConfig: Sendable, Hashable {
+    public struct Email: Sendable, Hashable {
+        public var host: String
+        public var port: Int?
+        /// starttls (when offered), starttls_required, tls (implicit, port 465), none
+        public var tls: String?
+        public var username: String?
+        public var password: String?
+        public var from: String
+        /// Extra trusted certificates (PEM), for a relay with a private CA.
+        public var caFile: String?
+    }
+
+    public struct Twilio: Sendable, Hashable {
+        public var baseURL: String?
+        public var accountSID: String
+        public var authToken: String?
+        public var from: String
+    }
+
+    public var webhookSecret: String?
+    public var email: Email?
+    public var twilio: Twilio?
+    /// Sends in flight at once, per channel.
+    public var limits: [String: Int] = [:]
+
+    public init() {}
+
+    static let tlsModes = ["starttls", "starttls_required", "tls", "none"]
+    static let channelNames = ["sms", "voice", "email", "push", "chat", "webhook", "inbox"]
+
+    static func parse(_ node: Node, reader: YAMLReader) -> ChannelsConfig {
+        var config = ChannelsConfig()
+        guard let fields = reader.fields(node, "channels", required: [], optional: ["webhook", "email", "twilio", "limits"]) else { return config }
+        if let node = fields["webhook"], let webhook = reader.fields(node, "channels.webhook", required: [], optional: ["secret"]) {
+            config.webhookSecret = reader.string(webhook["secret"], "channels.webhook.secret")
+        }
+        if let node = fields["email"],
+           let email = reader.fields(node, "channels.email", required: ["host", "from"],
+                                     optional: ["port", "tls", "username", "password", "ca_file"]) {
+            let tls = reader.string(email["tls"], "channels.email.tls")
+            if let tls, !tlsModes.contains(tls) {
+                reader.error("unknown channels.email.tls '\(tls)'" + suggestion(for: tls, among: tlsModes), at: email["tls"])
+            }
+            if let host = reader.string(email["host"], "channels.email.host"), let from = reader.string(email["from"], "channels.email.from") {
+                config.email = Email(host: host, port: email["port"].flatMap { reader.integer($0, "channels.email.port", in: 1...65535) },
+                                     tls: tls, username: reader.string(email["username"], "channels.email.username"),
+                                     password: reader.string(email["password"], "channels.email.password"), from: from,
+                                     caFile: reader.string(email["ca_file"], "channels.email.ca_file"))
+            }
+        }
+        if let node = fields["twilio"],
+           let twilio = reader.fields(node, "channels.twilio", required: ["account_sid", "from"], optional: ["base_url", "auth_token"]) {
+            let baseURL = reader.string(twilio["base_url"], "channels.twilio.base_url")
+            if let baseURL, !(baseURL.hasPrefix("https://") || baseURL.hasPrefix("http://")) {
+                reader.error("channels.twilio.base_url must be an http(s) URL, not '\(baseURL)'", at: twilio["base_url"])
+            }
+            if let sid = reader.string(twilio["account_sid"], "channels.twilio.account_sid"),
+               let from = reader.string(twilio["from"], "channels.twilio.from") {
+                config.twilio = Twilio(baseURL: baseURL, accountSID: sid, authToken: reader.string(twilio["auth_token"], "channels.twilio.auth_token"),
+                                       from: from)
+            }
+        }
+        if let node = fields["limits"], let limits = reader.fields(node, "channels.limits", required: [], optional: channelNames) {
+            for name in channelNames {
+                guard let value = limits[name] else { continue }
+                if let limit = reader.integer(value, "channels.limits.\(name)", in: 1...10_000) { config.limits[name] = limit }
+            }
+        }
+        return config
     }
 }

@@ -1,6 +1,7 @@
-// Sends queued notifications: claims them from the outbox, delivers each over its channel, records
-// every attempt, retries retryable failures with back-off, and tells the engine when a page failed
-// for good, so escalation never waits on a page that will not arrive.
+// Sends queued notifications: claims them from the outbox, delivers each through the notifier's
+// stages, records every attempt in the outbox and in the audit trail, retries retryable failures
+// with back-off, and tells the engine when a page failed for good, so the person's next contact
+// point is tried and escalation never waits on a page that will not arrive.
 import Foundation
 import Logging
 import MusterCore
@@ -10,7 +11,7 @@ import MusterStore
 public struct DeliveryWorker: Sendable {
     let store: any Store
     let committer: Committer
-    let channel: any Channel
+    let notifier: Notifier
     let clock: any MusterClock
     let signal: WorkSignal
     let owner: String
@@ -48,17 +49,21 @@ public struct DeliveryWorker: Sendable {
                 }
                 observer.deliveryAttempted(delivery.notification.channel, name)
             }
-            // Only for pages this worker still held: a worker that took one over decides its fate.
-            // (A crash right here loses only the early escalation; the acknowledgement timer still escalates.)
-            let failures = outcomes.compactMap { delivery, _, failure in
-                failure.flatMap { failure -> StoreCommand? in
-                    guard recorded.contains(delivery.notification.id) else { return nil }
-                    let n = delivery.notification
+            // Every attempt goes into the incident's audit trail, for the notifications this worker
+            // still held (a worker that took one over records its own). A crash right here loses only
+            // these entries and an early escalation; the acknowledgement timer still escalates.
+            let events = outcomes.compactMap { delivery, outcome, failure -> StoreCommand? in
+                guard recorded.contains(delivery.notification.id) else { return nil }
+                let n = delivery.notification
+                switch outcome {
+                case .delivered(let receipt):
+                    return .event(n.incident, .delivered(notificationID: n.id, reference: receipt))
+                case .failed(let reason, _):
                     return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
-                                                              reason: failure.description, permanent: true))
+                                                              reason: reason, permanent: failure != nil))
                 }
             }
-            if !failures.isEmpty { _ = try await committer.submit(failures) }
+            if !events.isEmpty { _ = try await committer.submit(events) }
         }
     }
 
@@ -80,7 +85,7 @@ public struct DeliveryWorker: Sendable {
     /// One attempt; the failure is returned when the notification failed for good.
     private func deliver(_ delivery: ClaimedDelivery) async -> (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?) {
         do {
-            let receipt = try await channel.deliver(delivery.notification)
+            let receipt = try await notifier.send(delivery.notification, now: { clock.now() })
             return (delivery, .delivered(receipt: receipt.reference), nil)
         } catch {
             if let delay = retry.delay(afterAttempt: delivery.attempts + 1, failure: error, random: random()) {

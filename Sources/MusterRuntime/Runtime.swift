@@ -6,11 +6,14 @@ import MusterCore
 import MusterNotify
 import MusterPlaybooks
 import MusterStore
+import Synchronization
 
 public final class Runtime: Sendable {
     public let store: any Store
     public let committer: Committer
     public let timerLateness = LatencySamples()
+    /// The directory's display names the messages show; updated on reload.
+    public let names: DirectoryNames
     private let timers: TimerWorker
     private let deliveries: DeliveryWorker
     /// Nil when this runtime runs no sequencer (tools and tests that commit only).
@@ -21,12 +24,27 @@ public final class Runtime: Sendable {
     /// This instance's name in the claims it takes.
     public let instance: String
 
-    public init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
+    /// A runtime whose messages are rendered with the shipped templates, with no acknowledgement links
+    /// (tools, tests and benchmarks that need only a channel).
+    public convenience init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
+                            instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
+                            retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                            auditLog: AuditLogSettings? = nil, observer: RuntimeObserver = RuntimeObserver(),
+                            logger: Logger = Logger(label: "muster.runtime")) throws {
+        let names = DirectoryNames(catalog)
+        let renderer = try MessageRenderer(publicURL: "http://127.0.0.1:8080", links: nil, names: { names.current })
+        self.init(store: store, catalog: catalog, notifier: Notifier(renderer: renderer, channel: channel), names: names, clock: clock,
+                  instance: instance, retry: retry, random: random, auditLog: auditLog, observer: observer, logger: logger)
+    }
+
+    /// `names` is what `notifier`'s renderer reads, so a reload reaches the messages.
+    public init(store: any Store, catalog: Catalog, notifier: Notifier, names: DirectoryNames, clock: any MusterClock = SystemClock(),
                 instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 auditLog: AuditLogSettings? = nil, observer: RuntimeObserver = RuntimeObserver(),
                 logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
+        self.names = names
         self.instance = instance
         self.logger = logger
         let timerSignal = timerSignal, deliverySignal = deliverySignal
@@ -40,9 +58,15 @@ public final class Runtime: Sendable {
         }
         timers = TimerWorker(store: store, committer: committer, clock: clock, signal: timerSignal, owner: instance,
                              lateness: timerLateness, observer: observer, logger: logger)
-        deliveries = DeliveryWorker(store: store, committer: committer, channel: channel, clock: clock, signal: deliverySignal,
+        deliveries = DeliveryWorker(store: store, committer: committer, notifier: notifier, clock: clock, signal: deliverySignal,
                                     owner: instance, retry: retry, random: random, logger: logger, observer: observer)
         sequencer = auditLog.map { AuditSequencer(store: store, settings: $0, clock: clock, observer: observer, logger: logger) }
+    }
+
+    /// Puts a new set of playbooks and directory into use.
+    public func reload(_ catalog: Catalog) async {
+        await committer.reload(catalog)
+        names.update(catalog)
     }
 
     /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
@@ -94,5 +118,21 @@ public final class Runtime: Sendable {
         } catch {
             logger.warning("claims not released; they lapse with their leases: \(error)")
         }
+    }
+}
+
+/// The loaded directory's display names, readable without waiting (the renderer runs per message).
+public final class DirectoryNames: Sendable {
+    private let names: Mutex<DisplayNames>
+
+    public init(_ catalog: Catalog) {
+        names = Mutex(DisplayNames(catalog.directory))
+    }
+
+    public var current: DisplayNames { names.withLock { $0 } }
+
+    public func update(_ catalog: Catalog) {
+        let fresh = DisplayNames(catalog.directory)
+        names.withLock { $0 = fresh }
     }
 }

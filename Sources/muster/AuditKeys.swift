@@ -42,7 +42,7 @@ enum AuditKeys {
         environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDir as NSString).appendingPathComponent("checkpoints")
     }
 
-    private static func readOrCreate(_ path: String, what: String, create: () throws -> String) throws -> String {
+    static func readOrCreate(_ path: String, what: String, create: () throws -> String) throws -> String {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }

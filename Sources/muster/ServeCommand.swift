@@ -2,6 +2,7 @@
 // SIGINT stop taking requests, let those under way finish, stop the workers and hand back their
 // claims; SIGHUP reloads the playbooks and directory (an invalid set keeps the old one).
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -29,6 +30,12 @@ struct ServeCommand: AsyncParsableCommand {
               MUSTER_MASTER_KEY                              wraps incidents' data keys (base64); absent: DATA_DIR/master.key
               MUSTER_AUDIT_SIGNING_KEY                       signs checkpoints (PRIVATE+KEY+…); absent: DATA_DIR/audit-signing.key
               MUSTER_AUDIT_WITNESS_DIR                       copies of checkpoints outside the database; DATA_DIR/checkpoints
+              --public-url / MUSTER_PUBLIC_URL / public_url  http://HOST:PORT (links in messages; Twilio signs it)
+              MUSTER_LINK_KEY                                signs acknowledgement links (base64, 32+ bytes); absent: DATA_DIR/link.key
+              MUSTER_WEBHOOK_SECRET / channels.webhook.secret            signs webhook notifications (HMAC-SHA256)
+              MUSTER_SMTP_PASSWORD / channels.email.password             the mail relay's password
+              MUSTER_TWILIO_AUTH_TOKEN / channels.twilio.auth_token      the SMS and voice provider's auth token
+              channels (file only): email, twilio, limits; see docs/configuration.md
               MUSTER_LOG_LEVEL                               info
             The configuration file is --config / MUSTER_CONFIG, or ./muster.yaml when it exists; see docs/configuration.md.
             """
@@ -46,6 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
     var playbooks: String?
     @Option(help: "Deliver notifications by appending them to this file as JSON lines (the demonstration channel).")
     var deliveryFile: String?
+    @Option(help: "The base URL people and providers reach this service at.")
+    var publicURL: String?
     @Flag(help: "Refuse to start on a database whose schema is behind, instead of migrating it.")
     var noMigrate = false
 
@@ -76,10 +85,17 @@ struct ServeCommand: AsyncParsableCommand {
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
                                         witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
-        let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
+        let publicURL = self.publicURL ?? environment["MUSTER_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
+            ?? "http://\(host):\(port)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
+        let names = DirectoryNames(catalog)
+        let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
+                                               names: names, http: http, environment: environment)
+        let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: instance, auditLog: auditLog, observer: metrics.observer(store: store), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
-                                  integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey, logger: logger)
+                                  integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
+                                  acknowledgement: channels.acknowledgement, logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {
             Task {
@@ -93,7 +109,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         // Written straight to the descriptor: a pipe would otherwise buffer it past the point people look for it.
         FileHandle.standardOutput.write(Data("""
-            Muster is serving http://\(host):\(port)  (\(description); \(catalog.playbooks.playbooks.count) playbooks from \(folder); deliveries to \(deliveryFile))
+            Muster is serving http://\(host):\(port)  (\(description); \(catalog.playbooks.playbooks.count) playbooks from \(folder))
+            Channels: \(channels.summary)
             \(signIn)
             Try: curl -H "Authorization: Bearer TOKEN" http://\(host):\(port)/api/v1/playbooks
 
@@ -101,7 +118,13 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: RuntimeService(runtime: runtime)), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try? await http.shutdown()
         withExtendedLifetime(reload) {}
         (store as? PostgresStore)?.shutdown()
     }

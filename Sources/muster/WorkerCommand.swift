@@ -33,7 +33,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let dataDir = storeOptions.dataDir
         let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
                                         witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
-        let runtime = Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
+        let runtime = try Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
                               instance: name, auditLog: auditLog)
         let workers = Task { await runtime.run() }
         let stop = ShutdownSignals { workers.cancel() }

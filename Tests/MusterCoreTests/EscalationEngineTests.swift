@@ -196,6 +196,55 @@ struct EscalationEngineTests {
         #expect(run.lines("escalate").first == "+10m escalate step 2")
     }
 
+    @Test("a page that fails for good goes to the person's next contact point, and the round waits for it")
+    func failedPageTriesNextContact() throws {
+        // Step 3 pages the principal (email, then voice in the directory) over voice: no email in the step.
+        let first = Fixture.simulate(at: schoolHours)
+        let page = try #require(first.effects.compactMap { entry -> (Int, QueuedNotification)? in
+            if case .notify(let n) = entry.effect, n.recipient == .person("pr1"), n.kind == .page { (entry.offset, n) } else { nil }
+        }.first)
+        let failedAt = page.0 + 30
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: failedAt, event: .deliveryFailed(
+            notificationID: page.1.id, recipient: page.1.recipient, channel: page.1.channel, reason: "call failed", permanent: true))])
+        let at = formatOffset(failedAt)
+        #expect(run.lines("channel_substituted").contains("\(at) channel_substituted step 3 pr1 email"))
+        #expect(run.lines("page").contains("\(at) page step 3 pr1 email"))
+        #expect(!run.lines("step_unreachable").contains { $0.hasPrefix(at) }, "the email may still arrive")
+        // When the substitute fails too, nothing is left to try for pr1; the round goes on for the others.
+        let email = try #require(run.effects.compactMap { entry -> QueuedNotification? in
+            if case .notify(let n) = entry.effect, n.recipient == .person("pr1"), n.channel == .email { n } else { nil }
+        }.first)
+        let both = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: failedAt, event: .deliveryFailed(notificationID: page.1.id, recipient: page.1.recipient,
+                                                                   channel: page.1.channel, reason: "call failed", permanent: true)),
+            ScriptedEvent(offset: failedAt + 30, event: .deliveryFailed(notificationID: email.id, recipient: email.recipient,
+                                                                        channel: email.channel, reason: "mailbox unknown", permanent: true)),
+        ])
+        #expect(both.lines("page").filter { $0.hasPrefix(formatOffset(failedAt + 30)) }.isEmpty)
+        #expect(both.lines("channel_substituted").count == run.lines("channel_substituted").count)
+    }
+
+    @Test("a failure after acknowledgement tries no other contact point; deliveries and attempts are audited")
+    func noSubstituteAfterAcknowledgement() throws {
+        let first = Fixture.simulate(at: schoolHours)
+        let page = try #require(first.effects.compactMap { entry -> QueuedNotification? in
+            if case .notify(let n) = entry.effect, entry.offset == 0 { n } else { nil }
+        }.first)
+        let run = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 10, event: .delivered(notificationID: page.id, reference: "SM123")),
+            ScriptedEvent(offset: 20, event: .deliveryFailed(notificationID: page.id, recipient: page.recipient, channel: page.channel,
+                                                             reason: "server_error: 503", permanent: false)),
+            ScriptedEvent(offset: 60, event: .acknowledged(by: .person("sw2"), path: .link, step: 0)),
+            ScriptedEvent(offset: 90, event: .deliveryFailed(notificationID: page.id, recipient: page.recipient, channel: page.channel,
+                                                             reason: "bad_address", permanent: true)),
+        ])
+        #expect(run.lines("channel_substituted").isEmpty)
+        #expect(run.lines("page").allSatisfy { $0.hasPrefix("+0s") })
+        let delivered = try #require(run.lines.first { $0.kind == "delivered" })
+        #expect(delivered.detail == "receipt SM123")
+        #expect(run.lines.filter { $0.kind == "delivery_failed" }.map { $0.detail ?? "" } == ["attempt failed: server_error: 503", "gave up: bad_address"])
+    }
+
     @Test("escalating by hand after acknowledging releases ownership and pages the next step")
     func escalateByHandWhenAcknowledged() {
         let run = Fixture.simulate(at: schoolHours, [

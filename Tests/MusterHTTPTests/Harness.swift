@@ -34,6 +34,10 @@ let shippedCatalog: Catalog = {
     return catalog
 }()
 
+/// The base URL the service under test believes it is reached at (links and Twilio signatures use it).
+let testPublicURL = "https://muster.test"
+let testTwilioAuthToken = "twilio-test-auth-token"
+
 /// The test accounts: id → (role, sites).
 let testAccounts: [(id: String, role: AccessRole, sites: [String])] = [
     ("reporter-lincoln", .reporter, ["lincoln-high"]),
@@ -51,6 +55,8 @@ struct Harness: Sendable {
     /// Account id → bearer token.
     let tokens: [String: String]
     let deliveryFile: String
+    /// Signs the acknowledgement links in messages (the tests forge and expire links with it).
+    let links: AckLinkSigner
 
     func auth(_ account: String) -> HTTPFields {
         [.authorization: "Bearer \(tokens[account] ?? "none")", .contentType: "application/json"]
@@ -83,13 +89,19 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         var logger = Logger(label: "muster.test")
         logger.logLevel = .warning
         let signer = CheckpointSigner(try NoteSigner.generate(name: "muster.test/http-audit-log"))
-        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile)),
-                              instance: "test-\(UUID().uuidString.prefix(8))", auditLog: AuditLogSettings(signer: signer, interval: 0.05),
-                              observer: metrics.observer(store: store), logger: logger)
+        let links = AckLinkSigner(secret: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        let names = DirectoryNames(shippedCatalog)
+        let renderer = try MessageRenderer(publicURL: testPublicURL, links: links, names: { names.current })
+        let runtime = Runtime(store: store, catalog: shippedCatalog,
+                              notifier: Notifier(renderer: renderer, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile))),
+                              names: names, instance: "test-\(UUID().uuidString.prefix(8))",
+                              auditLog: AuditLogSettings(signer: signer, interval: 0.05), observer: metrics.observer(store: store), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(),
                                   playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path,
-                                  auditVerifierKey: signer.verifierKey, logger: logger)
-        let harness = Harness(backend: backend, store: store, server: server, tokens: tokens, deliveryFile: deliveryFile)
+                                  auditVerifierKey: signer.verifierKey,
+                                  acknowledgement: AcknowledgementSettings(links: links, publicURL: testPublicURL, twilioAuthToken: testTwilioAuthToken),
+                                  logger: logger)
+        let harness = Harness(backend: backend, store: store, server: server, tokens: tokens, deliveryFile: deliveryFile, links: links)
         let workers = Task { await runtime.run() }
         let app = Application(router: server.makeRouter(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
                               logger: logger)

@@ -155,7 +155,7 @@ private func populate(_ store: any Store, phrase: String = "Student wrote a good
 
 /// Integrates everything committed, as the sequencer does, publishing to the witnesses.
 private func sequence(_ store: any Store, _ signer: CheckpointSigner, witnesses: [DirectoryWitness] = []) async throws {
-    let runtime = Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"),
+    let runtime = try Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"),
                           auditLog: AuditLogSettings(signer: signer, witnesses: witnesses, batch: 7))
     try await runtime.sequenceAuditLog()
     #expect(try await store.pendingAuditEntries() == 0)
@@ -370,8 +370,8 @@ struct AuditLogTests {
         defer { (other as? PostgresStore)?.shutdown() }
         let signer = try testSigner()
         let settings = AuditLogSettings(signer: signer, batch: 5, interval: 0.01)
-        let first = Runtime(store: database.store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "one", auditLog: settings)
-        let second = Runtime(store: other, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "two", auditLog: settings)
+        let first = try Runtime(store: database.store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "one", auditLog: settings)
+        let second = try Runtime(store: other, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), instance: "two", auditLog: settings)
         let one = Task { await first.run() }
         let two = Task { await second.run() }
         var incidents = Set(try await populate(database.store, count: 5).map(\.id))

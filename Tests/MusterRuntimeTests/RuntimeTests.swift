@@ -78,7 +78,7 @@ func eventually(_ what: String, timeout: TimeInterval = 15, _ condition: () asyn
 }
 
 struct AlwaysFails: Channel {
-    func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt {
+    func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         throw DeliveryFailure(.badAddress, "number not in service")
     }
 }
@@ -90,7 +90,7 @@ struct RuntimeTests {
         let store = try await freshStore(backend)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-sent-\(UUID().uuidString).jsonl").path
         let clock = ManualClock(schoolMorning)
-        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: file), clock: clock, instance: "test")
+        let runtime = try Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: file), clock: clock, instance: "test")
         let workers = Task { await runtime.run() }
         defer {
             workers.cancel()
@@ -128,7 +128,7 @@ struct RuntimeTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-notify-\(UUID().uuidString).jsonl").path
         // The worker's clock never moves, so its polling never fires: only a notification can wake it.
         let clock = ManualClock(schoolMorning)
-        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: file), clock: clock, instance: "sleeper")
+        let runtime = try Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: file), clock: clock, instance: "sleeper")
         let workers = Task { await runtime.run() }
         defer {
             workers.cancel()
@@ -152,7 +152,7 @@ struct RuntimeTests {
     func permanentFailureEscalates(backend: Backend) async throws {
         let store = try await freshStore(backend)
         let clock = ManualClock(schoolMorning)
-        let runtime = Runtime(store: store, catalog: shippedCatalog, channel: AlwaysFails(), clock: clock, instance: "test")
+        let runtime = try Runtime(store: store, catalog: shippedCatalog, channel: AlwaysFails(), clock: clock, instance: "test")
         let workers = Task { await runtime.run() }
         defer {
             workers.cancel()

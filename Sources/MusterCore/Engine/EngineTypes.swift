@@ -204,6 +204,8 @@ public enum IncidentEvent: Hashable, Sendable {
     case noteAdded(by: Actor, text: String)
     case resolved(by: Actor, note: String?)
     case reopened(by: Actor, reason: String?)
+    /// A channel delivered one notification; `reference` is the provider's receipt (a message id, an SMS sid).
+    case delivered(notificationID: NotificationID, reference: String?)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
     case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
     /// Someone read the incident's details (`from`: where the request came from). Recorded, never refused.
@@ -268,6 +270,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case noteAdded = "note_added"
     case resolved
     case reopened
+    case delivered
     case deliveryFailed = "delivery_failed"
     case accessed
     case purged

@@ -138,6 +138,9 @@ private struct Run {
         case .reopened(let actor, let reason):
             guard state.phase == .resolved else { throw .notResolved }
             reopen(by: actor, reason: reason)
+        case .delivered(let id, let reference):
+            audit(.system, .delivered, recipient: id.recipient, channel: id.channel, notification: id,
+                  detail: reference.map { "receipt " + $0 })
         case .deliveryFailed(let id, let recipient, let channel, let reason, let permanent):
             deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
         case .accessed(let actor, let origin):
@@ -366,13 +369,51 @@ private struct Run {
     mutating func deliveryFailed(id: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool) {
         audit(.system, .deliveryFailed, recipient: recipient, channel: channel, notification: id,
               detail: (permanent ? "gave up: " : "attempt failed: ") + reason)
-        guard permanent, let index = state.currentPages.firstIndex(where: { $0.notificationID == id }) else { return }
-        state.currentPages[index].failed = true
+        guard permanent else { return }
+        let page = state.currentPages.firstIndex(where: { $0.notificationID == id })
+        if let page { state.currentPages[page].failed = true }
+        // The person's next contact point is tried while the message still matters.
+        if sendToNextContact(after: id) { return }
         // Escalation never waits on pages that can no longer arrive.
-        guard state.currentPages.allSatisfy(\.failed), case .escalating(let stepIndex, let round) = state.phase else { return }
+        guard page != nil, state.currentPages.allSatisfy(\.failed), case .escalating(let stepIndex, let round) = state.phase else { return }
         cancel(.ackDeadline(step: stepIndex, round: round))
         audit(.system, .stepUnreachable, step: stepIndex, round: round, detail: "every page of this round failed")
         advance(from: stepIndex, reason: "every page of step \(stepIndex + 1) failed")
+    }
+
+    /// After a notification failed for good, sends it again over the recipient's next contact point:
+    /// for a page, the first in order of preference not yet used in this round; otherwise the first
+    /// after the failed one. Only while it still matters (same cycle; a page's round still running;
+    /// an overdue task still open). True when a substitute went out.
+    mutating func sendToNextContact(after failed: NotificationID) -> Bool {
+        guard state.isOpen, failed.cycle == state.cycle else { return false }
+        let contacts = engine.directory.contacts(of: failed.recipient)
+        let next: ContactPoint?
+        var step: Int?, round: Int?, task: TaskID?
+        switch (failed.kind, failed.qualifier) {
+        case (.page, .step(let s, let r)):
+            guard state.phase == .escalating(step: s, round: r) else { return false }
+            let used = Set(state.currentPages.filter { $0.notificationID.recipient == failed.recipient }.map(\.notificationID.channel))
+            next = contacts.first { !used.contains($0.channel) }
+            (step, round) = (s, r)
+        case (.taskOverdue, .task(let id)):
+            guard state.tasks.contains(where: { $0.id == id && $0.completedAt == nil }) else { return false }
+            next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
+            task = id
+        case (.fallback, _):
+            guard state.phase == .unowned else { return false }
+            next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
+        case (.assigned, _):
+            guard state.phase == .acknowledged else { return false }
+            next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
+        default:
+            return false
+        }
+        guard let next else { return false }
+        audit(.system, .channelSubstituted, step: step, round: round, recipient: failed.recipient, channel: next.channel, task: task,
+              notification: failed, detail: "\(failed.channel.rawValue) failed for good; trying \(next.channel.rawValue)")
+        emit(next, to: failed.recipient, kind: failed.kind, step: step, round: round, task: task)
+        return true
     }
 
     // MARK: Tasks

@@ -12,7 +12,8 @@ public final class FileChannel: Channel {
         self.path = path
     }
 
-    public func deliver(_ notification: QueuedNotification) async throws(DeliveryFailure) -> DeliveryReceipt {
+    public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        let notification = message.notification
         let line: [String: String] = [
             "id": notification.id.description,
             "incident": notification.incident.rawValue,
@@ -24,6 +25,8 @@ public final class FileChannel: Channel {
             "channel": notification.channel.rawValue,
             "address": notification.address,
             "kind": notification.kind.rawValue,
+            "text": message.sms,
+            "ack_url": message.ackURL ?? "",
         ]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -1,0 +1,108 @@
+// A small JSON value for the chat payloads (Slack blocks, Teams cards), whose shapes are nested and
+// heterogeneous; encoded with sorted keys so that bodies are stable and comparable in tests.
+import Foundation
+
+public indirect enum ChatJSON: Sendable, Hashable, Encodable, ExpressibleByStringLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case null
+    case array([ChatJSON])
+    case object([String: ChatJSON])
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(nilLiteral: ()) { self = .null }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        case .array(let values): try container.encode(values)
+        case .object(let members): try container.encode(members)
+        }
+    }
+
+    /// UTF-8 JSON with sorted keys and unescaped slashes (URLs stay readable).
+    public static func encode(_ value: ChatJSON) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    /// At most `limit` UTF-16 code units (the stricter of the ways providers count characters), cut at
+    /// a character boundary and ended with an ellipsis when cut.
+    static func truncated(_ text: String, _ limit: Int) -> String {
+        guard text.utf16.count > limit else { return text }
+        var kept = ""
+        var used = 0
+        for character in text {
+            let size = character.utf16.count
+            if used + size > limit - 1 { break }
+            kept.append(character)
+            used += size
+        }
+        return kept + "…"
+    }
+}
+
+/// How a chat contact's address names its provider: `slack+https://…` and `teams+https://…` say so
+/// explicitly (the prefix is removed before posting); a plain `https://hooks.slack.com/…` URL is Slack;
+/// any other plain URL is a Teams Workflows webhook.
+public enum ChatAddress: Sendable, Hashable {
+    case slack(url: String)
+    case teams(url: String)
+
+    public init(_ address: String) {
+        let trimmed = address.trimmingCharacters(in: .whitespaces)
+        let lowered = trimmed.lowercased()
+        if lowered.hasPrefix("slack+") {
+            self = .slack(url: String(trimmed.dropFirst("slack+".count)))
+        } else if lowered.hasPrefix("teams+") {
+            self = .teams(url: String(trimmed.dropFirst("teams+".count)))
+        } else if let host = URLComponents(string: trimmed)?.host?.lowercased(), Self.slackHosts.contains(host) {
+            self = .slack(url: trimmed)
+        } else {
+            self = .teams(url: trimmed)
+        }
+    }
+
+    /// Slack's incoming-webhook hosts (commercial and GovSlack).
+    static let slackHosts: Set<String> = ["hooks.slack.com", "hooks.slack-gov.com"]
+
+    public var url: String {
+        switch self {
+        case .slack(let url), .teams(let url): url
+        }
+    }
+
+    /// The URL without a provider prefix.
+    static func strip(_ address: String) -> String { ChatAddress(address).url }
+}
+
+/// The chat channel: sends each message to Slack or Teams according to its address (see `ChatAddress`).
+public struct ChatChannel: Channel {
+    public let slack: SlackChannel
+    public let teams: TeamsChannel
+
+    public init(slack: SlackChannel, teams: TeamsChannel) {
+        self.slack = slack
+        self.teams = teams
+    }
+
+    public init(http: HTTPDelivery) {
+        self.init(slack: SlackChannel(http: http), teams: TeamsChannel(http: http))
+    }
+
+    public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        switch ChatAddress(message.address) {
+        case .slack(let url): try await slack.deliver(message, to: url)
+        case .teams(let url): try await teams.deliver(message, to: url)
+        }
+    }
+}

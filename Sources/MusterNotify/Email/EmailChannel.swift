@@ -1,0 +1,77 @@
+// The email channel: the rendered subject, text and HTML go to `message.address` through the
+// configured relay, and SMTP's outcomes become delivery failures the notifier knows how to retry.
+import Foundation
+import MusterCore
+import NIOCore
+import NIOPosix
+
+public struct EmailChannel: Channel {
+    public let settings: SMTPSettings
+    /// Made once; bad TLS settings (an unreadable CA file) are kept and reported by every delivery,
+    /// and by `configurationProblem` for a start-up check.
+    private let client: Result<SMTPClient, SMTPError>
+    private let now: @Sendable () -> Date
+
+    /// `now` dates the messages; injectable for tests.
+    public init(settings: SMTPSettings, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.settings = settings
+        self.client = Result { () throws(SMTPError) in try SMTPClient(settings: settings, eventLoopGroup: eventLoopGroup) }
+        self.now = now
+    }
+
+    /// Why this channel cannot send anything, if it cannot.
+    public var configurationProblem: String? {
+        if case .failure(let error) = client { return error.description }
+        return nil
+    }
+
+    public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        let client: SMTPClient
+        switch self.client {
+        case .success(let made): client = made
+        case .failure(let error): throw DeliveryFailure(.notConfigured, "SMTP: \(error)")
+        }
+        guard SMTPClient.isTransmittable(address: message.address) else {
+            throw DeliveryFailure(.badAddress, "not an email address that can be sent to: \(SMTPClient.printable(message.address))")
+        }
+        let mime = mimeMessage(for: message)
+        do {
+            try await client.send(from: settings.fromAddress, to: [message.address], message: mime.bytes)
+        } catch {
+            throw Self.failure(for: error, host: settings.host)
+        }
+        return DeliveryReceipt(reference: mime.messageID)
+    }
+
+    func mimeMessage(for message: Message) -> MIMEMessage {
+        MIMEMessage(fromAddress: settings.fromAddress, fromName: settings.fromName, to: message.address,
+                    subject: message.subject, text: message.text, html: message.html,
+                    notificationID: message.id, messageIDDomain: settings.messageIDDomain, date: now())
+    }
+
+    /// What an SMTP outcome means for the notifier: 4xx and lost connections may pass, so they are
+    /// retried; a recipient the server does not know is a bad address; other refusals are final.
+    public static func failure(for error: SMTPError, host: String) -> DeliveryFailure {
+        let detail = "SMTP \(host), \(error)"
+        switch error.kind {
+        case .unreachable:
+            return DeliveryFailure(.unreachable, detail)
+        case .timeout:
+            return DeliveryFailure(.timeout, detail)
+        case .tls:
+            return DeliveryFailure(.unreachable, detail.contains("TLS") ? detail : "TLS: \(detail)")
+        case .rejected(let reply) where reply.isTransientFailure:
+            return DeliveryFailure(.serverError, detail)
+        case .rejected(let reply) where error.step == .rcptTo && [550, 551, 553].contains(reply.code):
+            return DeliveryFailure(.badAddress, detail)
+        case .rejected:
+            // 535 (authentication failed) lands here too: the credentials need fixing, not a retry.
+            return DeliveryFailure(.clientError, detail)
+        case .connectionLost, .protocolViolation:
+            return DeliveryFailure(.serverError, detail)
+        case .refused:
+            return DeliveryFailure(error.step == .rcptTo ? .badAddress : .clientError, detail)
+        }
+    }
+}

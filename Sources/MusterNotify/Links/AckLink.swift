@@ -1,0 +1,75 @@
+// Acknowledgement links: a token that names one notification (so one person, one incident, one
+// step of one cycle) and an expiry, signed with HMAC-SHA256. Anyone holding the link may
+// acknowledge once, before it expires; the engine refuses a second acknowledgement in the same
+// cycle, and a reopened incident starts a new cycle, so a used link never acknowledges again.
+import Crypto
+import Foundation
+import MusterCore
+
+public struct AckLinkClaim: Sendable, Hashable {
+    public var notification: NotificationID
+    public var expires: Date
+}
+
+public enum AckLinkRejection: Error, Sendable, Hashable, CustomStringConvertible {
+    case malformed
+    case forged
+    case expired(Date)
+
+    public var description: String {
+        switch self {
+        case .malformed: "the acknowledgement link is malformed"
+        case .forged: "the acknowledgement link's signature does not match"
+        case .expired(let at): "the acknowledgement link expired at \(ZoneRules.utc.iso8601(at))"
+        }
+    }
+}
+
+public struct AckLinkSigner: Sendable {
+    private let key: SymmetricKey
+    /// How long a link works after it was sent.
+    public let lifetime: TimeInterval
+
+    /// `secret` must be at least 32 random bytes (a per-deployment key from configuration).
+    public init(secret: Data, lifetime: TimeInterval = 24 * 3600) {
+        key = SymmetricKey(data: secret)
+        self.lifetime = lifetime
+    }
+
+    /// The token for a link to `notification`, valid until `now + lifetime`.
+    public func token(for notification: NotificationID, now: Date) -> String {
+        let payload = Data("v1|\(Int64((now.timeIntervalSince1970 + lifetime).rounded(.up)))|\(notification)".utf8)
+        let mac = HMAC<SHA256>.authenticationCode(for: payload, using: key)
+        return Base64URL.encode(payload) + "." + Base64URL.encode(Data(mac))
+    }
+
+    /// The notification a token names, when its signature is ours and it has not expired.
+    public func verify(_ token: String, now: Date) -> Result<AckLinkClaim, AckLinkRejection> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let payload = Base64URL.decode(String(parts[0])),
+              let mac = Base64URL.decode(String(parts[1])) else { return .failure(.malformed) }
+        // Signature first: nothing in an unsigned payload is trusted, not even its shape.
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: key) else { return .failure(.forged) }
+        let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+        guard fields.count == 3, fields[0] == "v1", let seconds = Int64(fields[1]),
+              let id = NotificationID(String(fields[2])) else { return .failure(.malformed) }
+        let expires = Date(timeIntervalSince1970: TimeInterval(seconds))
+        guard now < expires else { return .failure(.expired(expires)) }
+        return .success(AckLinkClaim(notification: id, expires: expires))
+    }
+}
+
+/// RFC 4648 §5 base64url without padding: safe in a URL path.
+enum Base64URL {
+    static func encode(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ text: String) -> Data? {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+}

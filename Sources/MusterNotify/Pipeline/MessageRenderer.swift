@@ -1,0 +1,96 @@
+// The render stage: turns a queued notification into a Message with swift-mustache templates, one
+// per channel form (subject, plain text, HTML, SMS, speech). Templates see only MessageFacts and
+// links, so a template cannot print what a notification does not carry.
+import Foundation
+import MusterCore
+import Mustache
+
+/// Display names for the facts a message shows (from the loaded directory, which can be reloaded).
+public struct DisplayNames: Sendable {
+    public var types: [IncidentTypeID: String]
+    public var sites: [SiteID: String]
+
+    public init(types: [IncidentTypeID: String] = [:], sites: [SiteID: String] = [:]) {
+        self.types = types
+        self.sites = sites
+    }
+
+    public init(_ directory: Directory) {
+        types = Dictionary(directory.incidentTypes.map { ($0.id, $0.title) }, uniquingKeysWith: { first, _ in first })
+        sites = directory.sites.mapValues(\.name)
+    }
+}
+
+public struct MessageRenderer: Sendable {
+    /// The template names every template folder must provide.
+    public static let templateNames = ["subject", "text", "html", "sms", "speech"]
+
+    private let library: MustacheLibrary
+    /// The service's public base URL, e.g. https://muster.riverbend.example (links are absolute).
+    public let publicURL: String
+    public let links: AckLinkSigner?
+    private let names: @Sendable () -> DisplayNames
+
+    /// Reads the templates from `folder` (default: the shipped ones). An unreadable or invalid template is an error.
+    public init(folder: URL? = nil, publicURL: String, links: AckLinkSigner?, names: @escaping @Sendable () -> DisplayNames) throws {
+        let folder = folder ?? Self.shippedTemplates
+        var library = MustacheLibrary()
+        for name in Self.templateNames {
+            let file = folder.appendingPathComponent(name + ".mustache")
+            guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+                throw TemplateError(file: file.path, reason: "cannot be read")
+            }
+            do {
+                try library.register(text, named: name)
+            } catch {
+                throw TemplateError(file: file.path, reason: "is not a valid mustache template: \(error)")
+            }
+        }
+        self.library = library
+        self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        self.links = links
+        self.names = names
+    }
+
+    public static var shippedTemplates: URL {
+        Bundle.module.resourceURL?.appendingPathComponent("Templates") ?? URL(fileURLWithPath: "Templates")
+    }
+
+    public func render(_ notification: QueuedNotification, now: Date) -> Message {
+        let names = self.names()
+        let id = notification.id
+        let step: Int? = if case .step(let step, _) = id.qualifier { step + 1 } else { nil }
+        let task: String? = if case .task(let task) = id.qualifier { task.rawValue } else { nil }
+        let facts = MessageFacts(
+            number: notification.incidentNumber, category: names.types[notification.type] ?? notification.type.rawValue,
+            type: notification.type.rawValue, site: names.sites[notification.site] ?? notification.site.rawValue,
+            siteID: notification.site.rawValue, severity: notification.severity.rawValue, kind: notification.kind.rawValue,
+            step: step, task: task)
+        // Only people acknowledge, and only what asks for an owner: an overdue task is owned already.
+        let isPerson: Bool = if case .person = id.recipient { true } else { false }
+        let acknowledgeable = isPerson && notification.kind != .taskOverdue
+        let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
+        let incidentURL = "\(publicURL)/api/v1/incidents/\(notification.incidentNumber)"
+        var context: [String: Any] = [
+            "number": facts.number, "category": facts.category, "site": facts.site, "severity": facts.severity,
+            "step": step.map(String.init) ?? "", "task": task ?? "", "id": id.description,
+            "incidentURL": incidentURL,
+            "isPage": notification.kind == .page, "isFallback": notification.kind == .fallback,
+            "isOverdue": notification.kind == .taskOverdue, "isAssigned": notification.kind == .assigned,
+        ]
+        // Absent, not empty: a mustache section treats an empty string as present.
+        if let ackURL { context["ackURL"] = ackURL }
+        func text(_ name: String) -> String { library.render(context, withTemplate: name) ?? "" }
+        return Message(notification: notification, facts: facts, incidentURL: incidentURL, ackURL: ackURL,
+                       subject: text("subject").trimmingCharacters(in: .whitespacesAndNewlines),
+                       text: text("text"), html: text("html"),
+                       sms: text("sms").trimmingCharacters(in: .whitespacesAndNewlines),
+                       speech: text("speech").trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
+
+public struct TemplateError: Error, CustomStringConvertible {
+    public var file: String
+    public var reason: String
+    public var description: String { "the template \(file) \(reason)" }
+}

@@ -1,0 +1,98 @@
+// The one place where configuration becomes channels (as Alertmanager's receiver config does):
+// each configured provider becomes a channel, the rest fall back to the demonstration file channel,
+// and all of them run behind the notifier's stages. Secrets from the environment win over the file.
+import AsyncHTTPClient
+import ArgumentParser
+import Foundation
+import MusterCore
+import MusterHTTP
+import MusterNotify
+import MusterPlaybooks
+import MusterRuntime
+
+struct ChannelSetup {
+    var notifier: Notifier
+    var acknowledgement: AcknowledgementSettings
+    /// One line for the start-up banner: which channels go where.
+    var summary: String
+}
+
+enum ChannelFactory {
+    static func make(_ config: ChannelsConfig, publicURL: String, dataDir: String, deliveryFile: String, names: DirectoryNames,
+                     http: HTTPClient, environment: [String: String]) throws -> ChannelSetup {
+        let links = AckLinkSigner(secret: try linkKey(dataDir: dataDir, environment: environment))
+        let delivery = HTTPDelivery(client: http)
+        var channels: [ChannelKind: any Channel] = [:]
+        var configured: [String] = []
+
+        let webhookSecret = environment["MUSTER_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } ?? config.webhookSecret
+        if let webhookSecret {
+            channels[.webhook] = WebhookChannel(http: delivery, secret: webhookSecret)
+            configured.append("webhook")
+        }
+        // Slack and Teams need no account: a contact's address is the incoming-webhook URL.
+        channels[.chat] = ChatChannel(http: delivery)
+        if let email = config.email {
+            let security: SMTPSettings.Security = switch email.tls ?? "starttls" {
+            case "none": .none
+            case "starttls_required": .startTLSRequired
+            case "tls": .implicitTLS
+            default: .startTLSIfOffered
+            }
+            let password = environment["MUSTER_SMTP_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 } ?? email.password
+            let settings = SMTPSettings(host: email.host, port: email.port ?? (security == .implicitTLS ? 465 : 587), security: security,
+                                        username: email.username, password: password, fromAddress: email.from,
+                                        additionalTrustRoots: email.caFile.map { [.pemFile($0)] } ?? [])
+            channels[.email] = EmailChannel(settings: settings)
+            configured.append("email via \(email.host)")
+        }
+        var twilioAuthToken: String?
+        if let twilio = config.twilio {
+            guard let token = environment["MUSTER_TWILIO_AUTH_TOKEN"].flatMap({ $0.isEmpty ? nil : $0 }) ?? twilio.authToken else {
+                throw ValidationError("channels.twilio needs an auth token: set MUSTER_TWILIO_AUTH_TOKEN or channels.twilio.auth_token")
+            }
+            twilioAuthToken = token
+            let settings = TwilioSettings(baseURL: twilio.baseURL ?? "https://api.twilio.com", accountSID: twilio.accountSID,
+                                          authToken: token, from: twilio.from)
+            channels[.sms] = TwilioSMSChannel(http: delivery, settings: settings)
+            channels[.voice] = TwilioVoiceChannel(http: delivery, settings: settings, gatherAction: { message in
+                // The call's key press acknowledges with the same signed token as the message's link.
+                TwilioVoiceChannel.callbackURL(publicBase: publicURL, notificationID: message.id,
+                                               token: message.ackURL.map { String($0.split(separator: "/").last ?? "") } ?? "")
+            })
+            configured.append("sms and voice via \(settings.baseURL)")
+        }
+        let renderer = try MessageRenderer(publicURL: publicURL, links: links, names: { names.current })
+        var limits: [ChannelKind: Int] = [:]
+        for (name, limit) in config.limits { if let kind = ChannelKind(rawValue: name) { limits[kind] = limit } }
+        let router = ChannelRouter(channels, fallback: FileChannel(path: deliveryFile))
+        let notifier = Notifier(renderer: renderer, channel: router, limiter: ChannelLimiter(limits: limits))
+        let others = ChannelKind.allCases.filter { channels[$0] == nil }.map(\.rawValue)
+        let summary = (configured + ["chat (Slack, Teams)"]).joined(separator: ", ")
+            + (others.isEmpty ? "" : "; \(others.joined(separator: ", ")) to \(deliveryFile)")
+        return ChannelSetup(notifier: notifier,
+                            acknowledgement: AcknowledgementSettings(links: links, publicURL: publicURL, twilioAuthToken: twilioAuthToken),
+                            summary: summary)
+    }
+
+    /// `MUSTER_LINK_KEY` (32 bytes or more, base64), else DATA_DIR/link.key, created on first use.
+    /// Every instance behind one public URL must share it.
+    static func linkKey(dataDir: String, environment: [String: String]) throws -> Data {
+        let text: String
+        if let given = environment["MUSTER_LINK_KEY"], !given.isEmpty {
+            text = given
+        } else {
+            text = try AuditKeys.readOrCreate((dataDir as NSString).appendingPathComponent("link.key"),
+                                              what: "the key that signs acknowledgement links") {
+                var bytes = [UInt8](repeating: 0, count: 32)
+                var generator = SystemRandomNumberGenerator()
+                for index in bytes.indices { bytes[index] = UInt8.random(in: .min ... .max, using: &generator) }
+                return Data(bytes).base64EncodedString()
+            }
+        }
+        guard let key = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), key.count >= 32 else {
+            throw ValidationError("the acknowledgement link key must be at least 32 bytes in base64")
+        }
+        return key
+    }
+}

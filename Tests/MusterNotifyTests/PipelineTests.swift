@@ -1,0 +1,154 @@
+// The notifier's stages one by one (render, de-duplicate, rate-limit, circuit breaker) and the
+// acknowledgement link, with an injected clock and a channel that counts what it was given.
+import Foundation
+import MusterCore
+@testable import MusterNotify
+import Synchronization
+import Testing
+
+let sampleNames = DisplayNames(types: [IncidentTypeID("suicide-risk"): "Student at risk of suicide or self-harm"],
+                               sites: [SiteID("lincoln-high"): "Lincoln High School"])
+let epoch = Date(timeIntervalSince1970: 1_796_000_000)
+
+func sampleNotification(kind: NotificationKind = .page, channel: ChannelKind = .sms, address: String = "+15555550101",
+                        recipient: Recipient = .person("frahman"), qualifier: NotificationID.Qualifier = .step(0, round: 0)) -> QueuedNotification {
+    QueuedNotification(id: NotificationID(incident: IncidentID("0d6c1a5e-2f4b-4f7e-9a51-7d1c2b3a4e5f"), cycle: 0, kind: kind,
+                                          qualifier: qualifier, recipient: recipient, channel: channel),
+                       incidentNumber: 4821, type: IncidentTypeID("suicide-risk"), severity: .high, site: SiteID("lincoln-high"), address: address)
+}
+
+func sampleRenderer(links: AckLinkSigner? = AckLinkSigner(secret: Data(repeating: 7, count: 32))) throws -> MessageRenderer {
+    try MessageRenderer(publicURL: "https://muster.example/", links: links, names: { sampleNames })
+}
+
+/// Remembers every message; fails with the queued failures first.
+final class RecordingChannel: Channel {
+    let sent = Mutex<[Message]>([])
+    let failures = Mutex<[DeliveryFailure]>([])
+    let inFlight = Mutex((now: 0, most: 0))
+    let pause: Duration
+
+    init(failures: [DeliveryFailure] = [], pause: Duration = .zero) {
+        self.failures.withLock { $0 = failures }
+        self.pause = pause
+    }
+
+    func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { inFlight.withLock { $0.now -= 1 } }
+        if pause > .zero { try? await Task.sleep(for: pause) }
+        if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+        sent.withLock { $0.append(message) }
+        return DeliveryReceipt(reference: "ref-\(message.id)")
+    }
+}
+
+@Suite("Notification pipeline")
+struct PipelineTests {
+    @Test("messages carry the number, category, site, severity and links, and nothing else about the incident")
+    func rendering() throws {
+        let message = try sampleRenderer().render(sampleNotification(), now: epoch)
+        #expect(message.subject == "Muster #4821: Student at risk of suicide or self-harm (high) at Lincoln High School")
+        #expect(message.sms.hasPrefix("Muster #4821 Student at risk of suicide or self-harm, high, Lincoln High School. Reply ACK 4821 or open https://muster.example/ack/"))
+        #expect(message.speech == "This is Muster. Crisis incident 4821: Student at risk of suicide or self-harm, severity high, at Lincoln High School.")
+        #expect(message.text.contains("Acknowledge (take ownership): https://muster.example/ack/"))
+        #expect(message.text.contains("Details, after signing in: https://muster.example/api/v1/incidents/4821"))
+        #expect(message.html.contains("<a href=\"https://muster.example/ack/"))
+        #expect(message.facts == MessageFacts(number: 4821, category: "Student at risk of suicide or self-harm", type: "suicide-risk",
+                                              site: "Lincoln High School", siteID: "lincoln-high", severity: "high", kind: "page", step: 1, task: nil))
+    }
+
+    @Test("HTML is escaped in the HTML part, and an overdue task has no acknowledgement link")
+    func escapingAndOverdue() throws {
+        let names = DisplayNames(types: [IncidentTypeID("suicide-risk"): "Risk <b>&</b>"], sites: [:])
+        let renderer = try MessageRenderer(publicURL: "https://muster.example", links: AckLinkSigner(secret: Data(repeating: 1, count: 32)),
+                                           names: { names })
+        let page = renderer.render(sampleNotification(), now: epoch)
+        #expect(page.html.contains("Risk &lt;b&gt;&amp;&lt;/b&gt;"))
+        #expect(page.text.contains("Category: Risk <b>&</b>"), "plain text is not HTML-escaped")
+        let overdue = renderer.render(sampleNotification(kind: .taskOverdue, qualifier: .task(TaskID("screening"))), now: epoch)
+        #expect(overdue.ackURL == nil)
+        #expect(overdue.sms == "Muster #4821 TASK OVERDUE (screening) Risk <b>&</b>, high, lincoln-high.")
+    }
+
+    @Test("an acknowledgement link names its notification until it expires; a changed or foreign link is refused")
+    func ackLinks() throws {
+        let signer = AckLinkSigner(secret: Data(repeating: 9, count: 32), lifetime: 3600)
+        let id = sampleNotification().id
+        let token = signer.token(for: id, now: epoch)
+        #expect(try signer.verify(token, now: epoch.addingTimeInterval(3599)).get().notification == id)
+        #expect(throws: AckLinkRejection.expired(epoch.addingTimeInterval(3600))) { try signer.verify(token, now: epoch.addingTimeInterval(3600)).get() }
+        let other = AckLinkSigner(secret: Data(repeating: 8, count: 32))
+        #expect(throws: AckLinkRejection.forged) { try other.verify(token, now: epoch).get() }
+        // Flip one character of the payload: the signature no longer matches.
+        var bytes = Array(token)
+        bytes[5] = bytes[5] == "A" ? "B" : "A"
+        #expect(throws: AckLinkRejection.forged) { try signer.verify(String(bytes), now: epoch).get() }
+        for malformed in ["", "abc", "a.b.c", "!!!.???", token + "."] {
+            #expect(throws: AckLinkRejection.self) { try signer.verify(malformed, now: epoch).get() }
+        }
+    }
+
+    @Test("a notification delivered once is not sent again by this instance; the first receipt is returned")
+    func deduplication() async throws {
+        let channel = RecordingChannel()
+        let notifier = Notifier(renderer: try sampleRenderer(), channel: channel)
+        let first = try await notifier.send(sampleNotification(), now: { epoch })
+        let again = try await notifier.send(sampleNotification(), now: { epoch })
+        #expect(first == again)
+        #expect(channel.sent.withLock { $0.count } == 1)
+        _ = try await notifier.send(sampleNotification(channel: .voice), now: { epoch })
+        #expect(channel.sent.withLock { $0.count } == 2, "another channel is another notification")
+    }
+
+    @Test("no more sends in flight on a channel than its limit; other channels are not held up")
+    func concurrencyLimit() async throws {
+        let channel = RecordingChannel(pause: .milliseconds(20))
+        let notifier = Notifier(renderer: try sampleRenderer(), channel: channel, limiter: ChannelLimiter(limits: [.sms: 3]))
+        try await withThrowingTaskGroup(of: DeliveryReceipt.self) { group in
+            for index in 0..<24 {
+                group.addTask {
+                    try await notifier.send(sampleNotification(qualifier: .step(0, round: index)), now: { epoch })
+                }
+            }
+            for try await _ in group {}
+        }
+        #expect(channel.inFlight.withLock { $0.most } == 3)
+        #expect(channel.sent.withLock { $0.count } == 24)
+        #expect(notifier.limiter.load(.sms) == (0, 0))
+    }
+
+    @Test("after repeated retryable failures a provider's circuit opens, fails fast, lets one trial through after the cooldown, and closes on success")
+    func circuitBreaker() async throws {
+        let failures = Array(repeating: DeliveryFailure(.serverError, "HTTP 503"), count: 4)
+        let channel = RecordingChannel(failures: failures)
+        let breakers = CircuitBreakers(threshold: 3, cooldown: 30)
+        let notifier = Notifier(renderer: try sampleRenderer(), channel: channel, breakers: breakers)
+        let clock = Mutex(epoch)
+        let now: @Sendable () -> Date = { clock.withLock { $0 } }
+        func attempt(_ round: Int) async -> DeliveryFailure? {
+            do { _ = try await notifier.send(sampleNotification(qualifier: .step(0, round: round)), now: now); return nil } catch { return error }
+        }
+        for round in 0..<3 { #expect(await attempt(round)?.reason == .serverError) }
+        #expect(breakers.phase("sms") == .open(until: epoch.addingTimeInterval(30)))
+        let fast = await attempt(3)
+        #expect(fast?.reason == .unreachable && fast?.detail.contains("circuit open") == true)
+        #expect(channel.failures.withLock { $0.count } == 1, "the open circuit did not call the provider")
+        clock.withLock { $0 = epoch.addingTimeInterval(31) }
+        #expect(await attempt(4)?.reason == .serverError, "the trial fails")
+        #expect(breakers.phase("sms") == .open(until: epoch.addingTimeInterval(61)))
+        clock.withLock { $0 = epoch.addingTimeInterval(62) }
+        #expect(await attempt(5) == nil)
+        #expect(breakers.phase("sms") == .closed)
+    }
+
+    @Test("refusals of one message (a bad address) do not open the circuit; webhook hosts have breakers of their own")
+    func breakerScope() async throws {
+        let breakers = CircuitBreakers(threshold: 2, cooldown: 30)
+        for _ in 0..<5 { breakers.record("sms", succeeded: false, countsAgainst: false, now: epoch) }
+        #expect(breakers.phase("sms") == .closed)
+        #expect(Notifier.provider(of: sampleNotification(channel: .webhook, address: "https://a.example/hook")) == "webhook:a.example")
+        #expect(Notifier.provider(of: sampleNotification(channel: .chat, address: "slack+https://hooks.slack.com/services/T/B/X")) == "chat:hooks.slack.com")
+        #expect(Notifier.provider(of: sampleNotification(channel: .email, address: "a@b.example")) == "email")
+    }
+}
