@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "MusterNotifyTests",
             dependencies: [
-                "MusterCore", "MusterNotify",
+                "MusterCore", "MusterNotify", "MusterRuntime", "MusterStore", "MusterPlaybooks", "MusterAudit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

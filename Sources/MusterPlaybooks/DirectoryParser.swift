@@ -184,8 +184,13 @@ struct DirectoryParser {
         case .email:
             let parts = address.split(separator: "@", omittingEmptySubsequences: false)
             return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") ? nil : "bad email address '\(address)'"
-        case .webhook, .chat:
-            return address.hasPrefix("https://") || address.hasPrefix("http://") ? nil : "the \(channel) address must be an http(s) URL, not '\(address)'"
+        case .webhook:
+            return address.hasPrefix("https://") || address.hasPrefix("http://") ? nil : "the webhook address must be an http(s) URL, not '\(address)'"
+        case .chat:
+            // An incoming-webhook URL, optionally naming its service first: slack+https://…, teams+https://…
+            let url = address.hasPrefix("slack+") ? address.dropFirst(6) : address.hasPrefix("teams+") ? address.dropFirst(6) : Substring(address)
+            return url.hasPrefix("https://") || url.hasPrefix("http://") ? nil
+                : "the chat address must be an incoming-webhook URL (http(s)://…, or slack+https://… or teams+https://…), not '\(address)'"
         case .push, .inbox:
             return nil
         }

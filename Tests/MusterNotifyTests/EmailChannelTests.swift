@@ -511,13 +511,13 @@ private struct TestPKI: Sendable {
 /// Made on first use, shared by every test (a global is initialised once, thread-safely).
 private let testPKI = Result { try TestPKI.make() }
 
-private struct SinkError: Error, CustomStringConvertible {
+struct SinkError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
 
 /// One running Support/smtp_sink.py: its port, and the messages it has accepted so far.
-private final class SMTPSink {
+final class SMTPSink {
     let port: Int
     let directory: URL
     private let process: Process
@@ -581,7 +581,7 @@ private final class SMTPSink {
 }
 
 /// What the sink wrote for one message.
-private struct ReceivedMail: Decodable {
+struct ReceivedMail: Decodable {
     var mailFrom: String
     var rcptTos: [String]
     var tls: Bool
@@ -599,7 +599,7 @@ private struct ReceivedMail: Decodable {
     }
 }
 
-private struct ParsedMail: Decodable {
+struct ParsedMail: Decodable {
     struct Part: Decodable {
         var contentType: String
         var charset: String?

@@ -219,7 +219,6 @@ struct HTTPFailureTests {
         let got = try #require(outcome)
         #expect(got.reason == .unreachable)
         #expect(got.retryable)
-        print("DETAIL down:", got.detail)
     }
 
     @Test func aServerThatNeverAnswersTimesOut() async throws {
@@ -231,7 +230,6 @@ struct HTTPFailureTests {
             let got = try #require(outcome)
             #expect(got.reason == .timeout)
             #expect(got.retryable)
-            print("DETAIL slow:", got.detail)
             #expect(ContinuousClock.now - started < .seconds(30))  // it gave up rather than hung
             #expect(server.requests.count == 1)  // the request did arrive; only the answer was missing
         }
@@ -247,7 +245,6 @@ struct HTTPFailureTests {
             #expect(got.reason == .unreachable)
             #expect(got.retryable)
             #expect(got.detail.contains("TLS"))
-            print("DETAIL tls:", got.detail)
             #expect(server.requests.isEmpty)  // nothing was sent over the untrusted connection
         }
     }

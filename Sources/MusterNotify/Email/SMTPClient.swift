@@ -264,10 +264,14 @@ struct SMTPConnectionClosed: Error {}
 /// be called from any task; the handler is touched only on the channel's event loop.
 final class SMTPConnection: Sendable {
     private let channel: any NIOCore.Channel
+    /// Held here rather than looked up in the pipeline: after a failure closes the channel the handler
+    /// leaves the pipeline, and it is the one that knows what the failure was.
+    private let handler: NIOLoopBound<SMTPClientHandler>
     private let commandTimeout: Duration
 
-    private init(channel: any NIOCore.Channel, commandTimeout: Duration) {
+    private init(channel: any NIOCore.Channel, handler: NIOLoopBound<SMTPClientHandler>, commandTimeout: Duration) {
         self.channel = channel
+        self.handler = handler
         self.commandTimeout = commandTimeout
     }
 
@@ -292,7 +296,16 @@ final class SMTPConnection: Sendable {
         } catch {
             throw SMTPConnection.classify(error, step: .connect, settings: settings)
         }
-        return SMTPConnection(channel: channel, commandTimeout: settings.commandTimeout)
+        do {
+            let handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: SMTPClientHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+            return SMTPConnection(channel: channel, handler: handler, commandTimeout: settings.commandTimeout)
+        } catch {
+            // Closed again before we could look: as good as never connected.
+            channel.close(promise: nil)
+            throw SMTPError(.unreachable, .greeting, "the server closed the connection at once")
+        }
     }
 
     /// Sends one command line (nil: sends nothing and waits, for the greeting) and returns the reply.
@@ -302,13 +315,9 @@ final class SMTPConnection: Sendable {
 
     func exchange(payload bytes: ByteBuffer?, step: SMTPStep) async throws(SMTPError) -> SMTPReply {
         let channel = self.channel
-        let reply = channel.eventLoop.flatSubmit { () -> EventLoopFuture<SMTPReply> in
-            do {
-                return try channel.pipeline.syncOperations.handler(type: SMTPClientHandler.self)
-                    .exchange(bytes, on: channel.eventLoop)
-            } catch {
-                return channel.eventLoop.makeFailedFuture(SMTPConnectionClosed())
-            }
+        let handler = self.handler
+        let reply = channel.eventLoop.flatSubmit {
+            handler.value.exchange(bytes, on: channel.eventLoop)
         }
         do {
             // A cancelled delivery closes the connection, which fails the awaited reply at once.
@@ -326,8 +335,14 @@ final class SMTPConnection: Sendable {
     /// the next command leaves; its failure fails that command's reply.
     func startTLS(context: NIOSSLContext, serverHostname: String?) async throws(SMTPError) {
         let channel = self.channel
+        let handler = self.handler
         do {
             try await channel.eventLoop.submit {
+                // Anything that came after the 220 arrived in plain text and could have been injected
+                // on the way (RFC 3207 §5); refuse it rather than read it as if it were secured.
+                guard !handler.value.hasUnclaimedReplies else {
+                    throw SMTPProtocolViolation(description: "the server sent more after its 220 to STARTTLS")
+                }
                 let tls = try NIOSSLClientHandler(context: context, serverHostname: serverHostname)
                 try channel.pipeline.syncOperations.addHandler(tls, position: .first)
             }.get()
@@ -418,6 +433,8 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         fail(with: SMTPConnectionClosed())
         self.context = nil
     }
+
+    var hasUnclaimedReplies: Bool { !early.isEmpty }
 
     func exchange(_ command: ByteBuffer?, on eventLoop: any EventLoop) -> EventLoopFuture<SMTPReply> {
         if let failure { return eventLoop.makeFailedFuture(failure) }

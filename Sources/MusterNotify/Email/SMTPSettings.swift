@@ -74,3 +74,11 @@ public struct SMTPSettings: Sendable, Hashable {
         return (username, password)
     }
 }
+
+extension SMTPSettings: CustomStringConvertible {
+    /// For logs and start-up banners: everything but the password.
+    public var description: String {
+        "smtp://\(username.map { "\($0)@" } ?? "")\(host):\(port) (\(security.rawValue), from \(fromAddress)"
+            + (password == nil ? "" : ", password set") + ")"
+    }
+}
