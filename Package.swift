@@ -121,6 +121,8 @@ let package = Package(
             dependencies: [
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/MusterBench"
         ),

@@ -4,6 +4,9 @@
 //   swift run -c release muster-bench timers sqlite|postgres [--rate 1000 --seconds 10]
 //   swift run -c release muster-bench timeline sqlite|postgres [--incidents 1000000]
 //   swift run -c release muster-bench http URL TOKEN [--rate 1000] [--seconds 10] [--connections 16]   (Benchmarks/run-http-benchmarks)
+//   swift run -c release muster-bench fanout sqlite|postgres [--incidents 1000] [--people 2]
+//   swift run -c release muster-bench page-latency URL TOKEN --sink-port P [--rate 200] [--seconds 20]   (Benchmarks/run-page-benchmarks)
+//   swift run -c release muster-bench fanout-playbooks DIR SINK_URL [--people 2]
 import Foundation
 import MusterAudit
 import MusterStore
@@ -71,8 +74,17 @@ do {
                                 connections: option("--connections", default: 16))
     case "audit": try await auditBenchmark(backend: arguments.dropFirst().first ?? "sqlite", entries: option("--entries", default: 1_000_000),
                                            rate: option("--rate", default: 10_000), seconds: option("--seconds", default: 20))
+    case "fanout": try await fanoutBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1000),
+                                             people: option("--people", default: 2))
+    case "page-latency":
+        guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench page-latency URL TOKEN --sink-port P [--rate N] [--seconds S]") }
+        try await pageLatencyBenchmark(url: arguments[1], token: arguments[2], sinkPort: option("--sink-port", default: 0),
+                                       rate: option("--rate", default: 200), seconds: option("--seconds", default: 20))
+    case "fanout-playbooks":
+        guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench fanout-playbooks DIR SINK_URL [--people N]") }
+        try fanoutPlaybooksCommand(folder: arguments[1], sink: arguments[2], people: option("--people", default: 2))
     case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
-    default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers, timeline, audit or http")
+    default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers, timeline, audit, http, fanout or page-latency")
     }
 } catch {
     FileHandle.standardError.write(Data("muster-bench: \(error)\n".utf8))
