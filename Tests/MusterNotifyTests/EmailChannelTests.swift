@@ -54,10 +54,13 @@ struct EmailChannelTests {
             + String(repeating: "Une très longue ligne sans retour, ", count: 12) + "fin."
         let message = makeMessage(to: "zoe@school.example", subject: "Incident 7 : gravité élevée à l’école Curie ✅",
                                   text: text, html: "<p>\(text)</p>")
-        _ = try await EmailChannel(settings: settings(sink, security: .none)).deliver(message)
+        var smtp = settings(sink, security: .none)
+        smtp.fromName = "Équipe de crise du district"
+        _ = try await EmailChannel(settings: smtp).deliver(message)
 
         let parsed = try #require(try sink.messages().first?.parsed)
         #expect(parsed.defects.isEmpty)
+        #expect(parsed.header("From") == "Équipe de crise du district <muster@district.example>")
         #expect(parsed.header("Subject") == "Incident 7 : gravité élevée à l’école Curie ✅")
         #expect(parsed.parts.first.map { lines($0.text) } == lines(text))
         #expect(parsed.parts.last.map { lines($0.text) } == lines("<p>\(text)</p>"))
@@ -91,6 +94,24 @@ struct EmailChannelTests {
         let mail = try #require(try sink.messages().first)
         #expect(mail.tls == true)
         #expect(mail.parsed?.parts.count == 2)
+    }
+
+    @Test func aHostNameIsSentAsSNIAndChecked() async throws {
+        let pki = try testPKI.get()
+        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--implicit-tls"])
+        defer { sink.stop() }
+        var smtp = settings(sink, security: .implicitTLS, trust: [.pemFile(pki.caCert)])
+        smtp.host = "localhost"  // the certificate names localhost and 127.0.0.1, nothing else
+        _ = try await EmailChannel(settings: smtp).deliver(makeMessage(to: "ann@school.example"))
+        #expect(try sink.messages().count == 1)
+    }
+
+    @Test func aBadHELONameIsAConfigurationProblem() {
+        var smtp = SMTPSettings(host: "127.0.0.1", fromAddress: "m@d.example")
+        smtp.heloName = "muster\r\nRSET"
+        #expect(EmailChannel(settings: smtp).configurationProblem?.contains("HELO") == true)
+        smtp.heloName = "muster.district.example"
+        #expect(EmailChannel(settings: smtp).configurationProblem == nil)
     }
 
     @Test func startTLSIfOfferedUsesTLSWhenOffered() async throws {

@@ -50,7 +50,7 @@ public struct MIMEMessage: Sendable, Hashable {
     public var rendered: String {
         var headers: [String] = [
             "Date: " + Self.rfc5322Date(date),
-            Self.field("From", Self.mailbox(name: fromName, address: fromAddress)),
+            "From: " + Self.mailbox(name: fromName, address: fromAddress),
             "To: " + Self.headerSafe(to),
             Self.field("Subject", subject),
             "Message-ID: " + messageID,
@@ -87,6 +87,7 @@ public struct MIMEMessage: Sendable, Hashable {
     private static let idSafe: Set<UInt8> = Set(Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_/+=".utf8))
 
     static func messageIDLocalPart(for id: String) -> String {
+        // An empty local part is not allowed; NUL never occurs in an id, so "%00" stands for "" unambiguously.
         guard !id.isEmpty else { return "%00" }
         var out = ""
         for byte in id.utf8 {

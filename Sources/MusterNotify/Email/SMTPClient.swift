@@ -62,6 +62,10 @@ public struct SMTPClient: Sendable {
 
     public init(settings: SMTPSettings,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws(SMTPError) {
+        // The name goes onto a command line as it is; a space or line break there would be a second command.
+        guard !settings.heloName.isEmpty, Self.isCommandToken(settings.heloName) else {
+            throw SMTPError(.refused, .ehlo, "the HELO name is not a host name: \(Self.printable(settings.heloName))")
+        }
         self.settings = settings
         self.eventLoopGroup = eventLoopGroup
         self.tlsContext = settings.security == .none ? nil : try Self.makeTLSContext(settings)
@@ -112,8 +116,9 @@ public struct SMTPClient: Sendable {
 
         if let credentials = settings.credentials {
             guard secured || settings.allowsCredentialsOverPlainText else {
+                let why = settings.security == .none ? "TLS is turned off" : "the server offers no STARTTLS"
                 throw SMTPError(.refused, .auth, "credentials are configured but the connection is not encrypted "
-                                + "(the server offers no STARTTLS); refusing to send them in plain text")
+                                + "(\(why)); refusing to send them in plain text")
             }
             try await authenticate(on: connection, credentials: credentials, mechanisms: capabilities.authMechanisms)
         }
@@ -196,11 +201,15 @@ public struct SMTPClient: Sendable {
     /// An address that can go between < and > on a command line: printable ASCII, no spaces or brackets,
     /// one @ with something on both sides. (No SMTPUTF8: addresses are configured by district staff.)
     static func isTransmittable(address: String) -> Bool {
-        let scalars = address.unicodeScalars
-        guard !scalars.isEmpty, scalars.count <= 254,
-              scalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "<" && $0 != ">" }) else { return false }
+        guard address.unicodeScalars.count <= 254, isCommandToken(address),
+              !address.contains("<"), !address.contains(">") else { return false }
         guard let at = address.lastIndex(of: "@") else { return false }
         return at != address.startIndex && address.index(after: at) != address.endIndex
+    }
+
+    /// Printable ASCII without spaces: safe to put on a command line.
+    static func isCommandToken(_ text: String) -> Bool {
+        !text.isEmpty && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F }
     }
 
     static func printable(_ text: String) -> String {

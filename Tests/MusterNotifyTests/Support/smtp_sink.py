@@ -109,7 +109,8 @@ class SinkController(Controller):
     def __init__(self, handler, sock: socket.socket, smtp_class=SMTP, **kwargs):
         self.sock = sock
         self.smtp_class = smtp_class
-        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
+        # A generous start-up allowance: the test machine may be busy compiling or running other suites.
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], ready_timeout=30, **kwargs)
 
     def factory(self):
         return self.smtp_class(self.handler, **self.SMTP_kwargs)
