@@ -43,8 +43,10 @@ enum ChannelFactory {
             let settings = SMTPSettings(host: email.host, port: email.port ?? (security == .implicitTLS ? 465 : 587), security: security,
                                         username: email.username, password: password, fromAddress: email.from,
                                         additionalTrustRoots: email.caFile.map { [.pemFile($0)] } ?? [])
-            channels[.email] = EmailChannel(settings: settings)
-            configured.append("email via \(email.host)")
+            let email = EmailChannel(settings: settings)
+            if let problem = email.configurationProblem { throw ValidationError("channels.email: \(problem)") }
+            channels[.email] = email
+            configured.append("email via \(settings.host)")
         }
         var twilioAuthToken: String?
         if let twilio = config.twilio {

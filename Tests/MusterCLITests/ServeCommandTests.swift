@@ -129,4 +129,125 @@ struct ServeCommandTests {
         #expect(exited)
         #expect(server.terminationStatus == 0)
     }
+
+    @Test("channels come from muster.yaml: a page reaches the configured webhook signed; a mistake in the section stops the start at its line")
+    func channelsFromConfiguration() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("muster-serve-channels-\(UUID().uuidString)")
+        let playbooks = work.appendingPathComponent("playbooks")
+        try FileManager.default.createDirectory(at: playbooks, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+
+        // A real HTTP receiver (Python's http.server) that writes each POST's headers and body to a file.
+        let received = work.appendingPathComponent("received.jsonl")
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        receiver.arguments = ["-c", """
+            import http.server, json, sys
+            class Hook(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                    with open(sys.argv[1], "a") as out:
+                        out.write(json.dumps({"path": self.path, "headers": dict(self.headers), "body": body}) + "\\n")
+                    self.send_response(200); self.end_headers()
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+            print(server.server_port, flush=True)
+            server.serve_forever()
+            """, received.path]
+        let receiverOut = Pipe()
+        receiver.standardOutput = receiverOut
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        // SIGKILL: the child inherits the test runner's blocked signals, so SIGTERM would stay pending.
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        let portLine = String(decoding: receiverOut.fileHandleForReading.availableData, as: UTF8.self)
+        let hookPort = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        try """
+            district: { id: cli, name: CLI District, time_zone: America/Chicago }
+            incident_types:
+              - { id: suicide-risk, title: Student at risk of suicide or self-harm }
+            roles:
+              - { id: counselor, title: Counselor }
+            sites:
+              - { id: lincoln-high, name: Lincoln High School, time_zone: America/Chicago,
+                  school_hours: { days: [mon, tue, wed, thu, fri], from: "07:30", to: "15:30" } }
+            people:
+              - { id: ann, name: Ann Archer, roles: [counselor], sites: [lincoln-high], contacts: [ { webhook: "http://127.0.0.1:\(hookPort)/hook" } ] }
+            """.write(to: playbooks.appendingPathComponent("directory.yaml"), atomically: true, encoding: .utf8)
+        try """
+            id: suicide-risk
+            title: Student at risk of suicide or self-harm
+            match: { types: [suicide-risk] }
+            steps:
+              - { notify: [person:ann], via: [webhook], ack_within: 10m }
+            fallback: { notify: [person:ann], via: [webhook] }
+            """.write(to: playbooks.appendingPathComponent("suicide-risk.yaml"), atomically: true, encoding: .utf8)
+        let config = work.appendingPathComponent("muster.yaml")
+        let port = Int.random(in: 30_000..<60_000)
+        try "public_url: https://muster.cli.example\nchannels:\n  webhook: { secret: cli-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+
+        func serve(stderr: URL) throws -> Process {
+            let server = Process()
+            server.executableURL = try executable()
+            server.arguments = ["serve", "--port", "\(port)", "--data-dir", work.appendingPathComponent("data").path,
+                                "--playbooks", playbooks.path, "--config", config.path]
+            var environment = ProcessInfo.processInfo.environment
+            environment["MUSTER_BOOTSTRAP_ADMIN_TOKEN"] = "mst_bootstrap_token_for_the_channels_test"
+            environment["MUSTER_DATABASE_URL"] = nil
+            server.environment = environment
+            _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = try FileHandle(forWritingTo: stderr)
+            try server.run()
+            return server
+        }
+
+        let server = try serve(stderr: work.appendingPathComponent("stderr.log"))
+        defer { if server.isRunning { server.terminate() } }
+        var ready = false
+        for _ in 0..<200 where !ready {
+            ready = await request("GET", "http://127.0.0.1:\(port)/health/ready").status == 200
+            if !ready { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(ready)
+        let report = #"{"type":"suicide-risk","severity":"high","site":"lincoln-high","summary":"Jamie has a plan"}"#
+        #expect(await request("POST", "http://127.0.0.1:\(port)/api/v1/incidents", token: "mst_bootstrap_token_for_the_channels_test", body: report).status == 201)
+        var line: [String: Any]?
+        for _ in 0..<200 where line == nil {
+            let text = (try? String(contentsOf: received, encoding: .utf8)) ?? ""
+            line = text.split(separator: "\n").first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            if line == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let hook = try #require(line, "no webhook arrived")
+        let headers = try #require(hook["headers"] as? [String: String])
+        let body = try #require(hook["body"] as? String)
+        #expect(hook["path"] as? String == "/hook")
+        #expect(!body.contains("Jamie"))
+        #expect(body.contains("https://muster.cli.example/ack/"), "links use public_url")
+        // The signature, recomputed here from the documented scheme: HMAC-SHA256(secret, timestamp + "." + body).
+        let timestamp = try #require(headers["Muster-Timestamp"])
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        check.arguments = ["-c", "import hmac, hashlib, sys; print('v1=' + hmac.new(b'cli-secret', (sys.argv[1] + '.' + sys.argv[2]).encode(), hashlib.sha256).hexdigest())",
+                           timestamp, body]
+        let checkOut = Pipe()
+        check.standardOutput = checkOut
+        try check.run()
+        check.waitUntilExit()
+        let expected = String(decoding: checkOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(headers["Muster-Signature"] == expected)
+        server.terminate()
+        server.waitUntilExit()
+
+        // A mistake in the channels section: the service does not start, and says where.
+        try "channels:\n  email: { host: relay.example, from: muster@cli.example, tls: startls }\n".write(to: config, atomically: true, encoding: .utf8)
+        let refusedLog = work.appendingPathComponent("refused.log")
+        let refused = try serve(stderr: refusedLog)
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus != 0)
+        let errors = (try? String(contentsOf: refusedLog, encoding: .utf8)) ?? ""
+        #expect(errors.contains("muster.yaml:2:"), "\(errors)")
+        #expect(errors.contains("did you mean 'starttls'?"))
+    }
 }

@@ -7,10 +7,10 @@ import MusterCore
 import NIOCore
 import Testing
 
-@Suite("EmailChannel over SMTP")
+@Suite("EmailChannel over SMTP", .serialized)
 struct EmailChannelTests {
     @Test func plainSendArrivesAsMultipartWithTheNotificationID() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         defer { sink.stop() }
         let message = makeMessage(to: "ann@school.example",
                                   subject: "Incident 12: high severity at Lincoln High",
@@ -48,7 +48,7 @@ struct EmailChannelTests {
     }
 
     @Test func nonASCIIContentArrivesDecoded() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         defer { sink.stop() }
         let text = "Élève en détresse — vérifiez l’incident 7. 緊急の対応が必要です。\n"
             + String(repeating: "Une très longue ligne sans retour, ", count: 12) + "fin."
@@ -70,7 +70,7 @@ struct EmailChannelTests {
     }
 
     @Test func aLineOfDotsArrivesIntact() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         defer { sink.stop() }
         // A lone "." would end DATA early without dot-stuffing; ".." would lose a dot.
         let text = "before\n.\n..\n.hidden line\nafter"
@@ -86,7 +86,7 @@ struct EmailChannelTests {
 
     @Test func startTLSWithAPrivateCADelivers() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--require-starttls"])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--require-starttls"])
         defer { sink.stop() }
         let channel = EmailChannel(settings: settings(sink, security: .startTLSRequired, trust: [.pemFile(pki.caCert)]))
         _ = try await channel.deliver(makeMessage(to: "ann@school.example"))
@@ -98,7 +98,7 @@ struct EmailChannelTests {
 
     @Test func aHostNameIsSentAsSNIAndChecked() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--implicit-tls"])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--implicit-tls"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .implicitTLS, trust: [.pemFile(pki.caCert)])
         smtp.host = "localhost"  // the certificate names localhost and 127.0.0.1, nothing else
@@ -116,7 +116,7 @@ struct EmailChannelTests {
 
     @Test func startTLSIfOfferedUsesTLSWhenOffered() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey])
         defer { sink.stop() }
         let caPEM = try String(contentsOfFile: pki.caCert, encoding: .utf8)
         _ = try await EmailChannel(settings: settings(sink, security: .startTLSIfOffered, trust: [.pem(caPEM)]))
@@ -126,7 +126,7 @@ struct EmailChannelTests {
 
     @Test func implicitTLSDelivers() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--implicit-tls"])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--implicit-tls"])
         defer { sink.stop() }
         _ = try await EmailChannel(settings: settings(sink, security: .implicitTLS, trust: [.pemFile(pki.caCert)]))
             .deliver(makeMessage(to: "ann@school.example"))
@@ -135,7 +135,7 @@ struct EmailChannelTests {
 
     @Test func authPlainOverStartTLS() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret pass"])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret pass"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .startTLSRequired, trust: [.pemFile(pki.caCert)])
         smtp.username = "ann"
@@ -150,7 +150,7 @@ struct EmailChannelTests {
 
     @Test func authLoginWhenPlainIsNotOffered() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret",
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret",
                                  "--auth-exclude", "PLAIN"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .startTLSIfOffered, trust: [.pemFile(pki.caCert)])
@@ -162,7 +162,7 @@ struct EmailChannelTests {
 
     @Test func aWrongPasswordIsAFinalClientError() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret"])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--auth", "ann:s3cret"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .startTLSRequired, trust: [.pemFile(pki.caCert)])
         smtp.username = "ann"
@@ -178,7 +178,7 @@ struct EmailChannelTests {
 
     @Test func credentialsAreNeverSentInPlainText() async throws {
         // This server offers AUTH without TLS; the client must refuse rather than log in.
-        let sink = try SMTPSink(["--auth", "ann:s3cret"])
+        let sink = try await SMTPSink.start(["--auth", "ann:s3cret"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .startTLSIfOffered)
         smtp.username = "ann"
@@ -195,7 +195,7 @@ struct EmailChannelTests {
 
     @Test func anUntrustedCertificateIsUnreachableOverTLS() async throws {
         let pki = try testPKI.get()
-        let sink = try SMTPSink(["--tls-cert", pki.strangerCert, "--tls-key", pki.strangerKey])
+        let sink = try await SMTPSink.start(["--tls-cert", pki.strangerCert, "--tls-key", pki.strangerKey])
         defer { sink.stop() }
         // The client trusts the test CA, but this server's certificate comes from another one.
         let failure = await deliveryFailure(
@@ -207,7 +207,7 @@ struct EmailChannelTests {
     }
 
     @Test func startTLSRequiredButNotOfferedSendsNothing() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         defer { sink.stop() }
         let failure = await deliveryFailure(EmailChannel(settings: settings(sink, security: .startTLSRequired)),
                                             makeMessage(to: "ann@school.example"))
@@ -217,7 +217,7 @@ struct EmailChannelTests {
     }
 
     @Test func aServerThatIsDownIsUnreachable() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         sink.stop()  // its port is now closed
         let failure = await deliveryFailure(EmailChannel(settings: settings(sink, security: .none)),
                                             makeMessage(to: "ann@school.example"))
@@ -227,7 +227,7 @@ struct EmailChannelTests {
     }
 
     @Test func aServerThatNeverAnswersTimesOut() async throws {
-        let sink = try SMTPSink(["--silent"])
+        let sink = try await SMTPSink.start(["--silent"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .startTLSIfOffered)
         smtp.commandTimeout = .seconds(1)
@@ -240,7 +240,7 @@ struct EmailChannelTests {
     }
 
     @Test func aServerThatStallsAfterTheMessageTimesOut() async throws {
-        let sink = try SMTPSink(["--stall-data"])
+        let sink = try await SMTPSink.start(["--stall-data"])
         defer { sink.stop() }
         var smtp = settings(sink, security: .none)
         smtp.commandTimeout = .seconds(1)
@@ -250,7 +250,7 @@ struct EmailChannelTests {
     }
 
     @Test func a451OnRecipientIsARetryableServerError() async throws {
-        let sink = try SMTPSink(["--rcpt-reply", "451 4.3.0 Mailbox temporarily unavailable"])
+        let sink = try await SMTPSink.start(["--rcpt-reply", "451 4.3.0 Mailbox temporarily unavailable"])
         defer { sink.stop() }
         let failure = await deliveryFailure(EmailChannel(settings: settings(sink, security: .none)),
                                             makeMessage(to: "ann@school.example"))
@@ -262,7 +262,7 @@ struct EmailChannelTests {
     }
 
     @Test func a550OnRecipientIsABadAddress() async throws {
-        let sink = try SMTPSink(["--rcpt-reply", "550 5.1.1 No such user here"])
+        let sink = try await SMTPSink.start(["--rcpt-reply", "550 5.1.1 No such user here"])
         defer { sink.stop() }
         let failure = await deliveryFailure(EmailChannel(settings: settings(sink, security: .none)),
                                             makeMessage(to: "nobody@school.example"))
@@ -273,7 +273,7 @@ struct EmailChannelTests {
     }
 
     @Test func aServerWithoutEHLOGetsHELO() async throws {
-        let sink = try SMTPSink(["--no-ehlo"])
+        let sink = try await SMTPSink.start(["--no-ehlo"])
         defer { sink.stop() }
         _ = try await EmailChannel(settings: settings(sink, security: .startTLSIfOffered))
             .deliver(makeMessage(to: "ann@school.example"))
@@ -283,7 +283,7 @@ struct EmailChannelTests {
     }
 
     @Test func anAddressThatCannotBeSentIsRefusedBeforeConnecting() async throws {
-        let sink = try SMTPSink()
+        let sink = try await SMTPSink.start()
         defer { sink.stop() }
         let channel = EmailChannel(settings: settings(sink, security: .none))
         for address in ["ann@school.example>\r\nRCPT TO:<eve@evil.example", "no-at-sign", "ann@", "a b@school.example"] {
@@ -538,7 +538,7 @@ struct SinkError: Error, CustomStringConvertible {
 }
 
 /// One running Support/smtp_sink.py: its port, and the messages it has accepted so far.
-final class SMTPSink {
+final class SMTPSink: @unchecked Sendable {
     let port: Int
     let directory: URL
     private let process: Process
@@ -548,7 +548,17 @@ final class SMTPSink {
     private static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Support/smtp_sink.py").path
 
-    init(_ options: [String] = []) throws {
+    /// Starts a sink on a thread of its own: starting blocks until Python prints the port, which must
+    /// not hold one of the few threads that run every test's async work.
+    static func start(_ options: [String] = []) async throws -> SMTPSink {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try SMTPSink(options) })
+            }
+        }
+    }
+
+    private init(_ options: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-smtp-sink-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         process = Process()
@@ -590,8 +600,10 @@ final class SMTPSink {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        process.terminate()
         try? stdin.fileHandleForWriting.close()
+        // SIGKILL, not SIGTERM: a child inherits the signals the test process blocks (ServiceLifecycle
+        // blocks SIGTERM in the suites that run a service), so SIGTERM would stay pending and the wait never end.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

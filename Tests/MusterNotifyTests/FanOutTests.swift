@@ -88,7 +88,7 @@ struct FanOutTests {
             default: .status(.notFound)
             }
         }
-        let smtp = try SMTPSink()
+        let smtp = try await SMTPSink.start()
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
         let delivery = HTTPDelivery(client: http)
         let catalog = try Self.catalog(sink: api.baseURL)
@@ -156,7 +156,9 @@ struct FanOutTests {
         #expect(call.form["Twiml"]?.contains("Crisis incident \(ref.number)") == true)
         #expect(Set(mails.flatMap(\.rcptTos)) == ["ann@school.example", "cal@school.example"])
 
-        // The audit trail has every delivery with its receipt, the refusal, and the substitution.
+        // The audit trail has every delivery with its receipt, the refusal, and the substitution
+        // (written just after each delivery is recorded).
+        #expect(await waitFor { ((try? await store.timeline(ref.id)) ?? []).filter { $0.action == .delivered }.count >= 7 })
         let timeline = try await store.timeline(ref.id)
         let delivered = timeline.filter { $0.action == .delivered }
         #expect(Set(delivered.compactMap(\.channel)) == [.webhook, .chat, .sms, .voice, .email])

@@ -213,7 +213,9 @@ struct HTTPFailureTests {
         let server = try await LocalHTTPServer.start(respond: { _ in .status(.ok) })
         let url = server.baseURL + "/hook"
         await server.stop()
-        let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 0.5, totalTimeout: 5)) { http in
+        // The client retries a refused connection until its connect timeout, then says unreachable; the
+        // total deadline must be longer than that, with room for a busy machine.
+        let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10)) { http in
             await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: url, channel: .webhook))
         }
         let got = try #require(outcome)

@@ -77,22 +77,18 @@ struct AuditDatabase {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Every file the database's data lives in (PostgreSQL: after a checkpoint, its files and the WAL).
+    /// Every file the database's data lives in (SQLite: the file and its WAL; PostgreSQL: after a
+    /// checkpoint, every file under the cluster's data directory: every database's files, the WAL, the rest).
     func files() throws -> [URL] {
         if let sqlitePath {
             return ["", "-wal"].map { URL(fileURLWithPath: sqlitePath + $0) }.filter { FileManager.default.fileExists(atPath: $0.path) }
         }
         try sql("CHECKPOINT")
         let directory = URL(fileURLWithPath: try sql("SHOW data_directory"))
-        let oid = try sql("SELECT oid FROM pg_database WHERE datname = current_database()")
         var result: [URL] = []
-        for folder in ["base/\(oid)", "pg_wal", "global"] {
-            let url = directory.appendingPathComponent(folder)
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [] {
-                var isDirectory: ObjCBool = false
-                let file = url.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue { result.append(file) }
-            }
+        guard let walk = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        for case let file as URL in walk where (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            result.append(file)
         }
         return result
     }
@@ -354,11 +350,15 @@ struct AuditLogTests {
         let refs = try await populate(database.store, phrase: phrase, count: 2)
         #expect(try await database.store.reports(refs[0].id).first?.summary == "\(phrase) 0", "the text is stored, and reads back")
         #expect(try await database.store.timeline(refs[0].id).contains { $0.sensitive == "\(phrase): called the family" })
+        // Before the sequencer has run (committed, not yet in the log), and after.
+        #expect(try database.files(containing: Array(phrase.utf8)).isEmpty)
         let signer = try testSigner()
         try await sequence(database.store, signer)
         let files = try database.files()
         #expect(!files.isEmpty)
         #expect(try database.files(containing: Array(phrase.utf8)).isEmpty)
+        // The scan does find what is stored in clear (the incident's id), so the check above means something.
+        #expect(!(try database.files(containing: Array(refs[0].id.rawValue.utf8))).isEmpty)
     }
 
     @Test("two instances sequencing at once make one consistent tree, one pass at a time; one stopping leaves the other to finish")
@@ -384,6 +384,50 @@ struct AuditLogTests {
         #expect(summary.pending == 0)
         #expect(summary.treeSize == Int64(summary.entries))
         #expect(summary.incidents == incidents.count)
+    }
+
+    @Test("while one sequencer is in a pass no other instance integrates anything; when that sequencer is killed, another takes over")
+    func takeoverWhenKilled() async throws {
+        let key = MasterKey.generate()
+        let database = try await AuditDatabase.make(.postgres, masterKey: key)
+        defer { database.close() }
+        let other = try database.another(masterKey: key)
+        defer { (other as? PostgresStore)?.shutdown() }
+        try await populate(database.store, count: 3)
+        let pending = try await other.pendingAuditEntries()
+        #expect(pending > 0)
+
+        // A sequencer stuck mid-pass in another process: it holds PostgresStore's sequencer lock
+        // (0x6D75_7374_6572_0002) in its transaction. The server notices within 100 ms when that process dies.
+        let (classID, objectID) = (0x6D75_7374, 0x6572_0002)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        holder.arguments = [database.postgresURL ?? "", "-q", "-c", """
+            SET client_connection_check_interval = 100; BEGIN; SELECT pg_advisory_xact_lock(\(0x6D75_7374_6572_0002)); SELECT pg_sleep(120); COMMIT;
+            """]
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) } }
+        let held = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = \(classID) AND objid = \(objectID)"
+        try await eventually("the other process holds the sequencer lock") { try database.sql(held) == "1" }
+
+        let signer = try testSigner()
+        for _ in 0..<3 {
+            let pass = try await other.integrateAuditEntries(limit: 100, now: Date(), sign: { try signer.sign(size: $0, root: $1) })
+            #expect(pass == nil, "a second sequencer ran a pass while the first held the lock")
+        }
+        #expect(try await other.pendingAuditEntries() == pending)
+        #expect(try await other.latestCheckpoint() == nil)
+
+        // The stuck sequencer is killed (not stopped politely): its transaction aborts and the lock is free.
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        try await eventually("the dead sequencer's lock is released") { try database.sql(held) == "0" }
+        try await sequence(other, signer)
+        let summary = try await AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier]).verify()
+        #expect(summary.pending == 0)
+        #expect(summary.treeSize == Int64(pending))
     }
 }
 

@@ -39,7 +39,9 @@ struct WorkSignalTests {
                 await signal.wait(until: clock.now(), clock: clock)
                 await finished.set()
             }
-            let deadline = Date().addingTimeInterval(2)
+            // A lost wake-up never ends; a slow one can, when other suites hold the few threads
+            // (subprocesses started and awaited by the CLI tests): wait long enough to tell the two apart.
+            let deadline = Date().addingTimeInterval(30)
             while await !finished.done, Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
             #expect(await finished.done, "round \(round): a wait whose deadline had passed never ended")
             if await !finished.done {

@@ -312,21 +312,22 @@ private struct Run {
     }
 
     mutating func escalateByHand(_ actor: Actor, reason: String?) {
-        let detail = reason ?? "escalated by hand"
+        // The reason is free text and may describe the student: it is sealed, like notes.
+        let detail = "escalated by hand"
         switch state.phase {
         case .escalating(let stepIndex, let round):
             cancel(.ackDeadline(step: stepIndex, round: round))
-            audit(actor, .escalatedByHand, step: stepIndex, detail: detail)
+            audit(actor, .escalatedByHand, step: stepIndex, detail: detail, sensitive: reason)
             advance(from: stepIndex, reason: "escalated by hand")
         case .acknowledged:
             // The owner asks for more help: ownership is released and the next step is paged.
             let from = state.acknowledgedStep ?? 0
-            audit(actor, .escalatedByHand, step: from, detail: detail)
+            audit(actor, .escalatedByHand, step: from, detail: detail, sensitive: reason)
             state.owner = nil
             state.cycle += 1
             advance(from: from, reason: "escalated by hand")
         case .unowned:
-            audit(actor, .escalatedByHand, detail: detail + "; starting again from step 1")
+            audit(actor, .escalatedByHand, detail: detail + "; starting again from step 1", sensitive: reason)
             state.cycle += 1
             page(step: 0, round: 0)
         case .resolved:
