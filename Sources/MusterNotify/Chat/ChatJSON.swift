@@ -1,6 +1,7 @@
 // A small JSON value for the chat payloads (Slack blocks, Teams cards), whose shapes are nested and
 // heterogeneous; encoded with sorted keys so that bodies are stable and comparable in tests.
 import Foundation
+import NIOHTTP1
 
 public indirect enum ChatJSON: Sendable, Hashable, Encodable, ExpressibleByStringLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {
@@ -48,5 +49,23 @@ public indirect enum ChatJSON: Sendable, Hashable, Encodable, ExpressibleByStrin
             used += size
         }
         return kept + "…"
+    }
+}
+
+extension HTTPDelivery {
+    /// Posts a chat payload as JSON; chat webhooks answer with no reference to keep.
+    func postChat(_ payload: ChatJSON, to url: String, what: String) async throws(DeliveryFailure) -> DeliveryReceipt {
+        let body: [UInt8]
+        do {
+            body = try ChatJSON.encode(payload)
+        } catch {
+            throw DeliveryFailure(.clientError, "cannot encode the \(what): \(error)")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "User-Agent", value: "Muster")
+        let response = try await post(url, headers: headers, body: body)
+        try response.check()
+        return DeliveryReceipt(reference: nil)
     }
 }

@@ -21,18 +21,7 @@ public struct SlackChannel: Channel {
 
     /// Delivers to an explicit hook URL (the chat router has already removed any prefix).
     public func deliver(_ message: Message, to url: String) async throws(DeliveryFailure) -> DeliveryReceipt {
-        let body: [UInt8]
-        do {
-            body = try ChatJSON.encode(Self.payload(for: message))
-        } catch {
-            throw DeliveryFailure(.clientError, "cannot encode the Slack message: \(error)")
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-        headers.add(name: "User-Agent", value: "Muster")
-        let response = try await http.post(url, headers: headers, body: body)
-        try response.check()
-        return DeliveryReceipt(reference: nil)
+        try await http.postChat(Self.payload(for: message), to: url, what: "Slack message")
     }
 
     // Block Kit limits (docs.slack.dev/reference/block-kit): header text 150 characters (plain_text),

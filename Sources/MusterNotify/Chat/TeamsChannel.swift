@@ -21,18 +21,7 @@ public struct TeamsChannel: Channel {
     }
 
     public func deliver(_ message: Message, to url: String) async throws(DeliveryFailure) -> DeliveryReceipt {
-        let body: [UInt8]
-        do {
-            body = try ChatJSON.encode(Self.payload(for: message))
-        } catch {
-            throw DeliveryFailure(.clientError, "cannot encode the Teams card: \(error)")
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-        headers.add(name: "User-Agent", value: "Muster")
-        let response = try await http.post(url, headers: headers, body: body)
-        try response.check()
-        return DeliveryReceipt(reference: nil)
+        try await http.postChat(Self.payload(for: message), to: url, what: "Teams card")
     }
 
     /// The message with one Adaptive Card: a title, the four facts, a subtle line with the
