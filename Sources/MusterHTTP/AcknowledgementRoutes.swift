@@ -122,8 +122,7 @@ extension MusterServer {
             state = newest
         } else if numbers.count == 1, let number = numbers.first, !keywords.isDisjoint(with: ["ACK", "A", "OK", "YES"]) {
             guard let id = try await store.incidentID(number: number), let found = try await store.incident(id),
-                  try await store.timeline(id).contains(where: { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) })
-            else { return "You were not paged for incident #\(number)." }
+                  try await wasPaged(id, recipient) else { return "You were not paged for incident #\(number)." }
             state = found
         } else {
             return "Reply ACK and the incident number (e.g. ACK 4821), or 1 for your newest page."
@@ -149,11 +148,15 @@ extension MusterServer {
     private func newestOpenIncident(pagedTo recipient: Recipient) async throws -> IncidentState? {
         let open = try await store.incidents(IncidentFilter(phases: ["escalating", "unowned"], limit: 50))
         for summary in open {
-            guard try await store.timeline(summary.ref.id).contains(where: { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) }),
-                  let state = try await store.incident(summary.ref.id) else { continue }
+            guard try await wasPaged(summary.ref.id, recipient), let state = try await store.incident(summary.ref.id) else { continue }
             return state
         }
         return nil
+    }
+
+    /// Whether the incident's timeline pages this recipient (a step or the fallback).
+    private func wasPaged(_ id: IncidentID, _ recipient: Recipient) async throws -> Bool {
+        try await store.timeline(id).contains { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) }
     }
 
     /// The key press of a voice call (TwiML `<Gather>` posts here): 1 acknowledges the page the link token names.

@@ -92,7 +92,7 @@ public protocol AccessStore: Sendable {
 public enum APIToken {
     /// A new token for a person: "mst_" and 43 characters of base64url (256 random bits).
     public static func generate() -> String {
-        "mst_" + base64URL(randomBytes(32))
+        "mst_" + Base64URL.encode(randomBytes(32))
     }
 
     /// A new integration key: 32 lowercase hex characters, the shape of a PagerDuty routing key, so
@@ -113,10 +113,5 @@ public enum APIToken {
     private static func randomBytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-    }
-
-    private static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }
