@@ -23,7 +23,7 @@ struct AuditKeyCommand: ParsableCommand {
     var dataDir: String = ".muster"
 
     func run() throws {
-        print(try AuditKeys.signer(dataDir: dataDir).verifierKey)
+        print(try AuditKeys.signer(dataDir: dataDir, create: false).verifierKey)
     }
 }
 
@@ -57,7 +57,7 @@ struct AuditVerifyCommand: AsyncParsableCommand {
             }
             return
         }
-        let verifierKey = try key ?? AuditKeys.signer(dataDir: storeOptions.dataDir).verifierKey
+        let verifierKey = try key ?? AuditKeys.signer(dataDir: storeOptions.dataDir, create: false).verifierKey
         let verifier: NoteVerifier
         do { verifier = try NoteVerifier(verifierKey: verifierKey) } catch { throw ValidationError("--key: \(error)") }
         let (store, description) = try storeOptions.open()
@@ -101,7 +101,7 @@ struct AuditExportCommand: AsyncParsableCommand {
         } else {
             id = IncidentID(incident)
         }
-        let exporter = AuditExporter(store: store, verifierKey: try AuditKeys.signer(dataDir: storeOptions.dataDir).verifierKey)
+        let exporter = AuditExporter(store: store, verifierKey: try AuditKeys.signer(dataDir: storeOptions.dataDir, create: false).verifierKey)
         let bytes: [UInt8]
         do {
             switch format {

@@ -9,21 +9,27 @@ enum AuditKeys {
     static let defaultOrigin = "muster.local/audit-log"
 
     /// `MUSTER_MASTER_KEY` (32 bytes, base64), else DATA_DIR/master.key, created on first use.
-    /// Every instance sharing a database must use the same master key.
-    static func masterKey(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MasterKey {
+    /// Every instance sharing a database must use the same master key. `create: false` refuses to make a
+    /// new one: a command that reads an existing installation must not invent its keys.
+    static func masterKey(dataDir: String, create: Bool = true,
+                          environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MasterKey {
         if let text = environment["MUSTER_MASTER_KEY"], !text.isEmpty {
             do { return try MasterKey(base64: text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
                 throw ValidationError("MUSTER_MASTER_KEY: \(error)")
             }
         }
         let path = (dataDir as NSString).appendingPathComponent("master.key")
-        let text = try readOrCreate(path, what: "the master key that wraps every incident's data key", create: { MasterKey.generate().base64 })
+        let text = try readOrCreate(path, what: "the master key that wraps every incident's data key", variable: "MUSTER_MASTER_KEY",
+                                    create: create ? { MasterKey.generate().base64 } : nil)
         do { return try MasterKey(base64: text) } catch { throw ValidationError("\(path): \(error)") }
     }
 
     /// `MUSTER_AUDIT_SIGNING_KEY` (a signed-note private key, PRIVATE+KEY+…), else DATA_DIR/audit-signing.key,
     /// created on first use under the origin `MUSTER_AUDIT_LOG_ORIGIN` (default muster.local/audit-log).
-    static func signer(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CheckpointSigner {
+    /// `create: false`: verify, export and `audit key` read the installation's key and never make a new one
+    /// (a new key would sign nothing the log holds, and `audit verify` would blame the log).
+    static func signer(dataDir: String, create: Bool = true,
+                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CheckpointSigner {
         if let text = environment["MUSTER_AUDIT_SIGNING_KEY"], !text.isEmpty {
             do { return CheckpointSigner(try NoteSigner(privateKey: text.trimmingCharacters(in: .whitespacesAndNewlines))) } catch {
                 throw ValidationError("MUSTER_AUDIT_SIGNING_KEY: \(error)")
@@ -31,9 +37,8 @@ enum AuditKeys {
         }
         let origin = environment["MUSTER_AUDIT_LOG_ORIGIN"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultOrigin
         let path = (dataDir as NSString).appendingPathComponent("audit-signing.key")
-        let text = try readOrCreate(path, what: "the key that signs the audit log's checkpoints", create: {
-            try NoteSigner.generate(name: origin).privateKey
-        })
+        let text = try readOrCreate(path, what: "the key that signs the audit log's checkpoints", variable: "MUSTER_AUDIT_SIGNING_KEY",
+                                    create: create ? { try NoteSigner.generate(name: origin).privateKey } : nil)
         do { return CheckpointSigner(try NoteSigner(privateKey: text)) } catch { throw ValidationError("\(path): \(error)") }
     }
 
@@ -42,9 +47,13 @@ enum AuditKeys {
         environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDir as NSString).appendingPathComponent("checkpoints")
     }
 
-    static func readOrCreate(_ path: String, what: String, create: () throws -> String) throws -> String {
+    static func readOrCreate(_ path: String, what: String, variable: String, create: (() throws -> String)?) throws -> String {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let create else {
+            throw ValidationError("\(path) does not exist: \(what) is kept there by the installation that uses this data directory. "
+                + "Pass its --data-dir or set \(variable); this command does not create keys")
         }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let text = try create()

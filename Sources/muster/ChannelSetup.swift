@@ -85,7 +85,7 @@ enum ChannelFactory {
             text = given
         } else {
             text = try AuditKeys.readOrCreate((dataDir as NSString).appendingPathComponent("link.key"),
-                                              what: "the key that signs acknowledgement links") {
+                                              what: "the key that signs acknowledgement links", variable: "MUSTER_LINK_KEY") {
                 var bytes = [UInt8](repeating: 0, count: 32)
                 var generator = SystemRandomNumberGenerator()
                 for index in bytes.indices { bytes[index] = UInt8.random(in: .min ... .max, using: &generator) }

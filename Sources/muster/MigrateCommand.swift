@@ -12,7 +12,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {
-        let (store, description) = try storeOptions.open()
+        let (store, description) = try storeOptions.open(create: true)
         let before = try? await store.schemaVersion()
         try await store.migrate()
         let after = try await store.schemaVersion()

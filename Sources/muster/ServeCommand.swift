@@ -179,15 +179,19 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Opens PostgreSQL when a URL is given, else SQLite in the data directory.
-func openStore(databaseURL: String?, dataDir: String) throws -> (store: any Store, description: String) {
-    let masterKey = try AuditKeys.masterKey(dataDir: dataDir)
+/// Opens PostgreSQL when a URL is given, else SQLite in the data directory. `create: false` (the commands
+/// that read an existing installation) refuses to create the master key or the SQLite database.
+func openStore(databaseURL: String?, dataDir: String, create: Bool = true) throws -> (store: any Store, description: String) {
+    let masterKey = try AuditKeys.masterKey(dataDir: dataDir, create: create)
     if let url = databaseURL {
         let settings = try PostgresSettings(url: url)
         return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
     }
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     let path = (dataDir as NSString).appendingPathComponent("muster.sqlite")
+    guard create || FileManager.default.fileExists(atPath: path) else {
+        throw ValidationError("no database at \(path): start `muster serve` or run `muster migrate` first, or pass the installation's --data-dir")
+    }
     return (try SQLiteStore(path: path, masterKey: masterKey), "SQLite \(path)")
 }
 

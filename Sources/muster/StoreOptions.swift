@@ -9,9 +9,11 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Where the embedded SQLite database lives (when MUSTER_DATABASE_URL is not set).")
     var dataDir: String = ".muster"
 
-    /// What the store is, for messages ("PostgreSQL db@host:port" or the SQLite path).
-    func open() throws -> (store: any Store, description: String) {
-        try openStore(databaseURL: ProcessInfo.processInfo.environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }, dataDir: dataDir)
+    /// What the store is, for messages ("PostgreSQL db@host:port" or the SQLite path). `create: false` for
+    /// commands that only make sense on an existing installation: they never create its keys or database.
+    func open(create: Bool = false) throws -> (store: any Store, description: String) {
+        try openStore(databaseURL: ProcessInfo.processInfo.environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
+                      dataDir: dataDir, create: create)
     }
 }
 

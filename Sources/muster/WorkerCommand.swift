@@ -26,7 +26,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let catalog = try loadCatalog(playbooks)
-        let (store, description) = try storeOptions.open()
+        let (store, description) = try storeOptions.open(create: true)
         if migrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"

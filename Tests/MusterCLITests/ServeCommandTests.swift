@@ -20,19 +20,26 @@ private func executable() throws -> URL {
     return found
 }
 
-/// Runs a `muster` command to completion; its standard output.
-private func muster(_ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs a `muster` command to completion (on the embedded store); its standard output and error.
+@discardableResult
+private func muster(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
     let process = Process()
     process.executableURL = try executable()
     process.arguments = arguments
     process.currentDirectoryURL = root
+    var environment = ProcessInfo.processInfo.environment
+    environment["MUSTER_DATABASE_URL"] = nil
+    process.environment = environment
+    let errors = FileManager.default.temporaryDirectory.appendingPathComponent("muster-stderr-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: errors) }
     let out = Pipe()
     process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
+    process.standardError = try FileHandle(forWritingTo: errors)
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self), (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
 }
 
 private func request(_ method: String, _ url: String, token: String? = nil, body: String? = nil) async -> (status: Int, body: String) {
@@ -128,6 +135,49 @@ struct ServeCommandTests {
         }
         #expect(exited)
         #expect(server.terminationStatus == 0)
+
+        try auditCommands(dataDir: dataDir, work: work)
+    }
+
+    /// `muster audit key|verify|export` on the installation `serve` made, and on a data directory that has none.
+    private func auditCommands(dataDir: String, work: URL) throws {
+        let key = try muster(["audit", "key", "--data-dir", dataDir])
+        #expect(key.status == 0)
+        #expect(key.output.hasPrefix("muster.local/audit-log+"), "a signed-note verifier key: \(key.output)")
+
+        let verified = try muster(["audit", "verify", "--data-dir", dataDir])
+        #expect(verified.status == 0, "\(verified.errors)")
+        #expect(verified.output.hasPrefix("OK: "))
+        #expect(verified.output.contains("of 1 incidents"))
+
+        let export = work.appendingPathComponent("incident-1.json").path
+        #expect(try muster(["audit", "export", "--incident", "1", "--data-dir", dataDir, "--output", export]).status == 0)
+        let offline = try muster(["audit", "verify", "--file", export])
+        #expect(offline.status == 0, "\(offline.errors)")
+        var bytes = try #require(FileManager.default.contents(atPath: export))
+        let at = try #require(bytes.range(of: Data("audit-log".utf8))?.lowerBound)
+        bytes[at] = UInt8(ascii: "b")  // the log's name, in the checkpoint or the key
+        try bytes.write(to: URL(fileURLWithPath: export))
+        let changed = try muster(["audit", "verify", "--file", export])
+        #expect(changed.status == 1)
+        #expect(changed.errors.hasPrefix("FAILED: "))
+
+        let csv = try muster(["audit", "export", "--incident", "1", "--format", "csv", "--data-dir", dataDir])
+        #expect(csv.status == 0)
+        let rows = csv.output.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(rows.first?.hasPrefix("sequence,") == true, "a header row: \(rows.first ?? "")")
+        #expect(rows.count >= 3, "the report and its pages")
+        #expect(rows.dropFirst().first?.contains("reported") == true)
+        #expect(csv.output.contains("Not back from recess"), "an auditor's timeline shows the unsealed text")
+
+        // A data directory with no installation: refused, and nothing is created there (no new keys, no database).
+        let empty = work.appendingPathComponent("empty").path
+        for command in [["audit", "verify"], ["audit", "key"], ["audit", "export", "--incident", "1"]] {
+            let refused = try muster(command + ["--data-dir", empty])
+            #expect(refused.status != 0)
+            #expect(refused.errors.contains("does not exist"), "\(command): \(refused.errors)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: empty))
     }
 
     @Test("channels come from muster.yaml: a page reaches the configured webhook signed; a mistake in the section stops the start at its line")
