@@ -113,6 +113,7 @@ let package = Package(
                 "MusterNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Release-mode benchmarks: `swift run -c release muster-bench`.
@@ -151,6 +152,7 @@ let package = Package(
             dependencies: [
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit", "muster",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

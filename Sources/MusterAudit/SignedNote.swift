@@ -85,29 +85,7 @@ public struct NoteVerifier: Sendable {
     private let key: Curve25519.Signing.PublicKey
 
     public init(verifierKey: String) throws {
-        let parts = NoteFormat.chop(verifierKey, maxSplits: 2)
-        guard parts.count == 3 else {
-            throw NoteError("malformed verifier key: want <name>+<8 hex digits>+<base64 key>")
-        }
-        let name = parts[0]
-        try NoteFormat.checkName(name, what: "verifier key")
-        guard let hash = NoteFormat.parseKeyHash(parts[1]) else {
-            throw NoteError("malformed verifier key for \(name): the key hash must be 8 hexadecimal digits")
-        }
-        guard let data = Base64.decodeCanonical(parts[2]), let algorithm = data.first else {
-            throw NoteError("malformed verifier key for \(name): the key is not base64")
-        }
-        // Go checks the hash before the algorithm; so do we, so the same bad key gets the same complaint.
-        let expected = NoteFormat.keyHash(name: name, encodedKey: data)
-        guard hash == expected else {
-            throw NoteError("verifier key for \(name) has key hash \(NoteFormat.hex8(hash)), but its key's hash is \(NoteFormat.hex8(expected))")
-        }
-        guard algorithm == NoteFormat.ed25519 else {
-            throw NoteError("verifier key for \(name) has unknown algorithm \(algorithm); only 1 (Ed25519) is known")
-        }
-        guard data.count == 33, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: data.dropFirst()) else {
-            throw NoteError("malformed verifier key for \(name): an Ed25519 public key is 32 bytes")
-        }
+        let (name, key) = try NoteFormat.parseVerifierKey(verifierKey, algorithm: NoteFormat.ed25519, algorithmName: "1 (Ed25519)")
         self.init(name: name, publicKey: key)
     }
 
@@ -316,6 +294,35 @@ enum NoteFormat {
     static func chop(_ text: String, maxSplits: Int) -> [String] {
         Array(text.utf8).split(separator: UInt8(ascii: "+"), maxSplits: maxSplits, omittingEmptySubsequences: false)
             .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `<name>+<8 hex key hash>+<base64(algorithm ‖ 32-byte Ed25519 public key)>`, the hash checked.
+    static func parseVerifierKey(_ text: String, algorithm wanted: UInt8, algorithmName: String) throws
+        -> (name: String, key: Curve25519.Signing.PublicKey) {
+        let parts = chop(text, maxSplits: 2)
+        guard parts.count == 3 else {
+            throw NoteError("malformed verifier key: want <name>+<8 hex digits>+<base64 key>")
+        }
+        let name = parts[0]
+        try checkName(name, what: "verifier key")
+        guard let hash = parseKeyHash(parts[1]) else {
+            throw NoteError("malformed verifier key for \(name): the key hash must be 8 hexadecimal digits")
+        }
+        guard let data = Base64.decodeCanonical(parts[2]), let algorithm = data.first else {
+            throw NoteError("malformed verifier key for \(name): the key is not base64")
+        }
+        // Go checks the hash before the algorithm; so do we, so the same bad key gets the same complaint.
+        let expected = keyHash(name: name, encodedKey: data)
+        guard hash == expected else {
+            throw NoteError("verifier key for \(name) has key hash \(hex8(hash)), but its key's hash is \(hex8(expected))")
+        }
+        guard algorithm == wanted else {
+            throw NoteError("verifier key for \(name) has unknown algorithm \(algorithm); only \(algorithmName) is known")
+        }
+        guard data.count == 33, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: data.dropFirst()) else {
+            throw NoteError("malformed verifier key for \(name): an Ed25519 public key is 32 bytes")
+        }
+        return (name, key)
     }
 
     /// The offset of the first ASCII control character other than newline, if any.

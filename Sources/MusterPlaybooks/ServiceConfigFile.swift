@@ -16,6 +16,9 @@ public struct ServiceConfigFile: Sendable, Hashable {
     /// The base URL people and providers reach this service at (links in messages, Twilio's signatures).
     public var publicURL: String?
     public var channels = ChannelsConfig()
+    public var audit = AuditConfig()
+    /// The daily retention purge; nil when the configuration names no policy.
+    public var retention: RetentionPolicy?
 
     public init() {}
 
@@ -26,7 +29,7 @@ public struct ServiceConfigFile: Sendable, Hashable {
         if let root = reader.document(text),
            let fields = reader.fields(root, "the configuration", required: [],
                                       optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations",
-                                                 "public_url", "channels"]) {
+                                                 "public_url", "channels", "audit", "retention"]) {
             config.host = reader.string(fields["host"], "host")
             config.port = fields["port"].flatMap { reader.integer($0, "port", in: 1...65535) }
             config.dataDir = reader.string(fields["data_dir"], "data_dir")
@@ -38,6 +41,8 @@ public struct ServiceConfigFile: Sendable, Hashable {
                 reader.error("public_url must be an http(s) URL, not '\(url)'", at: fields["public_url"])
             }
             if let node = fields["channels"] { config.channels = ChannelsConfig.parse(node, reader: reader) }
+            if let node = fields["audit"] { config.audit = AuditConfig.parse(node, reader: reader) }
+            if let node = fields["retention"] { config.retention = RetentionPolicy.parse(node, reader: reader) }
             if let node = fields["integrations"],
                let integrations = reader.fields(node, "integrations", required: [], optional: ["alertmanager", "pagerduty"]) {
                 for name in ["alertmanager", "pagerduty"] {
@@ -160,5 +165,84 @@ public struct ChannelsConfig: Sendable, Hashable {
             }
         }
         return config
+    }
+}
+
+/// Where checkpoints are published besides the database (docs/audit.md, "Witnesses").
+public struct AuditConfig: Sendable, Hashable {
+    /// A C2SP tlog-witness: its submission prefix, and its cosignature verifier key when known.
+    public struct Witness: Sendable, Hashable {
+        public var url: String
+        public var key: String?
+    }
+
+    public var witnessDirectory: String?
+    public var witnesses: [Witness] = []
+
+    public init() {}
+
+    static func parse(_ node: Node, reader: YAMLReader) -> AuditConfig {
+        var config = AuditConfig()
+        guard let fields = reader.fields(node, "audit", required: [], optional: ["witness_directory", "witnesses"]) else { return config }
+        config.witnessDirectory = reader.string(fields["witness_directory"], "audit.witness_directory")
+        for (number, item) in (reader.list(fields["witnesses"], "audit.witnesses") ?? []).enumerated() {
+            let what = "audit.witnesses[\(number)]"
+            guard let witness = reader.fields(item, what, required: ["url"], optional: ["key"]),
+                  let url = reader.string(witness["url"], "\(what).url") else { continue }
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                reader.error("\(what).url must be an http(s) URL (the witness's submission prefix), not '\(url)'", at: witness["url"])
+                continue
+            }
+            config.witnesses.append(Witness(url: url, key: reader.string(witness["key"], "\(what).key")))
+        }
+        return config
+    }
+}
+
+/// The retention policy the daily purge applies: incidents closed longer than `keepClosedFor` ago lose
+/// their student text, each with a purge entry naming the policy (docs/audit.md, "Retention").
+public struct RetentionPolicy: Sendable, Hashable {
+    public var name: String
+    public var years: Int
+    public var days: Int
+
+    public init(name: String, years: Int = 0, days: Int = 0) {
+        self.name = name
+        self.years = years
+        self.days = days
+    }
+
+    /// Incidents closed before this instant are purged at `now` (calendar years, in UTC).
+    public func closedBefore(now: Date) -> Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        return calendar.date(byAdding: DateComponents(year: -years, day: -days), to: now) ?? now
+    }
+
+    /// "7y", "90d", "2w": whole years, days or weeks.
+    static func parsePeriod(_ text: String) -> (years: Int, days: Int)? {
+        guard let unit = text.last, let count = Int(text.dropLast()), count > 0, count <= 100_000 else { return nil }
+        switch unit {
+        case "y": return count <= 100 ? (count, 0) : nil
+        case "w": return (0, count * 7)
+        case "d": return (0, count)
+        default: return nil
+        }
+    }
+
+    static func parse(_ node: Node, reader: YAMLReader) -> RetentionPolicy? {
+        guard let fields = reader.fields(node, "retention", required: ["policy", "keep_closed_for"]),
+              let name = reader.string(fields["policy"], "retention.policy"),
+              let period = reader.string(fields["keep_closed_for"], "retention.keep_closed_for") else { return nil }
+        guard !name.isEmpty, !name.contains(where: \.isNewline) else {
+            reader.error("retention.policy must be one non-empty line", at: fields["policy"])
+            return nil
+        }
+        guard let (years, days) = parsePeriod(period) else {
+            reader.error("retention.keep_closed_for '\(period)' is not a period: write whole years, weeks or days, like 7y, 26w or 90d",
+                         at: fields["keep_closed_for"])
+            return nil
+        }
+        return RetentionPolicy(name: name, years: years, days: days)
     }
 }

@@ -24,7 +24,8 @@ public struct CheckpointSigner: Sendable {
 /// Keeps copies of checkpoints outside the database, so a rewritten or truncated log is caught.
 public protocol CheckpointWitness: Sendable {
     var name: String { get }
-    func publish(_ checkpoint: StoredCheckpoint) async throws
+    /// `log` answers consistency proofs, for witnesses that check the log only grows.
+    func publish(_ checkpoint: StoredCheckpoint, log: any AuditLogStore) async throws
 }
 
 /// A directory of checkpoints: `checkpoints/SIZE` for each, and `checkpoint`, the latest.
@@ -36,7 +37,7 @@ public struct DirectoryWitness: CheckpointWitness {
         self.directory = directory
     }
 
-    public func publish(_ checkpoint: StoredCheckpoint) async throws {
+    public func publish(_ checkpoint: StoredCheckpoint, log: any AuditLogStore) async throws {
         let all = directory.appendingPathComponent("checkpoints")
         try FileManager.default.createDirectory(at: all, withIntermediateDirectories: true)
         let data = Data(checkpoint.note.utf8)
@@ -109,7 +110,7 @@ struct AuditSequencer: Sendable {
         observer.checkpointed(pass.integrated, pass.oldestCommittedAt.map { clock.now().timeIntervalSince($0) } ?? 0)
         for witness in settings.witnesses {
             do {
-                try await witness.publish(checkpoint)
+                try await witness.publish(checkpoint, log: store)
             } catch {
                 // The checkpoint is stored; the witness gets the next one. Say so loudly: a witness
                 // that never hears anything protects nothing.

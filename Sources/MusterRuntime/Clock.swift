@@ -60,6 +60,11 @@ public final class ManualClock: MusterClock, @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 
+    /// The deadlines tasks are sleeping until (a test waits for a worker to be idle before moving time).
+    public func deadlines() -> [Date] {
+        lock.withLock { sleepers.values.map(\.deadline) }
+    }
+
     /// Wakes every sleeper (used when a test ends, so no task waits forever).
     public func wakeAll() {
         let woken = lock.withLock { () -> [CheckedContinuation<Void, Never>] in

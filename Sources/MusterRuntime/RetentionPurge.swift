@@ -2,6 +2,8 @@
 // entry in the same transaction, then scrubs the destroyed keys from the database files. Proofs keep
 // verifying (leaves cover the sealed bytes); the text is unrecoverable (docs/audit.md, "Retention").
 import Foundation
+import Logging
+import MusterAudit
 import MusterCore
 import MusterPlaybooks
 import MusterStore
@@ -35,5 +37,35 @@ public struct RetentionPurge: Sendable {
         }
         if !purged.isEmpty { try await store.scrubDestroyedKeys() }
         return (purged, refused)
+    }
+}
+
+/// The daily purge by the configured policy: once at start, then every 24 hours. Several instances
+/// may run it at once; an incident purged by one is simply not a candidate for the other.
+struct RetentionWorker: Sendable {
+    let store: any Store
+    let committer: Committer
+    let policy: RetentionPolicy
+    let clock: any MusterClock
+    let logger: Logger
+
+    func run() async {
+        await WorkerLoop.run("retention purge", clock: clock, logger: logger) {
+            try await purgeOnce()
+            try await clock.sleep(until: clock.now().addingTimeInterval(86_400))
+        }
+    }
+
+    /// How many incidents this pass purged.
+    @discardableResult
+    func purgeOnce() async throws -> Int {
+        let closedBefore = policy.closedBefore(now: clock.now())
+        let purge = RetentionPurge(store: store, catalog: await committer.currentCatalog, clock: clock)
+        let (purged, refused) = try await purge.run(closedBefore: closedBefore, policy: policy.name)
+        for (id, reason) in refused { logger.warning("retention purge: incident \(id) not purged: \(reason)") }
+        if !purged.isEmpty {
+            logger.info("retention purge: \(purged.count) incidents closed before \(AuditEntryEncoding.timestamp(closedBefore)) under '\(policy.name)'")
+        }
+        return purged.count
     }
 }

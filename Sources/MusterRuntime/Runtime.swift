@@ -18,6 +18,8 @@ public final class Runtime: Sendable {
     private let deliveries: DeliveryWorker
     /// Nil when this runtime runs no sequencer (tools and tests that commit only).
     let sequencer: AuditSequencer?
+    /// Nil when no retention policy is configured.
+    let retention: RetentionWorker?
     private let timerSignal = WorkSignal()
     private let deliverySignal = WorkSignal()
     private let logger: Logger
@@ -29,19 +31,19 @@ public final class Runtime: Sendable {
     public convenience init(store: any Store, catalog: Catalog, channel: any Channel, clock: any MusterClock = SystemClock(),
                             instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
                             retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                            auditLog: AuditLogSettings? = nil, observer: RuntimeObserver = RuntimeObserver(),
+                            auditLog: AuditLogSettings? = nil, retention: RetentionPolicy? = nil, observer: RuntimeObserver = RuntimeObserver(),
                             logger: Logger = Logger(label: "muster.runtime")) throws {
         let names = DirectoryNames(catalog)
         let renderer = try MessageRenderer(publicURL: "http://127.0.0.1:8080", links: nil, names: { names.current })
         self.init(store: store, catalog: catalog, notifier: Notifier(renderer: renderer, channel: channel), names: names, clock: clock,
-                  instance: instance, retry: retry, random: random, auditLog: auditLog, observer: observer, logger: logger)
+                  instance: instance, retry: retry, random: random, auditLog: auditLog, retention: retention, observer: observer, logger: logger)
     }
 
     /// `names` is what `notifier`'s renderer reads, so a reload reaches the messages.
     public init(store: any Store, catalog: Catalog, notifier: Notifier, names: DirectoryNames, clock: any MusterClock = SystemClock(),
                 instance: String = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)",
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                auditLog: AuditLogSettings? = nil, observer: RuntimeObserver = RuntimeObserver(),
+                auditLog: AuditLogSettings? = nil, retention: RetentionPolicy? = nil, observer: RuntimeObserver = RuntimeObserver(),
                 logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
         self.names = names
@@ -61,6 +63,9 @@ public final class Runtime: Sendable {
         deliveries = DeliveryWorker(store: store, committer: committer, notifier: notifier, clock: clock, signal: deliverySignal,
                                     owner: instance, retry: retry, random: random, logger: logger, observer: observer)
         sequencer = auditLog.map { AuditSequencer(store: store, settings: $0, clock: clock, observer: observer, logger: logger) }
+        self.retention = retention.map { [committer] in
+            RetentionWorker(store: store, committer: committer, policy: $0, clock: clock, logger: logger)
+        }
     }
 
     /// Puts a new set of playbooks and directory into use.
@@ -93,6 +98,7 @@ public final class Runtime: Sendable {
             group.addTask { await self.timers.run() }
             group.addTask { await self.deliveries.run() }
             if let sequencer { group.addTask { await sequencer.run() } }
+            if let retention { group.addTask { await retention.run() } }
             if let postgres = store as? PostgresStore {
                 group.addTask { [timerSignal, deliverySignal, logger] in
                     while !Task.isCancelled {

@@ -67,3 +67,10 @@ public protocol AuditLogStore: Sendable {
     /// Makes destroyed data keys unrecoverable from the database files (VACUUM; SQLite checkpoints its WAL).
     func scrubDestroyedKeys() async throws
 }
+
+extension AuditLogStore {
+    /// The RFC 6962 consistency proof from the tree of `old` leaves to that of `new`, from the stored hashes.
+    public func consistencyProof(from old: Int64, to new: Int64) async throws -> [LogHash] {
+        try MerkleTree.consistencyProof(from: old, to: new, hashes: try await treeHashes(MerkleTree.consistencyProofIndices(from: old, to: new)))
+    }
+}

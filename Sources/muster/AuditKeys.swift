@@ -1,8 +1,11 @@
 // The keys of the audit log and of sealed student text. Production sets them in the environment;
 // the embedded default creates each once in the data directory and says where (docs/audit.md).
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import MusterAudit
+import MusterNotify
+import MusterPlaybooks
 import MusterRuntime
 
 enum AuditKeys {
@@ -42,9 +45,25 @@ enum AuditKeys {
         do { return CheckpointSigner(try NoteSigner(privateKey: text)) } catch { throw ValidationError("\(path): \(error)") }
     }
 
-    /// The witness directory: `MUSTER_AUDIT_WITNESS_DIR`, else DATA_DIR/checkpoints.
-    static func witnessDirectory(dataDir: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDir as NSString).appendingPathComponent("checkpoints")
+    /// The witness directory: `MUSTER_AUDIT_WITNESS_DIR`, else the file's `audit.witness_directory`, else DATA_DIR/checkpoints.
+    static func witnessDirectory(_ config: AuditConfig, dataDir: String, environment: [String: String]) -> String {
+        environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? config.witnessDirectory
+            ?? (dataDir as NSString).appendingPathComponent("checkpoints")
+    }
+
+    /// The sequencer's settings: the signing key, the witness directory, and the tlog-witnesses of the configuration.
+    static func settings(_ config: AuditConfig, dataDir: String, http: HTTPClient, environment: [String: String]) throws -> AuditLogSettings {
+        var witnesses: [any CheckpointWitness] = [
+            DirectoryWitness(directory: URL(fileURLWithPath: witnessDirectory(config, dataDir: dataDir, environment: environment))),
+        ]
+        for (number, witness) in config.witnesses.enumerated() {
+            do {
+                witnesses.append(try TlogWitness(submissionPrefix: witness.url, key: witness.key, http: HTTPDelivery(client: http)))
+            } catch {
+                throw ValidationError("audit.witnesses[\(number)].key: \(error)")
+            }
+        }
+        return AuditLogSettings(signer: try signer(dataDir: dataDir, environment: environment), witnesses: witnesses)
     }
 
     static func readOrCreate(_ path: String, what: String, variable: String, create: (() throws -> String)?) throws -> String {

@@ -29,7 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
               MUSTER_BOOTSTRAP_ADMIN_TOKEN                   on an empty database, the first admin's token
               MUSTER_MASTER_KEY                              wraps incidents' data keys (base64); absent: DATA_DIR/master.key
               MUSTER_AUDIT_SIGNING_KEY                       signs checkpoints (PRIVATE+KEY+…); absent: DATA_DIR/audit-signing.key
-              MUSTER_AUDIT_WITNESS_DIR                       copies of checkpoints outside the database; DATA_DIR/checkpoints
+              MUSTER_AUDIT_WITNESS_DIR / audit.witness_directory         copies of checkpoints outside the database; DATA_DIR/checkpoints
+              audit.witnesses (file only): C2SP tlog-witnesses that cosign each checkpoint
+              retention (file only): the policy the daily purge applies; see docs/audit.md
               --public-url / MUSTER_PUBLIC_URL / public_url  http://HOST:PORT (links in messages; Twilio signs it)
               MUSTER_LINK_KEY                                signs acknowledgement links (base64, 32+ bytes); absent: DATA_DIR/link.key
               MUSTER_WEBHOOK_SECRET / channels.webhook.secret            signs webhook notifications (HMAC-SHA256)
@@ -60,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let file = try loadConfigFile(environment)
+        let file = try loadConfigFile(config, environment)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = Logger.Level(rawValue: environment["MUSTER_LOG_LEVEL"] ?? "info") ?? .info
@@ -83,16 +85,16 @@ struct ServeCommand: AsyncParsableCommand {
 
         let metrics = MusterMetrics()
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
-        let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
-                                        witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
         let publicURL = self.publicURL ?? environment["MUSTER_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
             ?? "http://\(host):\(port)"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
+        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, environment: environment)
         let names = DirectoryNames(catalog)
         let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
                                                names: names, http: http, environment: environment)
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
-                              instance: instance, auditLog: auditLog, observer: metrics.observer(store: store), logger: logger)
+                              instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(store: store),
+                              logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
                                   acknowledgement: channels.acknowledgement, logger: logger)
@@ -134,15 +136,6 @@ struct ServeCommand: AsyncParsableCommand {
         return port
     }
 
-    private func loadConfigFile(_ environment: [String: String]) throws -> ServiceConfigFile {
-        let path = config ?? environment["MUSTER_CONFIG"] ?? (FileManager.default.fileExists(atPath: "muster.yaml") ? "muster.yaml" : nil)
-        guard let path else { return ServiceConfigFile() }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
-        let (config, diagnostics) = ServiceConfigFile.parse(text, file: path)
-        for diagnostic in diagnostics { printError(diagnostic.description) }
-        guard let config else { throw ValidationError("the configuration file \(path) has errors") }
-        return config
-    }
 
     private func integrationSettings(_ file: ServiceConfigFile) -> IntegrationSettings {
         var settings = IntegrationSettings()
@@ -177,6 +170,17 @@ struct ServeCommand: AsyncParsableCommand {
             ? "First start: created the account 'admin' with the API token \(token) (shown once; keep it). Send it as 'Authorization: Bearer TOKEN'."
             : "First start: created the account 'admin' with the token from MUSTER_BOOTSTRAP_ADMIN_TOKEN."
     }
+}
+
+/// The configuration file: `path`, else MUSTER_CONFIG, else ./muster.yaml when it exists, else none.
+func loadConfigFile(_ path: String?, _ environment: [String: String]) throws -> ServiceConfigFile {
+    let path = path ?? environment["MUSTER_CONFIG"] ?? (FileManager.default.fileExists(atPath: "muster.yaml") ? "muster.yaml" : nil)
+    guard let path else { return ServiceConfigFile() }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
+    let (config, diagnostics) = ServiceConfigFile.parse(text, file: path)
+    for diagnostic in diagnostics { printError(diagnostic.description) }
+    guard let config else { throw ValidationError("the configuration file \(path) has errors") }
+    return config
 }
 
 /// Opens PostgreSQL when a URL is given, else SQLite in the data directory. `create: false` (the commands

@@ -1,6 +1,7 @@
 // `muster worker`: runs an instance's timer and delivery workers against the database, until
 // SIGTERM or SIGINT. (`muster serve` will run the same runtime with the HTTP API in front.)
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import MusterNotify
@@ -23,6 +24,8 @@ struct WorkerCommand: AsyncParsableCommand {
     var instance: String?
     @Flag(help: "Apply missing migrations before starting.")
     var migrate = false
+    @Option(help: "The configuration file, for its audit witnesses and retention policy (default: ./muster.yaml if present).")
+    var config: String?
 
     func run() async throws {
         let catalog = try loadCatalog(playbooks)
@@ -31,15 +34,18 @@ struct WorkerCommand: AsyncParsableCommand {
         try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let dataDir = storeOptions.dataDir
-        let auditLog = AuditLogSettings(signer: try AuditKeys.signer(dataDir: dataDir),
-                                        witnesses: [DirectoryWitness(directory: URL(fileURLWithPath: AuditKeys.witnessDirectory(dataDir: dataDir)))])
+        let environment = ProcessInfo.processInfo.environment
+        let file = try loadConfigFile(config, environment)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
+        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, environment: environment)
         let runtime = try Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
-                              instance: name, auditLog: auditLog)
+                              instance: name, auditLog: auditLog, retention: file.retention)
         let workers = Task { await runtime.run() }
         let stop = ShutdownSignals { workers.cancel() }
         print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; delivering to \(channelFile)")
         await workers.value
         withExtendedLifetime(stop) {}
+        try await http.shutdown()
     }
 }
 

@@ -2,6 +2,8 @@
 // `verify` naming tampering (triggers bypassed, tails truncated, logs rewritten and re-signed),
 // exports checked offline by the Swift and the Python verifiers, sealed text that never reaches the
 // database files in clear, and retention purges that leave every proof verifying.
+import AsyncHTTPClient
+import Crypto
 import Foundation
 import GRDB
 import MusterAudit
@@ -150,7 +152,7 @@ private func populate(_ store: any Store, phrase: String = "Student wrote a good
 }
 
 /// Integrates everything committed, as the sequencer does, publishing to the witnesses.
-private func sequence(_ store: any Store, _ signer: CheckpointSigner, witnesses: [DirectoryWitness] = []) async throws {
+private func sequence(_ store: any Store, _ signer: CheckpointSigner, witnesses: [any CheckpointWitness] = []) async throws {
     let runtime = try Runtime(store: store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"),
                           auditLog: AuditLogSettings(signer: signer, witnesses: witnesses, batch: 7))
     try await runtime.sequenceAuditLog()
@@ -193,6 +195,57 @@ struct AuditLogTests {
             ? "UPDATE audit_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), 'high', 'HIGH'), 'UTF8') WHERE incident_id = '\(victim)' AND sequence = 1"
             : "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), 'high', 'HIGH') AS BLOB) WHERE incident_id = '\(victim)' AND sequence = 1")
         await expectFailure(verifier, mentioning: ["log index \(index)", victim, "(reported)"])
+    }
+
+    @Test("checkpoints reach a C2SP tlog-witness over HTTP with consistency proofs and come back cosigned; a fresh client learns the witness's size; a forked tree is refused",
+          arguments: Backend.allCases)
+    func tlogWitness(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let signer = try testSigner()
+        let server = try await WitnessServer.start(logKey: signer.verifierKey)
+        defer { server.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let delivery = HTTPDelivery(client: http)
+        do {
+            let first = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(server.port)/", key: server.key, http: delivery)
+            _ = try await populate(database.store)
+            try await sequence(database.store, signer, witnesses: [first])
+            var requests = try server.requests()
+            #expect(requests.count >= 2, "batches of 7 make several checkpoints")
+            #expect(requests.allSatisfy { $0.status == 200 }, "\(requests)")
+            // Each submission proves consistency from the size the witness cosigned before.
+            for (previous, next) in zip(requests, requests.dropFirst()) { #expect(next.old == previous.size) }
+            let latest = try #require(try await database.store.latestCheckpoint())
+            #expect(requests.last?.size == latest.size)
+
+            // A second instance's client knows nothing: the witness's 409 names its size, and the client goes on from there.
+            let second = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(server.port)", key: server.key, http: delivery)
+            _ = try await populate(database.store, count: 2)
+            try await sequence(database.store, signer, witnesses: [second])
+            requests = Array(try server.requests().dropFirst(requests.count))
+            #expect(requests.first?.status == 409)
+            #expect(requests.dropFirst().allSatisfy { $0.status == 200 }, "\(requests)")
+            #expect(requests.dropFirst().first?.old == latest.size)
+            let newest = try #require(try await database.store.latestCheckpoint())
+            let cosigned = try await second.submit(newest, log: database.store)
+            #expect(cosigned.map { abs($0.timeIntervalSinceNow) < 60 } == true, "a verified cosignature with the witness's time")
+
+            // The same size with another root (a forked log): refused, and said so.
+            let forked = StoredCheckpoint(size: newest.size, note: try signer.sign(size: newest.size, root: MerkleTree.leafHash([1, 2, 3])),
+                                          signedAt: Date())
+            await #expect(throws: WitnessRefusal.self) { try await second.submit(forked, log: database.store) }
+            // Configured with another key of the same name: the witness's answer is not its cosignature, and is refused.
+            let other = [UInt8(4)] + Curve25519.Signing.PrivateKey().publicKey.rawRepresentation
+            let hash = SHA256.hash(data: Array("witness.test/w1\n".utf8) + other).prefix(4).map { String(format: "%02x", $0) }.joined()
+            let impostor = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(server.port)",
+                                           key: "witness.test/w1+\(hash)+\(Data(other).base64EncodedString())", http: delivery)
+            await #expect(throws: (any Error).self) { try await impostor.submit(newest, log: database.store) }
+        } catch {
+            try await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
     }
 
     @Test("a truncated tail, and a log rewritten and re-signed with a new key, are caught against a witness directory",
@@ -342,6 +395,43 @@ struct AuditLogTests {
         }
     }
 
+    @Test("the daily purge applies the configured policy: not before the period has passed, then the closed incident only",
+          arguments: Backend.allCases)
+    func dailyPurgeByPolicy(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let start = schoolMorning.addingTimeInterval(86_400)
+        let clock = ManualClock(start)
+        let runtime = try Runtime(store: database.store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"), clock: clock,
+                                  retention: RetentionPolicy(name: "test-30d", days: 30))
+        let workers = Task { await runtime.run() }
+        defer { workers.cancel(); clock.wakeAll() }
+
+        // The first pass, at start, finds nothing 30 days closed, and the worker sleeps a day.
+        for _ in 0..<400 where !clock.deadlines().contains(start.addingTimeInterval(86_400)) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(clock.deadlines().contains(start.addingTimeInterval(86_400)), "the purge sleeps until the next day")
+        #expect(try await database.store.dataKey(of: refs[0].id) != nil)
+        // A month on, the next daily pass purges the resolved incident.
+        clock.advance(by: 30 * 86_400)
+        var timeline: [AuditRecord] = []
+        for _ in 0..<400 where timeline.last?.action != .purged {
+            try await Task.sleep(for: .milliseconds(25))
+            clock.advance(by: 0)
+            timeline = try await database.store.timeline(refs[0].id)
+        }
+        let purge = try #require(timeline.last)
+        #expect(purge.action == .purged)
+        #expect(purge.detail?.contains("test-30d") == true)
+        #expect(purge.at >= start.addingTimeInterval(30 * 86_400), "purged by the pass a month on, not by the first one at \(start)")
+        #expect(try await database.store.dataKey(of: refs[0].id) == nil)
+        for open in refs.dropFirst() {
+            #expect(try await database.store.dataKey(of: open.id) != nil, "an open incident keeps its text")
+        }
+    }
+
     @Test("a known phrase from a report, its subject and a note is nowhere in the database files, only sealed", arguments: Backend.allCases)
     func phraseNeverInClear(backend: Backend) async throws {
         let database = try await AuditDatabase.make(backend)
@@ -457,4 +547,68 @@ private func python(_ file: String, key: String) throws -> Int32 {
     try process.run()
     process.waitUntilExit()
     return process.terminationStatus
+}
+
+/// One running Tests/python/tlog_witness.py: a C2SP tlog-witness written from the specs, on 127.0.0.1.
+final class WitnessServer: @unchecked Sendable {
+    let port: Int
+    /// Its cosignature verifier key.
+    let key: String
+    let state: URL
+    private let process: Process
+
+    private static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("python/tlog_witness.py").path
+
+    struct Failed: Error, CustomStringConvertible { var description: String }
+
+    /// Started on a thread of its own: reading its first lines blocks.
+    static func start(logKey: String) async throws -> WitnessServer {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try WitnessServer(logKey: logKey) }) }
+        }
+    }
+
+    private init(logKey: String) throws {
+        state = FileManager.default.temporaryDirectory.appendingPathComponent("muster-witness-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Self.script, logKey, state.path]
+        let stdout = Pipe()
+        let log = state.appendingPathComponent("witness.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardOutput = stdout
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        var text = ""
+        while text.components(separatedBy: "\n").count < 3 {
+            let chunk = stdout.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard lines.count >= 2, lines[0].hasPrefix("PORT "), let port = Int(lines[0].dropFirst(5)), lines[1].hasPrefix("KEY ") else {
+            kill(process.processIdentifier, SIGKILL)
+            throw Failed(description: "the witness did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        }
+        self.port = port
+        key = String(lines[1].dropFirst(4))
+    }
+
+    /// Every add-checkpoint request it answered: its status, the old size sent and the checkpoint's size.
+    func requests() throws -> [(status: Int, old: Int64, size: Int64)] {
+        let text = (try? String(contentsOf: state.appendingPathComponent("requests"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let parts = line.split(separator: " ")
+            return (Int(parts[0]) ?? 0, Int64(parts[1]) ?? -1, Int64(parts[2]) ?? -1)
+        }
+    }
+
+    func stop() {
+        // SIGKILL: a child inherits the signals the test process blocks, so SIGTERM could stay pending.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: state)
+    }
 }
