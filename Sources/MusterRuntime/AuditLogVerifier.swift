@@ -1,6 +1,7 @@
 // `muster audit verify`: recomputes every leaf from the stored bytes, every incident's chain, the
-// whole tree, every stored checkpoint's root and signature, and checks the log against checkpoints
-// kept outside the database (witnesses). It trusts nothing the database says about itself.
+// whole tree, every stored checkpoint's root and signature, each checkpoint's consistency with the
+// next, and checks the log against checkpoints kept outside the database (witnesses). It trusts
+// nothing the database says about itself.
 import Foundation
 import MusterAudit
 import MusterCore
@@ -16,11 +17,14 @@ public struct AuditVerificationSummary: Sendable, CustomStringConvertible {
     public var treeSize: Int64 = 0
     public var checkpoints = 0
     public var witnessCheckpoints = 0
+    /// Consecutive checkpoints whose consistency proof verified.
+    public var consistencyProofs = 0
     /// Committed entries the sequencer has not integrated yet (checked, but in no checkpoint).
     public var pending = 0
 
     public var description: String {
         "OK: \(entries) audit entries of \(incidents) incidents; tree of \(treeSize) leaves matches \(checkpoints) signed checkpoints"
+            + (consistencyProofs > 0 ? ", each consistent with the next" : "")
             + (witnessCheckpoints > 0 ? " and \(witnessCheckpoints) witness checkpoints" : "")
             + (pending > 0 ? "; \(pending) entries await the sequencer" : "")
     }
@@ -42,13 +46,21 @@ public struct AuditLogVerifier: Sendable {
         // The entries and the tree are checked side by side (each pass keeps a core and the database busy).
         async let entries = verifyEntries()
         async let tree = verifyTree(witnesses: witnesses)
-        var summary = try await entries
-        let (size, checkpoints, witnessed) = try await tree
+        var summary: AuditVerificationSummary
+        let size: Int64, checkpoints: Int, witnessed: Int, proofs: Int
+        do {
+            summary = try await entries
+            (size, checkpoints, witnessed, proofs) = try await tree
+        } catch let gap as AuditLogGap {
+            // A row missing from the log or its stored hashes: deleted behind the triggers.
+            throw fail("\(gap.description): rows were deleted from the log")
+        }
         guard size == summary.treeSize else {
             throw fail("the log holds \(size) leaves but \(summary.treeSize) stored entries are in it: entries were deleted or added behind its back")
         }
         summary.checkpoints = checkpoints
         summary.witnessCheckpoints = witnessed
+        summary.consistencyProofs = proofs
         return summary
     }
 
@@ -101,8 +113,8 @@ public struct AuditLogVerifier: Sendable {
     }
 
     /// The tree recomputed from the log's leaves, against every stored hash, stored checkpoint and witness checkpoint.
-    /// The log's size, and how many stored and witness checkpoints were checked.
-    private func verifyTree(witnesses: [DirectoryWitness]) async throws -> (Int64, Int, Int) {
+    /// The log's size, how many stored and witness checkpoints were checked, and how many consistency proofs.
+    private func verifyTree(witnesses: [DirectoryWitness]) async throws -> (Int64, Int, Int, Int) {
         var checkpoints = 0, witnessed = 0
         // The roots to check, by tree size: stored checkpoints, then witness copies.
         var expected: [Int64: [(what: String, root: LogHash)]] = [:]
@@ -157,7 +169,28 @@ public struct AuditLogVerifier: Sendable {
         if let beyond = expected.keys.filter({ $0 > tree.size }).min(), let what = expected[beyond]?.first?.what {
             throw fail("\(what) covers \(beyond) entries but the log holds only \(tree.size): the log was truncated")
         }
-        return (tree.size, checkpoints, witnessed)
+        let proofs = try await checkConsecutiveCheckpoints(expected)
+        return (tree.size, checkpoints, witnessed, proofs)
+    }
+
+    /// Each stored checkpoint is consistent with the next (RFC 6962 §2.1.2), as a witness checks it:
+    /// the later tree contains the earlier one unchanged. Proofs come from the stored hashes, which the
+    /// tree pass checks against the leaves.
+    private func checkConsecutiveCheckpoints(_ expected: [Int64: [(what: String, root: LogHash)]]) async throws -> Int {
+        let signed = expected.compactMap { size, roots in roots.first.map { (size: size, what: $0.what, root: $0.root) } }
+            .sorted { $0.size < $1.size }
+        var checked = 0
+        for (older, newer) in zip(signed, signed.dropFirst()) where older.size > 0 {
+            let proof: [LogHash]
+            do { proof = try await store.consistencyProof(from: older.size, to: newer.size) } catch {
+                throw fail("\(newer.what): no consistency proof from \(older.what) (\(error))")
+            }
+            guard MerkleTree.verifyConsistency(from: older.size, to: newer.size, oldRoot: older.root, newRoot: newer.root, proof: proof) else {
+                throw fail("\(newer.what) is not consistent with \(older.what): the log was rewritten between them")
+            }
+            checked += 1
+        }
+        return checked
     }
 
     private func open(_ note: String, what: String) throws -> Checkpoint {

@@ -164,6 +164,7 @@ private func expectFailure(_ verifier: AuditLogVerifier, witnesses: [DirectoryWi
         let summary = try await verifier.verify(witnesses: witnesses)
         Issue.record("verify passed: \(summary)")
     } catch {
+        #expect(error is AuditVerificationFailure, "a named failure (what `audit verify` prints as FAILED), not \(type(of: error))")
         let message = "\(error)"
         for word in words { #expect(message.contains(word), "'\(word)' not in: \(message)") }
     }
@@ -186,6 +187,8 @@ struct AuditLogTests {
         #expect(summary.treeSize == Int64(total))
         #expect(summary.incidents == refs.count)
         #expect(summary.checkpoints >= 2, "batches of 7 make several checkpoints")
+        #expect(summary.consistencyProofs == summary.checkpoints - 1, "each checkpoint is proved consistent with the next")
+        #expect(summary.description.contains("each consistent with the next"))
 
         // The owner rewrites the second incident's report entry, triggers off.
         let victim = refs[1].id.rawValue
@@ -195,6 +198,24 @@ struct AuditLogTests {
             ? "UPDATE audit_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), 'high', 'HIGH'), 'UTF8') WHERE incident_id = '\(victim)' AND sequence = 1"
             : "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), 'high', 'HIGH') AS BLOB) WHERE incident_id = '\(victim)' AND sequence = 1")
         await expectFailure(verifier, mentioning: ["log index \(index)", victim, "(reported)"])
+    }
+
+    @Test("a row deleted behind the triggers is named: an incident's entry, or a leaf of the log", arguments: Backend.allCases)
+    func deletedRowsNamed(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let verifier = AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier], page: 5)
+        _ = try await verifier.verify()
+        try database.bypassAppendOnly()
+
+        let victim = refs[0].id.rawValue
+        try database.sql("DELETE FROM audit_log WHERE incident_id = '\(victim)' AND sequence = 3")
+        await expectFailure(verifier, mentioning: ["log entry", "is missing", "deleted"])
+        try database.sql("DELETE FROM audit_entries WHERE incident_id = '\(victim)' AND sequence = 2")
+        await expectFailure(verifier, mentioning: [victim, "entries 2…2 of the incident are missing"])
     }
 
     @Test("checkpoints reach a C2SP tlog-witness over HTTP with consistency proofs and come back cosigned; a fresh client learns the witness's size; a forked tree is refused",

@@ -114,10 +114,8 @@ public final class PostgresStore: Store {
     private func unbounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await work()
-        } catch let error as StoreError {
-            throw error
         } catch {
-            throw StoreError.unavailable(String(reflecting: error))
+            throw Self.storeError(error)
         }
     }
 
@@ -125,10 +123,16 @@ public final class PostgresStore: Store {
     func database<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await Deadline.run(timeout, what: "the database call", work)
-        } catch let error as StoreError {
-            throw error
         } catch {
-            throw StoreError.unavailable(String(reflecting: error))
+            throw Self.storeError(error)
+        }
+    }
+
+    /// Errors that say what the database holds pass through; anything else means it could not be used.
+    private static func storeError(_ error: any Error) -> any Error {
+        switch error {
+        case is StoreError, is AuditLogGap: error
+        default: StoreError.unavailable(String(reflecting: error))
         }
     }
 
