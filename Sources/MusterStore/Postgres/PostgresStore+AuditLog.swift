@@ -190,6 +190,22 @@ extension PostgresStore {
         // VACUUM FULL writes the table anew and removes the old file, dead key rows with it; plain
         // VACUUM would leave their bytes in the pages' free space. The table is small (one row per incident).
         try await unboundedQuery("VACUUM FULL incident_keys")
+        // The write-ahead log still holds the keys as they were written. Finishing the current segment
+        // and checkpointing twice lets PostgreSQL remove every segment from before the purge; with
+        // wal_recycle = off they are deleted rather than renamed for reuse with their bytes (docs/audit.md).
+        // Both need superuser or pg_checkpoint and pg_switch_wal rights; without them the segments go
+        // in PostgreSQL's own time, and we say so.
+        do {
+            for statement in ["SELECT pg_switch_wal()", "CHECKPOINT", "SELECT pg_switch_wal()", "CHECKPOINT"] {
+                try await unboundedQuery(statement)
+            }
+            let rows = try await client.query("SHOW wal_recycle", logger: logger)
+            for try await setting in rows.decode(String.self) where setting == "on" {
+                logger.warning("retention purge: wal_recycle is on, so PostgreSQL reuses old WAL segments with the destroyed keys' bytes in them until they are overwritten; set wal_recycle = off")
+            }
+        } catch {
+            logger.warning("retention purge: could not rotate the write-ahead log (\(error)); segments from before the purge still hold the destroyed keys until PostgreSQL removes them")
+        }
     }
 }
 
