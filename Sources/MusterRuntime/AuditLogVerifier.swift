@@ -84,21 +84,20 @@ public struct AuditLogVerifier: Sendable {
                 if let logged = entry.logLeafHash, logged != leaf.bytes { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
                 let fields: EntryFields
                 do { fields = try EntryFields(entry.body) } catch { throw fail("\(name()): \(error)") }
-                guard fields.string("incident") == entry.incident.rawValue, fields.int("seq") == entry.sequence,
-                      fields.string("action") == entry.action else { throw fail("\(name()): its bytes name another incident, sequence or action") }
+                guard fields.isString("incident", entry.incident.rawValue), fields.int("seq") == entry.sequence,
+                      fields.isString("action", entry.action) else { throw fail("\(name()): its bytes name another incident, sequence or action") }
                 let version = fields.int("v") ?? 0
                 guard version == 1 || version == 2 else { throw fail("\(name()): unknown encoding version \(version)") }
-                let prev = fields.string("prev")
                 if let last, last.incident == entry.incident {
                     guard entry.sequence == last.sequence + 1 else {
                         throw fail("\(name()): entries \(last.sequence + 1)…\(entry.sequence - 1) of the incident are missing")
                     }
-                    if version == 2, prev != last.leaf.hex {
+                    if version == 2, !fields.isHex("prev", of: last.leaf) {
                         throw fail("\(name()): its prev is not the leaf hash of entry #\(last.sequence): the chain is broken")
                     }
                 } else {
                     guard entry.sequence == 1 else { throw fail("\(name()): the incident's entries 1…\(entry.sequence - 1) are missing") }
-                    guard prev == nil else { throw fail("\(name()): the first entry of an incident names a previous one") }
+                    guard fields.string("prev") == nil else { throw fail("\(name()): the first entry of an incident names a previous one") }
                     summary.incidents += 1
                 }
                 if entry.logIndex != nil { inLog += 1 } else { summary.pending += 1 }

@@ -1,7 +1,7 @@
 // The canonical audit entry bytes: keys in canonical order, escaping as RFC 8785 says, and a
 // faithful read-back.
 import Foundation
-import MusterAudit
+@testable import MusterAudit
 import MusterCore
 import Testing
 
@@ -60,8 +60,39 @@ struct AuditEntryEncodingTests {
 
     @Test("the fast reader refuses bytes that are not canonical")
     func nonCanonicalRefused() {
-        for text in [#"{"b":1,"a":2}"#, #"{"a": 1}"#, #"{"a":01}"#, #"{"a":"\u0041"}"#, #"{"a":1,"a":1}"#, #"{"a":1}x"#, #"{"a":true}"#, #"{"a":"x\/"}"#] {
+        for text in [#"{"b":1,"a":2}"#, #"{"a": 1}"#, #"{"a":01}"#, #"{"a":"\u0041"}"#, #"{"a":1,"a":1}"#, #"{"a":1}x"#, #"{"a":true}"#, #"{"a":"x\/"}"#,
+                     #"{"a":-0}"#, #"{"a":-01}"#, #"{"a":+1}"#, #"{"a":-}"#, #"{"a":"\u001F"}"#, #"{"a":"\u0008"}"#, #"{"a":"\u000a"}"#,
+                     #"{"a":"\x"}"#, #"{"a":"\u00"}"#, #"{"a":99999999999999999999}"#, #"{"a":"b"#, #"{"a":1"#, #"{"a":1,}"#, #"{,}"#, #"{"a":"b","a\n":1,"a":2}"#, ""] {
             #expect(throws: AuditDecodingError.self, "\(text)") { try EntryFields(Array(text.utf8)) }
         }
+        #expect(throws: AuditDecodingError.self) { try EntryFields(Array(#"{"a":"\#u{01}"}"#.utf8)) }
+        #expect(throws: AuditDecodingError.self) { try EntryFields([UInt8](#"{"a":""#.utf8) + [0xC3, 0x28] + [UInt8](#""}"#.utf8)) }
+    }
+
+    @Test("the fast reader reads back whatever the encoder writes, escapes and all, and compares without decoding")
+    func fastReaderRoundTrip() throws {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Character] = ["a", "Z", "0", "\"", "\\", "/", "\u{08}", "\t", "\n", "\u{0C}", "\r", "\u{01}", "\u{1F}", "é", "日", "😀", " "]
+        for _ in 0..<500 {
+            let text = String((0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator) ?? "a" })
+            let number = Int.random(in: Int.min...Int.max, using: &generator)
+            var bytes: [UInt8] = [UInt8(ascii: "{")]
+            AuditEntryEncoding.appendString("a", to: &bytes)
+            bytes += Array(":\(number),".utf8)
+            AuditEntryEncoding.appendString("b\n", to: &bytes)
+            bytes += [UInt8(ascii: ":")]
+            AuditEntryEncoding.appendString(text, to: &bytes)
+            bytes += [UInt8(ascii: "}")]
+            let fields = try EntryFields(bytes)
+            #expect(fields.int("a") == number)
+            #expect(fields.string("b\n") == text)
+            #expect(fields.isString("b\n", text))
+            #expect(!fields.isString("b\n", text + "x"))
+            #expect(fields.fields == ["a": .int(number), "b\n": .string(text)])
+        }
+        let hash = MerkleTree.leafHash([1, 2, 3])
+        let fields = try EntryFields(Array(#"{"prev":"\#(hash.hex)"}"#.utf8))
+        #expect(fields.isHex("prev", of: hash))
+        #expect(!fields.isHex("prev", of: MerkleTree.leafHash([1, 2, 4])))
     }
 }
