@@ -11,6 +11,8 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
     let catalog = try shippedCatalog()
     let store = try await benchmarkStore(backend)
     let signer = CheckpointSigner(try NoteSigner.generate(name: "bench.muster.local/audit-log"))
+    // Kept so that `muster-bench audit-verify` can check this log again without filling another.
+    try signer.signer.privateKey.write(toFile: auditBenchmarkKeyPath, atomically: true, encoding: .utf8)
     let sign: @Sendable (Int64, LogHash) throws -> String = { try signer.sign(size: $0, root: $1) }
     let at = iso8601("2026-12-02T19:00:00-06:00")
 
@@ -118,4 +120,26 @@ final class LatencyCollector: @unchecked Sendable {
     private var values: [Double] = []
     func add(_ value: Double) { lock.withLock { values.append(value) } }
     func sorted() -> [Double] { lock.withLock { values.sorted() } }
+}
+
+let auditBenchmarkKeyPath = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-audit.key").path
+
+/// `verify` again over a log an earlier `audit` run filled (its SQLite file or PostgreSQL database), for profiling.
+func auditVerifyBenchmark(backend: String, location: String) async throws {
+    let signer = try NoteSigner(privateKey: String(contentsOfFile: auditBenchmarkKeyPath, encoding: .utf8))
+    let store: any Store
+    if backend == "sqlite" {
+        store = try SQLiteStore(path: location, masterKey: MasterKey.generate())
+    } else {
+        guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else { throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL") }
+        var settings = try PostgresSettings(url: url)
+        settings.database = location
+        store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 600)
+    }
+    let start = Date()
+    let summary = try await AuditLogVerifier(store: store, verifiers: [signer.verifier]).verify()
+    let seconds = Date().timeIntervalSince(start)
+    print(String(format: "audit %@: verify checked %d entries and %d checkpoints in %.2f s: %.0f entries/s",
+                 backend, summary.entries, summary.checkpoints, seconds, Double(summary.entries) / seconds))
+    (store as? PostgresStore)?.shutdown()
 }

@@ -39,6 +39,7 @@ func benchmarkStore(_ backend: String) async throws -> any Store {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-\(UUID().uuidString).sqlite").path
         let store = try SQLiteStore(path: path, masterKey: MasterKey.generate())
         try await store.migrate()
+        print("store: \(path)")
         return store
     case "postgres":
         guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else {
@@ -54,6 +55,7 @@ func benchmarkStore(_ backend: String) async throws -> any Store {
         settings.database = String(name)
         let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 60)
         try await store.migrate()
+        print("store: PostgreSQL database \(name)")
         return store
     default:
         throw BenchmarkError("unknown store '\(backend)': sqlite or postgres")
@@ -72,6 +74,7 @@ do {
         guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench http URL TOKEN [--rate N] [--seconds S] [--connections C]") }
         try await httpBenchmark(url: arguments[1], token: arguments[2], rate: option("--rate", default: 1000), seconds: option("--seconds", default: 10),
                                 connections: option("--connections", default: 16))
+    case "audit-verify": try await auditVerifyBenchmark(backend: arguments.dropFirst().first ?? "sqlite", location: arguments.dropFirst(2).first ?? "")
     case "audit": try await auditBenchmark(backend: arguments.dropFirst().first ?? "sqlite", entries: option("--entries", default: 1_000_000),
                                            rate: option("--rate", default: 10_000), seconds: option("--seconds", default: 20))
     case "fanout": try await fanoutBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1000),

@@ -21,6 +21,17 @@ public struct LogHash: Hashable, Sendable, CustomStringConvertible {
         self = digest.withUnsafeBytes { LogHash(rawBytes: $0) }
     }
 
+    /// Whether `bytes` are exactly this hash's 32 bytes (compared in place).
+    public func matches(_ bytes: [UInt8]) -> Bool {
+        bytes.count == 32 && withUnsafeBytes(of: words) { $0.elementsEqual(bytes) }
+    }
+
+    /// The 32 bytes; nil for any other length (read in place, as from a database row).
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 32 else { return nil }
+        self.init(rawBytes: bytes)
+    }
+
     /// The 32 bytes; nil for any other length.
     public init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }

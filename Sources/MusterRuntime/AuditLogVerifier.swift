@@ -69,19 +69,24 @@ public struct AuditLogVerifier: Sendable {
     /// Every entry's bytes, leaf hash and place in its incident's chain, in (incident, sequence) order.
     private func verifyEntries() async throws -> AuditVerificationSummary {
         var summary = AuditVerificationSummary()
-        var after: (incident: IncidentID, sequence: Int)?
         var last: (incident: IncidentID, sequence: Int, leaf: LogHash)?
         var inLog = 0
+        let (store, page) = (store, page)
+        var next = Task { try await store.auditEntries(after: nil, limit: page) }
         while true {
-            let entries = try await store.auditEntries(after: after, limit: page)
+            let entries = try await next.value
+            // The next page is read while this one is checked.
+            if let final = entries.last, entries.count == page {
+                next = Task { try await store.auditEntries(after: (final.incident, final.sequence), limit: page) }
+            }
             for entry in entries {
                 // Built only when something is wrong: most entries are fine, and this runs a million times.
                 func name() -> String {
                     "entry \(entry.logIndex.map { "at log index \($0)" } ?? "(not yet in the log)") of incident \(entry.incident) #\(entry.sequence) (\(entry.action))"
                 }
                 let leaf = MerkleTree.leafHash(entry.body)
-                if let written = entry.leafHash, written != leaf.bytes { throw fail("\(name()): its bytes do not match the leaf hash written with them") }
-                if let logged = entry.logLeafHash, logged != leaf.bytes { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
+                if let written = entry.leafHash, !leaf.matches(written) { throw fail("\(name()): its bytes do not match the leaf hash written with them") }
+                if let logged = entry.logLeafHash, !leaf.matches(logged) { throw fail("\(name()): its bytes do not hash to its leaf in the log") }
                 let fields: EntryFields
                 do { fields = try EntryFields(entry.body) } catch { throw fail("\(name()): \(error)") }
                 guard fields.isString("incident", entry.incident.rawValue), fields.int("seq") == entry.sequence,
@@ -104,8 +109,7 @@ public struct AuditLogVerifier: Sendable {
                 summary.entries += 1
                 last = (entry.incident, entry.sequence, leaf)
             }
-            guard let final = entries.last, entries.count == page else { break }
-            after = (final.incident, final.sequence)
+            guard entries.count == page else { break }
         }
         summary.treeSize = Int64(inLog)
         return summary
@@ -146,12 +150,18 @@ public struct AuditLogVerifier: Sendable {
             }
         }
         try check()
+        let (store, page) = (store, page)
+        var nextLeaves = Task { try await store.logLeaves(from: 0, limit: page) }
+        var nextStored = Task { try await store.treeHashes(from: 0, limit: page) }
         while true {
-            let leaves = try await store.logLeaves(from: tree.size, limit: page)
+            // Each next page is read while this one is checked.
+            let leaves = try await nextLeaves.value
+            if leaves.count == page { nextLeaves = Task { [from = tree.size + Int64(page)] in try await store.logLeaves(from: from, limit: page) } }
             for leaf in leaves {
                 for hash in tree.append(leaf) {
                     if storedOffset == storedPage.count {
-                        storedPage = try await store.treeHashes(from: storedIndex, limit: page)
+                        storedPage = try await nextStored.value
+                        nextStored = Task { [from = storedIndex + Int64(storedPage.count)] in try await store.treeHashes(from: from, limit: page) }
                         storedOffset = 0
                         guard !storedPage.isEmpty else { throw fail("stored tree hash \(storedIndex) is missing") }
                     }

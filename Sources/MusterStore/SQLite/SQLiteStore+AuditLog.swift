@@ -78,25 +78,26 @@ extension SQLiteStore {
 
     public func treeHashes(from: Int64, limit: Int) async throws -> [LogHash] {
         try await pool.read { db in
-            try Self.consecutive(Row.fetchAll(db, sql: "SELECT stored_index, hash FROM audit_tree WHERE stored_index >= ? ORDER BY stored_index LIMIT ?",
-                                              arguments: [from, limit]), from: from, what: "stored tree hash")
+            try Self.consecutive(db, sql: "SELECT stored_index, hash FROM audit_tree WHERE stored_index >= ? ORDER BY stored_index LIMIT ?",
+                                 from: from, limit: limit, what: "stored tree hash")
         }
     }
 
     public func logLeaves(from: Int64, limit: Int) async throws -> [LogHash] {
         try await pool.read { db in
-            try Self.consecutive(Row.fetchAll(db, sql: "SELECT log_index, leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index LIMIT ?",
-                                              arguments: [from, limit]), from: from, what: "log entry")
+            try Self.consecutive(db, sql: "SELECT log_index, leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index LIMIT ?",
+                                 from: from, limit: limit, what: "log entry")
         }
     }
 
     /// Hashes numbered from `from` with no gap (a gap is a deleted row: verification names it).
-    private static func consecutive(_ rows: [Row], from: Int64, what: String) throws -> [LogHash] {
+    private static func consecutive(_ db: Database, sql: String, from: Int64, limit: Int, what: String) throws -> [LogHash] {
         var result: [LogHash] = []
-        for row in rows {
-            let index: Int64 = row[0], expected = from + Int64(result.count)
+        result.reserveCapacity(limit)
+        try RawRow.each(db, sql: sql, arguments: [from, limit]) { row in
+            let index = row.int64(0), expected = from + Int64(result.count)
             guard index == expected else { throw AuditLogGap(description: "\(what) \(expected) is missing (the next stored is \(index))") }
-            guard let hash = LogHash(bytes: Array(row[1] as Data)) else { throw AuditLogGap(description: "\(what) \(index) is not a 32-byte hash") }
+            guard let hash = row.hash(1) else { throw AuditLogGap(description: "\(what) \(index) is not a 32-byte hash") }
             result.append(hash)
         }
         return result
@@ -108,21 +109,26 @@ extension SQLiteStore {
 
         """
 
-    private static func entry(_ row: Row) -> StoredAuditEntry {
-        StoredAuditEntry(incident: IncidentID(row[0] as String), sequence: row[1], action: row[2], body: Array(row[3] as Data),
-                         leafHash: (row[4] as Data?).map { Array($0) }, logIndex: row[5], logLeafHash: (row[6] as Data?).map { Array($0) })
+    private static func entries(_ db: Database, sql: String, arguments: StatementArguments) throws -> [StoredAuditEntry] {
+        var result: [StoredAuditEntry] = []
+        try RawRow.each(db, sql: sql, arguments: arguments) { row in
+            result.append(StoredAuditEntry(incident: IncidentID(row.text(0)), sequence: Int(row.int64(1)), action: row.text(2),
+                                           body: row.bytes(3) ?? [], leafHash: row.bytes(4), logIndex: row.isNull(5) ? nil : row.int64(5),
+                                           logLeafHash: row.bytes(6)))
+        }
+        return result
     }
 
     public func auditEntries(after: (incident: IncidentID, sequence: Int)?, limit: Int) async throws -> [StoredAuditEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: Self.entryColumns + "WHERE (e.incident_id, e.sequence) > (?, ?) ORDER BY e.incident_id, e.sequence LIMIT ?",
-                             arguments: [after?.incident.rawValue ?? "", after?.sequence ?? 0, limit]).map(Self.entry)
+            try Self.entries(db, sql: Self.entryColumns + "WHERE (e.incident_id, e.sequence) > (?, ?) ORDER BY e.incident_id, e.sequence LIMIT ?",
+                             arguments: [after?.incident.rawValue ?? "", after?.sequence ?? 0, limit])
         }
     }
 
     public func auditEntries(of incident: IncidentID) async throws -> [StoredAuditEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: Self.entryColumns + "WHERE e.incident_id = ? ORDER BY e.sequence", arguments: [incident.rawValue]).map(Self.entry)
+            try Self.entries(db, sql: Self.entryColumns + "WHERE e.incident_id = ? ORDER BY e.sequence", arguments: [incident.rawValue])
         }
     }
 
