@@ -124,6 +124,24 @@ final class LatencyCollector: @unchecked Sendable {
 
 let auditBenchmarkKeyPath = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-audit.key").path
 
+/// The sequencer alone over whatever a database has pending (profiling: refill `audit_pending` by hand).
+func auditSequenceBenchmark(database: String) async throws {
+    guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else { throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL") }
+    var settings = try PostgresSettings(url: url)
+    settings.database = database
+    let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 600)
+    let signer = CheckpointSigner(try NoteSigner.generate(name: "bench.muster.local/audit-log"))
+    let start = Date()
+    var integrated = 0
+    while let pass = try await store.integrateAuditEntries(limit: 20_000, now: Date(), sign: { try signer.sign(size: $0, root: $1) }),
+          pass.integrated > 0 {
+        integrated += pass.integrated
+    }
+    let seconds = Date().timeIntervalSince(start)
+    print(String(format: "audit postgres: sequencer integrated %d entries in %.2f s: %.0f entries/s", integrated, seconds, Double(integrated) / seconds))
+    store.shutdown()
+}
+
 /// `verify` again over a log an earlier `audit` run filled (its SQLite file or PostgreSQL database), for profiling.
 func auditVerifyBenchmark(backend: String, location: String) async throws {
     let signer = try NoteSigner(privateKey: String(contentsOfFile: auditBenchmarkKeyPath, encoding: .utf8))

@@ -27,7 +27,8 @@ extension PostgresStore {
                 var leaves = ByteBuffer(), oldest: Date?
                 let rows = try await connection.query("""
                     WITH taken AS (
-                      DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT \(Int64(limit)))
+                      -- = ANY(ARRAY(…)): with IN (…) the planner hash-joins against a scan of the whole backlog.
+                      DELETE FROM audit_pending WHERE id = ANY (ARRAY(SELECT id FROM audit_pending ORDER BY id LIMIT \(Int64(limit))))
                       RETURNING id, incident_id, sequence, leaf_hash, committed_at
                     ), logged AS (
                       INSERT INTO audit_log (log_index, incident_id, sequence, leaf_hash)
@@ -55,14 +56,10 @@ extension PostgresStore {
                         tree.append(leaf, into: &stored)
                     }
                 }
-                // The new stored hashes go as one byte string, cut into rows by the server.
-                var blob = ByteBuffer()
-                blob.reserveCapacity(stored.count * 32)
-                for hash in stored { blob.writeBytes(hash.bytes) }
-                try await connection.query("""
-                    INSERT INTO audit_tree (stored_index, hash)
-                    SELECT \(firstStored) + i, substring(\(blob)::bytea FROM (i * 32 + 1)::int FOR 32) FROM generate_series(0::int8, \(Int64(stored.count)) - 1) AS i
-                    """, logger: logger)
+                let storedIndices = (0..<Int64(stored.count)).map { firstStored + $0 }
+                let hashes = stored.map { ByteBuffer(bytes: $0.bytes) }
+                try await connection.query("INSERT INTO audit_tree (stored_index, hash) SELECT * FROM unnest(\(storedIndices)::int8[], \(hashes)::bytea[])",
+                                           logger: logger)
                 let note = try sign(tree.size, tree.root())
                 try await connection.query("INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (\(tree.size), \(note), \(now))", logger: logger)
                 return SequencerPass(integrated: count, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
