@@ -125,11 +125,8 @@ final class LatencyCollector: @unchecked Sendable {
 let auditBenchmarkKeyPath = FileManager.default.temporaryDirectory.appendingPathComponent("muster-bench-audit.key").path
 
 /// The sequencer alone over whatever a database has pending (profiling: refill `audit_pending` by hand).
-func auditSequenceBenchmark(database: String) async throws {
-    guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else { throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL") }
-    var settings = try PostgresSettings(url: url)
-    settings.database = database
-    let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 600)
+func auditSequenceBenchmark(backend: String, location: String) async throws {
+    let store = try existingBenchmarkStore(backend, location)
     let signer = CheckpointSigner(try NoteSigner.generate(name: "bench.muster.local/audit-log"))
     let start = Date()
     var integrated = 0
@@ -138,26 +135,27 @@ func auditSequenceBenchmark(database: String) async throws {
         integrated += pass.integrated
     }
     let seconds = Date().timeIntervalSince(start)
-    print(String(format: "audit postgres: sequencer integrated %d entries in %.2f s: %.0f entries/s", integrated, seconds, Double(integrated) / seconds))
-    store.shutdown()
+    print(String(format: "audit %@: sequencer integrated %d entries in %.2f s: %.0f entries/s", backend, integrated, seconds, Double(integrated) / seconds))
+    (store as? PostgresStore)?.shutdown()
 }
 
 /// `verify` again over a log an earlier `audit` run filled (its SQLite file or PostgreSQL database), for profiling.
 func auditVerifyBenchmark(backend: String, location: String) async throws {
     let signer = try NoteSigner(privateKey: String(contentsOfFile: auditBenchmarkKeyPath, encoding: .utf8))
-    let store: any Store
-    if backend == "sqlite" {
-        store = try SQLiteStore(path: location, masterKey: MasterKey.generate())
-    } else {
-        guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else { throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL") }
-        var settings = try PostgresSettings(url: url)
-        settings.database = location
-        store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 600)
-    }
+    let store = try existingBenchmarkStore(backend, location)
     let start = Date()
     let summary = try await AuditLogVerifier(store: store, verifiers: [signer.verifier]).verify()
     let seconds = Date().timeIntervalSince(start)
     print(String(format: "audit %@: verify checked %d entries and %d checkpoints in %.2f s: %.0f entries/s",
                  backend, summary.entries, summary.checkpoints, seconds, Double(summary.entries) / seconds))
     (store as? PostgresStore)?.shutdown()
+}
+
+/// A store an earlier run filled: its SQLite file, or its PostgreSQL database's name.
+func existingBenchmarkStore(_ backend: String, _ location: String) throws -> any Store {
+    if backend == "sqlite" { return try SQLiteStore(path: location, masterKey: MasterKey.generate()) }
+    guard let url = ProcessInfo.processInfo.environment["MUSTER_BENCH_DATABASE_URL"] else { throw BenchmarkError("set MUSTER_BENCH_DATABASE_URL") }
+    var settings = try PostgresSettings(url: url)
+    settings.database = location
+    return PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: 600)
 }

@@ -74,7 +74,7 @@ do {
         guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench http URL TOKEN [--rate N] [--seconds S] [--connections C]") }
         try await httpBenchmark(url: arguments[1], token: arguments[2], rate: option("--rate", default: 1000), seconds: option("--seconds", default: 10),
                                 connections: option("--connections", default: 16))
-    case "audit-sequence": try await auditSequenceBenchmark(database: arguments.dropFirst().first ?? "")
+    case "audit-sequence": try await auditSequenceBenchmark(backend: arguments.dropFirst().first ?? "sqlite", location: arguments.dropFirst(2).first ?? "")
     case "audit-verify": try await auditVerifyBenchmark(backend: arguments.dropFirst().first ?? "sqlite", location: arguments.dropFirst(2).first ?? "")
     case "audit": try await auditBenchmark(backend: arguments.dropFirst().first ?? "sqlite", entries: option("--entries", default: 1_000_000),
                                            rate: option("--rate", default: 10_000), seconds: option("--seconds", default: 20))

@@ -10,30 +10,31 @@ extension SQLiteStore {
                                       sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass? {
         try await pool.write { db in
             let size = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(log_index) + 1, 0) FROM audit_log") ?? 0
-            let pending = try Row.fetchAll(db, sql: """
-                DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT ?)
-                RETURNING id, incident_id, sequence, leaf_hash, committed_at
-                """, arguments: [limit]).sorted { ($0[0] as Int64) < ($1[0] as Int64) }
-            guard !pending.isEmpty else { return SequencerPass(integrated: 0, checkpoint: nil, oldestCommittedAt: nil) }
+            // The batch is numbered into the log in SQL, in commit order; only the leaf hashes come back.
+            guard let last = try Int64.fetchOne(db, sql: "SELECT id FROM audit_pending ORDER BY id LIMIT 1 OFFSET ?", arguments: [limit - 1])
+                ?? Int64.fetchOne(db, sql: "SELECT MAX(id) FROM audit_pending") else {
+                return SequencerPass(integrated: 0, checkpoint: nil, oldestCommittedAt: nil)
+            }
+            try db.execute(sql: """
+                INSERT INTO audit_log (log_index, incident_id, sequence, leaf_hash)
+                SELECT ? + row_number() OVER (ORDER BY id) - 1, incident_id, sequence, leaf_hash FROM audit_pending WHERE id <= ? ORDER BY id
+                """, arguments: [size, last])
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(committed_at) FROM audit_pending WHERE id <= ?", arguments: [last]) ?? 0
+            try db.execute(sql: "DELETE FROM audit_pending WHERE id <= ?", arguments: [last])
             var tree = try CompactRange(size: size, hashes: try Self.treeHashes(CompactRange.frontierIndices(size: size), db: db))
-            var storedIndex = MerkleTree.storedHashCount(size: size)
-            var oldest = Int64.max
-            for row in pending {
-                let incident: String = row[1], sequence: Int64 = row[2], leafData: Data = row[3]
-                guard let leaf = LogHash(bytes: Array(leafData)) else {
-                    throw StoreError.unavailable("audit entry \(incident)#\(sequence) has a malformed leaf hash")
-                }
-                oldest = min(oldest, row[4] as Int64)
-                try db.cachedStatement(sql: "INSERT INTO audit_log (log_index, incident_id, sequence, leaf_hash) VALUES (?, ?, ?, ?)")
-                    .execute(arguments: [tree.size, incident, sequence, leafData])
-                for hash in tree.append(leaf) {
-                    try db.cachedStatement(sql: "INSERT INTO audit_tree (stored_index, hash) VALUES (?, ?)").execute(arguments: [storedIndex, Data(hash.bytes)])
-                    storedIndex += 1
-                }
+            var stored: [LogHash] = []
+            try RawRow.each(db, sql: "SELECT leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index", arguments: [size]) { row in
+                guard let leaf = row.hash(0) else { throw StoreError.unavailable("an audit entry has a malformed leaf hash") }
+                tree.append(leaf, into: &stored)
+            }
+            let integrated = Int(tree.size - size)
+            let insert = try db.cachedStatement(sql: "INSERT INTO audit_tree (stored_index, hash) VALUES (?, ?)")
+            for (offset, hash) in stored.enumerated() {
+                try insert.execute(arguments: [MerkleTree.storedHashCount(size: size) + Int64(offset), Data(hash.bytes)])
             }
             let note = try sign(tree.size, tree.root())
             try db.execute(sql: "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (?, ?, ?)", arguments: [tree.size, note, now.milliseconds])
-            return SequencerPass(integrated: pending.count, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
+            return SequencerPass(integrated: integrated, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
                                  oldestCommittedAt: Date(milliseconds: oldest))
         }
     }
