@@ -182,5 +182,10 @@ enum PostgresSchema {
             SELECT incident_id, sequence, sha256('\\x00'::bytea || body), at FROM audit_entries ORDER BY at, incident_id, sequence
             """,
         ]),
+        // Cancelling an incident's queued pages (acknowledged, resolved) looked through every queued
+        // notification of every incident: each commit slowed as the outbox grew.
+        ("005-queued-outbox-by-incident", [
+            "CREATE INDEX outbox_queued_by_incident ON outbox (incident_id) WHERE status = 'queued'",
+        ]),
     ]
 }

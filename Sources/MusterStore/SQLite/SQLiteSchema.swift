@@ -139,6 +139,10 @@ enum SQLiteSchema {
         CREATE TRIGGER \(table)_append_only_delete BEFORE DELETE ON \(table) BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
         """ }.joined()),
+        // Cancelling an incident's queued pages finds them by incident, not by a scan of the queue.
+        ("004-queued-outbox-by-incident", """
+        CREATE INDEX outbox_queued_by_incident ON outbox (incident_id) WHERE status = 'queued';
+        """),
     ]
 
     static var migrator: DatabaseMigrator {
