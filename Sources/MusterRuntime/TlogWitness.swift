@@ -3,6 +3,7 @@
 // witness answers with its cosignature (C2SP tlog-cosignature), which is checked when its key is configured.
 import AsyncHTTPClient
 import Foundation
+import Logging
 import MusterAudit
 import MusterNotify
 import MusterStore
@@ -20,19 +21,43 @@ public final class TlogWitness: CheckpointWitness {
     /// The size the witness last cosigned, as far as we know: 0 at first, then learnt from its answers
     /// (a 409 names its size, as the protocol intends for clients that do not know it).
     private let witnessedSize = Mutex<Int64>(0)
+    /// The newest checkpoint waiting to go, and whether a submission is under way.
+    private let feed = Mutex<(waiting: StoredCheckpoint?, sending: Bool)>((nil, false))
+    private let logger: Logger
 
     public var name: String { "witness \(HTTPDelivery.redactedURL(submissionPrefix))" }
 
     /// `key`: the witness's cosignature verifier key (`name+hash+base64(0x04 ‖ key)`); without one its
     /// answer is taken on trust.
-    public init(submissionPrefix: String, key: String?, http: HTTPDelivery) throws {
+    public init(submissionPrefix: String, key: String?, http: HTTPDelivery, logger: Logger = Logger(label: "muster.witness")) throws {
         self.submissionPrefix = submissionPrefix.hasSuffix("/") ? String(submissionPrefix.dropLast()) : submissionPrefix
         cosigner = try key.map { try CosignatureVerifier(verifierKey: $0) }
         self.http = http
+        self.logger = logger
     }
 
+    /// Returns at once: a witness that is slow or down must not hold up the next checkpoint. Submissions
+    /// go one at a time, and only the newest checkpoint waiting is sent (it covers those before it).
     public func publish(_ checkpoint: StoredCheckpoint, log: any AuditLogStore) async throws {
-        _ = try await submit(checkpoint, log: log)
+        let start = feed.withLock { state -> Bool in
+            if let waiting = state.waiting, waiting.size >= checkpoint.size { return false }
+            state.waiting = checkpoint
+            if state.sending { return false }
+            state.sending = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            while let next = feed.withLock({ state -> StoredCheckpoint? in
+                defer { state.waiting = nil }
+                if state.waiting == nil { state.sending = false }
+                return state.waiting
+            }) {
+                do { _ = try await submit(next, log: log) } catch {
+                    logger.error("checkpoint \(next.size) not published to \(name): \(error)")
+                }
+            }
+        }
     }
 
     /// The cosignature's time (nil when no key is configured or the witness already holds a larger tree).

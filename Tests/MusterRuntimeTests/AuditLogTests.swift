@@ -232,23 +232,24 @@ struct AuditLogTests {
             let first = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(server.port)/", key: server.key, http: delivery)
             _ = try await populate(database.store)
             try await sequence(database.store, signer, witnesses: [first])
-            var requests = try server.requests()
+            let latest = try #require(try await database.store.latestCheckpoint())
+            // Submissions go off the sequencer's path: wait for the newest to arrive.
+            var requests = try await server.requests(until: latest.size)
             #expect(requests.count >= 2, "batches of 7 make several checkpoints")
             #expect(requests.allSatisfy { $0.status == 200 }, "\(requests)")
             // Each submission proves consistency from the size the witness cosigned before.
             for (previous, next) in zip(requests, requests.dropFirst()) { #expect(next.old == previous.size) }
-            let latest = try #require(try await database.store.latestCheckpoint())
             #expect(requests.last?.size == latest.size)
 
             // A second instance's client knows nothing: the witness's 409 names its size, and the client goes on from there.
             let second = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(server.port)", key: server.key, http: delivery)
             _ = try await populate(database.store, count: 2)
             try await sequence(database.store, signer, witnesses: [second])
-            requests = Array(try server.requests().dropFirst(requests.count))
+            let newest = try #require(try await database.store.latestCheckpoint())
+            requests = Array(try await server.requests(until: newest.size).dropFirst(requests.count))
             #expect(requests.first?.status == 409)
             #expect(requests.dropFirst().allSatisfy { $0.status == 200 }, "\(requests)")
             #expect(requests.dropFirst().first?.old == latest.size)
-            let newest = try #require(try await database.store.latestCheckpoint())
             let cosigned = try await second.submit(newest, log: database.store)
             #expect(cosigned.map { abs($0.timeIntervalSinceNow) < 60 } == true, "a verified cosignature with the witness's time")
 
@@ -608,6 +609,16 @@ final class WitnessServer: @unchecked Sendable {
         }
         self.port = port
         key = String(lines[1].dropFirst(4))
+    }
+
+    /// The requests once one has been accepted for a tree of `size` (waits up to 30 s for it).
+    func requests(until size: Int64) async throws -> [(status: Int, old: Int64, size: Int64)] {
+        for _ in 0..<600 {
+            let answered = try requests()
+            if answered.contains(where: { $0.status == 200 && $0.size == size }) { return answered }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try requests()
     }
 
     /// Every add-checkpoint request it answered: its status, the old size sent and the checkpoint's size.

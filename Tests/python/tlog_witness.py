@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import importlib.util
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -149,11 +150,13 @@ def main(argv):
             if self.path != "/add-checkpoint":
                 status, kind, answer = 404, "text/plain", "not found\n"
             else:
-                status, kind, answer = witness.add_checkpoint(body)
                 old = body.split(b"\n", 1)[0].decode("utf-8", "replace")
                 size = body.split(b"\n\n", 1)[-1].split(b"\n")[1:2]
-                with open(witness.state / "requests", "a") as log:
-                    log.write(f"{status} {old[4:]} {size[0].decode('utf-8', 'replace') if size else '?'}\n")
+                # Checking the old size and storing the new checkpoint stay atomic; the log keeps their order.
+                with lock:
+                    status, kind, answer = witness.add_checkpoint(body)
+                    with open(witness.state / "requests", "a") as log:
+                        log.write(f"{status} {old[4:]} {size[0].decode('utf-8', 'replace') if size else '?'}\n")
             data = answer.encode()
             self.send_response(status)
             self.send_header("Content-Type", kind)
@@ -164,8 +167,9 @@ def main(argv):
         def log_message(self, *args):
             pass
 
-    # One request at a time: checking the old size and storing the new checkpoint stay atomic.
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    lock = threading.Lock()
+    # A thread per connection: clients keep connections alive, and one must not block the others.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     print(f"KEY {witness.verifier_key}", flush=True)
     server.serve_forever()
