@@ -270,6 +270,37 @@ struct AuditLogTests {
         try await http.shutdown()
     }
 
+    @Test("a witness that never answers does not hold up the sequencer: checkpoints are signed and stored while its request hangs")
+    func silentWitnessHoldsNothingUp() async throws {
+        let database = try await AuditDatabase.make(.sqlite)
+        defer { database.close() }
+        // A socket that listens and never accepts: the connection opens, the request is never answered.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound && listen(listener, 16) == 0)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // A request deadline far beyond this test: if the pass waited for the witness, the test would hang.
+        let settings = HTTPDeliverySettings(connectTimeout: 600, totalTimeout: 600)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings.clientConfiguration())
+        let silent = try TlogWitness(submissionPrefix: "http://127.0.0.1:\(port)", key: nil, http: HTTPDelivery(client: http, settings: settings))
+        let signer = try testSigner()
+        _ = try await populate(database.store)
+        try await sequence(database.store, signer, witnesses: [silent])
+        _ = try await populate(database.store, count: 2)
+        try await sequence(database.store, signer, witnesses: [silent])
+        let summary = try await AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier]).verify()
+        #expect(summary.checkpoints >= 2)
+        #expect(summary.pending == 0)
+        try? await http.shutdown()
+    }
+
     @Test("a truncated tail, and a log rewritten and re-signed with a new key, are caught against a witness directory",
           arguments: Backend.allCases)
     func witnessCatchesTruncationAndRewrite(backend: Backend) async throws {
