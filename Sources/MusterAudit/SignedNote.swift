@@ -174,6 +174,11 @@ public enum SignedNote: Sendable {
         return (text, verifiedBy)
     }
 
+    /// The note's text (with its final newline), without its signature lines and without verifying them.
+    public static func text(of note: String) throws -> String {
+        try split(note).text
+    }
+
     struct Signature {
         var name: String
         var keyHash: UInt32

@@ -199,7 +199,7 @@ public struct AuditConfig: Sendable, Hashable {
     }
 }
 
-/// The retention policy the daily purge applies: incidents closed longer than `keepClosedFor` ago lose
+/// The retention policy the daily purge applies: incidents closed longer than `years` and `days` ago lose
 /// their student text, each with a purge entry naming the policy (docs/audit.md, "Retention").
 public struct RetentionPolicy: Sendable, Hashable {
     public var name: String
@@ -234,8 +234,8 @@ public struct RetentionPolicy: Sendable, Hashable {
         guard let fields = reader.fields(node, "retention", required: ["policy", "keep_closed_for"]),
               let name = reader.string(fields["policy"], "retention.policy"),
               let period = reader.string(fields["keep_closed_for"], "retention.keep_closed_for") else { return nil }
-        guard !name.isEmpty, !name.contains(where: \.isNewline) else {
-            reader.error("retention.policy must be one non-empty line", at: fields["policy"])
+        guard !name.contains(where: \.isNewline) else {
+            reader.error("retention.policy must be one line", at: fields["policy"])
             return nil
         }
         guard let (years, days) = parsePeriod(period) else {

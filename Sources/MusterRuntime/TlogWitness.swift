@@ -80,8 +80,7 @@ public final class TlogWitness: CheckpointWitness {
             case 200:
                 witnessedSize.withLock { $0 = max($0, checkpoint.size) }
                 guard let cosigner else { return nil }
-                let text = checkpoint.note.components(separatedBy: "\n\n").first.map { $0 + "\n" } ?? ""
-                do { return try cosigner.verify(lines: answer, checkpointText: text) } catch {
+                do { return try cosigner.verify(lines: answer, checkpointText: try SignedNote.text(of: checkpoint.note)) } catch {
                     throw WitnessRefusal(description: "\(name) answered, but \(error)")
                 }
             case 409 where response.headers.first(name: "Content-Type")?.hasPrefix("text/x.tlog.size") == true:

@@ -50,11 +50,8 @@ extension PostgresStore {
                 let firstStored = MerkleTree.storedHashCount(size: size)
                 var stored: [LogHash] = []
                 stored.reserveCapacity(count * 2)
-                leaves.withUnsafeReadableBytes { raw in
-                    for offset in stride(from: 0, to: count * 32, by: 32) {
-                        guard let leaf = LogHash(bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 32])) else { continue }
-                        tree.append(leaf, into: &stored)
-                    }
+                while let slice = leaves.readSlice(length: 32), let leaf = slice.withUnsafeReadableBytes({ LogHash(bytes: $0) }) {
+                    tree.append(leaf, into: &stored)
                 }
                 let storedIndices = (0..<Int64(stored.count)).map { firstStored + $0 }
                 let hashes = stored.map { ByteBuffer(bytes: $0.bytes) }

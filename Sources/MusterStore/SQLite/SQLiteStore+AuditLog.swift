@@ -29,8 +29,9 @@ extension SQLiteStore {
             }
             let integrated = Int(tree.size - size)
             let insert = try db.cachedStatement(sql: "INSERT INTO audit_tree (stored_index, hash) VALUES (?, ?)")
+            let firstStored = MerkleTree.storedHashCount(size: size)
             for (offset, hash) in stored.enumerated() {
-                try insert.execute(arguments: [MerkleTree.storedHashCount(size: size) + Int64(offset), Data(hash.bytes)])
+                try insert.execute(arguments: [firstStored + Int64(offset), Data(hash.bytes)])
             }
             let note = try sign(tree.size, tree.root())
             try db.execute(sql: "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (?, ?, ?)", arguments: [tree.size, note, now.milliseconds])
