@@ -62,7 +62,8 @@ func storeBenchmark(backend: String, incidents: Int, inFlight: Int) async throws
             try await group.waitForAll()
         }
         let elapsed = Date().timeIntervalSince(start)
-        let sample = try await store.timeline(try await store.incidents(IncidentFilter(limit: 1))[0].ref.id)
+        guard let first = try await store.incidents(IncidentFilter(limit: 1)).first else { throw BenchmarkError("no incident was stored") }
+        let sample = try await store.timeline(first.ref.id)
         let outbox = try await store.outboxCounts()["queued", default: 0]
         print(String(format: "store %@, %@: %d incidents in %.2f s = %.0f incidents/s (%d audit entries, %d outbox rows each; %.0f per group commit; latency p50 %.1f ms, p99 %.1f ms)",
                      backend, shape.name, incidents, elapsed, Double(incidents) / elapsed, sample.count, outbox / incidents,

@@ -1,12 +1,15 @@
 // A batch's writes as one prepared statement: a data-modifying CTE per table, fed by arrays through
 // unnest, so a batch of any size is one round trip, parsed and planned once per connection.
 // Arrays carry no NULLs: an empty string or byte string (or `absent`, for instants) stands for one.
+// The plan is generic (made once, often while the tables are still small), so every statement that
+// reads a table reaches it through `= ANY(array)` on an index: an empty array then costs nothing,
+// where a join on unnest may be planned as a scan of the whole table.
 import Foundation
 import NIOCore
 import PostgresNIO
 
 struct BatchWriteStatement: PostgresPreparedStatement {
-    static let name = "muster_batch_write_v3"
+    static let name = "muster_batch_write_v4"
 
     static let sql = """
         WITH new_incidents AS (
@@ -27,7 +30,7 @@ struct BatchWriteStatement: PostgresPreparedStatement {
             purged_at = CASE WHEN u.id = ANY($26::text[]) THEN $19 ELSE i.purged_at END, updated_at = $19
           FROM unnest($20::text[], $21::text[], $22::text[], $23::int8[], $24::bytea[], $25::bytea[])
             AS u(id, severity, phase, report_count, state, audit_head)
-          WHERE i.id = u.id
+          WHERE i.id = ANY($20::text[]) AND i.id = u.id
         ), destroyed_keys AS (
           DELETE FROM incident_keys WHERE incident_id = ANY($26::text[])
         ), new_reports AS (
@@ -46,7 +49,7 @@ struct BatchWriteStatement: PostgresPreparedStatement {
           SELECT incident_id, sequence, leaf_hash, $19 FROM unnest($37::text[], $38::int8[], $43::bytea[]) AS u(incident_id, sequence, leaf_hash)
         ), removed_timers AS (
           DELETE FROM timers AS t USING unnest($44::text[], $45::text[]) AS d(incident_id, key)
-          WHERE t.incident_id = d.incident_id AND t.key = d.key
+          WHERE t.incident_id = ANY($44::text[]) AND t.incident_id = d.incident_id AND t.key = d.key
         ), scheduled_timers AS (
           INSERT INTO timers (incident_id, key, due_at)
           SELECT * FROM unnest($46::text[], $47::text[], $48::timestamptz[])
@@ -58,8 +61,8 @@ struct BatchWriteStatement: PostgresPreparedStatement {
           ON CONFLICT (id) DO NOTHING
         ), cancelled AS (
           UPDATE outbox SET status = 'cancelled', finished_at = $19
-          WHERE status = 'queued' AND (incident_id = ANY($56::text[])
-            OR (incident_id = ANY($55::text[]) AND (id LIKE '%/page/%' OR id LIKE '%/fallback/%')))
+          WHERE status = 'queued' AND incident_id = ANY($55::text[] || $56::text[])
+            AND (incident_id = ANY($56::text[]) OR id LIKE '%/page/%' OR id LIKE '%/fallback/%')
         )
         SELECT pg_notify($53, '') WHERE $54
         """
