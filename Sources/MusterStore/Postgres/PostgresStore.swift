@@ -191,6 +191,8 @@ public final class PostgresStore: Store {
             let queuedWork = try await self.write(writes, connection: connection, now: now)
             return (results, queuedWork)
         }
+        // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
+        // (a global lock held through the WAL flush), which ends group commit. The notifier sends it after.
         if wake { notifier.poke() }
         return results
     }
@@ -241,8 +243,8 @@ public final class PostgresStore: Store {
         return prefetched
     }
 
-    /// Writes a batch in one statement (a data-modifying CTE per table), whatever its size; true when
-    /// it queued notifications or timers (workers elsewhere should hear of it).
+    /// Writes a batch in at most two statements, whatever its size (BatchWriteStatement.swift); true
+    /// when it queued notifications or timers (workers elsewhere should hear of it).
     private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws -> Bool {
         guard !writes.isEmpty else { return false }
         let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
@@ -258,22 +260,23 @@ public final class PostgresStore: Store {
             case .delete: deletes.append(row)
             }
         }
+        let changes = BatchChanges(changed: changed, purged: writes.purgedKeys.map(\.rawValue), now: now,
+                                   deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
+                                   cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue),
+                                   cancelAll: writes.cancelAll.map(\.rawValue))
+        if let query = changes.query { try await connection.query(query, logger: logger) }
         let r = writes.reports, a = writes.audits, o = writes.outbox
-        let statement = BatchWriteStatement(
-            new: new, changed: changed, purged: writes.purgedKeys.map(\.rawValue), absent: absent, now: now,
+        guard !new.ids.isEmpty || !r.isEmpty || !a.isEmpty || !upserts.isEmpty || !o.isEmpty else { return false }
+        let statement = BatchInsertStatement(
+            new: new, absent: absent, now: now,
             reports: (r.map(\.incident.rawValue), r.map { $0.idempotencyKey ?? "" }, r.map(\.report.receivedAt), r.map(\.report.reporter.description),
                       r.map(\.report.type.rawValue), r.map(\.report.severity.rawValue), r.map(\.report.site.rawValue),
                       r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") }, r.map { ByteBuffer(bytes: $0.summarySealed) },
                       r.map { ByteBuffer(bytes: $0.subjectSealed ?? []) }),
             audits: (a.map(\.incident.rawValue), a.map { Int64($0.record.sequence) }, a.map(\.record.at), a.map(\.record.actor.description),
                      a.map(\.record.action.rawValue), a.map { ByteBuffer(bytes: $0.body) }, a.map { ByteBuffer(bytes: $0.leafHash) }),
-            deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
             upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
-            outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }),
-            // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
-            // (a global lock held through the WAL flush), which ends group commit. The notifier sends it after.
-            wake: false,
-            cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue), cancelAll: writes.cancelAll.map(\.rawValue))
+            outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }))
         for try await _ in try await connection.execute(statement, logger: logger) {}
         return !o.isEmpty || !upserts.isEmpty
     }
@@ -493,13 +496,15 @@ public final class PostgresStore: Store {
     }
 
     public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
+        // As with timers: the rows are picked once (an init plan) and updated by key. Joined with the
+        // picked rows, the whole queue was scanned per claim.
         try await database { [self] in
             let rows = try await workClient.query("""
-                UPDATE outbox AS o SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
-                FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
-                      ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
-                WHERE o.id = c.id
-                RETURNING o.notification, o.attempts
+                UPDATE outbox SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
+                WHERE id = ANY(ARRAY(
+                  SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
+                  ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED))
+                RETURNING notification, attempts
                 """, logger: logger)
             var claimed: [ClaimedDelivery] = []
             for try await (notification, attempts) in rows.decode((ByteBuffer, Int).self) {
@@ -525,7 +530,8 @@ public final class PostgresStore: Store {
             }
         }
         return try await database { [self, ids, statuses, results, retries, details] in
-            // One statement for the whole batch: update each outbox row this worker still holds, and record each attempt.
+            // One statement for the whole batch: update each outbox row this worker still holds, and record
+            // each attempt. The rows are reached by key (= ANY): joined with the input, the queue was scanned.
             let rows = try await workClient.query("""
                 WITH input AS (
                   SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
@@ -536,7 +542,7 @@ public final class PostgresStore: Store {
                     finished_at = CASE WHEN i.status = 'queued' THEN NULL ELSE \(at) END,
                     receipt = CASE WHEN i.status = 'sent' THEN NULLIF(i.detail, '') END,
                     last_error = CASE WHEN i.status <> 'sent' THEN i.detail END, claimed_by = NULL, lease_until = NULL
-                  FROM input AS i WHERE o.id = i.id AND o.claimed_by = \(owner) AND o.status = 'queued'
+                  FROM input AS i WHERE o.id = ANY(\(ids)::text[]) AND o.id = i.id AND o.claimed_by = \(owner) AND o.status = 'queued'
                   RETURNING o.id, o.attempts, i.result, i.detail
                 ), attempts AS (
                   INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
