@@ -4,7 +4,13 @@ import Foundation
 import MusterCore
 
 public protocol Channel: Sendable {
+    /// The texts `deliver` reads for this notification; only these are rendered. All, unless a channel says otherwise.
+    func forms(for notification: QueuedNotification) -> Set<MessageForm>
     func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt
+}
+
+extension Channel {
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { MessageForm.all }
 }
 
 public struct DeliveryReceipt: Sendable, Hashable {
@@ -56,6 +62,10 @@ public struct ChannelRouter: Channel {
     public init(_ channels: [ChannelKind: any Channel], fallback: (any Channel)? = nil) {
         self.channels = channels
         self.fallback = fallback
+    }
+
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> {
+        (channels[notification.channel] ?? fallback)?.forms(for: notification) ?? MessageForm.all
     }
 
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {

@@ -35,6 +35,13 @@ public struct MessageFacts: Sendable, Hashable, Codable {
     }
 }
 
+/// The texts a message is rendered into. Each costs a template render per send, so a channel
+/// names those it sends (`Channel.forms(for:)`); the others stay empty.
+public enum MessageForm: CaseIterable, Sendable, Hashable {
+    case subject, text, html, sms, speech
+    public static let all = Set(allCases)
+}
+
 /// One notification, rendered. Every channel sends `id` along (a header, a Message-ID, a reference)
 /// so that a receiver recognises a re-send after a crash.
 public struct Message: Sendable, Hashable {

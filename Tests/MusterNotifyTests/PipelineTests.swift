@@ -58,6 +58,30 @@ struct PipelineTests {
                                               site: "Lincoln High School", siteID: "lincoln-high", severity: "high", kind: "page", step: 1, task: nil))
     }
 
+    @Test("only the texts the channel sends are rendered, and those exactly as in a full render")
+    func formsPerChannel() async throws {
+        let renderer = try sampleRenderer()
+        let full = renderer.render(sampleNotification(), now: epoch)
+        let smsOnly = renderer.render(sampleNotification(), now: epoch, forms: [.sms])
+        #expect(smsOnly.sms == full.sms)
+        #expect(smsOnly.subject.isEmpty && smsOnly.text.isEmpty && smsOnly.html.isEmpty && smsOnly.speech.isEmpty)
+        let fullEmail = renderer.render(sampleNotification(channel: .email), now: epoch)
+        let email = renderer.render(sampleNotification(channel: .email), now: epoch, forms: [.subject, .text, .html])
+        #expect(email.subject == fullEmail.subject && email.text == fullEmail.text && email.html == fullEmail.html)
+        #expect(email.sms.isEmpty && email.speech.isEmpty)
+
+        // Through the notifier: the router asks the channel configured for the notification's kind.
+        let recording = RecordingChannel()
+        let router = ChannelRouter([.sms: FileChannel(path: "/dev/null"), .voice: recording])
+        #expect(router.forms(for: sampleNotification(channel: .sms)) == [.sms])
+        #expect(router.forms(for: sampleNotification(channel: .voice)) == MessageForm.all, "a channel that names none gets every form")
+        #expect(router.forms(for: sampleNotification(channel: .email)) == MessageForm.all, "no channel: nothing is left out")
+        let notifier = Notifier(renderer: renderer, channel: router)
+        _ = try await notifier.send(sampleNotification(channel: .voice, address: "+15555550102"), now: { epoch })
+        let voice = renderer.render(sampleNotification(channel: .voice, address: "+15555550102"), now: epoch)
+        #expect(recording.sent.withLock { $0.first } == voice)
+    }
+
     @Test("HTML is escaped in the HTML part, and an overdue task has no acknowledgement link")
     func escapingAndOverdue() throws {
         let names = DisplayNames(types: [IncidentTypeID("suicide-risk"): "Risk <b>&</b>"], sites: [:])

@@ -50,6 +50,8 @@ public struct ChatChannel: Channel {
         self.init(slack: SlackChannel(http: http), teams: TeamsChannel(http: http))
     }
 
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.subject, .text] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         switch ChatAddress(message.address) {
         case .slack(let url): try await slack.deliver(message, to: url)

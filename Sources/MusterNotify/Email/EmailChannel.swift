@@ -26,6 +26,8 @@ public struct EmailChannel: Channel {
         return nil
     }
 
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.subject, .text, .html] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         let client: SMTPClient
         switch self.client {

@@ -12,6 +12,8 @@ public final class FileChannel: Channel {
         self.path = path
     }
 
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.sms] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         let notification = message.notification
         let line: [String: String] = [

@@ -56,7 +56,8 @@ public struct MessageRenderer: Sendable {
         Bundle.module.resourceURL?.appendingPathComponent("Templates") ?? URL(fileURLWithPath: "Templates")
     }
 
-    public func render(_ notification: QueuedNotification, now: Date) -> Message {
+    /// Renders the forms asked for; the others are left empty.
+    public func render(_ notification: QueuedNotification, now: Date, forms: Set<MessageForm> = MessageForm.all) -> Message {
         let names = self.names()
         let id = notification.id
         let step: Int? = if case .step(let step, _) = id.qualifier { step + 1 } else { nil }
@@ -80,12 +81,13 @@ public struct MessageRenderer: Sendable {
         ]
         // Absent, not empty: a mustache section treats an empty string as present.
         if let ackURL { context["ackURL"] = ackURL }
-        func text(_ name: String) -> String { library.render(context, withTemplate: name) ?? "" }
+        func text(_ form: MessageForm, _ name: String, trimmed: Bool = true) -> String {
+            guard forms.contains(form), let text = library.render(context, withTemplate: name) else { return "" }
+            return trimmed ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
+        }
         return Message(notification: notification, facts: facts, incidentURL: incidentURL, ackURL: ackURL,
-                       subject: text("subject").trimmingCharacters(in: .whitespacesAndNewlines),
-                       text: text("text"), html: text("html"),
-                       sms: text("sms").trimmingCharacters(in: .whitespacesAndNewlines),
-                       speech: text("speech").trimmingCharacters(in: .whitespacesAndNewlines))
+                       subject: text(.subject, "subject"), text: text(.text, "text", trimmed: false), html: text(.html, "html", trimmed: false),
+                       sms: text(.sms, "sms"), speech: text(.speech, "speech"))
     }
 }
 

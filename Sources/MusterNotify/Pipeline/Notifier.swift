@@ -24,7 +24,7 @@ public struct Notifier: Sendable {
     /// One attempt to deliver `notification`.
     public func send(_ notification: QueuedNotification, now: @Sendable () -> Date) async throws(DeliveryFailure) -> DeliveryReceipt {
         if let receipt = delivered.receipt(for: notification.id) { return receipt }
-        let message = renderer.render(notification, now: now())
+        let message = renderer.render(notification, now: now(), forms: channel.forms(for: notification))
         let provider = Self.provider(of: notification)
         let receipt = try await limiter.run(on: notification.channel) { () async throws(DeliveryFailure) -> DeliveryReceipt in
             if let until = breakers.admit(provider, now: now()) {

@@ -16,6 +16,8 @@ public struct TwilioSMSChannel: Channel {
         self.statusCallback = statusCallback
     }
 
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.sms] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         guard !message.address.isEmpty else { throw DeliveryFailure(.badAddress, "no phone number") }
         let from = request.settings.from

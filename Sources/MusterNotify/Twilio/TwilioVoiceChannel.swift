@@ -20,6 +20,8 @@ public struct TwilioVoiceChannel: Channel {
         self.statusCallback = statusCallback
     }
 
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.speech] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         guard !message.address.isEmpty else { throw DeliveryFailure(.badAddress, "no phone number") }
         var parameters: [(String, String)] = [

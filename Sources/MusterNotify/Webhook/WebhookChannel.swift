@@ -20,6 +20,9 @@ public struct WebhookChannel: Channel {
         self.now = now
     }
 
+    /// The payload carries the facts and links, no rendered text.
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [] }
+
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         guard !secret.isEmpty else { throw DeliveryFailure(.notConfigured, "the webhook signing secret is not set") }
         let sentAt = now()
