@@ -42,6 +42,11 @@ public final class PostgresStore: Store {
         self.newIncidentID = newIncidentID
         var workConfiguration = settings.clientConfiguration
         workConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+        // Claims take the first due rows in order: walking the due index and stopping after them is
+        // the only plan that does not grow with the backlog. Statistics lag exactly when a backlog
+        // builds (an outage, a burst), and the planner then sorted every due row per claim (27 ms a
+        // claim at 8,000 queued pages). These connections run claims, records and releases only.
+        workConfiguration.options.additionalStartupParameters.append(("enable_sort", "off"))
         let workClient = PostgresClient(configuration: workConfiguration, backgroundLogger: logger)
         self.workClient = workClient
         notifier = WorkNotifier(client: workClient, channel: Self.workChannel, logger: logger)
