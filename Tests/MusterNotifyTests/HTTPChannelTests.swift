@@ -214,8 +214,9 @@ struct HTTPFailureTests {
         let url = server.baseURL + "/hook"
         await server.stop()
         // The client retries a refused connection until its connect timeout, then says unreachable; the
-        // total deadline must be longer than that, with room for a busy machine.
-        let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10)) { http in
+        // total deadline must be longer than that, with room for a busy machine (a CI run with every
+        // suite in parallel on two cores took 23 s here, and a 10 s deadline passed first).
+        let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 60)) { http in
             await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: url, channel: .webhook))
         }
         let got = try #require(outcome)
