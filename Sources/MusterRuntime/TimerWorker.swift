@@ -21,29 +21,49 @@ public struct TimerWorker: Sendable {
     /// The longest sleep: picks up other instances' timers when no notification arrives.
     var pollInterval: TimeInterval = 1
 
+    /// Batches fired at once: the next due timers are claimed while earlier ones commit, so a timer
+    /// falling due during a commit does not wait for it to end first.
+    var batchesInFlight = 2
+
     public func run() async {
-        await WorkerLoop.run("timer worker", clock: clock, logger: logger) {
-            // Ask first when the next timer is due: every commit that schedules one wakes this worker,
-            // and a claim (an UPDATE) for nothing costs several times the question.
-            let now = clock.now()
-            let next = try await store.nextTimerDue(now: now)
-            if let next, next <= now {
-                let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
-                if !claimed.isEmpty {
-                    let results = try await committer.submit(claimed.map { .fireTimer($0) })
-                    let done = clock.now()
-                    for (timer, result) in zip(claimed, results) {
-                        lateness.record(done.timeIntervalSince(timer.due))
-                        observer.timerFired(done.timeIntervalSince(timer.due))
-                        if case .failure(let error) = result {
-                            logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
-                        }
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            await WorkerLoop.run("timer worker", clock: clock, logger: logger) {
+                // Ask first when the next timer is due: every commit that schedules one wakes this worker,
+                // and a claim (an UPDATE) for nothing costs several times the question.
+                let now = clock.now()
+                let next = try await store.nextTimerDue(now: now)
+                if let next, next <= now {
+                    let claimed = try await store.claimDueTimers(now: now, limit: batchSize, owner: owner, lease: lease)
+                    if !claimed.isEmpty {
+                        if inFlight >= batchesInFlight, await group.next() != nil { inFlight -= 1 }
+                        inFlight += 1
+                        group.addTask { await fire(claimed) }
+                        return  // more may be due already
                     }
-                    return  // more may be due already
                 }
+                let wake = min(next ?? now.addingTimeInterval(pollInterval), now.addingTimeInterval(pollInterval))
+                if wake > now { await signal.wait(until: wake, clock: clock) }
             }
-            let wake = min(next ?? now.addingTimeInterval(pollInterval), now.addingTimeInterval(pollInterval))
-            if wake > now { await signal.wait(until: wake, clock: clock) }
+        }
+    }
+
+    /// Commits the claimed timers; one that cannot be committed is claimed again when its lease lapses.
+    private func fire(_ claimed: [ClaimedTimer]) async {
+        let results: [Result<CommandOutcome, StoreError>]
+        do {
+            results = try await committer.submit(claimed.map { .fireTimer($0) })
+        } catch {
+            logger.error("timers not fired, retried after their lease: \(error)")
+            return
+        }
+        let done = clock.now()
+        for (timer, result) in zip(claimed, results) {
+            lateness.record(done.timeIntervalSince(timer.due))
+            observer.timerFired(done.timeIntervalSince(timer.due))
+            if case .failure(let error) = result {
+                logger.warning("timer not fired", metadata: ["incident": "\(timer.incident)", "timer": "\(timer.key)", "error": "\(error)"])
+            }
         }
     }
 }
