@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "MusterStore",
             dependencies: [
-                "MusterCore", "MusterAudit", "MusterPlaybooks",
+                "MusterCore", "MusterAudit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [
-                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterAudit",
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterAudit", "MusterRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

@@ -23,11 +23,11 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
     while pending < target {
         let commands = (0..<1000).map { _ in
             number += 1
-            return StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
+            return IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
                                                                    reporter: .person("aokafor"), summary: "incident \(number)",
                                                                    subject: "L-\(number)", receivedAt: at)))
         }
-        for result in try await store.commit(commands, catalog: catalog, now: at) {
+        for result in try await Dispatcher(catalog: catalog).commit(commands, to: store, now: at) {
             if case .success(let outcome) = result { ids.append(outcome.incident.id) }
         }
         pending = try await store.pendingAuditEntries()
@@ -91,11 +91,11 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
                 var tick = 0
                 while Date().timeIntervalSince(loadStart) < Double(seconds) {
                     let commands = (0..<perProducer).map { n in
-                        StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
+                        IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high",
                                                                         reporter: .person("aokafor"), summary: "load \(producer).\(tick).\(n)",
                                                                         subject: "P-\(producer)-\(tick)-\(n)", receivedAt: Date())))
                     }
-                    _ = try await store.commit(commands, catalog: catalog, now: Date())
+                    _ = try await Dispatcher(catalog: catalog).commit(commands, to: store, now: Date())
                     tick += 1
                     let next = loadStart.addingTimeInterval(Double(tick) * 0.05)
                     if next > Date() { try await Task.sleep(for: .milliseconds(Int(next.timeIntervalSinceNow * 1000))) }

@@ -90,10 +90,10 @@ func timerBenchmark(backend: String, rate: Int, seconds: Int) async throws {
         let window = playbook.steps(of: playbook.variant(for: catalog.directory.schoolTime(at: "lincoln-high", instant: due))).first?.ackWithin.seconds ?? 600
         let now = due.addingTimeInterval(-Double(window))
         let commands = (index..<min(index + perBatch, total)).map { n in
-            StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
+            IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                                                             summary: "timer \(n)", subject: "T-\(n)", receivedAt: now)))
         }
-        _ = try await store.commit(commands, catalog: catalog, now: now)
+        _ = try await Dispatcher(catalog: catalog).commit(commands, to: store, now: now)
         index += perBatch
     }
     guard Date() < firstDue else { throw BenchmarkError("set-up took longer than planned; lower --rate or --seconds") }
@@ -123,10 +123,10 @@ func timelineBenchmark(backend: String, incidents: Int) async throws {
     let start = Date()
     for batchStart in stride(from: 0, to: incidents, by: 1000) {
         let commands = (batchStart..<min(batchStart + 1000, incidents)).map { n in
-            StoreCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
+            IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                                                             summary: "incident \(n)", subject: "L-\(n)", receivedAt: at)))
         }
-        for result in try await store.commit(commands, catalog: catalog, now: at) {
+        for result in try await Dispatcher(catalog: catalog).commit(commands, to: store, now: at) {
             if case .success(let outcome) = result { ids.append(outcome.incident.id) }
         }
     }

@@ -4,6 +4,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MusterCore
 import MusterPlaybooks
 import MusterStore
 import NIOCore

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import MusterCore
 import MusterPlaybooks
+import MusterRuntime
 import MusterStore
 
 extension MusterServer {

@@ -8,6 +8,7 @@ import HTTPTypes
 import Hummingbird
 import MusterCore
 import MusterPlaybooks
+import MusterRuntime
 import MusterStore
 
 public struct IntegrationSettings: Sendable, Hashable {

@@ -65,7 +65,7 @@ public final class MusterMetrics: Sendable {
             })
     }
 
-    private func committed(_ commands: [StoreCommand], _ results: [Result<CommandOutcome, StoreError>], store: any Store) {
+    private func committed(_ commands: [IncidentCommand], _ results: [Result<CommandOutcome, StoreError>], store: any Store) {
         for (command, result) in zip(commands, results) {
             guard case .success(let outcome) = result else { continue }
             if case .report(let intake) = command, case .created = outcome {

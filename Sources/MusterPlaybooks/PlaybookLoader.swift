@@ -5,21 +5,6 @@ import Foundation
 import MusterCore
 import Yams
 
-/// A directory and a set of playbooks that passed validation together.
-public struct Catalog: Sendable {
-    public let directory: Directory
-    public let playbooks: PlaybookSet
-    /// One engine per playbook, built once: engines are immutable and shared.
-    public let engines: [PlaybookID: EscalationEngine]
-
-    public init(directory: Directory, playbooks: PlaybookSet) {
-        self.directory = directory
-        self.playbooks = playbooks
-        engines = Dictionary(playbooks.playbooks.map { ($0.id, EscalationEngine(playbook: $0, directory: directory)) },
-                             uniquingKeysWith: { first, _ in first })
-    }
-}
-
 public struct LoadResult: Sendable {
     /// nil when there were errors: an invalid set is never half used.
     public let catalog: Catalog?

@@ -3,45 +3,44 @@
 // all-or-nothing (the store guarantees it); each caller gets its own result.
 import Foundation
 import MusterCore
-import MusterPlaybooks
 import MusterStore
 
 public actor Committer {
     private let store: any Store
     private let clock: any MusterClock
-    private var catalog: Catalog
+    private var dispatcher: Dispatcher
     private let maxBatch: Int
-    private var pending: [(commands: [StoreCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] = []
+    private var pending: [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] = []
     /// Commits under way. Several overlap the application's work with the database's; commands in
     /// different batches were submitted concurrently, so no order between them is lost.
     private var inFlight = 0
     private let maxInFlight: Int
     /// Called after each commit with its outcomes (wakes workers, counts metrics).
-    private let committed: @Sendable ([StoreCommand], [Result<CommandOutcome, StoreError>]) -> Void
+    private let committed: @Sendable ([IncidentCommand], [Result<CommandOutcome, StoreError>]) -> Void
 
     public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500, maxInFlight: Int = 4,
-                committed: @escaping @Sendable ([StoreCommand], [Result<CommandOutcome, StoreError>]) -> Void = { _, _ in }) {
+                committed: @escaping @Sendable ([IncidentCommand], [Result<CommandOutcome, StoreError>]) -> Void = { _, _ in }) {
         self.store = store
         self.maxInFlight = maxInFlight
-        self.catalog = catalog
+        dispatcher = Dispatcher(catalog: catalog)
         self.clock = clock
         self.maxBatch = maxBatch
         self.committed = committed
     }
 
-    public var currentCatalog: Catalog { catalog }
+    public var currentCatalog: Catalog { dispatcher.catalog }
 
     /// Replaces the playbooks and directory for commands committed from now on.
-    public func reload(_ catalog: Catalog) { self.catalog = catalog }
+    public func reload(_ catalog: Catalog) { dispatcher = Dispatcher(catalog: catalog) }
 
     /// Commits one command; throws `StoreError.unavailable` when the database cannot take it (nothing was written).
-    public func submit(_ command: StoreCommand) async throws -> Result<CommandOutcome, StoreError> {
+    public func submit(_ command: IncidentCommand) async throws -> Result<CommandOutcome, StoreError> {
         guard let result = try await submit([command]).first else { throw StoreError.unavailable("no result") }
         return result
     }
 
     /// Commits several commands, in order and in as few transactions as fit; results in order.
-    public func submit(_ commands: [StoreCommand]) async throws -> [Result<CommandOutcome, StoreError>] {
+    public func submit(_ commands: [IncidentCommand]) async throws -> [Result<CommandOutcome, StoreError>] {
         guard !commands.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
             pending.append((commands, continuation))
@@ -56,7 +55,7 @@ public actor Committer {
     }
 
     /// Takes whole entries up to the batch size (an entry larger than it goes alone).
-    private func takeBatch() -> [(commands: [StoreCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] {
+    private func takeBatch() -> [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] {
         var count = 0, commandCount = 0
         while count < pending.count, count == 0 || commandCount + pending[count].commands.count <= maxBatch {
             commandCount += pending[count].commands.count
@@ -71,7 +70,7 @@ public actor Committer {
             let batch = takeBatch()
             do {
                 let commands = batch.flatMap(\.commands)
-                let results = try await store.commit(commands, catalog: catalog, now: clock.now())
+                let results = try await dispatcher.commit(commands, to: store, now: clock.now())
                 var offset = 0
                 for entry in batch {
                     entry.reply.resume(returning: Array(results[offset..<(offset + entry.commands.count)]))

@@ -52,7 +52,7 @@ public struct DeliveryWorker: Sendable {
             // Every attempt goes into the incident's audit trail, for the notifications this worker
             // still held (a worker that took one over records its own). A crash right here loses only
             // these entries and an early escalation; the acknowledgement timer still escalates.
-            let events = outcomes.compactMap { delivery, outcome, failure -> StoreCommand? in
+            let events = outcomes.compactMap { delivery, outcome, failure -> IncidentCommand? in
                 guard recorded.contains(delivery.notification.id) else { return nil }
                 let n = delivery.notification
                 switch outcome {

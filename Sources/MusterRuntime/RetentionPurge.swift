@@ -26,8 +26,8 @@ public struct RetentionPurge: Sendable {
             let candidates = try await store.purgeCandidates(closedBefore: closedBefore, limit: 100)
                 .filter { id in !refused.contains { $0.0 == id } }
             guard !candidates.isEmpty else { break }
-            let commands = candidates.map { StoreCommand.event($0, .purged(policy: policy, closedBefore: closedBefore)) }
-            let results = try await store.commit(commands, catalog: catalog, now: clock.now())
+            let commands = candidates.map { IncidentCommand.event($0, .purged(policy: policy, closedBefore: closedBefore)) }
+            let results = try await Dispatcher(catalog: catalog).commit(commands, to: store, now: clock.now())
             for (id, result) in zip(candidates, results) {
                 switch result {
                 case .success: purged.append(id)

@@ -3,8 +3,8 @@
 import Foundation
 import Logging
 import MusterCore
-import MusterNotify
 import MusterPlaybooks
+import MusterNotify
 import MusterStore
 import Synchronization
 

@@ -4,11 +4,11 @@ import Foundation
 import MusterAudit
 import MusterCore
 
-enum SealedText {
-    static func incidentSummary(_ id: IncidentID) -> String { "muster/incident-summary\n\(id.rawValue)" }
-    static func incidentSubject(_ id: IncidentID) -> String { "muster/incident-subject\n\(id.rawValue)" }
-    static func reportSummary(_ id: IncidentID) -> String { "muster/report-summary\n\(id.rawValue)" }
-    static func reportSubject(_ id: IncidentID) -> String { "muster/report-subject\n\(id.rawValue)" }
+public enum SealedText {
+    public static func incidentSummary(_ id: IncidentID) -> String { "muster/incident-summary\n\(id.rawValue)" }
+    public static func incidentSubject(_ id: IncidentID) -> String { "muster/incident-subject\n\(id.rawValue)" }
+    public static func reportSummary(_ id: IncidentID) -> String { "muster/report-summary\n\(id.rawValue)" }
+    public static func reportSubject(_ id: IncidentID) -> String { "muster/report-subject\n\(id.rawValue)" }
 
     /// What a purged incident's text reads as.
     static func purged(on date: Date) -> String {

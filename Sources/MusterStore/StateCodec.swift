@@ -21,8 +21,8 @@ enum StateCodec {
 }
 
 /// Grouping keys can contain a student reference, so only their hash is stored and indexed.
-enum GroupKey {
-    static func hash(_ key: String) -> String {
+public enum GroupKey {
+    public static func hash(_ key: String) -> String {
         SHA256.hash(data: Data(key.utf8)).hex
     }
 

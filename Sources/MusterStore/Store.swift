@@ -1,8 +1,7 @@
 // The storage contract the runtime needs; PostgreSQL and SQLite implement it, and one conformance
-// suite runs against both.
+// suite runs against both. The store keeps what the runtime decided: it decides nothing itself.
 import Foundation
 import MusterCore
-import MusterPlaybooks
 
 public protocol Store: AccessStore, AuditLogStore {
     /// Applies the numbered migrations that are missing; safe to call from several instances.
@@ -10,9 +9,12 @@ public protocol Store: AccessStore, AuditLogStore {
     /// The highest migration applied, and the highest this build knows.
     func schemaVersion() async throws -> (applied: Int, known: Int)
 
-    /// Group commit: the commands share one transaction, and each is all-or-nothing: a refused
-    /// command writes nothing and does not affect the others. Results come back in order.
-    func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>]
+    /// One transaction: reads what `needs` names under lock (advisory locks on the grouping and
+    /// idempotency keys, row locks on the incidents), hands it to `decide`, writes the rows it returns
+    /// and commits. Throws `CommitRefused` when the database refused the batch (nothing was written),
+    /// `StoreError.unavailable` when it could not be reached or did not answer in time.
+    func commit<Answer: Sendable>(reading needs: CommitNeeds, now: Date,
+                                  decide: @escaping @Sendable (CommitSnapshot) -> (BatchWrites, Answer)) async throws -> Answer
 
     func incident(_ id: IncidentID) async throws -> IncidentState?
     /// The incident with this number, the one people say and type.

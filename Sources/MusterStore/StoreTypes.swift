@@ -1,27 +1,6 @@
-// What the store takes and gives: commands (a report, an event for an incident), their outcomes,
-// and the rows the workers claim.
+// What the store gives: references to incidents, errors, list filters, and the rows the workers claim.
 import Foundation
 import MusterCore
-
-/// A report as it arrives, with the client's idempotency key (a retried POST carries the same one).
-public struct ReportIntake: Sendable, Hashable {
-    public var report: Report
-    public var idempotencyKey: String?
-
-    public init(report: Report, idempotencyKey: String? = nil) {
-        self.report = report
-        self.idempotencyKey = idempotencyKey
-    }
-}
-
-/// One unit of work, committed all-or-nothing.
-public enum StoreCommand: Sendable, Hashable {
-    case report(ReportIntake)
-    case event(IncidentID, IncidentEvent)
-    /// A claimed timer falls due. Ignored if the incident has since rescheduled that timer (a late
-    /// claim must not fire the new deadline early); its row goes if the incident no longer exists.
-    case fireTimer(ClaimedTimer)
-}
 
 public struct IncidentRef: Sendable, Hashable, Codable {
     public var id: IncidentID
@@ -29,31 +8,6 @@ public struct IncidentRef: Sendable, Hashable, Codable {
     public init(id: IncidentID, number: Int) {
         self.id = id
         self.number = number
-    }
-}
-
-public enum CommandOutcome: Sendable, Hashable {
-    /// A new incident was opened; these notifications were queued.
-    case created(IncidentRef, queued: [QueuedNotification])
-    /// The report joined an open incident with the same grouping key.
-    case merged(IncidentRef)
-    /// A report with this idempotency key was already taken: nothing new was written.
-    case duplicate(IncidentRef)
-    /// An event was applied to an incident.
-    case applied(IncidentRef, queued: [QueuedNotification])
-
-    /// The notifications this command queued.
-    public var queued: [QueuedNotification] {
-        switch self {
-        case .created(_, let queued), .applied(_, let queued): queued
-        case .merged, .duplicate: []
-        }
-    }
-
-    public var incident: IncidentRef {
-        switch self {
-        case .created(let ref, _), .merged(let ref), .duplicate(let ref), .applied(let ref, _): ref
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 // `muster playbook lint [DIR]`: compiler-style diagnostics for a playbook folder.
 import ArgumentParser
 import Foundation
+import MusterCore
 import MusterPlaybooks
 
 struct LintCommand: ParsableCommand {

@@ -2,6 +2,7 @@
 // otherwise the embedded SQLite database in the data directory.
 import ArgumentParser
 import Foundation
+import MusterCore
 import MusterPlaybooks
 import MusterStore
 

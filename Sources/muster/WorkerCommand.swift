@@ -4,6 +4,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Logging
+import MusterCore
 import MusterNotify
 import MusterPlaybooks
 import MusterRuntime

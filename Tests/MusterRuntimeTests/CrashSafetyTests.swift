@@ -6,6 +6,7 @@ import Foundation
 import MusterAudit
 import MusterCore
 import MusterPlaybooks
+import MusterRuntime
 import MusterStore
 import Testing
 
@@ -82,8 +83,8 @@ struct CrashSafetyTests {
             for index in 0..<3 {
                 let report = Report(type: types[(round + index) % types.count], severity: .high, site: sites[index % sites.count],
                                     reporter: .integration("drill"), summary: "drill \(round).\(index)", receivedAt: Date())
-                let results = try await store.commit([.report(ReportIntake(report: report, idempotencyKey: "drill-\(round)-\(index)"))],
-                                                     catalog: catalog, now: Date())
+                let results = try await Dispatcher(catalog: catalog).commit([.report(ReportIntake(report: report, idempotencyKey: "drill-\(round)-\(index)"))],
+                                                     to: store, now: Date())
                 reported.append(try #require(try results.first?.get()).incident)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
             }

@@ -5,6 +5,7 @@ import Foundation
 import MusterAudit
 import MusterCore
 import MusterPlaybooks
+import MusterRuntime
 import MusterStore
 import Testing
 
@@ -103,7 +104,7 @@ struct DatabaseRestartTests {
                                     summary: "report \(index)", subject: "S-\(index)", receivedAt: Date())
                 let started = Date()
                 do {
-                    let results = try await store.commit([.report(ReportIntake(report: report, idempotencyKey: key))], catalog: catalog, now: Date())
+                    let results = try await Dispatcher(catalog: catalog).commit([.report(ReportIntake(report: report, idempotencyKey: key))], to: store, now: Date())
                     if case .success(let outcome)? = results.first { await tally.success(outcome.incident) }
                 } catch let error as StoreError {
                     guard case .unavailable = error else { Issue.record("unexpected error \(error)"); return }

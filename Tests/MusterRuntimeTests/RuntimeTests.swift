@@ -140,7 +140,7 @@ struct RuntimeTests {
         defer { other.shutdown() }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", subject: "S-11", receivedAt: schoolMorning)
-        let results = try await other.commit([.report(ReportIntake(report: report))], catalog: shippedCatalog, now: schoolMorning)
+        let results = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report))], to: other, now: schoolMorning)
         guard case .success(.created(_, let queued))? = results.first else {
             Issue.record("no incident was created: \(results)")
             return

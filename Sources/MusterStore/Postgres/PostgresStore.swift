@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import MusterAudit
 import MusterCore
-import MusterPlaybooks
 import NIOCore
 import PostgresNIO
 import Synchronization
@@ -18,7 +17,6 @@ public final class PostgresStore: Store {
     let workClient: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
-    private let newIncidentID: @Sendable () -> IncidentID
     /// Wraps each incident's data key, which seals its student text (docs/audit.md).
     public let masterKey: MasterKey
     /// The longest any call may take before the caller is told the database is unavailable.
@@ -31,15 +29,13 @@ public final class PostgresStore: Store {
     /// Wakes other instances' workers after commits that queued work (coalesced: one NOTIFY at a time).
     private let notifier: WorkNotifier
 
-    public init(settings: PostgresSettings, masterKey: MasterKey, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3,
-                newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
+    public init(settings: PostgresSettings, masterKey: MasterKey, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3) {
         self.timeout = timeout
         self.masterKey = masterKey
         self.settings = settings
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
-        self.newIncidentID = newIncidentID
         var workConfiguration = settings.clientConfiguration
         workConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
         // Claims take the first due rows in order: walking the due index and stopping after them is
@@ -143,32 +139,23 @@ public final class PostgresStore: Store {
 
     // MARK: Commit
 
-    public func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        guard !commands.isEmpty else { return [] }
-        return try await Deadline.run(timeout, what: "the commit") {
-            try await self.commitOrSplit(commands, catalog: catalog, now: now)
-        }
-    }
-
-    private func commitOrSplit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+    public func commit<Answer: Sendable>(reading needs: CommitNeeds, now: Date,
+                                         decide: @escaping @Sendable (CommitSnapshot) -> (BatchWrites, Answer)) async throws -> Answer {
         do {
-            return try await commitBatch(commands, catalog: catalog, now: now)
-        } catch let error where Self.serverRefused(error) != nil && commands.count > 1 {
-            // The server refused the batch (a constraint, a deadlock): commit each command alone,
-            // so that one bad command cannot sink the others.
-            logger.warning("group commit refused; committing one by one", metadata: ["error": "\(Self.serverRefused(error) ?? "")"])
-            var results: [Result<CommandOutcome, StoreError>] = []
-            for command in commands {
-                do {
-                    results += try await commitBatch([command], catalog: catalog, now: now)
-                } catch {
-                    // Refused on its own: this command fails. Not answered: it and those after it are
-                    // unknown, and those before it stay committed, so report each as it is.
-                    let reason = Self.serverRefused(error) ?? String(reflecting: error)
-                    results.append(.failure(.unavailable(reason)))
+            let (answer, wake) = try await Deadline.run(timeout, what: "the commit") { [self] in
+                try await client.withTransaction(logger: logger) { connection in
+                    let snapshot = try await self.prefetch(needs, connection: connection, now: now)
+                    let (writes, answer) = decide(snapshot)
+                    let queuedWork = try await self.write(writes, connection: connection, now: now)
+                    return (answer, queuedWork)
                 }
             }
-            return results
+            // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
+            // (a global lock held through the WAL flush), which ends group commit. The notifier sends it after.
+            if wake { notifier.poke() }
+            return answer
+        } catch let error where Self.serverRefused(error) != nil {
+            throw CommitRefused(Self.serverRefused(error) ?? "")
         } catch let error as StoreError {
             throw error
         } catch {
@@ -187,23 +174,8 @@ public final class PostgresStore: Store {
         return nil
     }
 
-    private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        let planner = BatchPlanner(catalog: catalog, now: now, masterKey: masterKey, newIncidentID: newIncidentID)
-        let needs = BatchNeeds(commands, catalog: catalog)
-        let (results, wake) = try await client.withTransaction(logger: logger) { connection in
-            let prefetched = try await self.prefetch(needs, connection: connection, now: now)
-            let (writes, results) = planner.plan(commands, needs, prefetched)
-            let queuedWork = try await self.write(writes, connection: connection, now: now)
-            return (results, queuedWork)
-        }
-        // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
-        // (a global lock held through the WAL flush), which ends group commit. The notifier sends it after.
-        if wake { notifier.poke() }
-        return results
-    }
-
-    private func prefetch(_ needs: BatchNeeds, connection: PostgresConnection, now: Date) async throws -> Prefetched {
-        var prefetched = Prefetched()
+    private func prefetch(_ needs: CommitNeeds, connection: PostgresConnection, now: Date) async throws -> CommitSnapshot {
+        var prefetched = CommitSnapshot()
         // Reports with the same grouping or idempotency key are serialised, so two simultaneous
         // reports make one incident. Locks are taken in one order, so batches cannot deadlock on them.
         let lockIDs = Set(needs.groupKeyHashes.map { GroupKey.lockID("group:" + $0) } + needs.idempotencyKeys.map { GroupKey.lockID("idem:" + $0) }).sorted()
@@ -214,7 +186,7 @@ public final class PostgresStore: Store {
         // One round trip for what the locks protect: reports already taken by idempotency key, open
         // incidents for the grouping keys, and fresh incident numbers.
         var ids = Set(needs.incidentIDs)
-        if !needs.idempotencyKeys.isEmpty || !needs.groupKeyHashes.isEmpty || needs.reports > 0 {
+        if !needs.idempotencyKeys.isEmpty || !needs.groupKeyHashes.isEmpty || needs.newNumbers > 0 {
             let rows = try await connection.query("""
                 SELECT 'idempotent', r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
                   WHERE r.idempotency_key = ANY(\(needs.idempotencyKeys)::text[])
@@ -222,7 +194,7 @@ public final class PostgresStore: Store {
                 SELECT 'group', group_key_hash, id, number FROM incidents
                   WHERE group_key_hash = ANY(\(needs.groupKeyHashes)::text[]) AND phase <> 'resolved' AND group_until >= \(now)
                 UNION ALL
-                SELECT 'number', '', '', nextval('incident_numbers') FROM generate_series(1, \(needs.reports))
+                SELECT 'number', '', '', nextval('incident_numbers') FROM generate_series(1, \(needs.newNumbers))
                 """, logger: logger)
             var groups: [(hash: String, id: String, number: Int)] = []
             for try await (kind, key, id, number) in rows.decode((String, String, String, Int).self) {
@@ -256,7 +228,7 @@ public final class PostgresStore: Store {
         var new = IncidentColumns(), changed = IncidentColumns()
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id] else { continue }
-            if write.isNew { new.append(write) } else { changed.append(write) }
+            if write.isNew { new.append(write, masterKey: masterKey) } else { changed.append(write, masterKey: masterKey) }
         }
         var upserts: [(TimerRowKey, Date)] = [], deletes: [TimerRowKey] = []
         for (row, write) in writes.timers {
@@ -293,7 +265,7 @@ public final class PostgresStore: Store {
         var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = []
         var summariesSealed: [ByteBuffer] = [], subjectsSealed: [ByteBuffer] = [], auditHeads: [ByteBuffer] = [], wrappedKeys: [ByteBuffer] = []
 
-        mutating func append(_ write: IncidentWrite) {
+        mutating func append(_ write: IncidentWrite, masterKey: MasterKey) {
             let state = write.state, stored = StateCodec.encode(state).bytes
             ids.append(state.incident.id.rawValue)
             numbers.append(Int64(state.incident.number))
@@ -311,7 +283,7 @@ public final class PostgresStore: Store {
             summariesSealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
             subjectsSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
             auditHeads.append(ByteBuffer(bytes: write.auditHead ?? []))
-            wrappedKeys.append(ByteBuffer(bytes: write.wrappedKey ?? []))
+            wrappedKeys.append(ByteBuffer(bytes: write.dataKey.map { masterKey.wrap($0, incident: state.incident.id.rawValue) } ?? []))
         }
     }
 

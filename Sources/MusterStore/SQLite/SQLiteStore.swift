@@ -4,17 +4,14 @@ import Foundation
 import GRDB
 import MusterAudit
 import MusterCore
-import MusterPlaybooks
 
 public final class SQLiteStore: Store {
     let pool: DatabasePool
-    private let newIncidentID: @Sendable () -> IncidentID
     /// Wraps each incident's data key, which seals its student text (docs/audit.md).
     public let masterKey: MasterKey
 
-    /// Opens (creating if needed) the database file. `newIncidentID` is injectable for tests.
-    public init(path: String, masterKey: MasterKey,
-                newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) throws {
+    /// Opens (creating if needed) the database file.
+    public init(path: String, masterKey: MasterKey) throws {
         self.masterKey = masterKey
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -27,7 +24,6 @@ public final class SQLiteStore: Store {
         }
         configuration.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: configuration)
-        self.newIncidentID = newIncidentID
     }
 
     public func migrate() async throws {
@@ -41,21 +37,18 @@ public final class SQLiteStore: Store {
 
     // MARK: Commit
 
-    public func commit(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        guard !commands.isEmpty else { return [] }
+    public func commit<Answer: Sendable>(reading needs: CommitNeeds, now: Date,
+                                         decide: @escaping @Sendable (CommitSnapshot) -> (BatchWrites, Answer)) async throws -> Answer {
+        let masterKey = masterKey
         do {
-            return try await commitBatch(commands, catalog: catalog, now: now)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && commands.count > 1 {
-            // A constraint refused the batch: commit each command alone, so one cannot sink the others.
-            var results: [Result<CommandOutcome, StoreError>] = []
-            for command in commands {
-                do {
-                    results += try await commitBatch([command], catalog: catalog, now: now)
-                } catch {
-                    results.append(.failure(.unavailable(String(describing: error))))
-                }
+            return try await pool.write { db in
+                let snapshot = try Self.prefetch(needs, db: db, now: now, masterKey: masterKey)
+                let (writes, answer) = decide(snapshot)
+                try Self.write(writes, db: db, now: now, masterKey: masterKey)
+                return answer
             }
-            return results
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw CommitRefused(String(describing: error))
         } catch let error as StoreError {
             throw error
         } catch {
@@ -63,24 +56,12 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private func commitBatch(_ commands: [StoreCommand], catalog: Catalog, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
-        let planner = BatchPlanner(catalog: catalog, now: now, masterKey: masterKey, newIncidentID: newIncidentID)
-        let masterKey = masterKey
-        return try await pool.write { db in
-            let needs = BatchNeeds(commands, catalog: catalog)
-            let prefetched = try Self.prefetch(needs, db: db, now: now, masterKey: masterKey)
-            let (writes, results) = planner.plan(commands, needs, prefetched)
-            try Self.write(writes, db: db, now: now)
-            return results
-        }
-    }
-
     private static func placeholders(_ count: Int) -> String {
         Array(repeating: "?", count: count).joined(separator: ",")
     }
 
-    private static func prefetch(_ needs: BatchNeeds, db: Database, now: Date, masterKey: MasterKey) throws -> Prefetched {
-        var prefetched = Prefetched()
+    private static func prefetch(_ needs: CommitNeeds, db: Database, now: Date, masterKey: MasterKey) throws -> CommitSnapshot {
+        var prefetched = CommitSnapshot()
         if !needs.idempotencyKeys.isEmpty {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
@@ -108,14 +89,14 @@ public final class SQLiteStore: Store {
             let rows = try Row.fetchAll(db, sql: incidentRowColumns + "WHERE i.id IN (\(placeholders(list.count)))", arguments: StatementArguments(list))
             for row in rows { try prefetched.add(incidentRow(row), masterKey: masterKey) }
         }
-        if needs.reports > 0 {
+        if needs.newNumbers > 0 {
             let highest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(number), 0) FROM incidents") ?? 0
-            prefetched.numbers = Array((highest + 1)...(highest + needs.reports))
+            prefetched.numbers = Array((highest + 1)...(highest + needs.newNumbers))
         }
         return prefetched
     }
 
-    private static func write(_ writes: BatchWrites, db: Database, now: Date) throws {
+    private static func write(_ writes: BatchWrites, db: Database, now: Date, masterKey: MasterKey) throws {
         let nowMS = now.milliseconds
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id] else { continue }
@@ -130,7 +111,8 @@ public final class SQLiteStore: Store {
                                      state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash,
                                      write.groupUntil?.milliseconds, Data(stored), write.summarySealed.map { Data($0) },
                                      write.subjectSealed.map { Data($0) }, write.auditHead.map { Data($0) }, nowMS])
-                if let wrapped = write.wrappedKey {
+                if let key = write.dataKey {
+                    let wrapped = masterKey.wrap(key, incident: id.rawValue)
                     try db.cachedStatement(sql: "INSERT INTO incident_keys (incident_id, wrapped) VALUES (?, ?)").execute(arguments: [id.rawValue, Data(wrapped)])
                 }
             } else {

@@ -1,32 +1,73 @@
-// Turns a batch of commands into the rows to write, running the pure engine for each command in
-// order. Both stores share it: they read what `needs` asks for (under locks, in the transaction),
-// plan, then write `BatchWrites` in a few bulk statements. A refused command adds no rows, so each
-// command stays all-or-nothing inside the shared transaction.
+// The dispatcher: decides what a batch of commands does. For each command in order it matches the
+// playbook, groups storms, recognises retries (idempotency keys), runs the engine, seals student
+// text and chains audit entries, and turns all of it into the rows to write. It is a pure function
+// of what the store read under lock (`CommitSnapshot`) and the time, tested without a database; the
+// store only reads, locks and writes (`Store.commit(reading:now:decide:)`). A refused command adds
+// no rows, so each command stays all-or-nothing inside the shared transaction.
 import Foundation
+import Logging
 import MusterAudit
 import MusterCore
-import MusterPlaybooks
+import MusterStore
 
-/// What a batch must read before it can be planned.
-struct BatchNeeds {
-    var idempotencyKeys: [String] = []
-    var groupKeyHashes: [String] = []
-    /// Each report command's grouping-key hash, by its index in the batch (computed once, used twice).
-    var reportGroupHash: [Int: String] = [:]
-    var incidentIDs: [IncidentID] = []
-    /// How many new incident numbers may be needed (one per report).
-    var reports = 0
+public struct Dispatcher: Sendable {
+    public let catalog: Catalog
+    let newIncidentID: @Sendable () -> IncidentID
+    let logger: Logger
 
-    init(_ commands: [StoreCommand], catalog: Catalog) {
+    public init(catalog: Catalog, logger: Logger = Logger(label: "muster.dispatcher"),
+                newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
+        self.catalog = catalog
+        self.logger = logger
+        self.newIncidentID = newIncidentID
+    }
+
+    /// Commits the commands in one transaction (group commit), each all-or-nothing; results in order.
+    /// When the database refuses the batch (a constraint, a deadlock) each command is committed alone,
+    /// so one bad command cannot sink the others. Throws `StoreError.unavailable` when nothing is known
+    /// to be written.
+    public func commit(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        guard !commands.isEmpty else { return [] }
+        do {
+            return try await commitTogether(commands, to: store, now: now)
+        } catch let refused as CommitRefused where commands.count > 1 {
+            logger.warning("group commit refused; committing one by one", metadata: ["error": "\(refused.reason)"])
+            var results: [Result<CommandOutcome, StoreError>] = []
+            for command in commands {
+                do {
+                    results += try await commitTogether([command], to: store, now: now)
+                } catch {
+                    // Refused on its own: this command fails. Not answered: it is unknown, and those
+                    // before it stay committed, so each is reported as it is.
+                    results.append(.failure(.unavailable((error as? CommitRefused)?.reason ?? String(describing: error))))
+                }
+            }
+            return results
+        } catch let refused as CommitRefused {
+            throw StoreError.unavailable(refused.reason)
+        }
+    }
+
+    private func commitTogether(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        let (needs, groupHashes) = needs(commands)
+        return try await store.commit(reading: needs, now: now) { snapshot in
+            decide(commands, groupHashes: groupHashes, snapshot: snapshot, now: now)
+        }
+    }
+
+    /// What the store must read under lock for these commands, and each report's grouping-key hash
+    /// by its index in the batch (computed once, used twice).
+    public func needs(_ commands: [IncidentCommand]) -> (CommitNeeds, groupHashes: [Int: String]) {
         var keys = Set<String>(), hashes = Set<String>(), ids = Set<IncidentID>()
+        var groupHashes: [Int: String] = [:], reports = 0
         for (index, command) in commands.enumerated() {
             switch command {
             case .report(let intake):
                 reports += 1
                 if let key = intake.idempotencyKey { keys.insert(key) }
-                if let hash = BatchPlanner.groupKeyHash(intake.report, catalog: catalog) {
+                if let hash = groupKeyHash(intake.report) {
                     hashes.insert(hash)
-                    reportGroupHash[index] = hash
+                    groupHashes[index] = hash
                 }
             case .event(let id, _):
                 ids.insert(id)
@@ -34,153 +75,20 @@ struct BatchNeeds {
                 ids.insert(timer.incident)
             }
         }
-        idempotencyKeys = keys.sorted()
-        groupKeyHashes = hashes.sorted()
-        incidentIDs = ids.sorted()
-    }
-}
-
-/// What the store read for a batch.
-struct Prefetched {
-    /// Reports already taken, by idempotency key.
-    var idempotent: [String: IncidentRef] = [:]
-    /// Open incidents whose grouping window is still open, by grouping-key hash.
-    var openByGroup: [String: IncidentID] = [:]
-    /// The current state of every incident the batch touches (events' and open groups').
-    var states: [IncidentID: IncidentState] = [:]
-    /// Fresh incident numbers, used in order.
-    var numbers: [Int] = []
-    /// The data key of every incident in `states` that still has one (purged incidents have none).
-    var dataKeys: [IncidentID: DataKey] = [:]
-    /// The leaf hash of each incident's last audit entry, which the next entry carries as `prev`.
-    var auditHeads: [IncidentID: [UInt8]] = [:]
-
-    mutating func add(_ row: StoredIncidentRow, masterKey: MasterKey) throws {
-        let (state, key) = try row.open(masterKey: masterKey)
-        states[row.id] = state
-        dataKeys[row.id] = key
-        auditHeads[row.id] = row.auditHead
-    }
-}
-
-struct IncidentWrite {
-    var state: IncidentState
-    var isNew: Bool
-    var groupKeyHash: String?
-    var groupUntil: Date?
-    /// The leaf hash of the incident's last audit entry after this batch.
-    var auditHead: [UInt8]?
-    /// New incidents only: the summary and subject, sealed, and the data key wrapped by the master key.
-    var summarySealed: [UInt8]?
-    var subjectSealed: [UInt8]?
-    var wrappedKey: [UInt8]?
-}
-
-struct ReportWrite {
-    var incident: IncidentID
-    var report: Report
-    var idempotencyKey: String?
-    var summarySealed: [UInt8]
-    var subjectSealed: [UInt8]?
-}
-
-struct AuditWrite {
-    var incident: IncidentID
-    var record: AuditRecord
-    var body: [UInt8]
-    var leafHash: [UInt8]
-}
-
-enum TimerWrite {
-    case upsert(Date)
-    case delete
-}
-
-struct TimerRowKey: Hashable {
-    var incident: IncidentID
-    var key: TimerKey
-}
-
-/// Every row a batch writes.
-struct BatchWrites {
-    /// Final state per incident (the last write wins).
-    var incidents: [IncidentID: IncidentWrite] = [:]
-    var incidentOrder: [IncidentID] = []
-    var reports: [ReportWrite] = []
-    var audits: [AuditWrite] = []
-    /// The net effect on each timer row.
-    var timers: [TimerRowKey: TimerWrite] = [:]
-    var outbox: [QueuedNotification] = []
-    /// Incidents whose queued pages (and fallback pages) are cancelled: acknowledged.
-    var cancelPages: Set<IncidentID> = []
-    /// Incidents whose every queued notification is cancelled: resolved.
-    var cancelAll: Set<IncidentID> = []
-    /// Timer rows to delete even if the command fails (rows of incidents that do not exist).
-    var discardedTimers: [TimerRowKey] = []
-    /// Incidents whose data key is destroyed (retention purge), in the same transaction as the purge entry.
-    var purgedKeys: Set<IncidentID> = []
-
-    mutating func absorb(_ other: BatchWrites) {
-        for id in other.incidentOrder {
-            guard let write = other.incidents[id] else { continue }
-            if let existing = incidents[id] {
-                incidents[id] = write.merged(over: existing)
-            } else {
-                incidents[id] = write
-                incidentOrder.append(id)
-            }
-        }
-        reports += other.reports
-        audits += other.audits
-        for (key, write) in other.timers { timers[key] = write }
-        outbox += other.outbox
-        purgedKeys.formUnion(other.purgedKeys)
-        cancel(pages: other.cancelPages, all: other.cancelAll)
+        return (CommitNeeds(idempotencyKeys: keys.sorted(), groupKeyHashes: hashes.sorted(), incidentIDs: ids.sorted(), newNumbers: reports),
+                groupHashes)
     }
 
-    /// Cancels queued notifications, including those this batch queued earlier for the same incidents.
-    mutating func cancel(pages: Set<IncidentID>, all: Set<IncidentID>) {
-        guard !pages.isEmpty || !all.isEmpty else { return }
-        cancelPages.formUnion(pages)
-        cancelAll.formUnion(all)
-        outbox.removeAll { n in all.contains(n.incident) || (pages.contains(n.incident) && (n.kind == .page || n.kind == .fallback)) }
-    }
-
-    var isEmpty: Bool {
-        incidents.isEmpty && reports.isEmpty && audits.isEmpty && timers.isEmpty && outbox.isEmpty && cancelPages.isEmpty && cancelAll.isEmpty
-            && purgedKeys.isEmpty
-    }
-}
-
-extension IncidentWrite {
-    /// A later write of the same incident in the batch: its state wins, what only the first write knows stays.
-    func merged(over earlier: IncidentWrite) -> IncidentWrite {
-        var write = self
-        write.isNew = isNew || earlier.isNew
-        write.groupKeyHash = groupKeyHash ?? earlier.groupKeyHash
-        write.groupUntil = groupUntil ?? earlier.groupUntil
-        write.auditHead = auditHead ?? earlier.auditHead
-        write.summarySealed = summarySealed ?? earlier.summarySealed
-        write.subjectSealed = subjectSealed ?? earlier.subjectSealed
-        write.wrappedKey = wrappedKey ?? earlier.wrappedKey
-        return write
-    }
-}
-
-struct BatchPlanner: Sendable {
-    let catalog: Catalog
-    let now: Date
-    let masterKey: MasterKey
-    let newIncidentID: @Sendable () -> IncidentID
-
-    static func groupKeyHash(_ report: Report, catalog: Catalog) -> String? {
+    func groupKeyHash(_ report: Report) -> String? {
         guard let playbook = catalog.playbooks.playbook(type: report.type, severity: report.severity, site: report.site),
               let key = PlaybookSet.groupingKey(for: report, playbook: playbook) else { return nil }
         return GroupKey.hash(key)
     }
 
-    func plan(_ commands: [StoreCommand], _ needs: BatchNeeds, _ prefetched: Prefetched) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
-        var known = prefetched
+    /// The rows the commands write and each command's outcome, from what was read and the time.
+    public func decide(_ commands: [IncidentCommand], groupHashes: [Int: String], snapshot: CommitSnapshot,
+                       now: Date) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
+        var known = snapshot
         var writes = BatchWrites()
         var results: [Result<CommandOutcome, StoreError>] = []
         results.reserveCapacity(commands.count)
@@ -188,9 +96,9 @@ struct BatchPlanner: Sendable {
             var own = BatchWrites()
             let result: Result<CommandOutcome, StoreError>
             switch command {
-            case .report(let intake): result = report(intake, groupHash: needs.reportGroupHash[index], known: &known, writes: &own)
-            case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own)
-            case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own)
+            case .report(let intake): result = report(intake, groupHash: groupHashes[index], known: &known, writes: &own, now: now)
+            case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own, now: now)
+            case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own, now: now)
             }
             if case .success = result {
                 writes.absorb(own)
@@ -202,8 +110,8 @@ struct BatchPlanner: Sendable {
         return (writes, results)
     }
 
-    private func report(_ intake: ReportIntake, groupHash hash: String?, known: inout Prefetched,
-                        writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+    private func report(_ intake: ReportIntake, groupHash hash: String?, known: inout CommitSnapshot,
+                        writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
         var report = intake.report
         if report.subject?.isEmpty == true { report.subject = nil }  // an empty reference names no one
         if intake.idempotencyKey?.isEmpty == true { return .failure(.invalidReport("the idempotency key is empty")) }
@@ -244,7 +152,7 @@ struct BatchPlanner: Sendable {
         if let key = intake.idempotencyKey { known.idempotent[key] = ref }
         record(state, isNew: true, effects: effects, known: &known, into: &writes, groupKeyHash: hash,
                groupUntil: playbook.grouping.map { report.receivedAt.adding($0.within) })
-        writes.incidents[incident.id]?.wrappedKey = masterKey.wrap(dataKey, incident: incident.id.rawValue)
+        writes.incidents[incident.id]?.dataKey = dataKey
         writes.incidents[incident.id]?.summarySealed = Seal.seal(incident.summary, key: dataKey, context: SealedText.incidentSummary(incident.id))
         writes.incidents[incident.id]?.subjectSealed = incident.subject.map {
             Seal.seal($0, key: dataKey, context: SealedText.incidentSubject(incident.id))
@@ -253,7 +161,7 @@ struct BatchPlanner: Sendable {
         return .success(.created(ref, queued: queued(effects)))
     }
 
-    private func fire(_ timer: ClaimedTimer, known: inout Prefetched, writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+    private func fire(_ timer: ClaimedTimer, known: inout CommitSnapshot, writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
         guard let state = known.states[timer.incident] else {
             writes.discardedTimers.append(TimerRowKey(incident: timer.incident, key: timer.key))
             return .failure(.unknownIncident(timer.incident))
@@ -262,11 +170,11 @@ struct BatchPlanner: Sendable {
         if let scheduled = state.timers.first(where: { $0.key == timer.key }), abs(scheduled.due.timeIntervalSince(timer.due)) > 0.001 {
             return .success(.applied(IncidentRef(id: timer.incident, number: state.incident.number), queued: []))
         }
-        return apply(.timerFired(timer.key), to: timer.incident, known: &known, writes: &writes)
+        return apply(.timerFired(timer.key), to: timer.incident, known: &known, writes: &writes, now: now)
     }
 
-    private func apply(_ event: IncidentEvent, to id: IncidentID, known: inout Prefetched,
-                       writes: inout BatchWrites) -> Result<CommandOutcome, StoreError> {
+    private func apply(_ event: IncidentEvent, to id: IncidentID, known: inout CommitSnapshot,
+                       writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
         guard var state = known.states[id] else { return .failure(.unknownIncident(id)) }
         let phaseBefore = state.phase
         guard let engine = catalog.engines[state.playbook] else { return .failure(.unknownPlaybook(state.playbook)) }
@@ -306,7 +214,7 @@ struct BatchPlanner: Sendable {
 
     /// Adds an incident's new state and effects to the batch. Audit entries are chained (`prev`) and
     /// their free text sealed here; callers have checked that the incident has a data key if text is written.
-    private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], known: inout Prefetched, into writes: inout BatchWrites,
+    private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], known: inout CommitSnapshot, into writes: inout BatchWrites,
                         groupKeyHash: String? = nil, groupUntil: Date? = nil) {
         let id = state.incident.id
         var write = IncidentWrite(state: state, isNew: isNew, groupKeyHash: groupKeyHash, groupUntil: groupUntil)

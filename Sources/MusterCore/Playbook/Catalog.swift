@@ -1,0 +1,17 @@
+// The loaded model: a directory and the playbooks that run against it, with one engine per playbook.
+import Foundation
+
+/// A directory and a set of playbooks that passed validation together.
+public struct Catalog: Sendable {
+    public let directory: Directory
+    public let playbooks: PlaybookSet
+    /// One engine per playbook, built once: engines are immutable and shared.
+    public let engines: [PlaybookID: EscalationEngine]
+
+    public init(directory: Directory, playbooks: PlaybookSet) {
+        self.directory = directory
+        self.playbooks = playbooks
+        engines = Dictionary(playbooks.playbooks.map { ($0.id, EscalationEngine(playbook: $0, directory: directory)) },
+                             uniquingKeysWith: { first, _ in first })
+    }
+}
