@@ -27,7 +27,7 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
                                                                    reporter: .person("aokafor"), summary: "incident \(number)",
                                                                    subject: "L-\(number)", receivedAt: at)))
         }
-        for result in try await Dispatcher(catalog: catalog).commit(commands, to: store, now: at) {
+        for result in try await Dispatcher(catalog: catalog).outcomes(commands, to: store, now: at) {
             if case .success(let outcome) = result { ids.append(outcome.incident.id) }
         }
         pending = try await store.pendingAuditEntries()
@@ -95,7 +95,7 @@ func auditBenchmark(backend: String, entries target: Int, rate: Int, seconds: In
                                                                         reporter: .person("aokafor"), summary: "load \(producer).\(tick).\(n)",
                                                                         subject: "P-\(producer)-\(tick)-\(n)", receivedAt: Date())))
                     }
-                    _ = try await Dispatcher(catalog: catalog).commit(commands, to: store, now: Date())
+                    _ = try await Dispatcher(catalog: catalog).outcomes(commands, to: store, now: Date())
                     tick += 1
                     let next = loadStart.addingTimeInterval(Double(tick) * 0.05)
                     if next > Date() { try await Task.sleep(for: .milliseconds(Int(next.timeIntervalSinceNow * 1000))) }

@@ -55,7 +55,7 @@ func storeBenchmark(backend: String, incidents: Int, inFlight: Int) async throws
                         let key = CommandLine.arguments.contains("--no-keys") ? nil : "bench-\(index)"
                         let result = try await committer.submit(.report(ReportIntake(report: report, idempotencyKey: key)))
                         latencies.record(Date().timeIntervalSince(sent))
-                        guard case .success(.created) = result else { throw BenchmarkError("report \(index): \(result)") }
+                        guard case .success(.created) = result.map(\.outcome) else { throw BenchmarkError("report \(index): \(result)") }
                     }
                 }
             }
@@ -93,7 +93,7 @@ func timerBenchmark(backend: String, rate: Int, seconds: Int) async throws {
             IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                                                             summary: "timer \(n)", subject: "T-\(n)", receivedAt: now)))
         }
-        _ = try await Dispatcher(catalog: catalog).commit(commands, to: store, now: now)
+        _ = try await Dispatcher(catalog: catalog).outcomes(commands, to: store, now: now)
         index += perBatch
     }
     guard Date() < firstDue else { throw BenchmarkError("set-up took longer than planned; lower --rate or --seconds") }
@@ -126,7 +126,7 @@ func timelineBenchmark(backend: String, incidents: Int) async throws {
             IncidentCommand.report(ReportIntake(report: Report(type: "other-concern", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                                                             summary: "incident \(n)", subject: "L-\(n)", receivedAt: at)))
         }
-        for result in try await Dispatcher(catalog: catalog).commit(commands, to: store, now: at) {
+        for result in try await Dispatcher(catalog: catalog).outcomes(commands, to: store, now: at) {
             if case .success(let outcome) = result { ids.append(outcome.incident.id) }
         }
     }

@@ -66,30 +66,23 @@ extension MusterServer {
         let flags = body.strings("flags")
         var severity: Severity?
         if let severityText {
-            severity = Severity(rawValue: severityText)
-            if severity == nil {
-                body.fail("severity", "unknown severity '\(severityText)'" + suggestion(for: severityText, among: Severity.allCases.map(\.rawValue)))
+            switch IntakeCheck.severity(severityText) {
+            case .success(let known): severity = known
+            case .failure(let problem): body.fail("severity", problem.detail)
             }
         }
         guard let type, let severity, let site, let summary else { try body.refuse() }
         try body.finish()
         let catalog = await catalog
-        var problems: [Problem.FieldError] = []
-        if !catalog.directory.incidentTypes.contains(where: { $0.id.rawValue == type }) {
-            problems.append(.unknown("incident type", type, among: catalog.directory.incidentTypes.map(\.id.rawValue), at: "/type"))
+        let problems = IntakeCheck(catalog: catalog).problems(type: IncidentTypeID(type), severity: severity, site: SiteID(site),
+                                                              flags: flags.map(IncidentFlag.init), subject: subject)
+        if !problems.isEmpty {
+            let errors = problems.map { Problem.FieldError(pointer: "/\($0.field.rawValue)" + ($0.index.map { "/\($0)" } ?? ""), detail: $0.detail) }
+            throw Problem.unprocessable(errors.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; "), errors: errors)
         }
-        if catalog.directory.sites[SiteID(site)] == nil {
-            problems.append(.unknown("site", site, among: catalog.directory.sites.keys.map(\.rawValue), at: "/site"))
-        } else if !account.serves(SiteID(site)) {
+        guard account.serves(SiteID(site)) else {
             throw Problem.forbidden("you may raise incidents only at your sites (\(account.sites.map(\.rawValue).joined(separator: ", ")))")
         }
-        if problems.isEmpty, let playbook = catalog.playbooks.playbook(type: IncidentTypeID(type), severity: severity, site: SiteID(site)) {
-            for (index, flag) in flags.enumerated() where playbook.flags[IncidentFlag(flag)] == nil {
-                problems.append(.init(pointer: "/flags/\(index)", detail: "the \(playbook.id) playbook has no flag '\(flag)'"
-                                      + suggestion(for: flag, among: playbook.flags.keys.map(\.rawValue))))
-            }
-        }
-        if !problems.isEmpty { throw Problem.unprocessable(problems.map { "\($0.pointer): \($0.detail)" }.joined(separator: "; "), errors: problems) }
 
         var key: String?
         if let header = request.headers[.idempotencyKey] {
@@ -107,18 +100,18 @@ extension MusterServer {
 
     /// Commits a report and answers with the incident it created or joined and who is being paged.
     func accept(_ intake: ReportIntake, catalog: Catalog) async throws -> Response {
-        let outcome: CommandOutcome
+        let committed: Committed
         switch try await runtime.report(intake) {
         case .failure(let error): throw Problem.from(error)
-        case .success(let result): outcome = result
+        case .success(let result): committed = result
         }
+        let outcome = committed.outcome
         let paging: [PageView]
         switch outcome {
         case .created(_, let queued), .applied(_, let queued):
             paging = queued.map { page($0.id, catalog: catalog) }
-        case .merged(let ref), .duplicate(let ref):
-            let state = try await store.incident(ref.id)
-            paging = (state?.currentPages ?? []).filter { !$0.failed }.map { page($0.notificationID, catalog: catalog) }
+        case .merged, .duplicate:
+            paging = committed.state.currentPages.filter { !$0.failed }.map { page($0.notificationID, catalog: catalog) }
         }
         let advice = intake.report.severity == .imminent
             ? "Life in danger now: call 911 first. The team is being paged at the same time." : nil

@@ -112,9 +112,9 @@ extension MusterServer {
         }
         for _ in reports { metrics.reportReceived(source: "alertmanager") }
         var incidents: [IncidentLink] = []
-        for result in try await runtime.committer.submit(reports.map { .report($0) }) {
+        for result in try await runtime.report(reports) {
             switch result {
-            case .success(let outcome): incidents.append(IncidentLink(outcome.incident))
+            case .success(let committed): incidents.append(IncidentLink(committed.outcome.incident))
             case .failure(let error): throw Problem.from(error)
             }
         }
@@ -133,29 +133,29 @@ extension MusterServer {
         return fields.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
     }
 
-    /// Type, site and severity from an event's fields by the mapping, checked against the directory.
+    /// Type, site and severity from an event's fields by the mapping, checked as every report is (IntakeCheck).
     private func mapReport(_ fields: [String: String], mapping: FieldMapping, catalog: Catalog, pointer: String,
                            account: UserAccount) -> Result<Report, Problem.FieldError> {
         let type = mapping.type.lazy.compactMap { fields[$0] }.first ?? mapping.defaultType
         let site = mapping.site.lazy.compactMap { fields[$0] }.first ?? mapping.defaultSite
         let severityText = mapping.severity.lazy.compactMap { fields[$0] }.first
-        guard let type, catalog.directory.incidentTypes.contains(where: { $0.id.rawValue == type }) else {
-            let found = type.map { "'\($0)'" } ?? "none"
-            let names = mapping.type.joined(separator: ", ")
+        guard let type else {
             return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.type.first ?? "type"),
-                                               detail: "no known incident type (labels \(names); found \(found))"))
+                                               detail: "no incident type (labels \(mapping.type.joined(separator: ", ")); found none)"))
         }
-        guard let site, catalog.directory.sites[SiteID(site)] != nil else {
-            let found = site.map { "'\($0)'" } ?? "none"
-            let names = mapping.site.joined(separator: ", ")
-            let hint = suggestion(for: site ?? "", among: catalog.directory.sites.keys.map(\.rawValue))
+        guard let site else {
             return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.site.first ?? "site"),
-                                               detail: "no known site (labels \(names); found \(found))" + hint))
+                                               detail: "no site (labels \(mapping.site.joined(separator: ", ")); found none)"))
         }
         guard let severity = mapping.severity(severityText) else {
             let allowed: [String] = Severity.allCases.map(\.rawValue) + mapping.severities.keys.sorted()
             let detail = "unknown severity '\(severityText ?? "")'; expected one of " + allowed.joined(separator: ", ")
             return .failure(Problem.FieldError(pointer: pointer + "/" + (mapping.severity.first ?? "severity"), detail: detail))
+        }
+        if let problem = IntakeCheck(catalog: catalog).problems(type: IncidentTypeID(type), severity: severity, site: SiteID(site)).first {
+            let labels = problem.field == .site ? mapping.site : mapping.type
+            return .failure(Problem.FieldError(pointer: pointer + "/" + (labels.first ?? problem.field.rawValue),
+                                               detail: problem.detail + " (labels \(labels.joined(separator: ", ")))"))
         }
         return .success(Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: "",
                                receivedAt: clock.now()))

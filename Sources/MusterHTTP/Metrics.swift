@@ -50,10 +50,10 @@ public final class MusterMetrics: Sendable {
         counter("reports_received", "Reports received, by source.", [("source", source)]).increment()
     }
 
-    /// Hooks for the runtime; `store` is read when an acknowledgement's timing is needed.
-    public func observer(store: any Store) -> RuntimeObserver {
+    /// Hooks for the runtime.
+    public func observer() -> RuntimeObserver {
         RuntimeObserver(
-            committed: { [self] commands, results in committed(commands, results, store: store) },
+            committed: { [self] commands, results in committed(commands, results) },
             timerFired: { [timerLateness] lateness in timerLateness.record(max(0, lateness)) },
             deliveryAttempted: { [self] channel, outcome in
                 counter("pages", "Notification delivery attempts, by channel and outcome.",
@@ -65,9 +65,10 @@ public final class MusterMetrics: Sendable {
             })
     }
 
-    private func committed(_ commands: [IncidentCommand], _ results: [Result<CommandOutcome, StoreError>], store: any Store) {
+    private func committed(_ commands: [IncidentCommand], _ results: [Result<Committed, StoreError>]) {
         for (command, result) in zip(commands, results) {
-            guard case .success(let outcome) = result else { continue }
+            guard case .success(let committed) = result else { continue }
+            let outcome = committed.outcome
             if case .report(let intake) = command, case .created = outcome {
                 counter("incidents_opened", "Incidents opened, by type and severity.",
                         [("type", intake.report.type.rawValue), ("severity", intake.report.severity.rawValue)]).increment()
@@ -83,11 +84,8 @@ public final class MusterMetrics: Sendable {
             }
             if !stepsEscalated.isEmpty { counter("escalations", Self.escalationsHelp, []).increment(by: Int64(stepsEscalated.count)) }
             if !tasksOverdue.isEmpty { counter("tasks_overdue", Self.overdueHelp, []).increment(by: Int64(tasksOverdue.count)) }
-            if case .event(let id, .acknowledged) = command {
-                Task { [timeToAcknowledge] in
-                    guard let state = try? await store.incident(id), let at = state.acknowledgedAt else { return }
-                    timeToAcknowledge.record(max(0, at.timeIntervalSince(state.incident.reportedAt)))
-                }
+            if case .event(_, .acknowledged) = command, let at = committed.state.acknowledgedAt {
+                timeToAcknowledge.record(max(0, at.timeIntervalSince(committed.state.incident.reportedAt)))
             }
         }
     }

@@ -79,13 +79,11 @@ public final class MusterServer: Sendable {
         return state
     }
 
-    /// Commits an event and returns the incident's state afterwards.
+    /// Commits an event and returns the incident's state as the commit left it.
     func apply(_ event: IncidentEvent, to id: IncidentID) async throws -> IncidentState {
         switch try await runtime.apply(event, to: id) {
         case .failure(let error): throw Problem.from(error)
-        case .success:
-            guard let state = try await store.incident(id) else { throw Problem.notFound("no incident \(id)") }
-            return state
+        case .success(let committed): return committed.state
         }
     }
 }

@@ -48,3 +48,15 @@ public enum CommandOutcome: Sendable, Hashable {
         }
     }
 }
+
+/// A command's outcome with the incident as the commit left it, so a caller never reads it again.
+public struct Committed: Sendable, Hashable {
+    public var outcome: CommandOutcome
+    /// The incident's state after this command (for a retried report: as it stands now).
+    public var state: IncidentState
+
+    public init(outcome: CommandOutcome, state: IncidentState) {
+        self.outcome = outcome
+        self.state = state
+    }
+}

@@ -10,16 +10,16 @@ public actor Committer {
     private let clock: any MusterClock
     private var dispatcher: Dispatcher
     private let maxBatch: Int
-    private var pending: [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] = []
+    private var pending: [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<Committed, StoreError>], any Error>)] = []
     /// Commits under way. Several overlap the application's work with the database's; commands in
     /// different batches were submitted concurrently, so no order between them is lost.
     private var inFlight = 0
     private let maxInFlight: Int
     /// Called after each commit with its outcomes (wakes workers, counts metrics).
-    private let committed: @Sendable ([IncidentCommand], [Result<CommandOutcome, StoreError>]) -> Void
+    private let committed: @Sendable ([IncidentCommand], [Result<Committed, StoreError>]) -> Void
 
     public init(store: any Store, catalog: Catalog, clock: any MusterClock, maxBatch: Int = 500, maxInFlight: Int = 4,
-                committed: @escaping @Sendable ([IncidentCommand], [Result<CommandOutcome, StoreError>]) -> Void = { _, _ in }) {
+                committed: @escaping @Sendable ([IncidentCommand], [Result<Committed, StoreError>]) -> Void = { _, _ in }) {
         self.store = store
         self.maxInFlight = maxInFlight
         dispatcher = Dispatcher(catalog: catalog)
@@ -34,13 +34,13 @@ public actor Committer {
     public func reload(_ catalog: Catalog) { dispatcher = Dispatcher(catalog: catalog) }
 
     /// Commits one command; throws `StoreError.unavailable` when the database cannot take it (nothing was written).
-    public func submit(_ command: IncidentCommand) async throws -> Result<CommandOutcome, StoreError> {
+    public func submit(_ command: IncidentCommand) async throws -> Result<Committed, StoreError> {
         guard let result = try await submit([command]).first else { throw StoreError.unavailable("no result") }
         return result
     }
 
     /// Commits several commands, in order and in as few transactions as fit; results in order.
-    public func submit(_ commands: [IncidentCommand]) async throws -> [Result<CommandOutcome, StoreError>] {
+    public func submit(_ commands: [IncidentCommand]) async throws -> [Result<Committed, StoreError>] {
         guard !commands.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
             pending.append((commands, continuation))
@@ -55,7 +55,7 @@ public actor Committer {
     }
 
     /// Takes whole entries up to the batch size (an entry larger than it goes alone).
-    private func takeBatch() -> [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<CommandOutcome, StoreError>], any Error>)] {
+    private func takeBatch() -> [(commands: [IncidentCommand], reply: CheckedContinuation<[Result<Committed, StoreError>], any Error>)] {
         var count = 0, commandCount = 0
         while count < pending.count, count == 0 || commandCount + pending[count].commands.count <= maxBatch {
             commandCount += pending[count].commands.count

@@ -26,13 +26,13 @@ public struct Dispatcher: Sendable {
     /// When the database refuses the batch (a constraint, a deadlock) each command is committed alone,
     /// so one bad command cannot sink the others. Throws `StoreError.unavailable` when nothing is known
     /// to be written.
-    public func commit(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+    public func commit(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<Committed, StoreError>] {
         guard !commands.isEmpty else { return [] }
         do {
             return try await commitTogether(commands, to: store, now: now)
         } catch let refused as CommitRefused where commands.count > 1 {
             logger.warning("group commit refused; committing one by one", metadata: ["error": "\(refused.reason)"])
-            var results: [Result<CommandOutcome, StoreError>] = []
+            var results: [Result<Committed, StoreError>] = []
             for command in commands {
                 do {
                     results += try await commitTogether([command], to: store, now: now)
@@ -48,7 +48,12 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    private func commitTogether(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+    /// The outcomes alone (tools and tests that need no state).
+    public func outcomes(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<CommandOutcome, StoreError>] {
+        try await commit(commands, to: store, now: now).map { $0.map(\.outcome) }
+    }
+
+    private func commitTogether(_ commands: [IncidentCommand], to store: any Store, now: Date) async throws -> [Result<Committed, StoreError>] {
         let (needs, groupHashes) = needs(commands)
         return try await store.commit(reading: needs, now: now) { snapshot in
             decide(commands, groupHashes: groupHashes, snapshot: snapshot, now: now)
@@ -87,10 +92,10 @@ public struct Dispatcher: Sendable {
 
     /// The rows the commands write and each command's outcome, from what was read and the time.
     public func decide(_ commands: [IncidentCommand], groupHashes: [Int: String], snapshot: CommitSnapshot,
-                       now: Date) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
+                       now: Date) -> (BatchWrites, [Result<Committed, StoreError>]) {
         var known = snapshot
         var writes = BatchWrites()
-        var results: [Result<CommandOutcome, StoreError>] = []
+        var results: [Result<Committed, StoreError>] = []
         results.reserveCapacity(commands.count)
         for (index, command) in commands.enumerated() {
             var own = BatchWrites()
@@ -105,7 +110,10 @@ public struct Dispatcher: Sendable {
             } else {
                 for row in own.discardedTimers { writes.timers[row] = .delete }
             }
-            results.append(result)
+            results.append(result.flatMap { outcome in
+                guard let state = known.states[outcome.incident.id] else { return .failure(.unknownIncident(outcome.incident.id)) }
+                return .success(Committed(outcome: outcome, state: state))
+            })
         }
         return (writes, results)
     }
@@ -116,10 +124,8 @@ public struct Dispatcher: Sendable {
         if report.subject?.isEmpty == true { report.subject = nil }  // an empty reference names no one
         if intake.idempotencyKey?.isEmpty == true { return .failure(.invalidReport("the idempotency key is empty")) }
         if let key = intake.idempotencyKey, let ref = known.idempotent[key] { return .success(.duplicate(ref)) }
-        guard catalog.directory.incidentTypes.contains(where: { $0.id == report.type }) else {
-            return .failure(.invalidReport("unknown incident type '\(report.type)'"))
-        }
-        guard catalog.directory.sites[report.site] != nil else { return .failure(.invalidReport("unknown site '\(report.site)'")) }
+        let problems = IntakeCheck(catalog: catalog).problems(report)
+        guard problems.isEmpty else { return .failure(.invalidReport(problems.map(\.detail).joined(separator: "; "))) }
         guard let playbook = catalog.playbooks.playbook(type: report.type, severity: report.severity, site: report.site),
               let engine = catalog.engines[playbook.id] else {
             return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))

@@ -54,7 +54,7 @@ public final class Runtime: Sendable {
             observer.committed(commands, results)
             // New timers may fall due sooner than the worker's sleep; new pages are waiting to go.
             timerSignal.notify()
-            if results.contains(where: { !((try? $0.get())?.queued.isEmpty ?? true) }) {
+            if results.contains(where: { !((try? $0.get())?.outcome.queued.isEmpty ?? true) }) {
                 deliverySignal.notify()
             }
         }
@@ -75,12 +75,17 @@ public final class Runtime: Sendable {
     }
 
     /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
-    public func report(_ intake: ReportIntake) async throws -> Result<CommandOutcome, StoreError> {
+    public func report(_ intake: ReportIntake) async throws -> Result<Committed, StoreError> {
         try await committer.submit(.report(intake))
     }
 
+    /// Takes several reports in order (an integration's batch), in as few transactions as fit.
+    public func report(_ intakes: [ReportIntake]) async throws -> [Result<Committed, StoreError>] {
+        try await committer.submit(intakes.map { .report($0) })
+    }
+
     /// Applies an event (an acknowledgement, a note, a resolution…) to an incident.
-    public func apply(_ event: IncidentEvent, to incident: IncidentID) async throws -> Result<CommandOutcome, StoreError> {
+    public func apply(_ event: IncidentEvent, to incident: IncidentID) async throws -> Result<Committed, StoreError> {
         try await committer.submit(.event(incident, event))
     }
 

@@ -50,7 +50,7 @@ public struct TimerWorker: Sendable {
 
     /// Commits the claimed timers; one that cannot be committed is claimed again when its lease lapses.
     private func fire(_ claimed: [ClaimedTimer]) async {
-        let results: [Result<CommandOutcome, StoreError>]
+        let results: [Result<Committed, StoreError>]
         do {
             results = try await committer.submit(claimed.map { .fireTimer($0) })
         } catch {

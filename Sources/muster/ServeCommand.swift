@@ -93,7 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
         let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
                                                names: names, http: http, environment: environment)
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
-                              instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(store: store),
+                              instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,

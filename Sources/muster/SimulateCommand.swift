@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import MusterCore
 import MusterPlaybooks
+import MusterRuntime
 
 extension Severity: ExpressibleByArgument {}
 
@@ -53,11 +54,9 @@ struct SimulateCommand: ParsableCommand {
         }
         let directory = catalog.directory
         let typeID = IncidentTypeID(type), siteID = SiteID(site)
-        guard directory.incidentTypes.contains(where: { $0.id == typeID }) else {
-            throw ValidationError("unknown incident type '\(type)'" + suggestion(for: type, among: directory.incidentTypes.map(\.id.rawValue)))
-        }
-        guard directory.sites[siteID] != nil else {
-            throw ValidationError("unknown site '\(site)'" + suggestion(for: site, among: directory.sites.keys.map(\.rawValue)))
+        let problems = IntakeCheck(catalog: catalog).problems(type: typeID, severity: severity, site: siteID, flags: flags.map(IncidentFlag.init))
+        if let problem = problems.first {
+            throw ValidationError(problem.field == .flags ? "--flag: \(problem.detail)" : problem.detail)
         }
         guard let reportedAt = parseInstant(at) else {
             throw ValidationError("bad --at '\(at)': write ISO-8601 with an offset, e.g. 2026-12-06T02:00:00-06:00")
@@ -76,9 +75,6 @@ struct SimulateCommand: ParsableCommand {
             reporterActor = .person(PersonID(reporter))
         } else {
             reporterActor = .integration("simulator")
-        }
-        for flag in flags where playbook.flags[IncidentFlag(flag)] == nil {
-            throw ValidationError("playbook \(playbook.id) has no flag '\(flag)'" + suggestion(for: flag, among: playbook.flags.keys.map(\.rawValue)))
         }
         let script = try buildScript(directory: directory, playbook: playbook)
         let report = Report(type: typeID, severity: severity, site: siteID, reporter: reporterActor,

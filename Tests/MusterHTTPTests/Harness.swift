@@ -95,7 +95,7 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         let runtime = Runtime(store: store, catalog: shippedCatalog,
                               notifier: Notifier(renderer: renderer, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile))),
                               names: names, instance: "test-\(UUID().uuidString.prefix(8))",
-                              auditLog: AuditLogSettings(signer: signer, interval: 0.05), observer: metrics.observer(store: store), logger: logger)
+                              auditLog: AuditLogSettings(signer: signer, interval: 0.05), observer: metrics.observer(), logger: logger)
         let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(),
                                   playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path,
                                   auditVerifierKey: signer.verifierKey,

@@ -121,7 +121,7 @@ struct FanOutTests {
 
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("ann"),
                             summary: Self.summary, subject: Self.subject, receivedAt: Date())
-        guard case .success(.created(let ref, _)) = try await runtime.report(ReportIntake(report: report)) else {
+        guard case .success(.created(let ref, _)) = try await runtime.report(ReportIntake(report: report)).map(\.outcome) else {
             Issue.record("the report was not taken")
             return
         }

@@ -139,13 +139,13 @@ private func populate(_ store: any Store, phrase: String = "Student wrote a good
     for index in 0..<count {
         let report = Report(type: types[index % types.count], severity: .high, site: sites[index % sites.count], reporter: .person("aokafor"),
                             summary: "\(phrase) \(index)", subject: "S-\(UUID().uuidString.prefix(8))", receivedAt: schoolMorning)
-        let results = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report))], to: store, now: schoolMorning)
+        let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report))], to: store, now: schoolMorning)
         refs.append(try #require(try results.first?.get()).incident)
     }
     let first = refs[0].id
     for event in [IncidentEvent.noteAdded(by: .person("dchen"), text: "\(phrase): called the family"),
                   .acknowledged(by: .person("dchen"), path: .api, step: nil), .resolved(by: .person("dchen"), note: "\(phrase): safe at home")] {
-        let result = try await Dispatcher(catalog: shippedCatalog).commit([.event(first, event)], to: store, now: schoolMorning.addingTimeInterval(120))
+        let result = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(first, event)], to: store, now: schoolMorning.addingTimeInterval(120))
         if case .failure(let error) = result.first { Issue.record("\(event) refused: \(error)") }
     }
     return refs
@@ -424,7 +424,7 @@ struct AuditLogTests {
         #expect(timeline.first?.sensitive?.hasPrefix("purged under the retention policy on") == true)
         #expect(try await database.store.reports(refs[0].id).first?.summary.hasPrefix("purged under the retention policy on") == true)
         // New notes are refused: there is no key to seal them with.
-        let note = try await Dispatcher(catalog: shippedCatalog).commit([.event(refs[0].id, .noteAdded(by: .person("dchen"), text: "late"))],
+        let note = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(refs[0].id, .noteAdded(by: .person("dchen"), text: "late"))],
                                                    to: database.store, now: schoolMorning.addingTimeInterval(90_000))
         #expect(throws: StoreError.self) { try note.first?.get() }
 

@@ -83,7 +83,7 @@ struct CrashSafetyTests {
             for index in 0..<3 {
                 let report = Report(type: types[(round + index) % types.count], severity: .high, site: sites[index % sites.count],
                                     reporter: .integration("drill"), summary: "drill \(round).\(index)", receivedAt: Date())
-                let results = try await Dispatcher(catalog: catalog).commit([.report(ReportIntake(report: report, idempotencyKey: "drill-\(round)-\(index)"))],
+                let results = try await Dispatcher(catalog: catalog).outcomes([.report(ReportIntake(report: report, idempotencyKey: "drill-\(round)-\(index)"))],
                                                      to: store, now: Date())
                 reported.append(try #require(try results.first?.get()).incident)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))

@@ -104,7 +104,7 @@ struct DatabaseRestartTests {
                                     summary: "report \(index)", subject: "S-\(index)", receivedAt: Date())
                 let started = Date()
                 do {
-                    let results = try await Dispatcher(catalog: catalog).commit([.report(ReportIntake(report: report, idempotencyKey: key))], to: store, now: Date())
+                    let results = try await Dispatcher(catalog: catalog).outcomes([.report(ReportIntake(report: report, idempotencyKey: key))], to: store, now: Date())
                     if case .success(let outcome)? = results.first { await tally.success(outcome.incident) }
                 } catch let error as StoreError {
                     guard case .unavailable = error else { Issue.record("unexpected error \(error)"); return }

@@ -14,13 +14,15 @@ private func report(site: String = "lincoln-high", subject: String? = "S-1042", 
            receivedAt: at)
 }
 
-/// Decides `commands` over `snapshot`, with fresh numbers for the reports, as a store would hand them over.
+/// Decides `commands` over `snapshot`, with fresh numbers for the reports, as a store would hand them over;
+/// the outcomes without the states.
 private func decide(_ dispatcher: Dispatcher, _ commands: [IncidentCommand], _ snapshot: CommitSnapshot = CommitSnapshot(),
                     now: Date = schoolMorning) -> (BatchWrites, [Result<CommandOutcome, StoreError>]) {
     let (needs, groupHashes) = dispatcher.needs(commands)
     var snapshot = snapshot
     if snapshot.numbers.isEmpty { snapshot.numbers = Array(1...max(needs.newNumbers, 1)) }
-    return dispatcher.decide(commands, groupHashes: groupHashes, snapshot: snapshot, now: now)
+    let (writes, results) = dispatcher.decide(commands, groupHashes: groupHashes, snapshot: snapshot, now: now)
+    return (writes, results.map { $0.map(\.outcome) })
 }
 
 /// What a store would read back for the incidents `writes` wrote.
@@ -95,6 +97,26 @@ struct DispatcherTests {
         #expect(merged == ref)
         #expect(writes.incidents.count == 1 && writes.reports.count == 2)
         #expect(writes.reports.allSatisfy { $0.incident == ref.id })
+    }
+
+    @Test("each outcome carries the incident as its command left it, a retried report's as it stands")
+    func outcomesCarryState() throws {
+        let commands: [IncidentCommand] = [.report(ReportIntake(report: report(), idempotencyKey: "k1")),
+                                           .report(ReportIntake(report: report(summary: "A friend forwarded a message")))]
+        let (needs, groupHashes) = dispatcher.needs(commands)
+        var read = CommitSnapshot()
+        read.numbers = Array(1...needs.newNumbers)
+        let (writes, results) = dispatcher.decide(commands, groupHashes: groupHashes, snapshot: read, now: schoolMorning)
+        let created = try results[0].get(), merged = try results[1].get()
+        #expect(created.state.reportCount == 1 && merged.state.reportCount == 2)
+        #expect(merged.state.currentPages == created.state.currentPages && !created.state.currentPages.isEmpty)
+
+        let retry: [IncidentCommand] = [.report(ReportIntake(report: report(), idempotencyKey: "k1"))]
+        let (_, again) = dispatcher.decide(retry, groupHashes: dispatcher.needs(retry).groupHashes, snapshot: snapshot(after: writes),
+                                           now: schoolMorning.addingTimeInterval(5))
+        let duplicate = try again[0].get()
+        #expect(duplicate.outcome == .duplicate(created.outcome.incident))
+        #expect(duplicate.state.reportCount == 2)
     }
 
     @Test("a refused command writes nothing and leaves the others in the batch whole")

@@ -98,7 +98,7 @@ struct RuntimeTests {
         }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "Student wrote a goodbye note", subject: "S-9", receivedAt: schoolMorning)
-        guard case .success(.created(let ref, let queued)) = try await runtime.report(ReportIntake(report: report)) else {
+        guard case .success(.created(let ref, let queued)) = try await runtime.report(ReportIntake(report: report)).map(\.outcome) else {
             Issue.record("no incident was created")
             return
         }
@@ -140,7 +140,7 @@ struct RuntimeTests {
         defer { other.shutdown() }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", subject: "S-11", receivedAt: schoolMorning)
-        let results = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report))], to: other, now: schoolMorning)
+        let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report))], to: other, now: schoolMorning)
         guard case .success(.created(_, let queued))? = results.first else {
             Issue.record("no incident was created: \(results)")
             return
@@ -160,7 +160,7 @@ struct RuntimeTests {
         }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", subject: "S-10", receivedAt: schoolMorning)
-        guard case .success(.created(let ref, _)) = try await runtime.report(ReportIntake(report: report)) else {
+        guard case .success(.created(let ref, _)) = try await runtime.report(ReportIntake(report: report)).map(\.outcome) else {
             Issue.record("no incident was created")
             return
         }

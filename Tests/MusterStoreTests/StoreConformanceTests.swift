@@ -30,7 +30,7 @@ struct StoreConformanceTests {
     @Test("a report opens an incident: state, report, audit entries, timers and outbox are all written", arguments: Backend.allCases)
     func reportOpensIncident(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let results = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning)
+            let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning)
             let (ref, queued) = try created(results.first)
             #expect(ref.number == 1)
             #expect(!queued.isEmpty, "step 1 pages someone")
@@ -72,7 +72,7 @@ struct StoreConformanceTests {
     @Test("the student's text is kept out of the state document and the indexed columns", arguments: Backend.allCases)
     func studentTextSeparate(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let results = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning)
+            let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning)
             _ = try created(results.first)
             // Byte-level searches of the stored state for the summary's words and the subject reference.
             for phrase in ["goodbye", "S-1042"] {
@@ -96,14 +96,14 @@ struct StoreConformanceTests {
     func idempotency(backend: Backend) async throws {
         try await withStore(backend) { t in
             let intake = ReportIntake(report: report(subject: nil), idempotencyKey: "client-key-1")
-            let first = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(intake)], to: t.store, now: schoolMorning).first).0
-            let again = try await Dispatcher(catalog: shippedCatalog).commit([.report(intake), .report(intake)], to: t.store, now: schoolMorning.addingTimeInterval(5))
+            let first = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(intake)], to: t.store, now: schoolMorning).first).0
+            let again = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(intake), .report(intake)], to: t.store, now: schoolMorning.addingTimeInterval(5))
             #expect(again.map { try? $0.get() } == [.duplicate(first), .duplicate(first)])
             #expect(try await t.store.incidents(IncidentFilter()).count == 1)
             #expect(try await t.store.reports(first.id).count == 1)
             // Within one batch, the second use of a new key is a duplicate of the first.
             let fresh = ReportIntake(report: report(subject: nil), idempotencyKey: "client-key-2")
-            let batch = try await Dispatcher(catalog: shippedCatalog).commit([.report(fresh), .report(fresh)], to: t.store, now: schoolMorning)
+            let batch = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(fresh), .report(fresh)], to: t.store, now: schoolMorning)
             let ref = try created(batch.first).0
             #expect(try batch[1].get() == .duplicate(ref))
         }
@@ -112,9 +112,9 @@ struct StoreConformanceTests {
     @Test("reports on the same grouping key within the window merge into one open incident", arguments: Backend.allCases)
     func grouping(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let first = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let first = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
             let later = schoolMorning.addingTimeInterval(10 * 60)
-            let second = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(summary: "A friend forwarded a message", at: later)))],
+            let second = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(summary: "A friend forwarded a message", at: later)))],
                                                   to: t.store, now: later)
             #expect(try second.first?.get() == .merged(first))
             let state = try #require(try await t.store.incident(first.id))
@@ -122,10 +122,10 @@ struct StoreConformanceTests {
             #expect(try await t.store.reports(first.id).map(\.summary) == ["Student wrote a goodbye note in class", "A friend forwarded a message"])
             #expect(try await t.store.timeline(first.id).contains { $0.action == .reportMerged && $0.sensitive == "A friend forwarded a message" })
             // Another student, or the same one after the window, opens a new incident.
-            let other = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(subject: "S-2000", at: later)))], to: t.store, now: later)
+            let other = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(subject: "S-2000", at: later)))], to: t.store, now: later)
             #expect(try created(other.first).0 != first)
             let afterWindow = schoolMorning.addingTimeInterval(31 * 60)
-            let late = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(at: afterWindow)))], to: t.store, now: afterWindow)
+            let late = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(at: afterWindow)))], to: t.store, now: afterWindow)
             #expect(try created(late.first).0 != first)
         }
     }
@@ -133,10 +133,10 @@ struct StoreConformanceTests {
     @Test("a resolved incident takes no more reports: the next one opens a new incident", arguments: Backend.allCases)
     func noMergeIntoResolved(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let first = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
-            let resolved = try await Dispatcher(catalog: shippedCatalog).commit([.event(first.id, .resolved(by: .person("aokafor"), note: nil))], to: t.store, now: schoolMorning)
+            let first = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let resolved = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(first.id, .resolved(by: .person("aokafor"), note: nil))], to: t.store, now: schoolMorning)
             #expect(try resolved.first?.get() == .applied(first, queued: []))
-            let next = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning.addingTimeInterval(60))
+            let next = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning.addingTimeInterval(60))
             #expect(try created(next.first).0.number == 2)
         }
     }
@@ -150,7 +150,7 @@ struct StoreConformanceTests {
                 for index in 0..<20 {
                     let store = stores[index % 2]
                     group.addTask {
-                        try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(summary: "account \(index)")))], to: store, now: schoolMorning)
+                        try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(summary: "account \(index)")))], to: store, now: schoolMorning)
                     }
                 }
                 var all: [Result<CommandOutcome, StoreError>] = []
@@ -169,10 +169,10 @@ struct StoreConformanceTests {
     @Test("in a group commit each command is all-or-nothing: a refused one writes nothing and sinks nothing", arguments: Backend.allCases)
     func groupCommitIsolation(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let ref = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let ref = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
             let before = try await t.store.timeline(ref.id).count
             let now = schoolMorning.addingTimeInterval(60)
-            let results = try await Dispatcher(catalog: shippedCatalog).commit([
+            let results = try await Dispatcher(catalog: shippedCatalog).outcomes([
                 .event(ref.id, .acknowledged(by: .person("aokafor"), path: .api, step: 0)),
                 .event(IncidentID("no-such-incident"), .resolved(by: .system, note: nil)),
                 .event(ref.id, .reopened(by: .system, reason: nil)),
@@ -185,7 +185,7 @@ struct StoreConformanceTests {
             #expect(results[2] == .failure(.rejected(.notResolved)))
             #expect(try results[3].get() == .applied(ref, queued: []))
             #expect(results[4] == .failure(.invalidReport("unknown incident type 'no-such-type'")))
-            #expect(results[5] == .failure(.invalidReport("unknown site 'no-such-site'")))
+            #expect(results[5] == .failure(.invalidReport("unknown site 'no-such-site'; expected one of: lincoln-high, mesa-academy, washington-elementary")))
             #expect(try await t.store.incidents(IncidentFilter()).map(\.ref) == [ref], "refused reports open nothing")
             let timeline = try await t.store.timeline(ref.id)
             #expect(timeline.map(\.sequence) == Array(1...timeline.count), "no gap from the refused command")
@@ -198,7 +198,7 @@ struct StoreConformanceTests {
     @Test("due timers are claimed once per lease, fire through the engine, and their rows go", arguments: Backend.allCases)
     func timers(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let ref = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let ref = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
             let state = try #require(try await t.store.incident(ref.id))
             let ack = try #require(state.timers.first { if case .ackDeadline = $0.key { true } else { false } })
             #expect(try await t.store.nextTimerDue(now: schoolMorning) == state.timers.map(\.due).min())
@@ -209,7 +209,7 @@ struct StoreConformanceTests {
             #expect(try await t.store.claimDueTimers(now: due, limit: 10, owner: "b", lease: 30).isEmpty, "leased to a")
             let retaken = try await t.store.claimDueTimers(now: due.addingTimeInterval(31), limit: 10, owner: "b", lease: 30)
             #expect(retaken.map(\.key) == [ack.key], "a's lease lapsed: b takes over")
-            let fired = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .timerFired(ack.key))], to: t.store, now: due)
+            let fired = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .timerFired(ack.key))], to: t.store, now: due)
             guard case .success(.applied(_, let queued))? = fired.first else {
                 Issue.record("the timer did not fire: \(fired)")
                 return
@@ -225,9 +225,9 @@ struct StoreConformanceTests {
     @Test("resolving removes every timer row", arguments: Backend.allCases)
     func resolveRemovesTimers(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let ref = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let ref = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
             #expect(try await t.strings("SELECT COUNT(*) FROM timers").first != "0")
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .resolved(by: .system, note: nil))], to: t.store, now: schoolMorning)
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .resolved(by: .system, note: nil))], to: t.store, now: schoolMorning)
             #expect(try await t.strings("SELECT COUNT(*) FROM timers") == ["0"])
             #expect(try await t.store.nextTimerDue(now: schoolMorning) == nil)
         }
@@ -236,7 +236,7 @@ struct StoreConformanceTests {
     @Test("deliveries are claimed, retried at their time, and end sent or failed", arguments: Backend.allCases)
     func deliveries(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let (_, queued) = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            let (_, queued) = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
             let claimed = try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w1", lease: 30)
             #expect(Set(claimed.map(\.notification)) == Set(queued))
             #expect(claimed.allSatisfy { $0.attempts == 0 })
@@ -263,7 +263,7 @@ struct StoreConformanceTests {
     @Test("a worker whose lease lapsed records nothing over the worker that took the notification over", arguments: Backend.allCases)
     func staleWorkerRecordsNothing(backend: Backend) async throws {
         try await withStore(backend) { t in
-            _ = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            _ = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
             let first = try await t.store.claimDeliveries(now: schoolMorning, limit: 1, owner: "slow", lease: 15)
             let id = try #require(first.first?.notification.id)
             // "slow" stalls past its lease; "fast" takes the notification over and delivers it.
@@ -281,9 +281,9 @@ struct StoreConformanceTests {
     @Test("an empty idempotency key is refused; an empty subject names no one", arguments: Backend.allCases)
     func emptyValues(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let refused = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(), idempotencyKey: ""))], to: t.store, now: schoolMorning)
+            let refused = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(), idempotencyKey: ""))], to: t.store, now: schoolMorning)
             #expect(refused.first == .failure(.invalidReport("the idempotency key is empty")))
-            let ref = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(subject: "")))], to: t.store, now: schoolMorning).first).0
+            let ref = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(subject: "")))], to: t.store, now: schoolMorning).first).0
             #expect(try await t.store.incident(ref.id)?.incident.subject == nil)
             #expect(try await t.store.reports(ref.id).first?.subject == nil)
         }
@@ -292,20 +292,20 @@ struct StoreConformanceTests {
     @Test("an acknowledgement cancels the pages still queued; a resolution cancels everything queued", arguments: Backend.allCases)
     func cancelQueued(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let (ref, queued) = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .acknowledged(by: .person("dchen"), path: .api, step: 0))], to: t.store, now: schoolMorning)
+            let (ref, queued) = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .acknowledged(by: .person("dchen"), path: .api, step: 0))], to: t.store, now: schoolMorning)
             #expect(try await t.store.outboxCounts() == ["cancelled": queued.count])
             #expect(try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w", lease: 15).isEmpty)
             // A reassignment after the acknowledgement queues a message that a resolution then cancels.
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .reassigned(to: "aokafor", by: .person("dchen")))], to: t.store, now: schoolMorning)
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .reassigned(to: "aokafor", by: .person("dchen")))], to: t.store, now: schoolMorning)
             #expect(try await t.store.outboxCounts()["queued"] == 1)
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .resolved(by: .person("aokafor"), note: nil))], to: t.store, now: schoolMorning)
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .resolved(by: .person("aokafor"), note: nil))], to: t.store, now: schoolMorning)
             #expect(try await t.store.outboxCounts() == ["cancelled": queued.count + 1])
             // Within one batch: a report's pages are never queued if the same batch acknowledges it.
-            let both = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(subject: "S-77"), idempotencyKey: "k77"))], to: t.store, now: schoolMorning)
+            let both = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(subject: "S-77"), idempotencyKey: "k77"))], to: t.store, now: schoolMorning)
             let second = try created(both.first).0
             let before = try await t.store.outboxCounts()
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(subject: "S-78"))),
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(subject: "S-78"))),
                                           .event(second.id, .acknowledged(by: .person("dchen"), path: .api, step: nil))], to: t.store, now: schoolMorning)
             #expect(try await t.store.outboxCounts()["cancelled"] == (before["cancelled"] ?? 0) + (before["queued"] ?? 0))
         }
@@ -314,25 +314,25 @@ struct StoreConformanceTests {
     @Test("a late claim does not fire a timer that was rescheduled since; a timer of no incident is discarded", arguments: Backend.allCases)
     func staleTimerClaims(backend: Backend) async throws {
         try await withStore(backend) { t in
-            let ref = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let ref = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
             let state = try #require(try await t.store.incident(ref.id))
             let ack = try #require(state.timers.first { $0.key == .ackDeadline(step: 0, round: 0) })
             let claimed = try #require(try await t.store.claimDueTimers(now: ack.due, limit: 10, owner: "slow", lease: 5).first { $0.key == ack.key })
             // Before the slow worker commits, the incident is resolved and reopened: step 1 is paged again
             // and the same timer key gets a later due time.
             let later = ack.due.addingTimeInterval(60)
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(ref.id, .resolved(by: .system, note: nil)), .event(ref.id, .reopened(by: .system, reason: nil))],
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .resolved(by: .system, note: nil)), .event(ref.id, .reopened(by: .system, reason: nil))],
                                          to: t.store, now: later)
             let rescheduled = try #require(try await t.store.incident(ref.id)?.timers.first { $0.key == ack.key })
             #expect(rescheduled.due > ack.due)
-            let fired = try await Dispatcher(catalog: shippedCatalog).commit([.fireTimer(claimed)], to: t.store, now: later)
+            let fired = try await Dispatcher(catalog: shippedCatalog).outcomes([.fireTimer(claimed)], to: t.store, now: later)
             #expect(try fired.first?.get() == .applied(ref, queued: []), "the stale firing is ignored")
             #expect(try await t.store.incident(ref.id)?.phase == .escalating(step: 0, round: 0))
             #expect(try await t.store.nextTimerDue(now: later).map { $0 <= rescheduled.due } == true, "the rescheduled timer's row is kept")
             // A timer row whose incident does not exist is removed rather than claimed again and again.
             let ghost = ClaimedTimer(incident: "no-such-incident", key: .ackDeadline(step: 0, round: 0), due: later)
             try await t.execute("INSERT INTO timers (incident_id, key, due_at) VALUES ('no-such-incident', 'ack:0:0', \(backend == .postgres ? "now()" : "0"))")
-            let refused = try await Dispatcher(catalog: shippedCatalog).commit([.fireTimer(ghost)], to: t.store, now: later)
+            let refused = try await Dispatcher(catalog: shippedCatalog).outcomes([.fireTimer(ghost)], to: t.store, now: later)
             #expect(refused.first == .failure(.unknownIncident("no-such-incident")))
             #expect(try await t.strings("SELECT COUNT(*) FROM timers WHERE incident_id = 'no-such-incident'") == ["0"])
         }
@@ -341,7 +341,7 @@ struct StoreConformanceTests {
     @Test("audit entries cannot be changed or deleted, even with SQL", arguments: Backend.allCases)
     func appendOnly(backend: Backend) async throws {
         try await withStore(backend) { t in
-            _ = try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            _ = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
             let count = try await t.strings("SELECT COUNT(*) FROM audit_entries")
             await #expect(throws: (any Error).self) { try await t.execute("UPDATE audit_entries SET action = 'tampered'") }
             await #expect(throws: (any Error).self) { try await t.execute("DELETE FROM audit_entries") }
@@ -360,10 +360,10 @@ struct StoreConformanceTests {
             for (index, (type, site)) in [("suicide-risk", "lincoln-high"), ("threat-of-violence", "lincoln-high"),
                                           ("medical-emergency", "washington-elementary"), ("suicide-risk", "mesa-academy")].enumerated() {
                 let at = schoolMorning.addingTimeInterval(TimeInterval(index * 3600))
-                refs.append(try created(try await Dispatcher(catalog: shippedCatalog).commit([.report(ReportIntake(report: report(type, site: site, subject: "S-\(index)", at: at)))],
+                refs.append(try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(type, site: site, subject: "S-\(index)", at: at)))],
                                                                  to: t.store, now: at).first).0)
             }
-            _ = try await Dispatcher(catalog: shippedCatalog).commit([.event(refs[0].id, .resolved(by: .system, note: nil))], to: t.store, now: schoolMorning)
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(refs[0].id, .resolved(by: .system, note: nil))], to: t.store, now: schoolMorning)
             #expect(try await t.store.incidents(IncidentFilter()).map(\.ref) == refs.reversed())
             #expect(try await t.store.incidents(IncidentFilter(phases: ["resolved"])).map(\.ref) == [refs[0]])
             #expect(try await t.store.incidents(IncidentFilter(site: "lincoln-high")).map(\.ref) == [refs[1], refs[0]])
@@ -384,7 +384,7 @@ struct StoreConformanceTests {
             var commands: [IncidentCommand] = []
             for index in 0..<reportCount { commands.append(.report(ReportIntake(report: report(subject: "S-\(index)")))) }
             for batch in stride(from: 0, to: commands.count, by: 100) {
-                _ = try await Dispatcher(catalog: shippedCatalog).commit(Array(commands[batch..<min(batch + 100, commands.count)]), to: t.store, now: schoolMorning)
+                _ = try await Dispatcher(catalog: shippedCatalog).outcomes(Array(commands[batch..<min(batch + 100, commands.count)]), to: t.store, now: schoolMorning)
             }
             let total = Int(try await t.strings("SELECT COUNT(*) FROM timers").first ?? "0") ?? 0
             #expect(total >= reportCount * 2)

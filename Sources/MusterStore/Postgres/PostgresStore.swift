@@ -199,7 +199,10 @@ public final class PostgresStore: Store {
             var groups: [(hash: String, id: String, number: Int)] = []
             for try await (kind, key, id, number) in rows.decode((String, String, String, Int).self) {
                 switch kind {
-                case "idempotent": prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
+                case "idempotent":
+                    // A retried report is answered with its incident as it stands: read it too.
+                    prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
+                    ids.insert(IncidentID(id))
                 case "group": groups.append((key, id, number))
                 default: prefetched.numbers.append(number)
                 }

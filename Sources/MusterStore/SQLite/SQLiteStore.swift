@@ -62,16 +62,19 @@ public final class SQLiteStore: Store {
 
     private static func prefetch(_ needs: CommitNeeds, db: Database, now: Date, masterKey: MasterKey) throws -> CommitSnapshot {
         var prefetched = CommitSnapshot()
+        var ids = Set(needs.incidentIDs)
         if !needs.idempotencyKeys.isEmpty {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
                 WHERE r.idempotency_key IN (\(placeholders(needs.idempotencyKeys.count)))
                 """, arguments: StatementArguments(needs.idempotencyKeys))
+            // A retried report is answered with its incident as it stands: read it too.
             for row in rows {
-                prefetched.idempotent[row[0]] = IncidentRef(id: IncidentID(row[1] as String), number: row[2])
+                let ref = IncidentRef(id: IncidentID(row[1] as String), number: row[2])
+                prefetched.idempotent[row[0]] = ref
+                ids.insert(ref.id)
             }
         }
-        var ids = Set(needs.incidentIDs)
         if !needs.groupKeyHashes.isEmpty {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT group_key_hash, id FROM incidents
