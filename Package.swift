@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "MusterHTTP",
             dependencies: [
-                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit",
+                "MusterCore", "MusterPlaybooks", "MusterRuntime", "MusterNotify", "MusterAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

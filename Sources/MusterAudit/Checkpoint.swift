@@ -98,3 +98,16 @@ enum ASCIIDecimal {
         return value
     }
 }
+
+/// A checkpoint as stored: the whole signed note.
+public struct StoredCheckpoint: Sendable, Hashable {
+    public var size: Int64
+    public var note: String
+    public var signedAt: Date
+
+    public init(size: Int64, note: String, signedAt: Date) {
+        self.size = size
+        self.note = note
+        self.signedAt = signedAt
+    }
+}

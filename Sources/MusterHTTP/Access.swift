@@ -1,9 +1,10 @@
 // Who is calling and what they may do. Every request to the API carries a bearer token; the
 // account it belongs to has one role, and the site-scoped roles act only at their sites.
+import Crypto
 import Foundation
 import Hummingbird
 import MusterCore
-import MusterStore
+import MusterRuntime
 import Synchronization
 
 /// The request context: the signed-in account, and where the request came from (for access entries).
@@ -80,22 +81,23 @@ extension Permission {
 /// Finds the account behind a token, remembering answers for a few seconds so that a burst of
 /// requests costs one lookup (a revoked token stops working within `ttl`).
 public final class Authenticator: Sendable {
-    private let store: any AccessStore
+    private let reads: IncidentReads
     private let ttl: TimeInterval
-    private let cache = Mutex<[String: (account: UserAccount?, until: Date)]>([:])
+    /// By the token's SHA-256, so the cache holds no token.
+    private let cache = Mutex<[SHA256Digest: (account: UserAccount?, until: Date)]>([:])
 
-    public init(store: any AccessStore, ttl: TimeInterval = 5) {
-        self.store = store
+    public init(reads: IncidentReads, ttl: TimeInterval = 5) {
+        self.reads = reads
         self.ttl = ttl
     }
 
     public func account(token: String, now: Date) async throws -> UserAccount? {
-        let hash = APIToken.hash(token)
-        if let hit = cache.withLock({ $0[hash] }), hit.until > now { return hit.account }
-        let account = try await store.account(tokenHash: hash)
+        let key = SHA256.hash(data: Array(token.utf8))
+        if let hit = cache.withLock({ $0[key] }), hit.until > now { return hit.account }
+        let account = try await reads.account(token: token)
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
-            entries[hash] = (account, now.addingTimeInterval(ttl))
+            entries[key] = (account, now.addingTimeInterval(ttl))
         }
         return account
     }

@@ -7,7 +7,6 @@ import HTTPTypes
 import Hummingbird
 import MusterCore
 import MusterNotify
-import MusterStore
 import Mustache
 import NIOCore
 
@@ -50,7 +49,7 @@ extension MusterServer {
             return AckPages.render(.forbidden, AckPages.Page(title: "This link is not valid", message: "It was changed or was never issued by Muster."))
         }
         let id = claim.notification
-        guard case .person(let person) = id.recipient, let state = try await store.incident(id.incident) else {
+        guard case .person(let person) = id.recipient, let state = try await reads.incident(id.incident) else {
             return AckPages.render(.notFound, AckPages.Page(title: "No such incident", message: "The incident this link names does not exist."))
         }
         let catalog = await catalog
@@ -121,7 +120,7 @@ extension MusterServer {
             guard let newest = try await newestOpenIncident(pagedTo: recipient) else { return "You have no open page to acknowledge." }
             state = newest
         } else if numbers.count == 1, let number = numbers.first, !keywords.isDisjoint(with: ["ACK", "A", "OK", "YES"]) {
-            guard let id = try await store.incidentID(number: number), let found = try await store.incident(id),
+            guard let id = try await reads.incidentID(number: number), let found = try await reads.incident(id),
                   try await wasPaged(id, recipient) else { return "You were not paged for incident #\(number)." }
             state = found
         } else {
@@ -146,9 +145,9 @@ extension MusterServer {
 
     /// The newest open incident whose timeline pages this recipient.
     private func newestOpenIncident(pagedTo recipient: Recipient) async throws -> IncidentState? {
-        let open = try await store.incidents(IncidentFilter(phases: ["escalating", "unowned"], limit: 50))
+        let open = try await reads.incidents(IncidentFilter(phases: ["escalating", "unowned"], limit: 50))
         for summary in open {
-            guard try await wasPaged(summary.ref.id, recipient), let state = try await store.incident(summary.ref.id) else { continue }
+            guard try await wasPaged(summary.ref.id, recipient), let state = try await reads.incident(summary.ref.id) else { continue }
             return state
         }
         return nil
@@ -156,7 +155,7 @@ extension MusterServer {
 
     /// Whether the incident's timeline pages this recipient (a step or the fallback).
     private func wasPaged(_ id: IncidentID, _ recipient: Recipient) async throws -> Bool {
-        try await store.timeline(id).contains { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) }
+        try await reads.timeline(id).contains { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) }
     }
 
     /// The key press of a voice call (TwiML `<Gather>` posts here): 1 acknowledges the page the link token names.
@@ -165,7 +164,7 @@ extension MusterServer {
         guard let links = acknowledgement.links, let token = request.uri.queryParameters.get("t"),
               case .success(let claim) = links.verify(token, now: clock.now()),
               case .person(let person) = claim.notification.recipient,
-              let state = try await store.incident(claim.notification.incident) else {
+              let state = try await reads.incident(claim.notification.incident) else {
             return TwiML.response("<Say>This call can no longer acknowledge. Use the app.</Say>")
         }
         guard form["Digits"] == "1" else {

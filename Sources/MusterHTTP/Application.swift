@@ -4,9 +4,9 @@
 import Foundation
 import Hummingbird
 import Logging
+import MusterAudit
 import MusterCore
 import MusterPlaybooks
-import MusterStore
 import NIOCore
 
 extension MusterServer {
@@ -21,7 +21,7 @@ extension MusterServer {
         router.get("health/live") { _, _ in try json(["status": "ok"]) }
         router.get("health/ready") { _, _ in try await self.readiness() }
         router.get("metrics") { _, _ in
-            let text = await self.metrics.render(store: self.store)
+            let text = await self.metrics.render(self.reads)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
@@ -32,7 +32,7 @@ extension MusterServer {
         }
         router.get("audit/checkpoint") { _, _ in
             let checkpoint: StoredCheckpoint?
-            do { checkpoint = try await self.store.latestCheckpoint() } catch { throw Problem.unavailable("the database did not answer; retry") }
+            do { checkpoint = try await self.reads.latestCheckpoint() } catch { throw Problem.unavailable("the database did not answer; retry") }
             guard let checkpoint else { throw Problem.notFound("no checkpoint has been signed yet") }
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: checkpoint.note)))
         }
@@ -58,7 +58,7 @@ extension MusterServer {
     private func readiness() async throws -> Response {
         let version: (applied: Int, known: Int)
         do {
-            version = try await store.schemaVersion()
+            version = try await reads.schemaVersion()
         } catch {
             throw Problem.unavailable("the database is not reachable")
         }

@@ -4,7 +4,6 @@ import Foundation
 import Hummingbird
 import MusterCore
 import MusterPlaybooks
-import MusterStore
 
 extension MusterServer {
     func addDirectoryRoutes(to api: RouterGroup<MusterRequestContext>) {

@@ -5,7 +5,6 @@ import Hummingbird
 import MusterCore
 import MusterPlaybooks
 import MusterRuntime
-import MusterStore
 
 extension MusterServer {
     func addIncidentRoutes(to api: RouterGroup<MusterRequestContext>) {
@@ -164,7 +163,7 @@ extension MusterServer {
         filter.limit = try query.integer("limit", in: 1...500) ?? 50
         if account.role.isSiteScoped { filter.scope = Set(account.sites) }
         if account.role == .reporter { filter.reporter = account.actor }
-        let incidents = try await store.incidents(filter)
+        let incidents = try await reads.incidents(filter)
         let next = incidents.count == filter.limit ? incidents.last?.ref.number : nil
         return try json(IncidentList(incidents: incidents.map(IncidentSummaryView.init), nextBefore: next))
     }
@@ -175,8 +174,8 @@ extension MusterServer {
         let state = try await visibleIncident(context.parameters.get("id") ?? "", account: account)
         // The read is recorded before anything is shown: no entry, no details.
         let current = try await apply(.accessed(by: account.actor, from: context.remoteAddress), to: state.incident.id)
-        async let reports = store.reports(state.incident.id)
-        async let timeline = store.timeline(state.incident.id)
+        async let reports = reads.reports(state.incident.id)
+        async let timeline = reads.timeline(state.incident.id)
         let view = IncidentDetailView(
             incident: IncidentStatusView(current), summary: current.incident.summary, subject: current.incident.subject,
             flags: current.incident.flags.map(\.rawValue).sorted(),

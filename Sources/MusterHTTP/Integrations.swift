@@ -9,7 +9,6 @@ import Hummingbird
 import MusterCore
 import MusterPlaybooks
 import MusterRuntime
-import MusterStore
 
 public struct IntegrationSettings: Sendable, Hashable {
     public var alertmanager = FieldMapping(type: ["muster_type", "type"], site: ["site"], severity: ["severity"],
@@ -119,7 +118,7 @@ extension MusterServer {
             }
         }
         for alert in resolved {
-            guard let id = try await store.incidentID(idempotencyKey: alert.key) else { continue }
+            guard let id = try await reads.incidentID(idempotencyKey: alert.key) else { continue }
             let note = "the source alert was resolved" + (alert.endsAt.map { " at \($0)" } ?? "")
             if case .failure(let error) = try await runtime.apply(.noteAdded(by: account.actor, text: note), to: id), error != .rejected(.resolved) {
                 throw Problem.from(error)
@@ -252,8 +251,8 @@ extension MusterServer {
         var key = base
         var last: (number: Int, state: IncidentState?)?
         for _ in 0..<1000 {
-            guard let id = try await store.incidentID(idempotencyKey: key) else { return last }
-            let state = try await store.incident(id)
+            guard let id = try await reads.incidentID(idempotencyKey: key) else { return last }
+            let state = try await reads.incident(id)
             let number = state?.incident.number ?? 0
             last = (number, state)
             if state?.isOpen ?? false { return last }

@@ -3,7 +3,6 @@
 import Foundation
 import MusterCore
 import MusterRuntime
-import MusterStore
 import Prometheus
 import Synchronization
 
@@ -91,15 +90,15 @@ public final class MusterMetrics: Sendable {
     }
 
     /// The exposition text, with the queue depths read now.
-    public func render(store: any Store) async -> [UInt8] {
-        if let counts = try? await store.outboxCounts() {
+    public func render(_ reads: IncidentReads) async -> [UInt8] {
+        if let counts = try? await reads.outboxCounts() {
             for status in ["queued", "sent", "failed"] {
                 registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "outbox_notifications", unitName: "",
                                                                     helpText: "Notifications in the outbox, by status (queued is the delivery queue's depth)."),
                                    labels: [("status", status)]).set(Double(counts[status] ?? 0))
             }
         }
-        if let pending = try? await store.pendingAuditEntries() {
+        if let pending = try? await reads.pendingAuditEntries() {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "audit_entries_pending", unitName: "",
                                                                 helpText: "Committed audit entries not yet in a signed checkpoint (the sequencer's queue)."),
                                labels: []).set(Double(pending))

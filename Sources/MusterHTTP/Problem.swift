@@ -2,8 +2,8 @@
 // detail that says exactly what is wrong, and for bad bodies the offending fields as JSON pointers.
 import Foundation
 import Hummingbird
+import MusterCore
 import MusterPlaybooks
-import MusterStore
 import NIOCore
 
 public struct Problem: Error, HTTPResponseError, Sendable {

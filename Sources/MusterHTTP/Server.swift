@@ -1,5 +1,5 @@
-// The parts every route uses: the store, the runtime (group commit and workers), the metrics, the
-// clock, and how to reload the playbooks.
+// The parts every route uses: the runtime (every change goes through it; its plain reads), the metrics,
+// the clock, and how to reload the playbooks.
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -7,12 +7,12 @@ import Logging
 import MusterCore
 import MusterPlaybooks
 import MusterRuntime
-import MusterStore
 import NIOCore
 
 public final class MusterServer: Sendable {
-    public let store: any Store
     public let runtime: Runtime
+    /// The plain reads the runtime hands the service.
+    let reads: IncidentReads
     public let metrics: MusterMetrics
     public let clock: any MusterClock
     public let authenticator: Authenticator
@@ -25,17 +25,17 @@ public final class MusterServer: Sendable {
     public let acknowledgement: AcknowledgementSettings
     let logger: Logger
 
-    public init(store: any Store, runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
+    public init(runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
                 acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
                 logger: Logger = Logger(label: "muster.http")) {
         self.auditVerifierKey = auditVerifierKey
         self.acknowledgement = acknowledgement
-        self.store = store
         self.runtime = runtime
+        reads = runtime.reads
         self.metrics = metrics
         self.clock = clock
-        self.authenticator = Authenticator(store: store)
+        self.authenticator = Authenticator(reads: runtime.reads)
         self.playbookFolder = playbookFolder
         self.integrations = integrations
         self.logger = logger
@@ -63,17 +63,17 @@ public final class MusterServer: Sendable {
         // Incident ids are UUIDs (or numbers): anything else names no incident, and never reaches the database.
         let id: IncidentID?
         if let number = Int(text) {
-            id = try await store.incidentID(number: number)
+            id = try await reads.incidentID(number: number)
         } else if UUID(uuidString: text) != nil {
             id = IncidentID(text.lowercased())
         } else {
             id = nil
         }
-        guard let id, let state = try await store.incident(id), account.serves(state.incident.site) else {
+        guard let id, let state = try await reads.incident(id), account.serves(state.incident.site) else {
             throw Problem.notFound("no incident '\(text)'")
         }
         if account.role == .reporter {
-            let reports = try await store.reports(id)
+            let reports = try await reads.reports(id)
             guard reports.contains(where: { $0.reporter == account.actor }) else { throw Problem.notFound("no incident '\(text)'") }
         }
         return state

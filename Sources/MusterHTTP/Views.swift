@@ -2,7 +2,6 @@
 // steps 1-based as people count them).
 import Foundation
 import MusterCore
-import MusterStore
 
 enum APIJSON {
     static let encoder: JSONEncoder = {

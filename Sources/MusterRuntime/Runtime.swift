@@ -10,6 +10,8 @@ import Synchronization
 
 public final class Runtime: Sendable {
     public let store: any Store
+    /// The plain reads the service may do; every change goes through `report` and `apply`.
+    public let reads: IncidentReads
     public let committer: Committer
     public let timerLateness = LatencySamples()
     /// The directory's display names the messages show; updated on reload.
@@ -46,6 +48,7 @@ public final class Runtime: Sendable {
                 auditLog: AuditLogSettings? = nil, retention: RetentionPolicy? = nil, observer: RuntimeObserver = RuntimeObserver(),
                 logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
+        reads = IncidentReads(store: store)
         self.names = names
         self.instance = instance
         self.logger = logger

@@ -4,19 +4,6 @@ import Foundation
 import MusterAudit
 import MusterCore
 
-/// A checkpoint as stored: the whole signed note.
-public struct StoredCheckpoint: Sendable, Hashable {
-    public var size: Int64
-    public var note: String
-    public var signedAt: Date
-
-    public init(size: Int64, note: String, signedAt: Date) {
-        self.size = size
-        self.note = note
-        self.signedAt = signedAt
-    }
-}
-
 /// What one sequencer pass did.
 public struct SequencerPass: Sendable {
     /// Entries integrated into the tree by this pass.

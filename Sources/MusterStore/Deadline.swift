@@ -1,6 +1,7 @@
 // A bound on how long a database call may take. PostgresNIO's pool waits for a connection as long
 // as it takes; a caller reporting a crisis must instead hear "unavailable, retry" within seconds.
 import Foundation
+import MusterCore
 
 enum Deadline {
     /// Runs `operation`; if it has not finished after `seconds`, throws `StoreError.unavailable`.

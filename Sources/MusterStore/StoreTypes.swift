@@ -1,84 +1,6 @@
-// What the store gives: references to incidents, errors, list filters, and the rows the workers claim.
+// The rows the workers claim from the store, and what a delivery attempt came to.
 import Foundation
 import MusterCore
-
-public struct IncidentRef: Sendable, Hashable, Codable {
-    public var id: IncidentID
-    public var number: Int
-    public init(id: IncidentID, number: Int) {
-        self.id = id
-        self.number = number
-    }
-}
-
-public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The engine refused the event; nothing was written.
-    case rejected(EngineRejection)
-    case unknownIncident(IncidentID)
-    /// The report names an incident type or a site the directory does not have.
-    case invalidReport(String)
-    /// No playbook matches the report (the catch-all playbook prevents this in practice).
-    case noPlaybook(type: IncidentTypeID, severity: Severity, site: SiteID)
-    /// The incident runs under a playbook that is no longer loaded.
-    case unknownPlaybook(PlaybookID)
-    /// The database could not be reached or did not answer in time. The command may or may not have
-    /// been written: retry it (a report with the same idempotency key is recognised).
-    case unavailable(String)
-    /// The incident's student text was purged under the retention policy: it takes no new text.
-    case purged(IncidentID)
-
-    public var description: String {
-        switch self {
-        case .rejected(let rejection): rejection.description
-        case .invalidReport(let problem): problem
-        case .unknownIncident(let id): "no incident \(id)"
-        case .noPlaybook(let type, let severity, let site): "no playbook matches \(type) \(severity.rawValue) at \(site)"
-        case .unknownPlaybook(let id): "the incident's playbook \(id) is not loaded"
-        case .unavailable(let reason): "the database is unavailable, retry: \(reason)"
-        case .purged(let id): "incident \(id) was purged under the retention policy; it takes no new notes or reports"
-        }
-    }
-}
-
-/// A line of the incidents list.
-public struct IncidentSummary: Sendable, Hashable {
-    public var ref: IncidentRef
-    public var type: IncidentTypeID
-    public var severity: Severity
-    public var site: SiteID
-    public var phase: String
-    public var playbook: PlaybookID
-    public var reportedAt: Date
-    public var reportCount: Int
-}
-
-public struct IncidentFilter: Sendable, Hashable {
-    public var phases: Set<String>
-    public var site: SiteID?
-    /// When set, only incidents at these sites (an account's scope).
-    public var scope: Set<SiteID>?
-    /// When set, only incidents this actor reported (a reporter's view).
-    public var reporter: Actor?
-    public var type: IncidentTypeID?
-    public var reportedFrom: Date?
-    public var reportedBefore: Date?
-    /// Incidents numbered below this one (the next page of a newest-first list).
-    public var before: Int?
-    public var limit: Int
-
-    public init(phases: Set<String> = [], site: SiteID? = nil, scope: Set<SiteID>? = nil, reporter: Actor? = nil, type: IncidentTypeID? = nil,
-                reportedFrom: Date? = nil, reportedBefore: Date? = nil, before: Int? = nil, limit: Int = 50) {
-        self.phases = phases
-        self.site = site
-        self.scope = scope
-        self.reporter = reporter
-        self.type = type
-        self.reportedFrom = reportedFrom
-        self.reportedBefore = reportedBefore
-        self.before = before
-        self.limit = limit
-    }
-}
 
 /// A timer a worker has claimed: it must be delivered to the engine as `.timerFired` (its lease
 /// expires otherwise, and another worker takes it).
@@ -105,16 +27,4 @@ public enum DeliveryOutcome: Sendable, Hashable {
     case delivered(receipt: String?)
     /// A failed attempt; with `retryAt` another attempt follows, without it the notification failed for good.
     case failed(reason: String, retryAt: Date?)
-}
-
-public extension IncidentPhase {
-    /// The phase's name as stored and filtered on.
-    var name: String {
-        switch self {
-        case .escalating: "escalating"
-        case .acknowledged: "acknowledged"
-        case .unowned: "unowned"
-        case .resolved: "resolved"
-        }
-    }
 }

@@ -95,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
-        let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
+        let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
                                   acknowledgement: channels.acknowledgement, logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)

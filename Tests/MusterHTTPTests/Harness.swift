@@ -96,7 +96,7 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
                               notifier: Notifier(renderer: renderer, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile))),
                               names: names, instance: "test-\(UUID().uuidString.prefix(8))",
                               auditLog: AuditLogSettings(signer: signer, interval: 0.05), observer: metrics.observer(), logger: logger)
-        let server = MusterServer(store: store, runtime: runtime, metrics: metrics, clock: SystemClock(),
+        let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(),
                                   playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path,
                                   auditVerifierKey: signer.verifierKey,
                                   acknowledgement: AcknowledgementSettings(links: links, publicURL: testPublicURL, twilioAuthToken: testTwilioAuthToken),

@@ -1,0 +1,38 @@
+// The plain reads the runtime hands to the service: incidents, their timelines and reports, the
+// account behind a token, and the figures operations look at. Everything that changes an incident
+// goes through the runtime (`Runtime.report`, `Runtime.apply`); these only read what the store keeps.
+import Foundation
+import MusterAudit
+import MusterCore
+import MusterStore
+
+public struct IncidentReads: Sendable {
+    private let store: any Store
+
+    public init(store: any Store) {
+        self.store = store
+    }
+
+    public func incident(_ id: IncidentID) async throws -> IncidentState? { try await store.incident(id) }
+    /// The incident with this number, the one people say and type.
+    public func incidentID(number: Int) async throws -> IncidentID? { try await store.incidentID(number: number) }
+    /// The incident a report with this idempotency key opened or joined (integrations find their incident by it).
+    public func incidentID(idempotencyKey: String) async throws -> IncidentID? { try await store.incidentID(idempotencyKey: idempotencyKey) }
+    public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] { try await store.incidents(filter) }
+    /// The incident's audit entries in order, student text included.
+    public func timeline(_ id: IncidentID) async throws -> [AuditRecord] { try await store.timeline(id) }
+    /// Every report of an incident, oldest first.
+    public func reports(_ id: IncidentID) async throws -> [Report] { try await store.reports(id) }
+
+    /// The account an active API token or integration key belongs to.
+    public func account(token: String) async throws -> UserAccount? { try await store.account(tokenHash: APIToken.hash(token)) }
+
+    /// The newest signed checkpoint of the audit log.
+    public func latestCheckpoint() async throws -> StoredCheckpoint? { try await store.latestCheckpoint() }
+    /// The highest migration applied, and the highest this build knows (readiness).
+    public func schemaVersion() async throws -> (applied: Int, known: Int) { try await store.schemaVersion() }
+    /// Counts by outbox status ("queued", "sent", "failed").
+    public func outboxCounts() async throws -> [String: Int] { try await store.outboxCounts() }
+    /// Committed audit entries not yet in the tree.
+    public func pendingAuditEntries() async throws -> Int { try await store.pendingAuditEntries() }
+}
