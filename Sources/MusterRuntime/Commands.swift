@@ -22,6 +22,23 @@ public enum IncidentCommand: Sendable, Hashable {
     /// A claimed timer falls due. Ignored if the incident has since rescheduled that timer (a late
     /// claim must not fire the new deadline early); its row goes if the incident no longer exists.
     case fireTimer(ClaimedTimer)
+    /// A delivery worker's attempt at a notification it claimed: the outbox row, the attempt's row,
+    /// its audit entry and the engine's reaction commit together. Refused (`.notHeld`) when the
+    /// worker no longer holds the notification.
+    case deliveryAttempt(DeliveryAttempt)
+}
+
+public struct DeliveryAttempt: Sendable, Hashable {
+    public var notification: QueuedNotification
+    /// The worker that claimed it.
+    public var owner: String
+    public var outcome: DeliveryOutcome
+
+    public init(notification: QueuedNotification, owner: String, outcome: DeliveryOutcome) {
+        self.notification = notification
+        self.owner = owner
+        self.outcome = outcome
+    }
 }
 
 public enum CommandOutcome: Sendable, Hashable {

@@ -33,47 +33,41 @@ public struct DeliveryWorker: Sendable {
                 return
             }
             // Deliver the batch in parallel, then record every outcome in one transaction.
-            let outcomes = await withTaskGroup(of: (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?).self) { group in
+            let outcomes = await withTaskGroup(of: (ClaimedDelivery, DeliveryOutcome).self) { group in
                 for delivery in claimed {
                     group.addTask { await self.deliver(delivery) }
                 }
-                var outcomes: [(ClaimedDelivery, DeliveryOutcome, DeliveryFailure?)] = []
+                var outcomes: [(ClaimedDelivery, DeliveryOutcome)] = []
                 for await outcome in group { outcomes.append(outcome) }
                 return outcomes
             }
-            let recorded = try await record(outcomes.map { ($0.0.notification.id, $0.1) })
-            for (delivery, outcome, _) in outcomes where recorded.contains(delivery.notification.id) {
+            // Each attempt commits as one fact: the outbox row, the attempt's row, its audit entry and the
+            // engine's reaction (the next contact point, the next step) together. A worker whose lease lapsed
+            // records nothing over the worker that took the notification over (`.notHeld`).
+            let results = try await record(outcomes.map { delivery, outcome in
+                .deliveryAttempt(DeliveryAttempt(notification: delivery.notification, owner: owner, outcome: outcome))
+            })
+            for ((delivery, outcome), result) in zip(outcomes, results) {
+                if case .failure(.notHeld) = result { continue }
                 let name = switch outcome {
                 case .delivered: "delivered"
                 case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
                 }
                 observer.deliveryAttempted(delivery.notification.channel, name)
-            }
-            // Every attempt goes into the incident's audit trail, for the notifications this worker
-            // still held (a worker that took one over records its own). A crash right here loses only
-            // these entries and an early escalation; the acknowledgement timer still escalates.
-            let events = outcomes.compactMap { delivery, outcome, failure -> IncidentCommand? in
-                guard recorded.contains(delivery.notification.id) else { return nil }
-                let n = delivery.notification
-                switch outcome {
-                case .delivered(let receipt):
-                    return .event(n.incident, .delivered(notificationID: n.id, reference: receipt))
-                case .failed(let reason, _):
-                    return .event(n.incident, .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel,
-                                                              reason: reason, permanent: failure != nil))
+                if case .failure(let error) = result {
+                    logger.warning("delivery recorded but not applied", metadata: ["notification": "\(delivery.notification.id)", "error": "\(error)"])
                 }
             }
-            if !events.isEmpty { _ = try await committer.submit(events) }
         }
     }
 
-    /// Records the outcomes, trying a few times: once given up, the leases lapse and every one of
+    /// Commits the attempts, trying a few times: once given up, the leases lapse and every one of
     /// these notifications is sent again (under the same ids), delivered ones included.
-    private func record(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)]) async throws -> Set<NotificationID> {
+    private func record(_ attempts: [IncidentCommand]) async throws -> [Result<Committed, StoreError>] {
         var attempt = 0
         while true {
             do {
-                return try await store.recordDeliveries(outcomes, owner: owner, at: clock.now())
+                return try await committer.submit(attempts)
             } catch {
                 attempt += 1
                 if attempt >= 3 || Task.isCancelled { throw error }
@@ -82,16 +76,16 @@ public struct DeliveryWorker: Sendable {
         }
     }
 
-    /// One attempt; the failure is returned when the notification failed for good.
-    private func deliver(_ delivery: ClaimedDelivery) async -> (ClaimedDelivery, DeliveryOutcome, DeliveryFailure?) {
+    /// One attempt; a failure without a retry time failed for good.
+    private func deliver(_ delivery: ClaimedDelivery) async -> (ClaimedDelivery, DeliveryOutcome) {
         do {
             let receipt = try await notifier.send(delivery.notification, now: { clock.now() })
-            return (delivery, .delivered(receipt: receipt.reference), nil)
+            return (delivery, .delivered(receipt: receipt.reference))
         } catch {
             if let delay = retry.delay(afterAttempt: delivery.attempts + 1, failure: error, random: random()) {
-                return (delivery, .failed(reason: error.description, retryAt: clock.now().addingTimeInterval(delay)), nil)
+                return (delivery, .failed(reason: error.description, retryAt: clock.now().addingTimeInterval(delay)))
             }
-            return (delivery, .failed(reason: error.description, retryAt: nil), error)
+            return (delivery, .failed(reason: error.description, retryAt: nil))
         }
     }
 }

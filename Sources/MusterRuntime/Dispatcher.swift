@@ -64,7 +64,7 @@ public struct Dispatcher: Sendable {
     /// by its index in the batch (computed once, used twice).
     public func needs(_ commands: [IncidentCommand]) -> (CommitNeeds, groupHashes: [Int: String]) {
         var keys = Set<String>(), hashes = Set<String>(), ids = Set<IncidentID>()
-        var groupHashes: [Int: String] = [:], reports = 0
+        var groupHashes: [Int: String] = [:], reports = 0, attempts: [DeliveryRecord] = []
         for (index, command) in commands.enumerated() {
             switch command {
             case .report(let intake):
@@ -78,9 +78,13 @@ public struct Dispatcher: Sendable {
                 ids.insert(id)
             case .fireTimer(let timer):
                 ids.insert(timer.incident)
+            case .deliveryAttempt(let attempt):
+                ids.insert(attempt.notification.incident)
+                attempts.append(DeliveryRecord(id: attempt.notification.id, owner: attempt.owner, outcome: attempt.outcome))
             }
         }
-        return (CommitNeeds(idempotencyKeys: keys.sorted(), groupKeyHashes: hashes.sorted(), incidentIDs: ids.sorted(), newNumbers: reports),
+        return (CommitNeeds(idempotencyKeys: keys.sorted(), groupKeyHashes: hashes.sorted(), incidentIDs: ids.sorted(), newNumbers: reports,
+                            deliveryAttempts: attempts),
                 groupHashes)
     }
 
@@ -104,6 +108,7 @@ public struct Dispatcher: Sendable {
             case .report(let intake): result = report(intake, groupHash: groupHashes[index], known: &known, writes: &own, now: now)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own, now: now)
             case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own, now: now)
+            case .deliveryAttempt(let attempt): result = record(attempt, known: &known, writes: &own, now: now)
             }
             if case .success = result {
                 writes.absorb(own)
@@ -179,10 +184,24 @@ public struct Dispatcher: Sendable {
         return apply(.timerFired(timer.key), to: timer.incident, known: &known, writes: &writes, now: now)
     }
 
+    /// The engine's reaction to a delivery attempt the store recorded in this transaction (a receipt,
+    /// a retry, a failure for good that moves to the next contact point or the next step).
+    private func record(_ attempt: DeliveryAttempt, known: inout CommitSnapshot, writes: inout BatchWrites,
+                        now: Date) -> Result<CommandOutcome, StoreError> {
+        let n = attempt.notification
+        guard known.recordedDeliveries.contains(n.id) else { return .failure(.notHeld(n.id)) }
+        let event: IncidentEvent = switch attempt.outcome {
+        case .delivered(let receipt): .delivered(notificationID: n.id, reference: receipt)
+        case .failed(let reason, let retryAt):
+            .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel, reason: reason, permanent: retryAt == nil)
+        }
+        return apply(event, to: n.incident, known: &known, writes: &writes, now: now)
+    }
+
     private func apply(_ event: IncidentEvent, to id: IncidentID, known: inout CommitSnapshot,
                        writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
         guard var state = known.states[id] else { return .failure(.unknownIncident(id)) }
-        let phaseBefore = state.phase
+        let before = state, phaseBefore = state.phase
         guard let engine = catalog.engines[state.playbook] else { return .failure(.unknownPlaybook(state.playbook)) }
         var effects: [Effect] = []
         do {
@@ -197,7 +216,13 @@ public struct Dispatcher: Sendable {
         known.states[id] = state
         // A fired timer's row goes, unless the event scheduled the same key again.
         if case .timerFired(let key) = event { writes.timers[TimerRowKey(incident: id, key: key)] = .delete }
-        record(state, isNew: false, effects: effects, known: &known, into: &writes)
+        // Only entries added (a receipt, a read): the incident's row stays as it is. A purge is not one:
+        // the row records when the text was purged.
+        var unchanged = before
+        unchanged.nextAuditSequence = state.nextAuditSequence
+        let isPurge = if case .purged = event { true } else { false }
+        let auditOnly = !isPurge && unchanged == state && effects.allSatisfy { if case .audit = $0 { true } else { false } }
+        record(state, isNew: false, effects: effects, known: &known, into: &writes, auditOnly: auditOnly)
         if case .purged = event {
             known.dataKeys[id] = nil
             writes.purgedKeys.insert(id)
@@ -221,9 +246,10 @@ public struct Dispatcher: Sendable {
     /// Adds an incident's new state and effects to the batch. Audit entries are chained (`prev`) and
     /// their free text sealed here; callers have checked that the incident has a data key if text is written.
     private func record(_ state: IncidentState, isNew: Bool, effects: [Effect], known: inout CommitSnapshot, into writes: inout BatchWrites,
-                        groupKeyHash: String? = nil, groupUntil: Date? = nil) {
+                        groupKeyHash: String? = nil, groupUntil: Date? = nil, auditOnly: Bool = false) {
         let id = state.incident.id
         var write = IncidentWrite(state: state, isNew: isNew, groupKeyHash: groupKeyHash, groupUntil: groupUntil)
+        write.auditOnly = auditOnly
         for effect in effects {
             switch effect {
             case .audit(let record):

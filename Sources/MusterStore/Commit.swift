@@ -16,12 +16,32 @@ public struct CommitNeeds: Sendable, Hashable {
     public var incidentIDs: [IncidentID]
     /// How many new incident numbers may be needed.
     public var newNumbers: Int
+    /// Delivery attempts to record, each only if its worker still holds the notification: the outbox
+    /// row is updated and the attempt's row written under the row's lock, first in the transaction;
+    /// the snapshot says which were recorded, so the decision reacts to exactly those.
+    public var deliveryAttempts: [DeliveryRecord]
 
-    public init(idempotencyKeys: [String] = [], groupKeyHashes: [String] = [], incidentIDs: [IncidentID] = [], newNumbers: Int = 0) {
+    public init(idempotencyKeys: [String] = [], groupKeyHashes: [String] = [], incidentIDs: [IncidentID] = [], newNumbers: Int = 0,
+                deliveryAttempts: [DeliveryRecord] = []) {
         self.idempotencyKeys = idempotencyKeys
         self.groupKeyHashes = groupKeyHashes
         self.incidentIDs = incidentIDs
         self.newNumbers = newNumbers
+        self.deliveryAttempts = deliveryAttempts
+    }
+}
+
+/// One attempt at a claimed notification, as the outbox records it.
+public struct DeliveryRecord: Sendable, Hashable {
+    public var id: NotificationID
+    /// The worker that claimed the notification; nothing is recorded unless it still holds it.
+    public var owner: String
+    public var outcome: DeliveryOutcome
+
+    public init(id: NotificationID, owner: String, outcome: DeliveryOutcome) {
+        self.id = id
+        self.owner = owner
+        self.outcome = outcome
     }
 }
 
@@ -39,6 +59,8 @@ public struct CommitSnapshot: Sendable {
     public var dataKeys: [IncidentID: DataKey] = [:]
     /// The leaf hash of each incident's last audit entry, which the next entry carries as `prev`.
     public var auditHeads: [IncidentID: [UInt8]] = [:]
+    /// The delivery attempts of `CommitNeeds.deliveryAttempts` that were recorded (their worker still held them).
+    public var recordedDeliveries: Set<NotificationID> = []
 
     public init() {}
 
@@ -60,6 +82,9 @@ public struct CommitRefused: Error, Sendable {
 public struct IncidentWrite: Sendable {
     public var state: IncidentState
     public var isNew: Bool
+    /// Only audit entries were added (a receipt, a read): the incident's row is not rewritten. Its next
+    /// audit sequence and head are read back from its last entry.
+    public var auditOnly = false
     public var groupKeyHash: String?
     public var groupUntil: Date?
     /// The leaf hash of the incident's last audit entry after this batch.
@@ -181,6 +206,7 @@ extension IncidentWrite {
     public func merged(over earlier: IncidentWrite) -> IncidentWrite {
         var write = self
         write.isNew = isNew || earlier.isNew
+        write.auditOnly = auditOnly && earlier.auditOnly
         write.groupKeyHash = groupKeyHash ?? earlier.groupKeyHash
         write.groupUntil = groupUntil ?? earlier.groupUntil
         write.auditHead = auditHead ?? earlier.auditHead

@@ -33,6 +33,8 @@ struct StoredIncidentRow {
     var subjectSealed: [UInt8]?
     /// The leaf hash of the incident's last audit entry.
     var auditHead: [UInt8]?
+    /// The sequence of the incident's last audit entry.
+    var lastAuditSequence: Int?
     var wrappedKey: [UInt8]?
     var purgedAt: Date?
 
@@ -41,7 +43,10 @@ struct StoredIncidentRow {
         let key = try wrappedKey.map { try masterKey.unwrap($0, incident: id.rawValue) }
         let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
         let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
-        return (try StateCodec.decode(state, summary: summary ?? "", subject: subject), key)
+        var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject)
+        // Entries written without the incident's row (receipts, reads) move its sequence on.
+        if let last = lastAuditSequence, last >= state.nextAuditSequence { state.nextAuditSequence = last + 1 }
+        return (state, key)
     }
 }
 

@@ -35,21 +35,8 @@ public protocol Store: AccessStore, AuditLogStore {
     func nextTimerDue(now: Date) async throws -> Date?
     /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds.
     func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery]
-    /// Records delivery attempts and their outcomes, all in one transaction, for the notifications
-    /// `owner` still holds (claimed and not yet finished); returns those it recorded. A worker whose
-    /// lease lapsed records nothing over the worker that took the notification over.
-    @discardableResult
-    func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID>
     /// Hands back every timer and delivery `owner` has claimed (a clean shutdown), so others take them at once.
     func releaseClaims(owner: String) async throws
     /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.
     func outboxCounts() async throws -> [String: Int]
-}
-
-extension Store {
-    /// Records one delivery attempt and its outcome; false when `owner` no longer holds the notification.
-    @discardableResult
-    public func recordDelivery(_ id: NotificationID, outcome: DeliveryOutcome, owner: String, at: Date) async throws -> Bool {
-        try await !recordDeliveries([(id, outcome)], owner: owner, at: at).isEmpty
-    }
 }

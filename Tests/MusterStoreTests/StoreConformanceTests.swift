@@ -7,6 +7,17 @@ import MusterRuntime
 import MusterStore
 import Testing
 
+/// Records one delivery attempt as the delivery worker does (through the dispatcher, with the engine's
+/// reaction in the same transaction); true when the worker still held the notification.
+private func recordDelivery(_ store: any Store, _ notification: QueuedNotification, outcome: DeliveryOutcome, owner: String,
+                            at: Date) async throws -> Bool {
+    let result = try await Dispatcher(catalog: shippedCatalog)
+        .outcomes([.deliveryAttempt(DeliveryAttempt(notification: notification, owner: owner, outcome: outcome))], to: store, now: at).first
+    if case .failure(.notHeld)? = result { return false }
+    _ = try result?.get()
+    return true
+}
+
 private func created(_ result: Result<CommandOutcome, StoreError>?) throws -> (IncidentRef, [QueuedNotification]) {
     guard case .success(.created(let ref, let queued))? = result else {
         Issue.record("expected a new incident, got \(String(describing: result))")
@@ -242,11 +253,11 @@ struct StoreConformanceTests {
             #expect(claimed.allSatisfy { $0.attempts == 0 })
             #expect(try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w2", lease: 30).isEmpty)
             let (sent, retried, failed) = (claimed[0].notification.id, claimed[1].notification.id, claimed.count > 2 ? claimed[2].notification.id : nil)
-            #expect(try await t.store.recordDelivery(sent, outcome: .delivered(receipt: "SM123"), owner: "w1", at: schoolMorning))
-            #expect(try await t.store.recordDelivery(retried, outcome: .failed(reason: "HTTP 503", retryAt: schoolMorning.addingTimeInterval(10)),
-                                                     owner: "w1", at: schoolMorning))
-            if let failed {
-                #expect(try await t.store.recordDelivery(failed, outcome: .failed(reason: "HTTP 400", retryAt: nil), owner: "w1", at: schoolMorning))
+            #expect(try await recordDelivery(t.store, claimed[0].notification, outcome: .delivered(receipt: "SM123"), owner: "w1", at: schoolMorning))
+            #expect(try await recordDelivery(t.store, claimed[1].notification, outcome: .failed(reason: "HTTP 503", retryAt: schoolMorning.addingTimeInterval(10)),
+                                             owner: "w1", at: schoolMorning))
+            if claimed.count > 2 {
+                #expect(try await recordDelivery(t.store, claimed[2].notification, outcome: .failed(reason: "HTTP 400", retryAt: nil), owner: "w1", at: schoolMorning))
             }
             #expect(try await t.store.claimDeliveries(now: schoolMorning.addingTimeInterval(5), limit: 100, owner: "w2", lease: 30)
                 .map(\.notification.id).filter { $0 == retried }.isEmpty, "not before its retry time")
@@ -265,16 +276,67 @@ struct StoreConformanceTests {
         try await withStore(backend) { t in
             _ = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
             let first = try await t.store.claimDeliveries(now: schoolMorning, limit: 1, owner: "slow", lease: 15)
-            let id = try #require(first.first?.notification.id)
+            let notification = try #require(first.first?.notification)
+            let id = notification.id
             // "slow" stalls past its lease; "fast" takes the notification over and delivers it.
             let later = schoolMorning.addingTimeInterval(20)
             let retaken = try await t.store.claimDeliveries(now: later, limit: 10, owner: "fast", lease: 15)
             #expect(retaken.contains { $0.notification.id == id })
-            #expect(try await t.store.recordDelivery(id, outcome: .delivered(receipt: "ok"), owner: "fast", at: later))
-            // The slow worker's late failure changes nothing: the page stays sent.
-            #expect(try await t.store.recordDelivery(id, outcome: .failed(reason: "timeout", retryAt: later.addingTimeInterval(5)), owner: "slow", at: later) == false)
+            #expect(try await recordDelivery(t.store, notification, outcome: .delivered(receipt: "ok"), owner: "fast", at: later))
+            // The slow worker's late failure changes nothing: the page stays sent, and its audit entry is not written.
+            #expect(try await recordDelivery(t.store, notification, outcome: .failed(reason: "timeout", retryAt: later.addingTimeInterval(5)),
+                                             owner: "slow", at: later) == false)
+            let ref = notification.incident
+            #expect(try await t.store.timeline(ref).filter { $0.notification == id }.map(\.action).contains(.deliveryFailed) == false)
             #expect(try await t.strings("SELECT status FROM outbox WHERE id = '\(id.description)'") == ["sent"])
             #expect(try await t.strings("SELECT COUNT(*) FROM delivery_attempts WHERE notification_id = '\(id.description)'") == ["1"])
+        }
+    }
+
+    @Test("a receipt is an outbox update and an audit entry: the incident's row is not rewritten, and the next entry follows it",
+          arguments: Backend.allCases)
+    func receiptLeavesIncidentRow(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let (ref, _) = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            let claimed = try await t.store.claimDeliveries(now: schoolMorning, limit: 1, owner: "w1", lease: 30)
+            let notification = try #require(claimed.first?.notification)
+            let row = "SELECT \(backend == .postgres ? "encode(state, 'hex')" : "hex(state)") || ':' || phase FROM incidents WHERE id = '\(ref.id.rawValue)'"
+            let before = try await t.strings(row)
+            let entries = try await t.store.timeline(ref.id).count
+            #expect(try await recordDelivery(t.store, notification, outcome: .delivered(receipt: "SM1"), owner: "w1", at: schoolMorning.addingTimeInterval(2)))
+            #expect(try await t.strings(row) == before, "the receipt rewrote the incident's row")
+            let timeline = try await t.store.timeline(ref.id)
+            #expect(timeline.count == entries + 1 && timeline.last?.action == .delivered && timeline.last?.notification == notification.id)
+            // The next entry continues the sequence and the chain from the receipt's entry.
+            let note = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(ref.id, .noteAdded(by: .person("dchen"), text: "called home"))],
+                                                                              to: t.store, now: schoolMorning.addingTimeInterval(3))
+            #expect((try? note.first?.get()) != nil)
+            let after = try await t.store.timeline(ref.id)
+            #expect(after.map(\.sequence) == Array(1...after.count), "no gap and no repeat in the sequence")
+            var previous: [UInt8]?
+            for body in try await t.store.auditBytes(ref.id) {
+                #expect(try EntryFields(body).string("prev") == previous?.hex, "the chain is unbroken")
+                previous = MerkleTree.leafHash(body).bytes
+            }
+        }
+    }
+
+    @Test("a page that failed for good and the engine's move to the next contact point commit together", arguments: Backend.allCases)
+    func permanentFailureMovesOnInOneCommit(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let (ref, _) = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first)
+            let claimed = try await t.store.claimDeliveries(now: schoolMorning, limit: 100, owner: "w1", lease: 30)
+            // A page whose person has a contact point this round has not used yet.
+            let page = try #require(claimed.map(\.notification).first { n in
+                let used = Set(claimed.map(\.notification).filter { $0.recipient == n.recipient }.map(\.channel))
+                return n.kind == .page && shippedCatalog.directory.contacts(of: n.recipient).contains { !used.contains($0.channel) }
+            })
+            let queuedBefore = try await t.store.outboxCounts()["queued", default: 0]
+            #expect(try await recordDelivery(t.store, page, outcome: .failed(reason: "HTTP 400", retryAt: nil), owner: "w1", at: schoolMorning.addingTimeInterval(1)))
+            let actions = try await t.store.timeline(ref.id).filter { $0.notification == page.id }.map(\.action)
+            #expect(actions.contains(.deliveryFailed) && actions.contains(.channelSubstituted), "\(actions)")
+            #expect(try await t.store.outboxCounts()["queued", default: 0] == queuedBefore, "one failed, its substitute queued in the same commit")
+            #expect(try await t.store.outboxCounts()["failed"] == 1)
         }
     }
 

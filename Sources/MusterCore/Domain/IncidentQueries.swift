@@ -26,6 +26,9 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case unavailable(String)
     /// The incident's student text was purged under the retention policy: it takes no new text.
     case purged(IncidentID)
+    /// A delivery attempt's notification is no longer held by the worker that made it (its lease
+    /// lapsed and another worker took it over): nothing of the attempt was recorded.
+    case notHeld(NotificationID)
 
     public var description: String {
         switch self {
@@ -36,6 +39,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unknownPlaybook(let id): "the incident's playbook \(id) is not loaded"
         case .unavailable(let reason): "the database is unavailable, retry: \(reason)"
         case .purged(let id): "incident \(id) was purged under the retention policy; it takes no new notes or reports"
+        case .notHeld(let id): "notification \(id) is no longer held by this worker; another worker records it"
         }
     }
 }

@@ -215,12 +215,62 @@ public final class PostgresStore: Store {
             prefetched.numbers.sort()
         }
         if !ids.isEmpty {
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + """
-                WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE OF i
-                """, binds: Self.binds(ids.map(\.rawValue).sorted())), logger: logger)
+            let sorted = ids.map(\.rawValue).sorted()
+            // Lock first, then read in a statement of its own: a statement that waited for a lock sees the
+            // locked row's newest version but the rest of what it joined as of before the wait, and the
+            // incident's last audit entry (its sequence and chain head) must be the newest too.
+            try await connection.query(PostgresQuery(unsafeSQL: "SELECT 1 FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                                                     binds: Self.binds(sorted)), logger: logger)
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + "WHERE i.id = ANY($1::text[])",
+                                                                binds: Self.binds(sorted)), logger: logger)
             for try await row in rows { try prefetched.add(try Self.incidentRow(row), masterKey: masterKey) }
         }
+        // After the incidents' locks, in the order every commit takes them (incidents, then outbox rows).
+        if !needs.deliveryAttempts.isEmpty {
+            prefetched.recordedDeliveries = try await recordAttempts(needs.deliveryAttempts, connection: connection, at: now)
+        }
         return prefetched
+    }
+
+    /// Records delivery attempts in one statement: updates each outbox row its worker still holds, and
+    /// writes each attempt's row. The rows are reached by key (= ANY): joined with the input, the queue was scanned.
+    private func recordAttempts(_ records: [DeliveryRecord], connection: PostgresConnection, at: Date) async throws -> Set<NotificationID> {
+        let absent = Date(timeIntervalSince1970: 0)
+        var ids: [String] = [], owners: [String] = [], statuses: [String] = [], results: [String] = [], retries: [Date] = [], details: [String] = []
+        for record in records {
+            ids.append(record.id.description)
+            owners.append(record.owner)
+            switch record.outcome {
+            case .delivered(let receipt):
+                statuses.append("sent"); results.append("delivered"); retries.append(absent); details.append(receipt ?? "")
+            case .failed(let reason, let retryAt):
+                statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
+                retries.append(retryAt ?? absent); details.append(reason)
+            }
+        }
+        let rows = try await connection.query("""
+            WITH input AS (
+              SELECT * FROM unnest(\(ids)::text[], \(owners)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
+                AS u(id, owner, status, result, retry_at, detail)
+            ), updated AS (
+              UPDATE outbox AS o SET status = i.status, attempts = o.attempts + 1,
+                next_attempt_at = COALESCE(NULLIF(i.retry_at, \(absent)), o.next_attempt_at),
+                finished_at = CASE WHEN i.status = 'queued' THEN NULL ELSE \(at) END,
+                receipt = CASE WHEN i.status = 'sent' THEN NULLIF(i.detail, '') END,
+                last_error = CASE WHEN i.status <> 'sent' THEN i.detail END, claimed_by = NULL, lease_until = NULL
+              FROM input AS i WHERE o.id = ANY(\(ids)::text[]) AND o.id = i.id AND o.claimed_by = i.owner AND o.status = 'queued'
+              RETURNING o.id, o.attempts, i.result, i.detail
+            ), attempts AS (
+              INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
+              SELECT id, attempts, \(at), result, NULLIF(detail, '') FROM updated
+            )
+            SELECT id FROM updated
+            """, logger: logger)
+        var recorded = Set<NotificationID>()
+        for try await id in rows.decode(String.self) {
+            if let id = NotificationID(id) { recorded.insert(id) }
+        }
+        return recorded
     }
 
     /// Writes a batch in at most two statements, whatever its size (BatchWriteStatement.swift); true
@@ -230,7 +280,7 @@ public final class PostgresStore: Store {
         let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
         var new = IncidentColumns(), changed = IncidentColumns()
         for id in writes.incidentOrder {
-            guard let write = writes.incidents[id] else { continue }
+            guard let write = writes.incidents[id], !write.auditOnly else { continue }
             if write.isNew { new.append(write, masterKey: masterKey) } else { changed.append(write, masterKey: masterKey) }
         }
         var upserts: [(TimerRowKey, Date)] = [], deletes: [TimerRowKey] = []
@@ -302,22 +352,24 @@ public final class PostgresStore: Store {
 
     // MARK: Reads
 
-    /// The columns `incidentRow` reads, from `incidents i` joined with its key. The audit head of an
-    /// incident from before the log existed is its last entry's leaf hash.
+    /// The columns `incidentRow` reads, from `incidents i` joined with its key and its last audit entry:
+    /// the entry's leaf hash is the incident's audit head, and its sequence the last one used (entries
+    /// added without rewriting the incident's row, such as receipts, are counted this way).
     static let incidentRowColumns = """
         SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
-          COALESCE(i.audit_head, (SELECT sha256('\\x00'::bytea || body) FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1)),
-          k.wrapped, i.purged_at
+          COALESCE(last.leaf_hash, sha256('\\x00'::bytea || last.body), i.audit_head), k.wrapped, i.purged_at, last.sequence
         FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
+          LEFT JOIN LATERAL (SELECT sequence, leaf_hash, body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1) last ON true
 
         """
 
     static func incidentRow(_ row: PostgresRow) throws -> StoredIncidentRow {
-        let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, purgedAt) =
-            try row.decode((String, ByteBuffer, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer?, Date?).self)
+        let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, purgedAt, lastSequence) =
+            try row.decode((String, ByteBuffer, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer?, Date?, Int?).self)
         return StoredIncidentRow(id: IncidentID(id), state: Array(buffer: state), legacySummary: summary, legacySubject: subject,
                                  summarySealed: summarySealed.map { Array(buffer: $0) }, subjectSealed: subjectSealed.map { Array(buffer: $0) },
-                                 auditHead: head.map { Array(buffer: $0) }, wrappedKey: wrapped.map { Array(buffer: $0) }, purgedAt: purgedAt)
+                                 auditHead: head.map { Array(buffer: $0) }, lastAuditSequence: lastSequence,
+                                 wrappedKey: wrapped.map { Array(buffer: $0) }, purgedAt: purgedAt)
     }
 
     static func binds(_ value: some PostgresNonThrowingEncodable) -> PostgresBindings {
@@ -492,49 +544,6 @@ public final class PostgresStore: Store {
                                                attempts: attempts))
             }
             return claimed
-        }
-    }
-
-    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID> {
-        guard !outcomes.isEmpty else { return [] }
-        let absent = Date(timeIntervalSince1970: 0)
-        var ids: [String] = [], statuses: [String] = [], results: [String] = [], retries: [Date] = [], details: [String] = []
-        for (id, outcome) in outcomes {
-            ids.append(id.description)
-            switch outcome {
-            case .delivered(let receipt):
-                statuses.append("sent"); results.append("delivered"); retries.append(absent); details.append(receipt ?? "")
-            case .failed(let reason, let retryAt):
-                statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
-                retries.append(retryAt ?? absent); details.append(reason)
-            }
-        }
-        return try await database { [self, ids, statuses, results, retries, details] in
-            // One statement for the whole batch: update each outbox row this worker still holds, and record
-            // each attempt. The rows are reached by key (= ANY): joined with the input, the queue was scanned.
-            let rows = try await workClient.query("""
-                WITH input AS (
-                  SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(results)::text[], \(retries)::timestamptz[], \(details)::text[])
-                    AS u(id, status, result, retry_at, detail)
-                ), updated AS (
-                  UPDATE outbox AS o SET status = i.status, attempts = o.attempts + 1,
-                    next_attempt_at = COALESCE(NULLIF(i.retry_at, \(absent)), o.next_attempt_at),
-                    finished_at = CASE WHEN i.status = 'queued' THEN NULL ELSE \(at) END,
-                    receipt = CASE WHEN i.status = 'sent' THEN NULLIF(i.detail, '') END,
-                    last_error = CASE WHEN i.status <> 'sent' THEN i.detail END, claimed_by = NULL, lease_until = NULL
-                  FROM input AS i WHERE o.id = ANY(\(ids)::text[]) AND o.id = i.id AND o.claimed_by = \(owner) AND o.status = 'queued'
-                  RETURNING o.id, o.attempts, i.result, i.detail
-                ), attempts AS (
-                  INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail)
-                  SELECT id, attempts, \(at), result, NULLIF(detail, '') FROM updated
-                )
-                SELECT id FROM updated
-                """, logger: logger)
-            var recorded = Set<NotificationID>()
-            for try await id in rows.decode(String.self) {
-                if let id = NotificationID(id) { recorded.insert(id) }
-            }
-            return recorded
         }
     }
 

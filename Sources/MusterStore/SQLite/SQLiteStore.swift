@@ -96,13 +96,39 @@ public final class SQLiteStore: Store {
             let highest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(number), 0) FROM incidents") ?? 0
             prefetched.numbers = Array((highest + 1)...(highest + needs.newNumbers))
         }
+        prefetched.recordedDeliveries = try recordAttempts(needs.deliveryAttempts, db: db, at: now)
         return prefetched
+    }
+
+    /// Records each delivery attempt whose worker still holds the notification: its outbox row and the attempt's row.
+    private static func recordAttempts(_ records: [DeliveryRecord], db: Database, at: Date) throws -> Set<NotificationID> {
+        var recorded = Set<NotificationID>()
+        for record in records {
+            let key = record.id.description
+            guard let attempts = try Int.fetchOne(db.cachedStatement(sql: "SELECT attempts FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'queued'"),
+                                                  arguments: [key, record.owner]) else { continue }
+            let attempt = attempts + 1
+            let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch record.outcome {
+            case .delivered(let receipt): ("sent", nil, receipt, nil)
+            case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
+            }
+            try db.cachedStatement(sql: """
+                UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+                  finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END, receipt = ?, last_error = ?, claimed_by = NULL, lease_until = NULL
+                WHERE id = ?
+                """).execute(arguments: [status, attempt, retryAt?.milliseconds, status, at.milliseconds, receipt, error, key])
+            let result = status == "sent" ? "delivered" : status == "queued" ? "retry" : "failed"
+            try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [key, attempt, at.milliseconds, result, receipt ?? error])
+            recorded.insert(record.id)
+        }
+        return recorded
     }
 
     private static func write(_ writes: BatchWrites, db: Database, now: Date, masterKey: MasterKey) throws {
         let nowMS = now.milliseconds
         for id in writes.incidentOrder {
-            guard let write = writes.incidents[id] else { continue }
+            guard let write = writes.incidents[id], !write.auditOnly else { continue }
             let state = write.state, stored = StateCodec.encode(state).bytes
             if write.isNew {
                 try db.cachedStatement(sql: """
@@ -180,21 +206,24 @@ public final class SQLiteStore: Store {
 
     // MARK: Reads
 
-    /// The columns `incidentRow` reads, from `incidents i` joined with its key. The audit head of an
-    /// incident from before the log existed is its last entry's leaf hash.
+    /// The columns `incidentRow` reads, from `incidents i` joined with its key and its last audit entry:
+    /// the entry's leaf hash is the incident's audit head, and its sequence the last one used (entries
+    /// added without rewriting the incident's row, such as receipts, are counted this way).
     static let incidentRowColumns = """
         SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed, i.audit_head, k.wrapped, i.purged_at,
-          CASE WHEN i.audit_head IS NULL THEN (SELECT body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1) END
+          last.body, last.leaf_hash, last.sequence
         FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
+          LEFT JOIN audit_entries last ON last.incident_id = i.id
+            AND last.sequence = (SELECT MAX(sequence) FROM audit_entries e WHERE e.incident_id = i.id)
 
         """
 
     static func incidentRow(_ row: Row) -> StoredIncidentRow {
         let id = IncidentID(row[0] as String)
-        let head = (row[6] as Data?).map { Array($0) } ?? (row[9] as Data?).map { MerkleTree.leafHash($0).bytes }
+        let head = (row[10] as Data?).map { Array($0) } ?? (row[9] as Data?).map { MerkleTree.leafHash($0).bytes } ?? (row[6] as Data?).map { Array($0) }
         return StoredIncidentRow(id: id, state: Array(row[1] as Data), legacySummary: row[2], legacySubject: row[3],
                                  summarySealed: (row[4] as Data?).map { Array($0) }, subjectSealed: (row[5] as Data?).map { Array($0) },
-                                 auditHead: head, wrappedKey: (row[7] as Data?).map { Array($0) },
+                                 auditHead: head, lastAuditSequence: row[11], wrappedKey: (row[7] as Data?).map { Array($0) },
                                  purgedAt: (row[8] as Int64?).map { Date(milliseconds: $0) })
     }
 
@@ -327,33 +356,6 @@ public final class SQLiteStore: Store {
             return try rows.map { row in
                 ClaimedDelivery(notification: try BinaryCodec.decodeNotification(Array(row[0] as Data)), attempts: row[1])
             }
-        }
-    }
-
-    public func recordDeliveries(_ outcomes: [(id: NotificationID, outcome: DeliveryOutcome)], owner: String, at: Date) async throws -> Set<NotificationID> {
-        guard !outcomes.isEmpty else { return [] }
-        return try await pool.write { db in
-            var recorded = Set<NotificationID>()
-            for (id, outcome) in outcomes {
-                let key = id.description
-                guard let attempts = try Int.fetchOne(db.cachedStatement(sql: "SELECT attempts FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'queued'"),
-                                                      arguments: [key, owner]) else { continue }
-                let attempt = attempts + 1
-                let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch outcome {
-                case .delivered(let receipt): ("sent", nil, receipt, nil)
-                case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
-                }
-                try db.cachedStatement(sql: """
-                    UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
-                      finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END, receipt = ?, last_error = ?, claimed_by = NULL, lease_until = NULL
-                    WHERE id = ?
-                    """).execute(arguments: [status, attempt, retryAt?.milliseconds, status, at.milliseconds, receipt, error, key])
-                let result = status == "sent" ? "delivered" : status == "queued" ? "retry" : "failed"
-                try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
-                    .execute(arguments: [key, attempt, at.milliseconds, result, receipt ?? error])
-                recorded.insert(id)
-            }
-            return recorded
         }
     }
 
