@@ -127,6 +127,17 @@ let package = Package(
             ],
             path: "Benchmarks/MusterBench"
         ),
+        // What several test targets share: the stores under test and fresh databases for them, the
+        // shipped playbooks, the test instants.
+        .target(
+            name: "MusterTestSupport",
+            dependencies: [
+                "MusterCore", "MusterPlaybooks", "MusterStore", "MusterAudit",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MusterTestSupport"
+        ),
         .testTarget(
             name: "MusterCoreTests",
             dependencies: [
@@ -142,6 +153,7 @@ let package = Package(
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [
+                "MusterTestSupport",
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterAudit", "MusterRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -150,6 +162,7 @@ let package = Package(
         .testTarget(
             name: "MusterRuntimeTests",
             dependencies: [
+                "MusterTestSupport",
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterAudit", "muster",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -163,6 +176,7 @@ let package = Package(
         .testTarget(
             name: "MusterHTTPTests",
             dependencies: [
+                "MusterTestSupport",
                 "MusterCore", "MusterPlaybooks", "MusterStore", "MusterRuntime", "MusterNotify", "MusterHTTP", "MusterAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

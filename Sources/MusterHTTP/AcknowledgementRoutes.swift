@@ -25,11 +25,14 @@ public struct AcknowledgementSettings: Sendable {
 }
 
 extension MusterServer {
-    func addAcknowledgementRoutes(to router: Router<MusterRequestContext>) {
-        router.get("ack/:token") { request, context in try await self.ackPage(request, context, confirm: false) }
-        router.post("ack/:token") { request, context in try await self.ackPage(request, context, confirm: true) }
-        router.post("api/v1/integrations/twilio/sms") { request, context in try await self.twilioSMS(request, context) }
-        router.post("api/v1/integrations/twilio/voice") { request, context in try await self.twilioVoice(request, context) }
+    /// Acknowledgement by link, SMS reply and key press (public: each request carries its own proof).
+    var acknowledgementRoutes: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.get("ack/:token") { request, context in try await self.ackPage(request, context, confirm: false) }
+        routes.post("ack/:token") { request, context in try await self.ackPage(request, context, confirm: true) }
+        routes.post("api/v1/integrations/twilio/sms") { request, context in try await self.twilioSMS(request, context) }
+        routes.post("api/v1/integrations/twilio/voice") { request, context in try await self.twilioVoice(request, context) }
+        return routes
     }
 
     // MARK: Links

@@ -40,11 +40,12 @@ extension MusterServer {
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.served(for: await self.catalog))))
         }
-        let api = router.group("api/v1").add(middleware: AuthMiddleware(authenticator: authenticator, clock: { [clock] in clock.now() }))
-        addIncidentRoutes(to: api)
-        addDirectoryRoutes(to: api)
-        addIntegrationRoutes(api: api, root: router)
-        addAcknowledgementRoutes(to: router)
+        router.group("api/v1").add(middleware: AuthMiddleware(authenticator: authenticator, clock: { [clock] in clock.now() }))
+            .addRoutes(incidentRoutes)
+            .addRoutes(directoryRoutes)
+            .addRoutes(integrationRoutes)
+        router.addRoutes(eventsAPIRoutes)
+        router.addRoutes(acknowledgementRoutes)
         routes.table = RouteTable(router.routes.map { ($0.path.description, $0.method.rawValue) })
         return router
     }

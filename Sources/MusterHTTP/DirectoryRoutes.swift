@@ -6,14 +6,16 @@ import MusterCore
 import MusterPlaybooks
 
 extension MusterServer {
-    func addDirectoryRoutes(to api: RouterGroup<MusterRequestContext>) {
-        api.get("oncall") { request, context in try await self.onCall(request, context) }
-        api.get("playbooks") { _, context in
+    /// Who is on call, the loaded playbooks, and reloading them (under /api/v1, behind a token).
+    var directoryRoutes: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.get("oncall") { request, context in try await self.onCall(request, context) }
+        routes.get("playbooks") { _, context in
             let account = try context.requireAccount()
             try account.require(.readPlaybooks)
             return try json(PlaybookList(await self.catalog))
         }
-        api.post("playbooks/reload") { _, context in
+        routes.post("playbooks/reload") { _, context in
             let account = try context.requireAccount()
             try account.require(.reload)
             switch await self.reloadPlaybooks() {
@@ -28,6 +30,7 @@ extension MusterServer {
                               errors: errors)
             }
         }
+        return routes
     }
 
     private static let onCallParameters: Set<String> = ["site", "role", "at", "from", "to"]

@@ -7,10 +7,12 @@ import MusterPlaybooks
 import MusterRuntime
 
 extension MusterServer {
-    func addIncidentRoutes(to api: RouterGroup<MusterRequestContext>) {
-        api.post("incidents") { request, context in try await self.raise(request, context) }
-        api.get("incidents") { request, context in try await self.list(request, context) }
-        api.get("incidents/:id") { request, context in try await self.detail(request, context) }
+    /// Incidents: report, list, read, and the actions on one (under /api/v1, behind a token).
+    var incidentRoutes: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.post("incidents") { request, context in try await self.raise(request, context) }
+        routes.get("incidents") { request, context in try await self.list(request, context) }
+        routes.get("incidents/:id") { request, context in try await self.detail(request, context) }
 
         action("acknowledge", .acknowledge, fields: []) { account, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
         action("resolve", .resolve, fields: ["note"]) { account, body in .resolved(by: account.actor, note: body.string("note")) }
@@ -35,7 +37,7 @@ extension MusterServer {
 
         func action(_ path: String, _ permission: Permission, fields: Set<String>, bodyRequired: Bool = false,
                     _ event: @escaping @Sendable (UserAccount, inout ObjectReader, MusterRequestContext) -> IncidentEvent) {
-            api.post("incidents/:id/\(path)") { request, context in
+            routes.post("incidents/:id/\(path)") { request, context in
                 let account = try context.requireAccount()
                 try account.require(permission)
                 var body = try ObjectReader(try await JSONBody.read(request), allowed: fields, required: bodyRequired)
@@ -49,6 +51,7 @@ extension MusterServer {
                 return try json(IncidentStatusView(try await self.apply(made, to: state.incident.id)))
             }
         }
+        return routes
     }
 
     private static let reportFields: Set<String> = ["type", "severity", "site", "summary", "subject", "flags"]

@@ -50,9 +50,18 @@ public struct FieldMapping: Sendable, Hashable {
 }
 
 extension MusterServer {
-    func addIntegrationRoutes(api: RouterGroup<MusterRequestContext>, root: Router<MusterRequestContext>) {
-        api.post("integrations/alertmanager") { request, context in try await self.alertmanager(request, context) }
-        root.post("v2/enqueue") { request, context in try await self.pagerDuty(request, context) }
+    /// Alertmanager's webhook (under /api/v1, behind the integration's token).
+    var integrationRoutes: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.post("integrations/alertmanager") { request, context in try await self.alertmanager(request, context) }
+        return routes
+    }
+
+    /// PagerDuty's Events API v2 at its own path (the routing key in the body is the credential).
+    var eventsAPIRoutes: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.post("v2/enqueue") { request, context in try await self.pagerDuty(request, context) }
+        return routes
     }
 
     // MARK: Alertmanager

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import MusterCore
 import MusterNotify
 import MusterStore
+import MusterTestSupport
 import Testing
 
 @Suite("Acknowledgement by link and SMS")

@@ -6,6 +6,7 @@ import HTTPTypes
 import HummingbirdTesting
 import MusterCore
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// What each role gets from an endpoint: (own site, other site). "own" for a reporter means an

@@ -13,26 +13,10 @@ import MusterNotify
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import NIOCore
 import PostgresNIO
 import Testing
-
-enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgres
-    var testDescription: String { rawValue }
-}
-
-struct MissingPostgres: Error, CustomStringConvertible {
-    var description: String { "MUSTER_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL" }
-}
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-let shippedCatalog: Catalog = {
-    let result = PlaybookLoader.load(folder: repositoryRoot.appendingPathComponent("playbooks"))
-    guard let catalog = result.catalog else { preconditionFailure("the shipped playbooks do not load: \(result.diagnostics)") }
-    return catalog
-}()
 
 /// The base URL the service under test believes it is reached at (links and Twilio signatures use it).
 let testPublicURL = "https://muster.test"
@@ -119,30 +103,6 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         throw error
     }
     await cleanup()
-}
-
-private func freshStore(_ backend: Backend) async throws -> (any Store, @Sendable () async -> Void) {
-    switch backend {
-    case .sqlite:
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-http-\(UUID().uuidString).sqlite").path
-        return (try SQLiteStore(path: path, masterKey: MasterKey.generate()), {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-        })
-    case .postgres:
-        guard let url = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
-        let admin = try PostgresSettings(url: url)
-        let name = "muster_http_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let client = PostgresClient(configuration: PostgresClient.Configuration(host: admin.host, port: admin.port, username: admin.user,
-                                                                                password: admin.password, database: admin.database, tls: .disable),
-                                    backgroundLogger: Logger(label: "muster.test"))
-        let runner = Task { await client.run() }
-        try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "muster.test"))
-        runner.cancel()
-        var settings = admin
-        settings.database = name
-        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: testDatabaseTimeout)
-        return (store, { store.shutdown() })
-    }
 }
 
 // MARK: Requests

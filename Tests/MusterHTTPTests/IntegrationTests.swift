@@ -6,6 +6,7 @@ import HTTPTypes
 import HummingbirdTesting
 import MusterCore
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// Alertmanager's documented webhook body, with two alerts of one group.

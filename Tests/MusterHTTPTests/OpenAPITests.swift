@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import MusterHTTP
+import MusterTestSupport
 import Testing
 
 nonisolated(unsafe) private let document: [String: Any] = {  // read-only after loading

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import MusterAudit
 import MusterCore
 import MusterStore
+import MusterTestSupport
 import Testing
 
 @Suite("The service, live", .serialized)

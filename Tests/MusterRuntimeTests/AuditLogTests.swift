@@ -12,6 +12,7 @@ import MusterNotify
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// A migrated store on a database of its own, with raw SQL and the files its data lives in.
@@ -29,14 +30,10 @@ struct AuditDatabase {
             try await store.migrate()
             return AuditDatabase(backend: backend, store: store, sqlitePath: path, postgresURL: nil)
         case .postgres:
-            guard let adminURL = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
-            let name = "muster_audit_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-            try await createDatabase(String(name), adminURL: adminURL)
-            var settings = try PostgresSettings(url: adminURL)
-            settings.database = String(name)
+            let settings = try await freshPostgresDatabase(prefix: "muster_audit_")
             let store = PostgresStore(settings: settings, masterKey: masterKey, timeout: testDatabaseTimeout)
             try await store.migrate()
-            let url = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
+            let url = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
             return AuditDatabase(backend: backend, store: store, sqlitePath: nil, postgresURL: url)
         }
     }

@@ -8,6 +8,7 @@ import MusterCore
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// A playbook with second-long windows, so a drill runs its whole ladder in a few seconds.
@@ -60,12 +61,8 @@ private let drillSigner: NoteSigner = {
 struct CrashSafetyTests {
     @Test("SIGKILL in the middle of escalations, 20 times, while reports keep arriving: nothing lost, skipped or doubled")
     func killAndRestart() async throws {
-        guard let adminURL = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
-        let name = "muster_crash_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        try await createDatabase(name, adminURL: adminURL)
-        var settings = try PostgresSettings(url: adminURL)
-        settings.database = name
-        let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(name)?sslmode=disable"
+        let settings = try await freshPostgresDatabase(prefix: "muster_crash_")
+        let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
         let store = PostgresStore(settings: settings, masterKey: drillMasterKey, timeout: testDatabaseTimeout)
         defer { store.shutdown() }
         try await store.migrate()

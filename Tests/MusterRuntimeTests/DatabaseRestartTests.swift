@@ -7,6 +7,7 @@ import MusterCore
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// A PostgreSQL cluster of the test's own, so that stopping it disturbs no other test.

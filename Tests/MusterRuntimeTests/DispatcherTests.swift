@@ -6,6 +6,7 @@ import MusterAudit
 import MusterCore
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 private func report(site: String = "lincoln-high", subject: String? = "S-1042", summary: String = "Student wrote a goodbye note in class",

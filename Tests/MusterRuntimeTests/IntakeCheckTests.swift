@@ -3,6 +3,7 @@ import Foundation
 import MusterCore
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 @Suite("Intake check")

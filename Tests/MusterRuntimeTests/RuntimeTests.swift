@@ -7,58 +7,14 @@ import MusterNotify
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-let shippedCatalog: Catalog = {
-    let result = PlaybookLoader.load(folder: repositoryRoot.appendingPathComponent("playbooks"))
-    guard let catalog = result.catalog else { preconditionFailure("the shipped playbooks do not load: \(result.diagnostics)") }
-    return catalog
-}()
-
-/// Wednesday 2026-12-02, 10:00 in Chicago: school hours at Lincoln High.
-let schoolMorning: Date = {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.date(from: "2026-12-02T10:00:00-06:00") ?? Date(timeIntervalSince1970: 0)
-}()
-
-enum Backend: String, CaseIterable, Sendable {
-    case sqlite, postgres
-}
-
-struct MissingPostgres: Error, CustomStringConvertible {
-    var description: String { "MUSTER_TEST_DATABASE_URL is not set: run the tests with scripts/test" }
-}
 
 /// A migrated store on a database of its own.
 func freshStore(_ backend: Backend) async throws -> any Store {
-    switch backend {
-    case .sqlite:
-        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("muster-rt-\(UUID().uuidString).sqlite").path,
-                                    masterKey: MasterKey.generate())
-        try await store.migrate()
-        return store
-    case .postgres:
-        guard let url = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
-        let name = "muster_rt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        try await createDatabase(name, adminURL: url)
-        var settings = try PostgresSettings(url: url)
-        settings.database = name
-        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate(), timeout: testDatabaseTimeout)
-        try await store.migrate()
-        return store
-    }
-}
-
-func createDatabase(_ name: String, adminURL: String) async throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-    process.arguments = [adminURL, "-q", "-c", "CREATE DATABASE \(name)"]
-    try process.run()
-    process.waitUntilExit()
-    if process.terminationStatus != 0 { throw MissingPostgres() }
+    let store = try await MusterTestSupport.freshStore(backend, prefix: "muster_rt_").store
+    try await store.migrate()
+    return store
 }
 
 /// Lines the file channel wrote.

@@ -1,5 +1,6 @@
 // The worker's wake-up: a notification or the deadline ends a wait, and every later wait waits again.
 import Foundation
+import MusterTestSupport
 @testable import MusterRuntime
 import Testing
 

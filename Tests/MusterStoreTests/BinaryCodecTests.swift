@@ -1,6 +1,7 @@
 // The stored forms read back exactly: every state an incident passes through, and every notification.
 import Foundation
 import MusterCore
+import MusterTestSupport
 @testable import MusterStore
 import Testing
 

@@ -5,6 +5,7 @@ import MusterCore
 import MusterPlaybooks
 import MusterRuntime
 import MusterStore
+import MusterTestSupport
 import Testing
 
 /// Records one delivery attempt as the delivery worker does (through the dispatcher, with the engine's

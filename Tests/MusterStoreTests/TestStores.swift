@@ -7,19 +7,9 @@ import Logging
 import MusterCore
 import MusterPlaybooks
 import MusterStore
+import MusterTestSupport
 import PostgresNIO
 import Testing
-
-enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgres
-    var testDescription: String { rawValue }
-}
-
-struct MissingPostgres: Error, CustomStringConvertible {
-    var description: String {
-        "MUSTER_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL"
-    }
-}
 
 /// A store on a database of its own, plus raw SQL access to that database for checks the store does not offer.
 struct TestStore: Sendable {
@@ -33,15 +23,6 @@ struct TestStore: Sendable {
     let another: @Sendable () async throws -> any Store
     let close: @Sendable () async -> Void
 }
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// The shipped playbooks and directory.
-let shippedCatalog: Catalog = {
-    let result = PlaybookLoader.load(folder: repositoryRoot.appendingPathComponent("playbooks"))
-    guard let catalog = result.catalog else { preconditionFailure("the shipped playbooks do not load: \(result.diagnostics)") }
-    return catalog
-}()
 
 func withStore(_ backend: Backend, _ body: (TestStore) async throws -> Void) async throws {
     let store = try await makeTestStore(backend)
@@ -84,15 +65,7 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             })
     case .postgres:
-        guard let url = ProcessInfo.processInfo.environment["MUSTER_TEST_DATABASE_URL"] else { throw MissingPostgres() }
-        let admin = try PostgresSettings(url: url)
-        let name = "muster_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        _ = try await withPostgresClient(admin) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: testLogger)
-        }
-        var named = admin
-        named.database = name
-        let settings = named
+        let settings = try await freshPostgresDatabase(prefix: "muster_test_")
         let key = MasterKey.generate()
         let store = PostgresStore(settings: settings, masterKey: key, timeout: testDatabaseTimeout)
         let rawClient = PostgresClient(configuration: settings.clientConfigurationForTests, backgroundLogger: testLogger)
@@ -115,32 +88,6 @@ func makeTestStore(_ backend: Backend) async throws -> TestStore {
             })
     }
 }
-
-let testLogger = Logger(label: "muster.tests")
-
-func withPostgresClient<T: Sendable>(_ settings: PostgresSettings, _ body: (PostgresClient) async throws -> T) async throws -> T {
-    let client = PostgresClient(configuration: settings.clientConfigurationForTests, backgroundLogger: testLogger)
-    let runner = Task { await client.run() }
-    defer { runner.cancel() }
-    return try await body(client)
-}
-
-extension PostgresSettings {
-    var clientConfigurationForTests: PostgresClient.Configuration {
-        PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-    }
-}
-
-/// An instant given as ISO-8601 with an offset.
-func instant(_ text: String) -> Date {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    guard let date = formatter.date(from: text) else { preconditionFailure("bad test instant \(text)") }
-    return date
-}
-
-/// Wednesday 2026-12-02, 10:00 in Chicago: school hours at Lincoln High.
-let schoolMorning = instant("2026-12-02T10:00:00-06:00")
 
 func report(_ type: String = "suicide-risk", severity: Severity = .high, site: String = "lincoln-high", subject: String? = "S-1042",
             summary: String = "Student wrote a goodbye note in class", at: Date = schoolMorning, reporter: String = "aokafor") -> Report {

@@ -10,114 +10,277 @@
 // then kept: it scanned whole tables on every commit as they grew. Going first, they see the rows as
 // they were before this batch, as one statement would: a page queued in this batch is not cancelled.
 //
-// Arrays carry no NULLs: an empty string or byte string (or `absent`, for instants) stands for one.
+// Parameters are named in the SQL (`{reports.received_at}`) and bound from one row type per table
+// (`ReportRows`, …), whose arrays carry the values by the same names. Arrays carry no NULLs: an empty
+// string or byte string (or `absent`, for instants) stands for one.
 import Foundation
+import MusterAudit
+import MusterCore
 import NIOCore
 import PostgresNIO
 
-struct BatchInsertStatement: PostgresPreparedStatement {
-    static let name = "muster_batch_insert_v1"
+/// A value a named parameter takes: one array per column, or a single instant.
+typealias ParameterValue = any PostgresNonThrowingEncodable & Sendable
 
-    static let sql = """
+/// SQL whose parameters are named `{name}`: each name becomes `$n` in the order it first appears, and
+/// the bindings are appended in that order from the values given by name.
+struct NamedParameters: Sendable {
+    let sql: String
+    let names: [String]
+
+    init(_ template: String) {
+        var sql = "", names: [String] = [], rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
+            if !names.contains(name) { names.append(name) }
+            sql += rest[..<open] + "$\((names.firstIndex(of: name) ?? 0) + 1)"
+            rest = rest[rest.index(after: close)...]
+        }
+        self.sql = sql + rest
+        self.names = names
+    }
+
+    /// The bindings for `values`; a name the SQL uses and `values` lacks is a fault in this file, named in the error.
+    func bindings(_ values: [String: ParameterValue]) throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: names.count)
+        for name in names {
+            guard let value = values[name] else { throw MissingParameter(name: name) }
+            bindings.append(value)
+        }
+        return bindings
+    }
+
+    struct MissingParameter: Error, CustomStringConvertible {
+        var name: String
+        var description: String { "the batch statement names {\(name)}, which no row type binds" }
+    }
+}
+
+/// Incidents to insert or update, with their wrapped data keys.
+struct IncidentRows {
+    var id: [String] = [], number: [Int64] = [], type: [String] = [], severity: [String] = [], site: [String] = []
+    var playbook: [String] = [], playbookVersion: [String] = [], phase: [String] = [], reportedAt: [Date] = [], reportCount: [Int64] = []
+    var groupKeyHash: [String] = [], groupUntil: [Date] = [], state: [ByteBuffer] = []
+    var summarySealed: [ByteBuffer] = [], subjectSealed: [ByteBuffer] = [], auditHead: [ByteBuffer] = [], wrappedKey: [ByteBuffer] = []
+
+    var isEmpty: Bool { id.isEmpty }
+
+    mutating func append(_ write: IncidentWrite, masterKey: MasterKey, absent: Date) {
+        let state = write.state, incident = state.incident
+        id.append(incident.id.rawValue)
+        number.append(Int64(incident.number))
+        type.append(incident.type.rawValue)
+        severity.append(incident.severity.rawValue)
+        site.append(incident.site.rawValue)
+        playbook.append(state.playbook.rawValue)
+        playbookVersion.append(state.playbookVersion)
+        phase.append(state.phase.name)
+        reportedAt.append(incident.reportedAt)
+        reportCount.append(Int64(state.reportCount))
+        groupKeyHash.append(write.groupKeyHash ?? "")
+        groupUntil.append(write.groupUntil ?? absent)
+        self.state.append(ByteBuffer(bytes: StateCodec.encode(state).bytes))
+        summarySealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
+        subjectSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
+        auditHead.append(ByteBuffer(bytes: write.auditHead ?? []))
+        wrappedKey.append(ByteBuffer(bytes: write.dataKey.map { masterKey.wrap($0, incident: incident.id.rawValue) } ?? []))
+    }
+
+    func values(_ table: String) -> [String: ParameterValue] {
+        ["\(table).id": id, "\(table).number": number, "\(table).type": type, "\(table).severity": severity, "\(table).site": site,
+         "\(table).playbook": playbook, "\(table).playbook_version": playbookVersion, "\(table).phase": phase,
+         "\(table).reported_at": reportedAt, "\(table).report_count": reportCount, "\(table).group_key_hash": groupKeyHash,
+         "\(table).group_until": groupUntil, "\(table).state": state, "\(table).summary_sealed": summarySealed,
+         "\(table).subject_sealed": subjectSealed, "\(table).audit_head": auditHead, "\(table).wrapped_key": wrappedKey]
+    }
+}
+
+struct ReportRows {
+    var incidentID: [String] = [], idempotencyKey: [String] = [], receivedAt: [Date] = [], reporter: [String] = [], type: [String] = []
+    var severity: [String] = [], site: [String] = [], flags: [String] = [], summarySealed: [ByteBuffer] = [], subjectSealed: [ByteBuffer] = []
+
+    mutating func append(_ write: ReportWrite) {
+        let report = write.report
+        incidentID.append(write.incident.rawValue)
+        idempotencyKey.append(write.idempotencyKey ?? "")
+        receivedAt.append(report.receivedAt)
+        reporter.append(report.reporter.description)
+        type.append(report.type.rawValue)
+        severity.append(report.severity.rawValue)
+        site.append(report.site.rawValue)
+        flags.append(report.flags.map(\.rawValue).sorted().joined(separator: ","))
+        summarySealed.append(ByteBuffer(bytes: write.summarySealed))
+        subjectSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
+    }
+
+    var values: [String: ParameterValue] {
+        ["reports.incident_id": incidentID, "reports.idempotency_key": idempotencyKey, "reports.received_at": receivedAt,
+         "reports.reporter": reporter, "reports.type": type, "reports.severity": severity, "reports.site": site, "reports.flags": flags,
+         "reports.summary_sealed": summarySealed, "reports.subject_sealed": subjectSealed]
+    }
+}
+
+struct AuditEntryRows {
+    var incidentID: [String] = [], sequence: [Int64] = [], at: [Date] = [], actor: [String] = [], action: [String] = []
+    var body: [ByteBuffer] = [], leafHash: [ByteBuffer] = []
+
+    mutating func append(_ write: AuditWrite) {
+        incidentID.append(write.incident.rawValue)
+        sequence.append(Int64(write.record.sequence))
+        at.append(write.record.at)
+        actor.append(write.record.actor.description)
+        action.append(write.record.action.rawValue)
+        body.append(ByteBuffer(bytes: write.body))
+        leafHash.append(ByteBuffer(bytes: write.leafHash))
+    }
+
+    var values: [String: ParameterValue] {
+        ["audit_entries.incident_id": incidentID, "audit_entries.sequence": sequence, "audit_entries.at": at,
+         "audit_entries.actor": actor, "audit_entries.action": action, "audit_entries.body": body, "audit_entries.leaf_hash": leafHash]
+    }
+}
+
+/// Timer rows to insert or move, or (for `BatchChanges`) to delete.
+struct TimerRows {
+    var incidentID: [String] = [], key: [String] = [], dueAt: [Date] = []
+
+    var isEmpty: Bool { incidentID.isEmpty }
+
+    mutating func append(_ row: TimerRowKey, due: Date? = nil) {
+        incidentID.append(row.incident.rawValue)
+        key.append(row.key.description)
+        if let due { dueAt.append(due) }
+    }
+
+    func values(_ table: String) -> [String: ParameterValue] {
+        ["\(table).incident_id": incidentID, "\(table).key": key, "\(table).due_at": dueAt]
+    }
+}
+
+struct OutboxRows {
+    var id: [String] = [], incidentID: [String] = [], channel: [String] = [], notification: [ByteBuffer] = []
+
+    mutating func append(_ queued: QueuedNotification) {
+        id.append(queued.id.description)
+        incidentID.append(queued.incident.rawValue)
+        channel.append(queued.channel.rawValue)
+        notification.append(ByteBuffer(bytes: BinaryCodec.encode(queued)))
+    }
+
+    var values: [String: ParameterValue] {
+        ["outbox.id": id, "outbox.incident_id": incidentID, "outbox.channel": channel, "outbox.notification": notification]
+    }
+}
+
+struct BatchInsertStatement: PostgresPreparedStatement {
+    static let name = "muster_batch_insert_v2"
+
+    static let parameters = NamedParameters("""
         WITH new_incidents AS (
           INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at, report_count,
             group_key_hash, group_until, state, summary, subject, summary_sealed, subject_sealed, audit_head, updated_at)
           SELECT id, number, type, severity, site, playbook, version, phase, reported_at, report_count,
-            NULLIF(group_key_hash, ''), NULLIF(group_until, $18), state, '', NULL, summary_sealed, NULLIF(subject_sealed, ''::bytea),
-            NULLIF(audit_head, ''::bytea), $19
-          FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-            $10::int8[], $11::text[], $12::timestamptz[], $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[])
+            NULLIF(group_key_hash, ''), NULLIF(group_until, {absent}), state, '', NULL, summary_sealed, NULLIF(subject_sealed, ''::bytea),
+            NULLIF(audit_head, ''::bytea), {now}
+          FROM unnest({incidents.id}::text[], {incidents.number}::int8[], {incidents.type}::text[], {incidents.severity}::text[],
+            {incidents.site}::text[], {incidents.playbook}::text[], {incidents.playbook_version}::text[], {incidents.phase}::text[],
+            {incidents.reported_at}::timestamptz[], {incidents.report_count}::int8[], {incidents.group_key_hash}::text[],
+            {incidents.group_until}::timestamptz[], {incidents.state}::bytea[], {incidents.summary_sealed}::bytea[],
+            {incidents.subject_sealed}::bytea[], {incidents.audit_head}::bytea[])
             AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
                  state, summary_sealed, subject_sealed, audit_head)
         ), new_keys AS (
-          INSERT INTO incident_keys (incident_id, wrapped) SELECT * FROM unnest($1::text[], $17::bytea[])
+          INSERT INTO incident_keys (incident_id, wrapped) SELECT * FROM unnest({incidents.id}::text[], {incidents.wrapped_key}::bytea[])
         ), new_reports AS (
           INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
             summary_sealed, subject_sealed)
           SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, '', NULL,
             summary_sealed, NULLIF(subject_sealed, ''::bytea)
-          FROM unnest($20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[],
-            $28::bytea[], $29::bytea[])
+          FROM unnest({reports.incident_id}::text[], {reports.idempotency_key}::text[], {reports.received_at}::timestamptz[],
+            {reports.reporter}::text[], {reports.type}::text[], {reports.severity}::text[], {reports.site}::text[], {reports.flags}::text[],
+            {reports.summary_sealed}::bytea[], {reports.subject_sealed}::bytea[])
             AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary_sealed, subject_sealed)
         ), new_audit_entries AS (
           INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, leaf_hash)
-          SELECT * FROM unnest($30::text[], $31::int8[], $32::timestamptz[], $33::text[], $34::text[], $35::bytea[], $36::bytea[])
+          SELECT * FROM unnest({audit_entries.incident_id}::text[], {audit_entries.sequence}::int8[], {audit_entries.at}::timestamptz[],
+            {audit_entries.actor}::text[], {audit_entries.action}::text[], {audit_entries.body}::bytea[], {audit_entries.leaf_hash}::bytea[])
         ), pending_audit_entries AS (
           INSERT INTO audit_pending (incident_id, sequence, leaf_hash, committed_at)
-          SELECT incident_id, sequence, leaf_hash, $19 FROM unnest($30::text[], $31::int8[], $36::bytea[]) AS u(incident_id, sequence, leaf_hash)
+          SELECT incident_id, sequence, leaf_hash, {now}
+          FROM unnest({audit_entries.incident_id}::text[], {audit_entries.sequence}::int8[], {audit_entries.leaf_hash}::bytea[])
+            AS u(incident_id, sequence, leaf_hash)
         ), scheduled_timers AS (
           INSERT INTO timers (incident_id, key, due_at)
-          SELECT * FROM unnest($37::text[], $38::text[], $39::timestamptz[])
+          SELECT * FROM unnest({timers.incident_id}::text[], {timers.key}::text[], {timers.due_at}::timestamptz[])
           ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
         )
         INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
-        SELECT id, incident_id, channel, notification, $19, $19
-        FROM unnest($40::text[], $41::text[], $42::text[], $43::bytea[]) AS u(id, incident_id, channel, notification)
+        SELECT id, incident_id, channel, notification, {now}, {now}
+        FROM unnest({outbox.id}::text[], {outbox.incident_id}::text[], {outbox.channel}::text[], {outbox.notification}::bytea[])
+          AS u(id, incident_id, channel, notification)
         ON CONFLICT (id) DO NOTHING
-        """
+        """)
+
+    static var sql: String { parameters.sql }
 
     typealias Row = Void
 
-    var new: PostgresStore.IncidentColumns
+    var incidents: IncidentRows
+    var reports: ReportRows
+    var audits: AuditEntryRows
+    var timers: TimerRows
+    var outbox: OutboxRows
     var absent: Date
     var now: Date
-    var reports: ([String], [String], [Date], [String], [String], [String], [String], [String], [ByteBuffer], [ByteBuffer])
-    var audits: ([String], [Int64], [Date], [String], [String], [ByteBuffer], [ByteBuffer])
-    var upserts: ([String], [String], [Date])
-    var outbox: ([String], [String], [String], [ByteBuffer])
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 43)
-        b.append(new.ids); b.append(new.numbers); b.append(new.types); b.append(new.severities); b.append(new.sites)
-        b.append(new.playbooks); b.append(new.versions); b.append(new.phases); b.append(new.reportedAt); b.append(new.reportCounts)
-        b.append(new.groupKeyHashes); b.append(new.groupUntil.map { $0 ?? absent }); b.append(new.states); b.append(new.summariesSealed)
-        b.append(new.subjectsSealed); b.append(new.auditHeads); b.append(new.wrappedKeys)
-        b.append(absent); b.append(now)
-        b.append(reports.0); b.append(reports.1); b.append(reports.2); b.append(reports.3); b.append(reports.4)
-        b.append(reports.5); b.append(reports.6); b.append(reports.7); b.append(reports.8); b.append(reports.9)
-        b.append(audits.0); b.append(audits.1); b.append(audits.2); b.append(audits.3); b.append(audits.4); b.append(audits.5); b.append(audits.6)
-        b.append(upserts.0); b.append(upserts.1); b.append(upserts.2)
-        b.append(outbox.0); b.append(outbox.1); b.append(outbox.2); b.append(outbox.3)
-        return b
+        var values: [String: ParameterValue] = ["absent": absent, "now": now]
+        for table in [incidents.values("incidents"), reports.values, audits.values, timers.values("timers"), outbox.values] {
+            values.merge(table) { first, _ in first }
+        }
+        return try Self.parameters.bindings(values)
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Void {}
 }
 
-/// The rows a batch changes or removes; `query` is nil when it changes none.
+/// The rows a batch changes or removes; `query()` is nil when it changes none.
 struct BatchChanges {
-    var changed: PostgresStore.IncidentColumns
+    var changed: IncidentRows
     var purged: [String]
     var now: Date
-    var deletes: ([String], [String])
+    var removedTimers: TimerRows
     /// Incidents whose queued pages are cancelled (acknowledged), and whose every queued notification is (resolved).
     var cancelPages: [String]
     var cancelAll: [String]
 
-    var query: PostgresQuery? {
-        guard !changed.ids.isEmpty || !purged.isEmpty || !deletes.0.isEmpty || !cancelPages.isEmpty || !cancelAll.isEmpty else { return nil }
-        var b = PostgresBindings(capacity: 13)
-        b.append(changed.ids); b.append(changed.severities); b.append(changed.phases); b.append(changed.reportCounts)
-        b.append(changed.states); b.append(changed.auditHeads); b.append(purged); b.append(now)
-        b.append(deletes.0); b.append(deletes.1)
-        b.append(cancelPages); b.append(cancelAll)
-        return PostgresQuery(unsafeSQL: """
-            WITH changed_incidents AS (
-              UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state,
-                audit_head = COALESCE(NULLIF(u.audit_head, ''::bytea), i.audit_head),
-                purged_at = CASE WHEN u.id = ANY($7::text[]) THEN $8 ELSE i.purged_at END, updated_at = $8
-              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::bytea[], $6::bytea[])
-                AS u(id, severity, phase, report_count, state, audit_head)
-              WHERE i.id = ANY($1::text[]) AND i.id = u.id
-            ), destroyed_keys AS (
-              DELETE FROM incident_keys WHERE incident_id = ANY($7::text[])
-            ), removed_timers AS (
-              DELETE FROM timers AS t USING unnest($9::text[], $10::text[]) AS d(incident_id, key)
-              WHERE t.incident_id = ANY($9::text[]) AND t.incident_id = d.incident_id AND t.key = d.key
-            )
-            UPDATE outbox SET status = 'cancelled', finished_at = $8
-            WHERE status = 'queued' AND incident_id = ANY($11::text[] || $12::text[])
-              AND (incident_id = ANY($12::text[]) OR id LIKE '%/page/%' OR id LIKE '%/fallback/%')
-            """, binds: b)
+    static let parameters = NamedParameters("""
+        WITH changed_incidents AS (
+          UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state,
+            audit_head = COALESCE(NULLIF(u.audit_head, ''::bytea), i.audit_head),
+            purged_at = CASE WHEN u.id = ANY({purged}::text[]) THEN {now} ELSE i.purged_at END, updated_at = {now}
+          FROM unnest({incidents.id}::text[], {incidents.severity}::text[], {incidents.phase}::text[], {incidents.report_count}::int8[],
+            {incidents.state}::bytea[], {incidents.audit_head}::bytea[])
+            AS u(id, severity, phase, report_count, state, audit_head)
+          WHERE i.id = ANY({incidents.id}::text[]) AND i.id = u.id
+        ), destroyed_keys AS (
+          DELETE FROM incident_keys WHERE incident_id = ANY({purged}::text[])
+        ), removed_timers AS (
+          DELETE FROM timers AS t USING unnest({removed_timers.incident_id}::text[], {removed_timers.key}::text[]) AS d(incident_id, key)
+          WHERE t.incident_id = ANY({removed_timers.incident_id}::text[]) AND t.incident_id = d.incident_id AND t.key = d.key
+        )
+        UPDATE outbox SET status = 'cancelled', finished_at = {now}
+        WHERE status = 'queued' AND incident_id = ANY({cancel_pages}::text[] || {cancel_all}::text[])
+          AND (incident_id = ANY({cancel_all}::text[]) OR id LIKE '%/page/%' OR id LIKE '%/fallback/%')
+        """)
+
+    func query() throws -> PostgresQuery? {
+        guard !changed.isEmpty || !purged.isEmpty || !removedTimers.isEmpty || !cancelPages.isEmpty || !cancelAll.isEmpty else { return nil }
+        var values = changed.values("incidents").merging(removedTimers.values("removed_timers")) { first, _ in first }
+        values["purged"] = purged
+        values["now"] = now
+        values["cancel_pages"] = cancelPages
+        values["cancel_all"] = cancelAll
+        return PostgresQuery(unsafeSQL: Self.parameters.sql, binds: try Self.parameters.bindings(values))
     }
 }

@@ -278,66 +278,31 @@ public final class PostgresStore: Store {
     private func write(_ writes: BatchWrites, connection: PostgresConnection, now: Date) async throws -> Bool {
         guard !writes.isEmpty else { return false }
         let absent = Date(timeIntervalSince1970: 0)  // unnest carries no NULLs: this stands for one
-        var new = IncidentColumns(), changed = IncidentColumns()
+        var new = IncidentRows(), changed = IncidentRows()
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id], !write.auditOnly else { continue }
-            if write.isNew { new.append(write, masterKey: masterKey) } else { changed.append(write, masterKey: masterKey) }
+            if write.isNew { new.append(write, masterKey: masterKey, absent: absent) } else { changed.append(write, masterKey: masterKey, absent: absent) }
         }
-        var upserts: [(TimerRowKey, Date)] = [], deletes: [TimerRowKey] = []
+        var scheduled = TimerRows(), removed = TimerRows()
         for (row, write) in writes.timers {
             switch write {
-            case .upsert(let due): upserts.append((row, due))
-            case .delete: deletes.append(row)
+            case .upsert(let due): scheduled.append(row, due: due)
+            case .delete: removed.append(row)
             }
         }
-        let changes = BatchChanges(changed: changed, purged: writes.purgedKeys.map(\.rawValue), now: now,
-                                   deletes: (deletes.map(\.incident.rawValue), deletes.map(\.key.description)),
+        let changes = BatchChanges(changed: changed, purged: writes.purgedKeys.map(\.rawValue), now: now, removedTimers: removed,
                                    cancelPages: writes.cancelPages.subtracting(writes.cancelAll).map(\.rawValue),
                                    cancelAll: writes.cancelAll.map(\.rawValue))
-        if let query = changes.query { try await connection.query(query, logger: logger) }
-        let r = writes.reports, a = writes.audits, o = writes.outbox
-        guard !new.ids.isEmpty || !r.isEmpty || !a.isEmpty || !upserts.isEmpty || !o.isEmpty else { return false }
-        let statement = BatchInsertStatement(
-            new: new, absent: absent, now: now,
-            reports: (r.map(\.incident.rawValue), r.map { $0.idempotencyKey ?? "" }, r.map(\.report.receivedAt), r.map(\.report.reporter.description),
-                      r.map(\.report.type.rawValue), r.map(\.report.severity.rawValue), r.map(\.report.site.rawValue),
-                      r.map { $0.report.flags.map(\.rawValue).sorted().joined(separator: ",") }, r.map { ByteBuffer(bytes: $0.summarySealed) },
-                      r.map { ByteBuffer(bytes: $0.subjectSealed ?? []) }),
-            audits: (a.map(\.incident.rawValue), a.map { Int64($0.record.sequence) }, a.map(\.record.at), a.map(\.record.actor.description),
-                     a.map(\.record.action.rawValue), a.map { ByteBuffer(bytes: $0.body) }, a.map { ByteBuffer(bytes: $0.leafHash) }),
-            upserts: (upserts.map(\.0.incident.rawValue), upserts.map(\.0.key.description), upserts.map(\.1)),
-            outbox: (o.map(\.id.description), o.map(\.incident.rawValue), o.map(\.channel.rawValue), o.map { ByteBuffer(bytes: BinaryCodec.encode($0)) }))
+        if let query = try changes.query() { try await connection.query(query, logger: logger) }
+        guard !new.isEmpty || !writes.reports.isEmpty || !writes.audits.isEmpty || !scheduled.isEmpty || !writes.outbox.isEmpty else { return false }
+        var reports = ReportRows(), audits = AuditEntryRows(), outbox = OutboxRows()
+        for report in writes.reports { reports.append(report) }
+        for audit in writes.audits { audits.append(audit) }
+        for notification in writes.outbox { outbox.append(notification) }
+        let statement = BatchInsertStatement(incidents: new, reports: reports, audits: audits, timers: scheduled, outbox: outbox,
+                                             absent: absent, now: now)
         for try await _ in try await connection.execute(statement, logger: logger) {}
-        return !o.isEmpty || !upserts.isEmpty
-    }
-
-    /// The columns of a set of incident rows, for one bulk statement.
-    struct IncidentColumns {
-        var ids: [String] = [], numbers: [Int64] = [], types: [String] = [], severities: [String] = [], sites: [String] = []
-        var playbooks: [String] = [], versions: [String] = [], phases: [String] = [], reportedAt: [Date] = [], reportCounts: [Int64] = []
-        var groupKeyHashes: [String] = [], groupUntil: [Date?] = [], states: [ByteBuffer] = []
-        var summariesSealed: [ByteBuffer] = [], subjectsSealed: [ByteBuffer] = [], auditHeads: [ByteBuffer] = [], wrappedKeys: [ByteBuffer] = []
-
-        mutating func append(_ write: IncidentWrite, masterKey: MasterKey) {
-            let state = write.state, stored = StateCodec.encode(state).bytes
-            ids.append(state.incident.id.rawValue)
-            numbers.append(Int64(state.incident.number))
-            types.append(state.incident.type.rawValue)
-            severities.append(state.incident.severity.rawValue)
-            sites.append(state.incident.site.rawValue)
-            playbooks.append(state.playbook.rawValue)
-            versions.append(state.playbookVersion)
-            phases.append(state.phase.name)
-            reportedAt.append(state.incident.reportedAt)
-            reportCounts.append(Int64(state.reportCount))
-            groupKeyHashes.append(write.groupKeyHash ?? "")
-            groupUntil.append(write.groupUntil)
-            states.append(ByteBuffer(bytes: stored))
-            summariesSealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
-            subjectsSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
-            auditHeads.append(ByteBuffer(bytes: write.auditHead ?? []))
-            wrappedKeys.append(ByteBuffer(bytes: write.dataKey.map { masterKey.wrap($0, incident: state.incident.id.rawValue) } ?? []))
-        }
+        return !writes.outbox.isEmpty || !scheduled.isEmpty
     }
 
     /// Holds a connection that LISTENs for queued work and calls `wake` on each notification;
