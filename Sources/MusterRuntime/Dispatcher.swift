@@ -129,10 +129,12 @@ public struct Dispatcher: Sendable {
         if report.subject?.isEmpty == true { report.subject = nil }  // an empty reference names no one
         if intake.idempotencyKey?.isEmpty == true { return .failure(.invalidReport("the idempotency key is empty")) }
         if let key = intake.idempotencyKey, let ref = known.idempotent[key] { return .success(.duplicate(ref)) }
-        let problems = IntakeCheck(catalog: catalog).problems(report)
-        guard problems.isEmpty else { return .failure(.invalidReport(problems.map(\.detail).joined(separator: "; "))) }
-        guard let playbook = catalog.playbooks.playbook(type: report.type, severity: report.severity, site: report.site),
-              let engine = catalog.engines[playbook.id] else {
+        let playbook: Playbook
+        switch IntakeCheck(catalog: catalog).check(report) {
+        case .success(let matched): playbook = matched
+        case .failure(let problems): return .failure(.invalidReport(problems.description))
+        }
+        guard let engine = catalog.engines[playbook.id] else {
             return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))
         }
         if let hash, let openID = known.openByGroup[hash], var state = known.states[openID], state.isOpen {

@@ -20,6 +20,17 @@ public struct IntakeProblem: Error, Sendable, Hashable, CustomStringConvertible 
     public var description: String { detail }
 }
 
+/// Everything wrong with one report, in field order.
+public struct IntakeProblems: Error, Sendable, Hashable, CustomStringConvertible {
+    public var problems: [IntakeProblem]
+
+    public init(_ problems: [IntakeProblem]) {
+        self.problems = problems
+    }
+
+    public var description: String { problems.map(\.detail).joined(separator: "; ") }
+}
+
 public struct IntakeCheck: Sendable {
     /// The longest subject reference taken (a student number or initials, never a name or a story).
     public static let subjectLimit = 200
@@ -42,6 +53,13 @@ public struct IntakeCheck: Sendable {
     /// Every problem with the report's fields; empty when the dispatcher can take it. `flags` in the
     /// order the client sent them, so each problem can say which one.
     public func problems(type: IncidentTypeID, severity: Severity, site: SiteID, flags: [IncidentFlag] = [], subject: String? = nil) -> [IntakeProblem] {
+        if case .failure(let failed) = check(type: type, severity: severity, site: site, flags: flags, subject: subject) { return failed.problems }
+        return []
+    }
+
+    /// The playbook the report runs under, or every problem with its fields.
+    public func check(type: IncidentTypeID, severity: Severity, site: SiteID, flags: [IncidentFlag] = [],
+                      subject: String? = nil) -> Result<Playbook, IntakeProblems> {
         var problems: [IntakeProblem] = []
         let directory = catalog.directory
         if !directory.incidentTypes.contains(where: { $0.id == type }) {
@@ -55,20 +73,20 @@ public struct IntakeCheck: Sendable {
         if let subject, subject.count > Self.subjectLimit {
             problems.append(IntakeProblem(field: .subject, detail: "the subject reference is longer than \(Self.subjectLimit) characters"))
         }
-        guard problems.isEmpty else { return problems }
+        guard problems.isEmpty else { return .failure(IntakeProblems(problems)) }
         guard let playbook = catalog.playbooks.playbook(type: type, severity: severity, site: site) else {
-            return [IntakeProblem(field: .type, detail: "no playbook matches \(type) \(severity.rawValue) at \(site)")]
+            return .failure(IntakeProblems([IntakeProblem(field: .type, detail: "no playbook matches \(type) \(severity.rawValue) at \(site)")]))
         }
         for (index, flag) in flags.enumerated() where playbook.flags[flag] == nil {
             problems.append(IntakeProblem(field: .flags, index: index, detail: "the \(playbook.id) playbook has no flag '\(flag)'"
                                           + suggestion(for: flag.rawValue, among: playbook.flags.keys.map(\.rawValue).sorted())))
         }
-        return problems
+        return problems.isEmpty ? .success(playbook) : .failure(IntakeProblems(problems))
     }
 
     /// The same check for a report already built (its flags in a stable order).
-    public func problems(_ report: Report) -> [IntakeProblem] {
-        problems(type: report.type, severity: report.severity, site: report.site, flags: report.flags.sorted { $0.rawValue < $1.rawValue },
-                 subject: report.subject)
+    public func check(_ report: Report) -> Result<Playbook, IntakeProblems> {
+        check(type: report.type, severity: report.severity, site: report.site, flags: report.flags.sorted { $0.rawValue < $1.rawValue },
+              subject: report.subject)
     }
 }

@@ -14,9 +14,8 @@ enum AuditKeys {
     /// `MUSTER_MASTER_KEY` (32 bytes, base64), else DATA_DIR/master.key, created on first use.
     /// Every instance sharing a database must use the same master key. `create: false` refuses to make a
     /// new one: a command that reads an existing installation must not invent its keys.
-    static func masterKey(dataDir: String, create: Bool = true,
-                          environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MasterKey {
-        if let text = environment["MUSTER_MASTER_KEY"], !text.isEmpty {
+    static func masterKey(dataDir: String, create: Bool = true, settings: Settings = Settings()) throws -> MasterKey {
+        if let text = settings.string(.masterKey) {
             do { return try MasterKey(base64: text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
                 throw ValidationError("MUSTER_MASTER_KEY: \(error)")
             }
@@ -31,14 +30,13 @@ enum AuditKeys {
     /// created on first use under the origin `MUSTER_AUDIT_LOG_ORIGIN` (default muster.local/audit-log).
     /// `create: false`: verify, export and `audit key` read the installation's key and never make a new one
     /// (a new key would sign nothing the log holds, and `audit verify` would blame the log).
-    static func signer(dataDir: String, create: Bool = true,
-                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CheckpointSigner {
-        if let text = environment["MUSTER_AUDIT_SIGNING_KEY"], !text.isEmpty {
+    static func signer(dataDir: String, create: Bool = true, settings: Settings = Settings()) throws -> CheckpointSigner {
+        if let text = settings.string(.auditSigningKey) {
             do { return CheckpointSigner(try NoteSigner(privateKey: text.trimmingCharacters(in: .whitespacesAndNewlines))) } catch {
                 throw ValidationError("MUSTER_AUDIT_SIGNING_KEY: \(error)")
             }
         }
-        let origin = environment["MUSTER_AUDIT_LOG_ORIGIN"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultOrigin
+        let origin = settings.string(.auditLogOrigin) ?? defaultOrigin
         let path = (dataDir as NSString).appendingPathComponent("audit-signing.key")
         let text = try readOrCreate(path, what: "the key that signs the audit log's checkpoints", variable: "MUSTER_AUDIT_SIGNING_KEY",
                                     create: create ? { try NoteSigner.generate(name: origin).privateKey } : nil)
@@ -46,15 +44,14 @@ enum AuditKeys {
     }
 
     /// The witness directory: `MUSTER_AUDIT_WITNESS_DIR`, else the file's `audit.witness_directory`, else DATA_DIR/checkpoints.
-    static func witnessDirectory(_ config: AuditConfig, dataDir: String, environment: [String: String]) -> String {
-        environment["MUSTER_AUDIT_WITNESS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? config.witnessDirectory
-            ?? (dataDir as NSString).appendingPathComponent("checkpoints")
+    static func witnessDirectory(dataDir: String, settings: Settings) -> String {
+        settings.string(.auditWitnessDir) ?? (dataDir as NSString).appendingPathComponent("checkpoints")
     }
 
     /// The sequencer's settings: the signing key, the witness directory, and the tlog-witnesses of the configuration.
-    static func settings(_ config: AuditConfig, dataDir: String, http: HTTPClient, environment: [String: String]) throws -> AuditLogSettings {
+    static func settings(_ config: AuditConfig, dataDir: String, http: HTTPClient, settings: Settings) throws -> AuditLogSettings {
         var witnesses: [any CheckpointWitness] = [
-            DirectoryWitness(directory: URL(fileURLWithPath: witnessDirectory(config, dataDir: dataDir, environment: environment))),
+            DirectoryWitness(directory: URL(fileURLWithPath: witnessDirectory(dataDir: dataDir, settings: settings))),
         ]
         for (number, witness) in config.witnesses.enumerated() {
             do {
@@ -63,7 +60,7 @@ enum AuditKeys {
                 throw ValidationError("audit.witnesses[\(number)].key: \(error)")
             }
         }
-        return AuditLogSettings(signer: try signer(dataDir: dataDir, environment: environment), witnesses: witnesses)
+        return AuditLogSettings(signer: try signer(dataDir: dataDir, settings: settings), witnesses: witnesses)
     }
 
     static func readOrCreate(_ path: String, what: String, variable: String, create: (() throws -> String)?) throws -> String {

@@ -19,13 +19,13 @@ struct ChannelSetup {
 
 enum ChannelFactory {
     static func make(_ config: ChannelsConfig, publicURL: String, dataDir: String, deliveryFile: String, names: DirectoryNames,
-                     http: HTTPClient, environment: [String: String]) throws -> ChannelSetup {
-        let links = AckLinkSigner(secret: try linkKey(dataDir: dataDir, environment: environment))
+                     http: HTTPClient, settings: Settings) throws -> ChannelSetup {
+        let links = AckLinkSigner(secret: try linkKey(dataDir: dataDir, settings: settings))
         let delivery = HTTPDelivery(client: http)
         var channels: [ChannelKind: any Channel] = [:]
         var configured: [String] = []
 
-        let webhookSecret = environment["MUSTER_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } ?? config.webhookSecret
+        let webhookSecret = settings.string(.webhookSecret)
         if let webhookSecret {
             channels[.webhook] = WebhookChannel(http: delivery, secret: webhookSecret)
             configured.append("webhook")
@@ -39,7 +39,7 @@ enum ChannelFactory {
             case "tls": .implicitTLS
             default: .startTLSIfOffered
             }
-            let password = environment["MUSTER_SMTP_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 } ?? email.password
+            let password = settings.string(.smtpPassword)
             let settings = SMTPSettings(host: email.host, port: email.port ?? (security == .implicitTLS ? 465 : 587), security: security,
                                         username: email.username, password: password, fromAddress: email.from,
                                         additionalTrustRoots: email.caFile.map { [.pemFile($0)] } ?? [])
@@ -50,7 +50,7 @@ enum ChannelFactory {
         }
         var twilioAuthToken: String?
         if let twilio = config.twilio {
-            guard let token = environment["MUSTER_TWILIO_AUTH_TOKEN"].flatMap({ $0.isEmpty ? nil : $0 }) ?? twilio.authToken else {
+            guard let token = settings.string(.twilioAuthToken) else {
                 throw ValidationError("channels.twilio needs an auth token: set MUSTER_TWILIO_AUTH_TOKEN or channels.twilio.auth_token")
             }
             twilioAuthToken = token
@@ -79,9 +79,9 @@ enum ChannelFactory {
 
     /// `MUSTER_LINK_KEY` (32 bytes or more, base64), else DATA_DIR/link.key, created on first use.
     /// Every instance behind one public URL must share it.
-    static func linkKey(dataDir: String, environment: [String: String]) throws -> Data {
+    static func linkKey(dataDir: String, settings: Settings) throws -> Data {
         let text: String
-        if let given = environment["MUSTER_LINK_KEY"], !given.isEmpty {
+        if let given = settings.string(.linkKey) {
             text = given
         } else {
             text = try AuditKeys.readOrCreate((dataDir as NSString).appendingPathComponent("link.key"),

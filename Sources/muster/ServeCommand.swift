@@ -18,29 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Run the Muster service: the HTTP API and the escalation workers.",
-        discussion: """
-            Settings come from the command line, then the environment, then the configuration file, then the defaults:
-              --host / MUSTER_HOST / host                    127.0.0.1
-              --port / MUSTER_PORT / port                    8080
-              --data-dir / MUSTER_DATA_DIR / data_dir        .muster (the SQLite database, the delivery file)
-              MUSTER_DATABASE_URL / database_url            PostgreSQL (libpq URL); absent: SQLite in the data directory
-              --playbooks / MUSTER_PLAYBOOKS / playbooks     playbooks (with directory.yaml)
-              --delivery-file / MUSTER_DELIVERY_FILE / delivery_file   DATA_DIR/deliveries.jsonl
-              MUSTER_BOOTSTRAP_ADMIN_TOKEN                   on an empty database, the first admin's token
-              MUSTER_MASTER_KEY                              wraps incidents' data keys (base64); absent: DATA_DIR/master.key
-              MUSTER_AUDIT_SIGNING_KEY                       signs checkpoints (PRIVATE+KEY+…); absent: DATA_DIR/audit-signing.key
-              MUSTER_AUDIT_WITNESS_DIR / audit.witness_directory         copies of checkpoints outside the database; DATA_DIR/checkpoints
-              audit.witnesses (file only): C2SP tlog-witnesses that cosign each checkpoint
-              retention (file only): the policy the daily purge applies; see docs/audit.md
-              --public-url / MUSTER_PUBLIC_URL / public_url  http://HOST:PORT (links in messages; Twilio signs it)
-              MUSTER_LINK_KEY                                signs acknowledgement links (base64, 32+ bytes); absent: DATA_DIR/link.key
-              MUSTER_WEBHOOK_SECRET / channels.webhook.secret            signs webhook notifications (HMAC-SHA256)
-              MUSTER_SMTP_PASSWORD / channels.email.password             the mail relay's password
-              MUSTER_TWILIO_AUTH_TOKEN / channels.twilio.auth_token      the SMS and voice provider's auth token
-              channels (file only): email, twilio, limits; see docs/configuration.md
-              MUSTER_LOG_LEVEL                               info
-            The configuration file is --config / MUSTER_CONFIG, or ./muster.yaml when it exists; see docs/configuration.md.
-            """
+        discussion: Setting.summary
     )
 
     @Option(help: "The configuration file (default: ./muster.yaml if present).")
@@ -62,36 +40,42 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let file = try loadConfigFile(config, environment)
+        var commandLine: [Setting: String] = [:]
+        for (setting, value) in [(Setting.configFile, config), (.host, host), (.port, port.map(String.init)), (.dataDir, dataDir),
+                                 (.playbooks, playbooks), (.deliveryFile, deliveryFile), (.publicURL, publicURL)] {
+            if let value { commandLine[setting] = value }
+        }
+        let file = try loadConfigFile(config, Settings(commandLine: commandLine, environment: environment))
+        let settings = Settings(commandLine: commandLine, environment: environment, file: file)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: environment["MUSTER_LOG_LEVEL"] ?? "info") ?? .info
+            handler.logLevel = settings.string(.logLevel).flatMap(Logger.Level.init(rawValue:)) ?? .info
             return handler
         }
         let logger = Logger(label: "muster")
-        let host = self.host ?? environment["MUSTER_HOST"] ?? file.host ?? "127.0.0.1"
-        let port = try self.port ?? environment["MUSTER_PORT"].map(parsePort) ?? file.port ?? 8080
-        let dataDir = self.dataDir ?? environment["MUSTER_DATA_DIR"] ?? file.dataDir ?? ".muster"
-        let folder = self.playbooks ?? environment["MUSTER_PLAYBOOKS"] ?? file.playbooks ?? "playbooks"
-        let deliveryFile = self.deliveryFile ?? environment["MUSTER_DELIVERY_FILE"] ?? file.deliveryFile
-            ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
+        let host = settings.string(.host) ?? "127.0.0.1"
+        let portText = settings.string(.port) ?? "8080"
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw ValidationError("\(settings.source(.port, commandLine: commandLine, environment: environment)) '\(portText)' is not a port number")
+        }
+        let dataDir = settings.string(.dataDir) ?? ".muster"
+        let folder = settings.string(.playbooks) ?? "playbooks"
+        let deliveryFile = settings.string(.deliveryFile) ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
 
         let catalog = try loadCatalog(folder)
-        let databaseURL = environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.databaseURL
-        let (store, description) = try openStore(databaseURL: databaseURL, dataDir: dataDir)
+        let (store, description) = try openStore(databaseURL: settings.string(.databaseURL), dataDir: dataDir, settings: settings)
         if !noMigrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
-        let signIn = try await bootstrapAdmin(store: store, environment: environment)
+        let signIn = try await bootstrapAdmin(store: store, settings: settings)
 
         let metrics = MusterMetrics()
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
-        let publicURL = self.publicURL ?? environment["MUSTER_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
-            ?? "http://\(host):\(port)"
+        let publicURL = settings.string(.publicURL) ?? "http://\(host):\(port)"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
-        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, environment: environment)
+        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
         let names = DirectoryNames(catalog)
         let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
-                                               names: names, http: http, environment: environment)
+                                               names: names, http: http, settings: settings)
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
@@ -131,12 +115,6 @@ struct ServeCommand: AsyncParsableCommand {
         (store as? PostgresStore)?.shutdown()
     }
 
-    private func parsePort(_ text: String) throws -> Int {
-        guard let port = Int(text), (1...65535).contains(port) else { throw ValidationError("MUSTER_PORT '\(text)' is not a port number") }
-        return port
-    }
-
-
     private func integrationSettings(_ file: ServiceConfigFile) -> IntegrationSettings {
         var settings = IntegrationSettings()
         func apply(_ config: IntegrationMappingConfig?, to mapping: inout FieldMapping) {
@@ -156,11 +134,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// On a database with no accounts, creates the first admin: with MUSTER_BOOTSTRAP_ADMIN_TOKEN's
     /// token when set, otherwise with a new token printed once. Says how to sign in.
-    private func bootstrapAdmin(store: any Store, environment: [String: String]) async throws -> String {
+    private func bootstrapAdmin(store: any Store, settings: Settings) async throws -> String {
         guard try await store.users().isEmpty else {
             return "Sign in with an API token (`muster token create USER`); send it as 'Authorization: Bearer TOKEN'."
         }
-        let given = environment["MUSTER_BOOTSTRAP_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let given = settings.string(.bootstrapAdminToken)
         if let given, given.count < 20 { throw ValidationError("MUSTER_BOOTSTRAP_ADMIN_TOKEN must have at least 20 characters") }
         let token = given ?? APIToken.generate()
         let now = Date()
@@ -172,9 +150,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// The configuration file: `path`, else MUSTER_CONFIG, else ./muster.yaml when it exists, else none.
-func loadConfigFile(_ path: String?, _ environment: [String: String]) throws -> ServiceConfigFile {
-    let path = path ?? environment["MUSTER_CONFIG"] ?? (FileManager.default.fileExists(atPath: "muster.yaml") ? "muster.yaml" : nil)
+/// The configuration file: `path`, else the `config` setting (MUSTER_CONFIG), else ./muster.yaml when it exists, else none.
+func loadConfigFile(_ path: String?, _ settings: Settings) throws -> ServiceConfigFile {
+    let path = path ?? settings.string(.configFile) ?? (FileManager.default.fileExists(atPath: "muster.yaml") ? "muster.yaml" : nil)
     guard let path else { return ServiceConfigFile() }
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
     let (config, diagnostics) = ServiceConfigFile.parse(text, file: path)
@@ -185,8 +163,9 @@ func loadConfigFile(_ path: String?, _ environment: [String: String]) throws -> 
 
 /// Opens PostgreSQL when a URL is given, else SQLite in the data directory. `create: false` (the commands
 /// that read an existing installation) refuses to create the master key or the SQLite database.
-func openStore(databaseURL: String?, dataDir: String, create: Bool = true) throws -> (store: any Store, description: String) {
-    let masterKey = try AuditKeys.masterKey(dataDir: dataDir, create: create)
+func openStore(databaseURL: String?, dataDir: String, create: Bool = true,
+               settings: Settings = Settings()) throws -> (store: any Store, description: String) {
+    let masterKey = try AuditKeys.masterKey(dataDir: dataDir, create: create, settings: settings)
     if let url = databaseURL {
         let settings = try PostgresSettings(url: url)
         return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")

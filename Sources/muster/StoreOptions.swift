@@ -13,8 +13,7 @@ struct StoreOptions: ParsableArguments {
     /// What the store is, for messages ("PostgreSQL db@host:port" or the SQLite path). `create: false` for
     /// commands that only make sense on an existing installation: they never create its keys or database.
     func open(create: Bool = false) throws -> (store: any Store, description: String) {
-        try openStore(databaseURL: ProcessInfo.processInfo.environment["MUSTER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
-                      dataDir: dataDir, create: create)
+        try openStore(databaseURL: Settings().string(.databaseURL), dataDir: dataDir, create: create)
     }
 }
 

@@ -35,10 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
         try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let dataDir = storeOptions.dataDir
-        let environment = ProcessInfo.processInfo.environment
-        let file = try loadConfigFile(config, environment)
+        let file = try loadConfigFile(config, Settings())
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
-        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, environment: environment)
+        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: Settings(file: file))
         let runtime = try Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
                               instance: name, auditLog: auditLog, retention: file.retention)
         let workers = Task { await runtime.run() }

@@ -12,7 +12,7 @@ private struct Run {
 }
 
 /// Runs the `muster` executable that `swift build` put beside the test bundle.
-private func muster(_ arguments: [String]) throws -> Run {
+private func muster(_ arguments: [String], environment: [String: String]? = nil) throws -> Run {
     let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
         .flatMap { [$0.appendingPathComponent("muster"), $0.deletingLastPathComponent().appendingPathComponent("muster")] }
         + [root.appendingPathComponent(".build/debug/muster")]
@@ -23,6 +23,7 @@ private func muster(_ arguments: [String]) throws -> Run {
     process.executableURL = executable
     process.arguments = arguments
     process.currentDirectoryURL = root
+    if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -41,6 +42,35 @@ private func copyOfPlaybooks() throws -> URL {
 
 @Suite("Command line")
 struct CommandLineTests {
+    @Test("serve --help lists every setting; the command line beats the environment, which beats the file; an empty variable is unset")
+    func settingsPrecedence() throws {
+        let help = try muster(["serve", "--help"])
+        for name in ["--host / MUSTER_HOST / host", "MUSTER_DATABASE_URL / database_url", "MUSTER_MASTER_KEY", "MUSTER_TWILIO_AUTH_TOKEN",
+                     "--public-url / MUSTER_PUBLIC_URL / public_url", "MUSTER_AUDIT_WITNESS_DIR / audit.witness_directory"] {
+            #expect(help.stdout.contains(name), "\(name) missing from: \(help.stdout)")
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("muster.yaml")
+        try "playbooks: /nonexistent-from-file\n".write(to: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_DATABASE_URL"] = nil
+        environment["MUSTER_CONFIG"] = config.path
+        environment["MUSTER_DATA_DIR"] = folder.path
+        func serve(_ variables: [String: String], options: [String] = []) throws -> String {
+            let run = try muster(["serve"] + options, environment: environment.merging(variables) { _, new in new })
+            #expect(run.status != 0)
+            return run.stderr
+        }
+        #expect(try serve(["MUSTER_PLAYBOOKS": ""]).contains("/nonexistent-from-file"), "an empty variable is unset: the file's value")
+        #expect(try serve(["MUSTER_PLAYBOOKS": "/nonexistent-from-env"]).contains("/nonexistent-from-env"), "the environment beats the file")
+        #expect(try serve(["MUSTER_PLAYBOOKS": "/nonexistent-from-env"], options: ["--playbooks", "/nonexistent-from-option"])
+            .contains("/nonexistent-from-option"), "the command line beats the environment")
+        #expect(try serve(["MUSTER_PORT": "80a"]).contains("MUSTER_PORT '80a' is not a port number"))
+        #expect(try serve(["MUSTER_PORT": "80a"], options: ["--port", "99999"]).contains("--port '99999' is not a port number"))
+    }
+
     @Test("the shipped playbooks and directory lint clean: exit 0")
     func shippedPlaybooksLintClean() throws {
         let run = try muster(["playbook", "lint", "playbooks"])
