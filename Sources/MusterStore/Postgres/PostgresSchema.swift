@@ -194,5 +194,19 @@ enum PostgresSchema {
             "ALTER TABLE incidents SET (fillfactor = 70)",
             "ALTER TABLE outbox SET (fillfactor = 70)",
         ]),
+        // An incident's last audit entry (its sequence and the chain's head), read with a snapshot of its
+        // own: receipts add entries without rewriting the incident's row, and a commit that waited for the
+        // row's lock must see the entries the commit before it added (VOLATILE: a fresh snapshot per query).
+        ("007-last-audit-entry", [
+            """
+            CREATE FUNCTION muster_last_audit_entry(incident TEXT, OUT last_sequence BIGINT, OUT last_head BYTEA)
+            VOLATILE LANGUAGE plpgsql AS $$
+            BEGIN
+              SELECT e.sequence, COALESCE(e.leaf_hash, sha256('\\x00'::bytea || e.body)) INTO last_sequence, last_head
+              FROM audit_entries e WHERE e.incident_id = incident ORDER BY e.sequence DESC LIMIT 1;
+            END
+            $$
+            """,
+        ]),
     ]
 }

@@ -215,14 +215,8 @@ public final class PostgresStore: Store {
             prefetched.numbers.sort()
         }
         if !ids.isEmpty {
-            let sorted = ids.map(\.rawValue).sorted()
-            // Lock first, then read in a statement of its own: a statement that waited for a lock sees the
-            // locked row's newest version but the rest of what it joined as of before the wait, and the
-            // incident's last audit entry (its sequence and chain head) must be the newest too.
-            try await connection.query(PostgresQuery(unsafeSQL: "SELECT 1 FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                                                     binds: Self.binds(sorted)), logger: logger)
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + "WHERE i.id = ANY($1::text[])",
-                                                                binds: Self.binds(sorted)), logger: logger)
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.lockedIncidentRows,
+                                                                binds: Self.binds(ids.map(\.rawValue).sorted())), logger: logger)
             for try await row in rows { try prefetched.add(try Self.incidentRow(row), masterKey: masterKey) }
         }
         // After the incidents' locks, in the order every commit takes them (incidents, then outbox rows).
@@ -326,6 +320,18 @@ public final class PostgresStore: Store {
         FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
           LEFT JOIN LATERAL (SELECT sequence, leaf_hash, body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1) last ON true
 
+        """
+
+    /// The rows of the incidents `$1` names, locked in id order, with the `incidentRowColumns`. The last
+    /// entry is read after each lock is taken, with a snapshot of its own (migration 007): a statement
+    /// that waited for a lock sees the locked row's newest version, but anything else it joined as of
+    /// before the wait, and the entries a receipt added without touching the row must be seen too.
+    static let lockedIncidentRows = """
+        SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
+          COALESCE(last.last_head, i.audit_head), k.wrapped, i.purged_at, last.last_sequence
+        FROM (SELECT * FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) i
+          LEFT JOIN incident_keys k ON k.incident_id = i.id
+          CROSS JOIN LATERAL muster_last_audit_entry(i.id) last
         """
 
     static func incidentRow(_ row: PostgresRow) throws -> StoredIncidentRow {
