@@ -21,6 +21,27 @@ public struct CheckpointSigner: Sendable {
     }
 }
 
+extension LogExtension {
+    /// The sequencer's computation, one for both stores: the batch's leaves appended to the tree's
+    /// right edge (the new stored hashes, in Go tlog's layout), and the new tree's signed checkpoint.
+    public init(_ batch: LogBatch, sign: (_ size: Int64, _ root: LogHash) throws -> String) throws {
+        var tree = try CompactRange(size: batch.size, hashes: batch.frontier)
+        var stored: [LogHash] = []
+        stored.reserveCapacity(batch.leaves.count * 2)
+        for leaf in batch.leaves { tree.append(leaf, into: &stored) }
+        self.init(storedHashes: stored, size: tree.size, note: try sign(tree.size, tree.root()))
+    }
+}
+
+extension AuditLogStore {
+    /// One sequencer pass: up to `limit` committed entries integrated into the Merkle tree and the new
+    /// tree's checkpoint, signed by `sign`, stored, in one transaction. Nil when another instance is the sequencer.
+    public func integrateAuditEntries(limit: Int, now: Date,
+                                      sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass? {
+        try await appendToLog(limit: limit, now: now) { batch in try LogExtension(batch, sign: sign) }
+    }
+}
+
 /// Keeps copies of checkpoints outside the database, so a rewritten or truncated log is caught.
 public protocol CheckpointWitness: Sendable {
     var name: String { get }

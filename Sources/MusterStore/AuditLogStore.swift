@@ -27,11 +27,42 @@ public struct StoredAuditEntry: Sendable, Hashable {
     public var logLeafHash: [UInt8]?
 }
 
+/// What a sequencer pass read, under the sequencer lock, after numbering its batch into the log.
+public struct LogBatch: Sendable {
+    /// The tree's size before the batch.
+    public var size: Int64
+    /// The stored hashes of the tree's right edge (`CompactRange.frontierIndices(size:)`).
+    public var frontier: [Int64: LogHash]
+    /// The batch's leaf hashes, in log order.
+    public var leaves: [LogHash]
+
+    public init(size: Int64, frontier: [Int64: LogHash], leaves: [LogHash]) {
+        self.size = size
+        self.frontier = frontier
+        self.leaves = leaves
+    }
+}
+
+/// What a pass adds to the log: the tree's new stored hashes (from stored index
+/// `MerkleTree.storedHashCount(size:)` of the old size on) and the signed checkpoint of the new tree.
+public struct LogExtension: Sendable {
+    public var storedHashes: [LogHash]
+    public var size: Int64
+    public var note: String
+
+    public init(storedHashes: [LogHash], size: Int64, note: String) {
+        self.storedHashes = storedHashes
+        self.size = size
+        self.note = note
+    }
+}
+
 public protocol AuditLogStore: Sendable {
-    /// One sequencer pass: when this instance holds the sequencer lock, integrates up to `limit`
-    /// committed entries into the Merkle tree (log indices, stored hashes) and stores the checkpoint
-    /// `sign` makes of the new tree (size, root), all in one transaction. Nil when another instance is the sequencer.
-    func integrateAuditEntries(limit: Int, now: Date, sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass?
+    /// The store's part of a sequencer pass, in one transaction: when this instance holds the sequencer
+    /// lock, numbers up to `limit` committed entries into the log in commit order, reads what the tree
+    /// needs, and stores what `extend` makes of it (the new tree hashes and the signed checkpoint). Nil
+    /// when another instance is the sequencer. The runtime computes the tree, once for both stores.
+    func appendToLog(limit: Int, now: Date, extend: @escaping @Sendable (LogBatch) throws -> LogExtension) async throws -> SequencerPass?
     /// Committed entries not yet in the tree.
     func pendingAuditEntries() async throws -> Int
     /// Every stored checkpoint from `size` on, smallest first, at most `limit`.

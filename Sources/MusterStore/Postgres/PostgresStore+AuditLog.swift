@@ -10,8 +10,7 @@ import PostgresNIO
 extension PostgresStore {
     private static let sequencerLock: Int64 = 0x6D75_7374_6572_0002  // "muster" + 2
 
-    public func integrateAuditEntries(limit: Int, now: Date,
-                                      sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass? {
+    public func appendToLog(limit: Int, now: Date, extend: @escaping @Sendable (LogBatch) throws -> LogExtension) async throws -> SequencerPass? {
         try await database { [self] in
             try await client.withTransaction(logger: logger) { connection -> SequencerPass? in
                 var leader = false
@@ -45,21 +44,21 @@ extension PostgresStore {
                 guard count > 0 else { return SequencerPass(integrated: 0, checkpoint: nil, oldestCommittedAt: nil) }
                 guard leaves.readableBytes == count * 32 else { throw StoreError.unavailable("an audit entry has a malformed leaf hash") }
 
-                let frontier = try await treeHashes(CompactRange.frontierIndices(size: size), on: connection)
-                var tree = try CompactRange(size: size, hashes: frontier)
-                let firstStored = MerkleTree.storedHashCount(size: size)
-                var stored: [LogHash] = []
-                stored.reserveCapacity(count * 2)
+                var leafHashes: [LogHash] = []
+                leafHashes.reserveCapacity(count)
                 while let slice = leaves.readSlice(length: 32), let leaf = slice.withUnsafeReadableBytes({ LogHash(bytes: $0) }) {
-                    tree.append(leaf, into: &stored)
+                    leafHashes.append(leaf)
                 }
-                let storedIndices = (0..<Int64(stored.count)).map { firstStored + $0 }
-                let hashes = stored.map { ByteBuffer(bytes: $0.bytes) }
+                let frontier = try await treeHashes(CompactRange.frontierIndices(size: size), on: connection)
+                let added = try extend(LogBatch(size: size, frontier: frontier, leaves: leafHashes))
+                let firstStored = MerkleTree.storedHashCount(size: size)
+                let storedIndices = (0..<Int64(added.storedHashes.count)).map { firstStored + $0 }
+                let hashes = added.storedHashes.map { ByteBuffer(bytes: $0.bytes) }
                 try await connection.query("INSERT INTO audit_tree (stored_index, hash) SELECT * FROM unnest(\(storedIndices)::int8[], \(hashes)::bytea[])",
                                            logger: logger)
-                let note = try sign(tree.size, tree.root())
-                try await connection.query("INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (\(tree.size), \(note), \(now))", logger: logger)
-                return SequencerPass(integrated: count, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
+                try await connection.query("INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (\(added.size), \(added.note), \(now))",
+                                           logger: logger)
+                return SequencerPass(integrated: count, checkpoint: StoredCheckpoint(size: added.size, note: added.note, signedAt: now),
                                      oldestCommittedAt: oldest)
             }
         }

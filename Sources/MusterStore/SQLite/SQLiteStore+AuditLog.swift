@@ -6,8 +6,7 @@ import MusterAudit
 import MusterCore
 
 extension SQLiteStore {
-    public func integrateAuditEntries(limit: Int, now: Date,
-                                      sign: @escaping @Sendable (_ size: Int64, _ root: LogHash) throws -> String) async throws -> SequencerPass? {
+    public func appendToLog(limit: Int, now: Date, extend: @escaping @Sendable (LogBatch) throws -> LogExtension) async throws -> SequencerPass? {
         try await pool.write { db in
             let size = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(log_index) + 1, 0) FROM audit_log") ?? 0
             // The batch is numbered into the log in SQL, in commit order; only the leaf hashes come back.
@@ -21,21 +20,19 @@ extension SQLiteStore {
                 """, arguments: [size, last])
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(committed_at) FROM audit_pending WHERE id <= ?", arguments: [last]) ?? 0
             try db.execute(sql: "DELETE FROM audit_pending WHERE id <= ?", arguments: [last])
-            var tree = try CompactRange(size: size, hashes: try Self.treeHashes(CompactRange.frontierIndices(size: size), db: db))
-            var stored: [LogHash] = []
+            var leaves: [LogHash] = []
             try RawRow.each(db, sql: "SELECT leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index", arguments: [size]) { row in
                 guard let leaf = row.hash(0) else { throw StoreError.unavailable("an audit entry has a malformed leaf hash") }
-                tree.append(leaf, into: &stored)
+                leaves.append(leaf)
             }
-            let integrated = Int(tree.size - size)
+            let added = try extend(LogBatch(size: size, frontier: try Self.treeHashes(CompactRange.frontierIndices(size: size), db: db), leaves: leaves))
             let insert = try db.cachedStatement(sql: "INSERT INTO audit_tree (stored_index, hash) VALUES (?, ?)")
             let firstStored = MerkleTree.storedHashCount(size: size)
-            for (offset, hash) in stored.enumerated() {
+            for (offset, hash) in added.storedHashes.enumerated() {
                 try insert.execute(arguments: [firstStored + Int64(offset), Data(hash.bytes)])
             }
-            let note = try sign(tree.size, tree.root())
-            try db.execute(sql: "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (?, ?, ?)", arguments: [tree.size, note, now.milliseconds])
-            return SequencerPass(integrated: integrated, checkpoint: StoredCheckpoint(size: tree.size, note: note, signedAt: now),
+            try db.execute(sql: "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES (?, ?, ?)", arguments: [added.size, added.note, now.milliseconds])
+            return SequencerPass(integrated: leaves.count, checkpoint: StoredCheckpoint(size: added.size, note: added.note, signedAt: now),
                                  oldestCommittedAt: Date(milliseconds: oldest))
         }
     }
