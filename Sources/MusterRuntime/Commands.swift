@@ -24,7 +24,9 @@ public enum IncidentCommand: Sendable, Hashable {
     case fireTimer(ClaimedTimer)
     /// A delivery worker's attempt at a notification it claimed: the outbox row, the attempt's row,
     /// its audit entry and the engine's reaction commit together. Refused (`.notHeld`) when the
-    /// worker no longer holds the notification.
+    /// worker no longer holds the notification. The one exception to all-or-nothing: an attempt is a
+    /// fact, so its outbox and attempt rows stay recorded when the engine refuses the event (an
+    /// incident whose playbook is no longer loaded); the worker logs that refusal.
     case deliveryAttempt(DeliveryAttempt)
 }
 

@@ -48,32 +48,42 @@ public struct DeliveryWorker: Sendable {
                 .deliveryAttempt(DeliveryAttempt(notification: delivery.notification, owner: owner, outcome: outcome))
             })
             for ((delivery, outcome), result) in zip(outcomes, results) {
-                if case .failure(.notHeld) = result { continue }
+                switch result {
+                case .failure(.notHeld), .failure(.unavailable):
+                    // Not recorded (another worker holds it, or the database did not take it): the lease
+                    // lapses and the notification is sent again under the same id.
+                    continue
+                case .failure(let error):
+                    logger.warning("delivery recorded, but the engine refused it", metadata: ["notification": "\(delivery.notification.id)", "error": "\(error)"])
+                case .success:
+                    break
+                }
                 let name = switch outcome {
                 case .delivered: "delivered"
                 case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
                 }
                 observer.deliveryAttempted(delivery.notification.channel, name)
-                if case .failure(let error) = result {
-                    logger.warning("delivery recorded but not applied", metadata: ["notification": "\(delivery.notification.id)", "error": "\(error)"])
-                }
             }
         }
     }
 
-    /// Commits the attempts, trying a few times: once given up, the leases lapse and every one of
-    /// these notifications is sent again (under the same ids), delivered ones included.
+    /// Commits the attempts, trying those the database did not take a few times: once given up, their
+    /// leases lapse and they are sent again (under the same ids), delivered ones included.
     private func record(_ attempts: [IncidentCommand]) async throws -> [Result<Committed, StoreError>] {
-        var attempt = 0
-        while true {
+        var results = [Result<Committed, StoreError>](repeating: .failure(.unavailable("not recorded")), count: attempts.count)
+        var waiting = Array(attempts.indices)
+        for attempt in 1...3 {
             do {
-                return try await committer.submit(attempts)
+                let answers = try await committer.submit(waiting.map { attempts[$0] })
+                for (index, answer) in zip(waiting, answers) { results[index] = answer }
+                waiting = waiting.filter { if case .failure(.unavailable) = results[$0] { true } else { false } }
             } catch {
-                attempt += 1
-                if attempt >= 3 || Task.isCancelled { throw error }
-                try await clock.sleep(until: clock.now().addingTimeInterval(0.2 * Double(attempt)))
+                if attempt == 3 || Task.isCancelled { throw error }
             }
+            if waiting.isEmpty || attempt == 3 || Task.isCancelled { break }
+            try await clock.sleep(until: clock.now().addingTimeInterval(0.2 * Double(attempt)))
         }
+        return results
     }
 
     /// One attempt; a failure without a retry time failed for good.

@@ -3,7 +3,8 @@
 // text and chains audit entries, and turns all of it into the rows to write. It is a pure function
 // of what the store read under lock (`CommitSnapshot`) and the time, tested without a database; the
 // store only reads, locks and writes (`Store.commit(reading:now:decide:)`). A refused command adds
-// no rows, so each command stays all-or-nothing inside the shared transaction.
+// no rows, so each command stays all-or-nothing inside the shared transaction (a delivery attempt's
+// own record excepted: `IncidentCommand.deliveryAttempt`).
 import Foundation
 import Logging
 import MusterAudit
@@ -33,13 +34,23 @@ public struct Dispatcher: Sendable {
         } catch let refused as CommitRefused where commands.count > 1 {
             logger.warning("group commit refused; committing one by one", metadata: ["error": "\(refused.reason)"])
             var results: [Result<Committed, StoreError>] = []
+            var answering = true
             for command in commands {
+                guard answering else {
+                    // The database stopped answering: the rest are not tried (each would wait out its
+                    // timeout); their callers retry them.
+                    results.append(.failure(.unavailable("not tried: the database did not answer the command before it")))
+                    continue
+                }
                 do {
                     results += try await commitTogether([command], to: store, now: now)
+                } catch let refused as CommitRefused {
+                    // Refused on its own: this command fails; the others go on.
+                    results.append(.failure(.unavailable(refused.reason)))
                 } catch {
-                    // Refused on its own: this command fails. Not answered: it is unknown, and those
-                    // before it stay committed, so each is reported as it is.
-                    results.append(.failure(.unavailable((error as? CommitRefused)?.reason ?? String(describing: error))))
+                    // Not answered: this one is unknown; those before it stay committed.
+                    answering = false
+                    results.append(.failure(.unavailable(String(describing: error))))
                 }
             }
             return results

@@ -17,8 +17,9 @@ public struct CommitNeeds: Sendable, Hashable {
     /// How many new incident numbers may be needed.
     public var newNumbers: Int
     /// Delivery attempts to record, each only if its worker still holds the notification: the outbox
-    /// row is updated and the attempt's row written under the row's lock, first in the transaction;
-    /// the snapshot says which were recorded, so the decision reacts to exactly those.
+    /// row is updated and the attempt's row written under the row's lock, after the incidents' locks
+    /// and before the decision; the snapshot says which were recorded, so the decision reacts to
+    /// exactly those. An attempt is a fact: it stays recorded even when the engine refuses the event.
     public var deliveryAttempts: [DeliveryRecord]
 
     public init(idempotencyKeys: [String] = [], groupKeyHashes: [String] = [], incidentIDs: [IncidentID] = [], newNumbers: Int = 0,

@@ -40,7 +40,9 @@ struct StoredIncidentRow {
 
     /// The state with its text opened, and the incident's data key (nil once purged).
     func open(masterKey: MasterKey) throws -> (state: IncidentState, key: DataKey?) {
-        let key = try wrappedKey.map { try masterKey.unwrap($0, incident: id.rawValue) }
+        // A purged incident has no key, whatever the key's row read: on PostgreSQL a commit that waited for
+        // the purge's lock sees the incident's newest row but the key's row as it was before the wait.
+        let key = purgedAt != nil ? nil : try wrappedKey.map { try masterKey.unwrap($0, incident: id.rawValue) }
         let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
         let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
         var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject)

@@ -11,9 +11,10 @@ import Synchronization
 
 public final class PostgresStore: Store {
     let client: PostgresClient
-    /// For the workers' claims and delivery records: asynchronous commit (no WAL flush wait). Losing
-    /// the last of these to a database crash only means a claim is taken again or a notification is
-    /// sent again under the same id; reports and events always commit synchronously on `client`.
+    /// For the workers' claims and releases: asynchronous commit (no WAL flush wait). Losing the last of
+    /// these to a database crash only means a claim is taken again or a notification is sent again under
+    /// the same id. Reports, events and delivery attempts (with the engine's reaction to them) always
+    /// commit synchronously on `client`.
     let workClient: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
@@ -41,7 +42,7 @@ public final class PostgresStore: Store {
         // Claims take the first due rows in order: walking the due index and stopping after them is
         // the only plan that does not grow with the backlog. Statistics lag exactly when a backlog
         // builds (an outage, a burst), and the planner then sorted every due row per claim (27 ms a
-        // claim at 8,000 queued pages). These connections run claims, records and releases only.
+        // claim at 8,000 queued pages). These connections run claims and releases only.
         workConfiguration.options.additionalStartupParameters.append(("enable_sort", "off"))
         let workClient = PostgresClient(configuration: workConfiguration, backgroundLogger: logger)
         self.workClient = workClient
