@@ -1,6 +1,5 @@
 // Who is calling and what they may do. Every request to the API carries a bearer token; the
 // account it belongs to has one role, and the site-scoped roles act only at their sites.
-import Crypto
 import Foundation
 import Hummingbird
 import MusterCore
@@ -83,8 +82,8 @@ extension Permission {
 public final class Authenticator: Sendable {
     private let reads: IncidentReads
     private let ttl: TimeInterval
-    /// By the token's SHA-256, so the cache holds no token.
-    private let cache = Mutex<[SHA256Digest: (account: UserAccount?, until: Date)]>([:])
+    /// By the token's hash, so the cache holds no token.
+    private let cache = Mutex<[String: (account: UserAccount?, until: Date)]>([:])
 
     public init(reads: IncidentReads, ttl: TimeInterval = 5) {
         self.reads = reads
@@ -92,12 +91,12 @@ public final class Authenticator: Sendable {
     }
 
     public func account(token: String, now: Date) async throws -> UserAccount? {
-        let key = SHA256.hash(data: Array(token.utf8))
-        if let hit = cache.withLock({ $0[key] }), hit.until > now { return hit.account }
-        let account = try await reads.account(token: token)
+        let hash = IncidentReads.tokenHash(token)
+        if let hit = cache.withLock({ $0[hash] }), hit.until > now { return hit.account }
+        let account = try await reads.account(tokenHash: hash)
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
-            entries[key] = (account, now.addingTimeInterval(ttl))
+            entries[hash] = (account, now.addingTimeInterval(ttl))
         }
         return account
     }

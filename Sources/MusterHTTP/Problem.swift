@@ -3,7 +3,6 @@
 import Foundation
 import Hummingbird
 import MusterCore
-import MusterPlaybooks
 import NIOCore
 
 public struct Problem: Error, HTTPResponseError, Sendable {
@@ -11,11 +10,6 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         /// A JSON pointer (RFC 6901) into the request body, or a query parameter's name.
         public var pointer: String
         public var detail: String
-
-        /// "unknown site 'x'; did you mean 'y'?" at `pointer`.
-        static func unknown(_ what: String, _ value: String, among candidates: [String], at pointer: String) -> FieldError {
-            FieldError(pointer: pointer, detail: "unknown \(what) '\(value)'" + suggestion(for: value, among: candidates))
-        }
     }
 
     public var status: HTTPResponse.Status

@@ -27,20 +27,7 @@ public enum IncidentCommand: Sendable, Hashable {
     /// worker no longer holds the notification. The one exception to all-or-nothing: an attempt is a
     /// fact, so its outbox and attempt rows stay recorded when the engine refuses the event (an
     /// incident whose playbook is no longer loaded); the worker logs that refusal.
-    case deliveryAttempt(DeliveryAttempt)
-}
-
-public struct DeliveryAttempt: Sendable, Hashable {
-    public var notification: QueuedNotification
-    /// The worker that claimed it.
-    public var owner: String
-    public var outcome: DeliveryOutcome
-
-    public init(notification: QueuedNotification, owner: String, outcome: DeliveryOutcome) {
-        self.notification = notification
-        self.owner = owner
-        self.outcome = outcome
-    }
+    case deliveryAttempt(DeliveryRecord)
 }
 
 public enum CommandOutcome: Sendable, Hashable {

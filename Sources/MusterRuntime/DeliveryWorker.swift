@@ -45,7 +45,7 @@ public struct DeliveryWorker: Sendable {
             // engine's reaction (the next contact point, the next step) together. A worker whose lease lapsed
             // records nothing over the worker that took the notification over (`.notHeld`).
             let results = try await record(outcomes.map { delivery, outcome in
-                .deliveryAttempt(DeliveryAttempt(notification: delivery.notification, owner: owner, outcome: outcome))
+                .deliveryAttempt(DeliveryRecord(notification: delivery.notification, owner: owner, outcome: outcome))
             })
             for ((delivery, outcome), result) in zip(outcomes, results) {
                 switch result {

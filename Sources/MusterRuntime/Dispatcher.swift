@@ -91,7 +91,7 @@ public struct Dispatcher: Sendable {
                 ids.insert(timer.incident)
             case .deliveryAttempt(let attempt):
                 ids.insert(attempt.notification.incident)
-                attempts.append(DeliveryRecord(id: attempt.notification.id, owner: attempt.owner, outcome: attempt.outcome))
+                attempts.append(attempt)
             }
         }
         return (CommitNeeds(idempotencyKeys: keys.sorted(), groupKeyHashes: hashes.sorted(), incidentIDs: ids.sorted(), newNumbers: reports,
@@ -199,7 +199,7 @@ public struct Dispatcher: Sendable {
 
     /// The engine's reaction to a delivery attempt the store recorded in this transaction (a receipt,
     /// a retry, a failure for good that moves to the next contact point or the next step).
-    private func record(_ attempt: DeliveryAttempt, known: inout CommitSnapshot, writes: inout BatchWrites,
+    private func record(_ attempt: DeliveryRecord, known: inout CommitSnapshot, writes: inout BatchWrites,
                         now: Date) -> Result<CommandOutcome, StoreError> {
         let n = attempt.notification
         guard known.recordedDeliveries.contains(n.id) else { return .failure(.notHeld(n.id)) }
@@ -236,7 +236,7 @@ public struct Dispatcher: Sendable {
         let isPurge = if case .purged = event { true } else { false }
         let auditOnly = !isPurge && unchanged == state && effects.allSatisfy { if case .audit = $0 { true } else { false } }
         record(state, isNew: false, effects: effects, known: &known, into: &writes, auditOnly: auditOnly)
-        if case .purged = event {
+        if isPurge {
             known.dataKeys[id] = nil
             writes.purgedKeys.insert(id)
         }

@@ -24,8 +24,10 @@ public struct IncidentReads: Sendable {
     /// Every report of an incident, oldest first.
     public func reports(_ id: IncidentID) async throws -> [Report] { try await store.reports(id) }
 
-    /// The account an active API token or integration key belongs to.
-    public func account(token: String) async throws -> UserAccount? { try await store.account(tokenHash: APIToken.hash(token)) }
+    /// How tokens are kept: their SHA-256, never the token itself.
+    public static func tokenHash(_ token: String) -> String { APIToken.hash(token) }
+    /// The account an active API token or integration key belongs to, by the token's hash.
+    public func account(tokenHash: String) async throws -> UserAccount? { try await store.account(tokenHash: tokenHash) }
 
     /// The newest signed checkpoint of the audit log.
     public func latestCheckpoint() async throws -> StoredCheckpoint? { try await store.latestCheckpoint() }

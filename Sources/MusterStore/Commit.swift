@@ -34,13 +34,15 @@ public struct CommitNeeds: Sendable, Hashable {
 
 /// One attempt at a claimed notification, as the outbox records it.
 public struct DeliveryRecord: Sendable, Hashable {
-    public var id: NotificationID
+    public var notification: QueuedNotification
     /// The worker that claimed the notification; nothing is recorded unless it still holds it.
     public var owner: String
     public var outcome: DeliveryOutcome
 
-    public init(id: NotificationID, owner: String, outcome: DeliveryOutcome) {
-        self.id = id
+    public var id: NotificationID { notification.id }
+
+    public init(notification: QueuedNotification, owner: String, outcome: DeliveryOutcome) {
+        self.notification = notification
         self.owner = owner
         self.outcome = outcome
     }

@@ -9,8 +9,6 @@ import MusterPlaybooks
 import MusterRuntime
 
 enum AuditKeys {
-    static let defaultOrigin = "muster.local/audit-log"
-
     /// `MUSTER_MASTER_KEY` (32 bytes, base64), else DATA_DIR/master.key, created on first use.
     /// Every instance sharing a database must use the same master key. `create: false` refuses to make a
     /// new one: a command that reads an existing installation must not invent its keys.
@@ -36,7 +34,7 @@ enum AuditKeys {
                 throw ValidationError("MUSTER_AUDIT_SIGNING_KEY: \(error)")
             }
         }
-        let origin = settings.string(.auditLogOrigin) ?? defaultOrigin
+        let origin = settings.value(.auditLogOrigin)
         let path = (dataDir as NSString).appendingPathComponent("audit-signing.key")
         let text = try readOrCreate(path, what: "the key that signs the audit log's checkpoints", variable: "MUSTER_AUDIT_SIGNING_KEY",
                                     create: create ? { try NoteSigner.generate(name: origin).privateKey } : nil)

@@ -49,17 +49,17 @@ struct ServeCommand: AsyncParsableCommand {
         let settings = Settings(commandLine: commandLine, environment: environment, file: file)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = settings.string(.logLevel).flatMap(Logger.Level.init(rawValue:)) ?? .info
+            handler.logLevel = Logger.Level(rawValue: settings.value(.logLevel)) ?? .info
             return handler
         }
         let logger = Logger(label: "muster")
-        let host = settings.string(.host) ?? "127.0.0.1"
-        let portText = settings.string(.port) ?? "8080"
+        let host = settings.value(.host)
+        let portText = settings.value(.port)
         guard let port = Int(portText), (1...65535).contains(port) else {
-            throw ValidationError("\(settings.source(.port, commandLine: commandLine, environment: environment)) '\(portText)' is not a port number")
+            throw ValidationError("\(settings.source(.port)) '\(portText)' is not a port number")
         }
-        let dataDir = settings.string(.dataDir) ?? ".muster"
-        let folder = settings.string(.playbooks) ?? "playbooks"
+        let dataDir = settings.value(.dataDir)
+        let folder = settings.value(.playbooks)
         let deliveryFile = settings.string(.deliveryFile) ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
 
         let catalog = try loadCatalog(folder)

@@ -14,11 +14,24 @@ struct Setting: Sendable, Hashable {
     let option: String?
     /// The key in muster.yaml, where the file may set it.
     let fileKey: String?
+    /// The value when no source sets it; nil for settings whose default is derived or absent.
+    let defaultValue: String?
     /// The default, as `serve --help` shows it.
     let defaultText: String
     let help: String
     /// Keys, tokens and passwords: never shown in access logs.
-    var isSecret = false
+    let isSecret: Bool
+
+    init(key: String, option: String?, fileKey: String?, defaultValue: String? = nil, defaultText: String? = nil, help: String,
+         isSecret: Bool = false) {
+        self.key = key
+        self.option = option
+        self.fileKey = fileKey
+        self.defaultValue = defaultValue
+        self.defaultText = defaultText ?? defaultValue ?? "none"
+        self.help = help
+        self.isSecret = isSecret
+    }
 
     var configKey: ConfigKey { ConfigKey(["muster"] + key.split(separator: ".").map(String.init)) }
 
@@ -29,26 +42,26 @@ struct Setting: Sendable, Hashable {
 extension Setting {
     static let configFile = Setting(key: "config", option: "--config", fileKey: nil, defaultText: "./muster.yaml when it exists",
                                     help: "the configuration file (docs/configuration.md)")
-    static let host = Setting(key: "host", option: "--host", fileKey: "host", defaultText: "127.0.0.1", help: "the address to listen on")
-    static let port = Setting(key: "port", option: "--port", fileKey: "port", defaultText: "8080", help: "the port to listen on")
-    static let dataDir = Setting(key: "data.dir", option: "--data-dir", fileKey: "data_dir", defaultText: ".muster",
+    static let host = Setting(key: "host", option: "--host", fileKey: "host", defaultValue: "127.0.0.1", help: "the address to listen on")
+    static let port = Setting(key: "port", option: "--port", fileKey: "port", defaultValue: "8080", help: "the port to listen on")
+    static let dataDir = Setting(key: "data.dir", option: "--data-dir", fileKey: "data_dir", defaultValue: ".muster",
                                  help: "the SQLite database, the delivery file and the keys of the embedded default")
     static let databaseURL = Setting(key: "database.url", option: nil, fileKey: "database_url", defaultText: "SQLite in the data directory",
                                      help: "PostgreSQL, as a libpq URL (PG* variables fill what it leaves out)", isSecret: true)
-    static let playbooks = Setting(key: "playbooks", option: "--playbooks", fileKey: "playbooks", defaultText: "playbooks",
+    static let playbooks = Setting(key: "playbooks", option: "--playbooks", fileKey: "playbooks", defaultValue: "playbooks",
                                    help: "the playbook folder, with directory.yaml")
     static let deliveryFile = Setting(key: "delivery.file", option: "--delivery-file", fileKey: "delivery_file",
                                       defaultText: "DATA_DIR/deliveries.jsonl", help: "where the demonstration channel appends notifications")
     static let publicURL = Setting(key: "public.url", option: "--public-url", fileKey: "public_url", defaultText: "http://HOST:PORT",
                                    help: "the base URL people and providers reach the service at (links; Twilio signs it)")
-    static let logLevel = Setting(key: "log.level", option: nil, fileKey: nil, defaultText: "info", help: "trace, debug, info, notice, warning, error")
+    static let logLevel = Setting(key: "log.level", option: nil, fileKey: nil, defaultValue: "info", help: "trace, debug, info, notice, warning, error")
     static let bootstrapAdminToken = Setting(key: "bootstrap.admin.token", option: nil, fileKey: nil, defaultText: "a new token, printed once",
                                              help: "on an empty database, the first admin's API token", isSecret: true)
     static let masterKey = Setting(key: "master.key", option: nil, fileKey: nil, defaultText: "DATA_DIR/master.key",
                                    help: "wraps every incident's data key (32 bytes, base64)", isSecret: true)
     static let auditSigningKey = Setting(key: "audit.signing.key", option: nil, fileKey: nil, defaultText: "DATA_DIR/audit-signing.key",
                                          help: "signs the audit log's checkpoints (PRIVATE+KEY+...)", isSecret: true)
-    static let auditLogOrigin = Setting(key: "audit.log.origin", option: nil, fileKey: nil, defaultText: "muster.local/audit-log",
+    static let auditLogOrigin = Setting(key: "audit.log.origin", option: nil, fileKey: nil, defaultValue: "muster.local/audit-log",
                                         help: "the log's origin, when a new signing key is made")
     static let auditWitnessDir = Setting(key: "audit.witness.dir", option: nil, fileKey: "audit.witness_directory",
                                          defaultText: "DATA_DIR/checkpoints", help: "copies of every checkpoint outside the database")
@@ -81,9 +94,13 @@ extension Setting {
 /// the defaults, through one ConfigReader. An empty environment variable counts as unset.
 struct Settings: Sendable {
     let reader: ConfigReader
+    private let commandLine: [Setting: String]
+    private let environment: [String: String]
 
     init(commandLine: [Setting: String] = [:], environment: [String: String] = ProcessInfo.processInfo.environment,
          file: ServiceConfigFile = ServiceConfigFile()) {
+        self.commandLine = commandLine
+        self.environment = environment
         func values(_ pairs: [(Setting, String?)]) -> [AbsoluteConfigKey: ConfigValue] {
             var values: [AbsoluteConfigKey: ConfigValue] = [:]
             for (setting, value) in pairs {
@@ -97,8 +114,7 @@ struct Settings: Sendable {
             (.auditWitnessDir, file.audit.witnessDirectory), (.webhookSecret, file.channels.webhookSecret),
             (.smtpPassword, file.channels.email?.password), (.twilioAuthToken, file.channels.twilio?.authToken),
         ])
-        let defaults = values([(.host, "127.0.0.1"), (.port, "8080"), (.dataDir, ".muster"), (.playbooks, "playbooks"), (.logLevel, "info"),
-                               (.auditLogOrigin, "muster.local/audit-log")])
+        let defaults = values(Setting.all.map { ($0, $0.defaultValue) })
         reader = ConfigReader(providers: [
             InMemoryProvider(name: "command line", values: values(commandLine.map { ($0.key, $0.value) })),
             EnvironmentVariablesProvider(environmentVariables: environment.filter { $0.key.hasPrefix("MUSTER_") && !$0.value.isEmpty },
@@ -113,8 +129,13 @@ struct Settings: Sendable {
         reader.string(forKey: setting.configKey, isSecret: setting.isSecret)
     }
 
+    /// A setting that has a default: its value, the default when no source sets it.
+    func value(_ setting: Setting) -> String {
+        string(setting) ?? setting.defaultValue ?? ""
+    }
+
     /// Where the setting's value came from, for error messages: its option, variable or file key.
-    func source(_ setting: Setting, commandLine: [Setting: String], environment: [String: String]) -> String {
+    func source(_ setting: Setting) -> String {
         if commandLine[setting] != nil, let option = setting.option { return option }
         if environment[setting.environmentVariable]?.isEmpty == false { return setting.environmentVariable }
         return setting.fileKey ?? setting.environmentVariable

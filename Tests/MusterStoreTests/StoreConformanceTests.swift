@@ -13,7 +13,7 @@ import Testing
 private func recordDelivery(_ store: any Store, _ notification: QueuedNotification, outcome: DeliveryOutcome, owner: String,
                             at: Date) async throws -> Bool {
     let result = try await Dispatcher(catalog: shippedCatalog)
-        .outcomes([.deliveryAttempt(DeliveryAttempt(notification: notification, owner: owner, outcome: outcome))], to: store, now: at).first
+        .outcomes([.deliveryAttempt(DeliveryRecord(notification: notification, owner: owner, outcome: outcome))], to: store, now: at).first
     if case .failure(.notHeld)? = result { return false }
     _ = try result?.get()
     return true

@@ -312,28 +312,26 @@ public final class PostgresStore: Store {
 
     // MARK: Reads
 
-    /// The columns `incidentRow` reads, from `incidents i` joined with its key and its last audit entry:
-    /// the entry's leaf hash is the incident's audit head, and its sequence the last one used (entries
-    /// added without rewriting the incident's row, such as receipts, are counted this way).
-    static let incidentRowColumns = """
-        SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
-          COALESCE(last.leaf_hash, sha256('\\x00'::bytea || last.body), i.audit_head), k.wrapped, i.purged_at, last.sequence
-        FROM incidents i LEFT JOIN incident_keys k ON k.incident_id = i.id
-          LEFT JOIN LATERAL (SELECT sequence, leaf_hash, body FROM audit_entries e WHERE e.incident_id = i.id ORDER BY sequence DESC LIMIT 1) last ON true
-
+    /// The columns `incidentRow` reads, from `incidents i` joined with its key and its last audit entry
+    /// (migration 007's function): the entry's leaf hash is the incident's audit head, and its sequence
+    /// the last one used (entries added without rewriting the incident's row, such as receipts, count).
+    private static func incidentRows(from incidents: String) -> String {
         """
-
-    /// The rows of the incidents `$1` names, locked in id order, with the `incidentRowColumns`. The last
-    /// entry is read after each lock is taken, with a snapshot of its own (migration 007): a statement
-    /// that waited for a lock sees the locked row's newest version, but anything else it joined as of
-    /// before the wait, and the entries a receipt added without touching the row must be seen too.
-    static let lockedIncidentRows = """
         SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
           COALESCE(last.last_head, i.audit_head), k.wrapped, i.purged_at, last.last_sequence
-        FROM (SELECT * FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) i
-          LEFT JOIN incident_keys k ON k.incident_id = i.id
+        FROM \(incidents) i LEFT JOIN incident_keys k ON k.incident_id = i.id
           CROSS JOIN LATERAL muster_last_audit_entry(i.id) last
+
         """
+    }
+
+    static let incidentRowColumns = incidentRows(from: "incidents")
+
+    /// The rows of the incidents `$1` names, locked in id order. The function reads the last entry after
+    /// each lock is taken, with a snapshot of its own: a statement that waited for a lock sees the locked
+    /// row's newest version but anything else it joined as of before the wait, and the entries a receipt
+    /// added without touching the row must be seen too.
+    static let lockedIncidentRows = incidentRows(from: "(SELECT * FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)")
 
     static func incidentRow(_ row: PostgresRow) throws -> StoredIncidentRow {
         let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, purgedAt, lastSequence) =
