@@ -1,6 +1,7 @@
 // One-tap acknowledgement from outside the API: the signed link in a page (GET shows a
 // confirmation page, only POST acknowledges, so mail scanners that fetch links change nothing),
-// an SMS reply ("ACK 4821", or "1" for the newest page), and the key press of a voice call.
+// an SMS reply (SMSReply.swift: "ACK 4821", "1" for the newest page, "NO 4821"), and the key press of
+// a voice call.
 // The SMS and voice webhooks are Twilio's and must carry its request signature.
 import Foundation
 import HTTPTypes
@@ -104,38 +105,64 @@ extension MusterServer {
 
     private func twilioSMS(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
         let form = try await signedTwilioForm(request)
-        let reply = try await acknowledgeBySMS(from: form["From"] ?? "", body: form["Body"] ?? "")
+        guard let messageID = form["MessageSid"], !messageID.isEmpty else {
+            throw Problem.badRequest("the MessageSid field is missing: Twilio sends one with every message")
+        }
+        let reply = try await answerSMS(from: form["From"] ?? "", body: form["Body"] ?? "", messageID: messageID)
         return TwiML.response("<Message>\(TwiML.escape(reply))</Message>")
     }
 
-    /// Understands "ACK 4821" (also "ack #4821", "4821 ack") and a bare "1", "ACK" or "YES" for the newest page.
-    func acknowledgeBySMS(from phone: String, body: String) async throws -> String {
+    /// Answers an SMS reply (`SMSReply`'s grammar) from a paged person; each message id is taken once.
+    func answerSMS(from phone: String, body: String, messageID: String) async throws -> String {
         let directory = await catalog.directory
         guard let person = directory.people.values.first(where: { person in
             person.contacts.contains { ($0.channel == .sms || $0.channel == .voice) && $0.address == phone }
         }) else { return "Muster does not know this number." }
-        let words = body.uppercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber })
-        let numbers = words.compactMap { Int($0) }
-        let keywords = Set(words.filter { $0.allSatisfy(\.isLetter) }.map(String.init))
-        let recipient = Recipient.person(person.id)
+        let recipient = Recipient.person(person.id), actor = Actor.person(person.id)
+        let reply = SMSReply.parse(body)
+        let named: Int?
+        switch reply {
+        case .acknowledge(let number), .decline(let number):
+            named = number
+        case .unrecognised:
+            // Kept on the timeline of the incident the sender was last paged for, sealed like a note.
+            if let newest = try await newestSMSPage(to: recipient, answerable: false) {
+                _ = try await runtime.apply(.replyReceived(from: actor, path: .sms, text: body), to: newest.incident.id, inboundMessage: messageID)
+            }
+            return SMSReply.help
+        }
         let state: IncidentState
-        if numbers == [1] && keywords.isEmpty || numbers.isEmpty && !keywords.isDisjoint(with: ["ACK", "YES", "OK"]) {
-            guard let newest = try await newestOpenIncident(pagedTo: recipient) else { return "You have no open page to acknowledge." }
-            state = newest
-        } else if numbers.count == 1, let number = numbers.first, !keywords.isDisjoint(with: ["ACK", "A", "OK", "YES"]) {
+        if let number = named {
             guard let id = try await reads.incidentID(number: number), let found = try await reads.incident(id),
-                  try await wasPaged(id, recipient) else { return "You were not paged for incident #\(number)." }
+                  try await smsPage(in: found, to: recipient) != nil else {
+                return "Muster: you were not paged by SMS for incident #\(number). " + SMSReply.help
+            }
             state = found
         } else {
-            return "Reply ACK and the incident number (e.g. ACK 4821), or 1 for your newest page."
+            guard let newest = try await newestSMSPage(to: recipient, answerable: true) else {
+                return "Muster: you have no page waiting for an answer. " + SMSReply.help
+            }
+            state = newest
         }
-        return try await acknowledge(state, by: person.id, path: .sms)
+        let event: IncidentEvent = if case .decline = reply { .declined(by: actor, path: .sms) } else { .acknowledged(by: actor, path: .sms, step: nil) }
+        return try await answer(event, to: state, inboundMessage: messageID)
     }
 
-    private func acknowledge(_ state: IncidentState, by person: PersonID, path: AckPath) async throws -> String {
+    /// Applies an acknowledgement or a decline from SMS or voice and says what became of it, in the
+    /// words the sender will read or hear.
+    private func answer(_ event: IncidentEvent, to state: IncidentState, inboundMessage messageID: String?) async throws -> String {
         let number = state.incident.number
-        switch try await runtime.apply(.acknowledged(by: .person(person), path: path, step: nil), to: state.incident.id) {
-        case .success:
+        let result = if let messageID {
+            try await runtime.apply(event, to: state.incident.id, inboundMessage: messageID)
+        } else {
+            try await runtime.apply(event, to: state.incident.id)
+        }
+        switch result {
+        case .success(let committed):
+            if case .duplicate = committed.outcome {
+                return "Muster: this message was already received; incident #\(number) is \(committed.state.phase.name)."
+            }
+            if case .declined = event { return "Muster: noted, you cannot take incident #\(number). Escalation goes on." }
             return "Muster: incident #\(number) acknowledged. It is yours."
         case .failure(.rejected(.alreadyAcknowledged(let owner))):
             return "Muster: incident #\(number) is already acknowledged by \(await AckPages.name(of: owner, in: catalog.directory))."
@@ -146,19 +173,33 @@ extension MusterServer {
         }
     }
 
-    /// The newest open incident whose timeline pages this recipient.
-    private func newestOpenIncident(pagedTo recipient: Recipient) async throws -> IncidentState? {
-        let open = try await reads.incidents(IncidentFilter(phases: ["escalating", "unowned"], limit: 50))
-        for summary in open {
-            guard try await wasPaged(summary.ref.id, recipient), let state = try await reads.incident(summary.ref.id) else { continue }
-            return state
+    /// The incident (acknowledged or not, never resolved) whose newest SMS page of its current cycle
+    /// went to this recipient most recently; with `answerable`, only a page still open to an answer
+    /// (its round is the one running, or it is the fallback's and nobody has taken the incident).
+    private func newestSMSPage(to recipient: Recipient, answerable: Bool) async throws -> IncidentState? {
+        let phases: Set<String> = answerable ? ["escalating", "unowned"] : ["escalating", "unowned", "acknowledged"]
+        var newest: (at: Date, state: IncidentState)?
+        for summary in try await reads.incidents(IncidentFilter(phases: phases, limit: 50)) {
+            guard let state = try await reads.incident(summary.ref.id), let page = try await smsPage(in: state, to: recipient) else { continue }
+            if answerable {
+                let open = switch (page.notification?.qualifier, state.phase) {
+                case (.step(let step, let round)?, .escalating(let current, let currentRound)): step == current && round == currentRound
+                case (_, .unowned): page.action == .fallbackPaged
+                default: false
+                }
+                guard open else { continue }
+            }
+            if newest.map({ page.at > $0.at }) ?? true { newest = (page.at, state) }
         }
-        return nil
+        return newest?.state
     }
 
-    /// Whether the incident's timeline pages this recipient (a step or the fallback).
-    private func wasPaged(_ id: IncidentID, _ recipient: Recipient) async throws -> Bool {
-        try await reads.timeline(id).contains { $0.recipient == recipient && ($0.action == .paged || $0.action == .fallbackPaged) }
+    /// The newest SMS page of the incident's current cycle to this recipient (a step's or the fallback's).
+    private func smsPage(in state: IncidentState, to recipient: Recipient) async throws -> AuditRecord? {
+        try await reads.timeline(state.incident.id).last { entry in
+            (entry.action == .paged || entry.action == .fallbackPaged) && entry.recipient == recipient
+                && entry.notification?.channel == .sms && entry.notification?.cycle == state.cycle
+        }
     }
 
     /// The key press of a voice call (TwiML `<Gather>` posts here): 1 acknowledges the page the link token names.
@@ -174,7 +215,7 @@ extension MusterServer {
             return TwiML.response("<Say>Nothing was acknowledged. Goodbye.</Say>")
         }
         if let refusal = linkRefusal(state, claim) { return TwiML.response("<Say>\(TwiML.escape(refusal)).</Say>") }
-        return TwiML.response("<Say>\(TwiML.escape(try await acknowledge(state, by: person, path: .voice)))</Say>")
+        return TwiML.response("<Say>\(TwiML.escape(try await answer(.acknowledged(by: .person(person), path: .voice, step: nil), to: state, inboundMessage: nil)))</Say>")
     }
 }
 

@@ -19,6 +19,9 @@ public struct ReportIntake: Sendable, Hashable {
 public enum IncidentCommand: Sendable, Hashable {
     case report(ReportIntake)
     case event(IncidentID, IncidentEvent)
+    /// An event carried by a provider's inbound message (an SMS reply), taken once per message id:
+    /// the same message again (a replayed request) is answered `.duplicate` and changes nothing.
+    case inbound(IncidentID, IncidentEvent, messageID: String)
     /// A claimed timer falls due. Ignored if the incident has since rescheduled that timer (a late
     /// claim must not fire the new deadline early); its row goes if the incident no longer exists.
     case fireTimer(ClaimedTimer)
@@ -35,7 +38,8 @@ public enum CommandOutcome: Sendable, Hashable {
     case created(IncidentRef, queued: [QueuedNotification])
     /// The report joined an open incident with the same grouping key.
     case merged(IncidentRef)
-    /// A report with this idempotency key was already taken: nothing new was written.
+    /// A report with this idempotency key, or an inbound message with this id, was already taken:
+    /// nothing new was written.
     case duplicate(IncidentRef)
     /// An event was applied to an incident.
     case applied(IncidentRef, queued: [QueuedNotification])

@@ -75,7 +75,7 @@ public struct Dispatcher: Sendable {
     /// by its index in the batch (computed once, used twice).
     public func needs(_ commands: [IncidentCommand]) -> (CommitNeeds, groupHashes: [Int: String]) {
         var keys = Set<String>(), hashes = Set<String>(), ids = Set<IncidentID>()
-        var groupHashes: [Int: String] = [:], reports = 0, attempts: [DeliveryRecord] = []
+        var groupHashes: [Int: String] = [:], reports = 0, attempts: [DeliveryRecord] = [], inbound: [InboundMessage] = []
         for (index, command) in commands.enumerated() {
             switch command {
             case .report(let intake):
@@ -87,6 +87,9 @@ public struct Dispatcher: Sendable {
                 }
             case .event(let id, _):
                 ids.insert(id)
+            case .inbound(let id, _, let messageID):
+                ids.insert(id)
+                inbound.append(InboundMessage(id: messageID, incident: id))
             case .fireTimer(let timer):
                 ids.insert(timer.incident)
             case .deliveryAttempt(let attempt):
@@ -95,7 +98,7 @@ public struct Dispatcher: Sendable {
             }
         }
         return (CommitNeeds(idempotencyKeys: keys.sorted(), groupKeyHashes: hashes.sorted(), incidentIDs: ids.sorted(), newNumbers: reports,
-                            deliveryAttempts: attempts),
+                            deliveryAttempts: attempts, inboundMessages: inbound),
                 groupHashes)
     }
 
@@ -118,6 +121,15 @@ public struct Dispatcher: Sendable {
             switch command {
             case .report(let intake): result = report(intake, groupHash: groupHashes[index], known: &known, writes: &own, now: now)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own, now: now)
+            case .inbound(let id, let event, let messageID):
+                // Taken by the first command that carries it; a repeat (here or in an earlier commit) changes nothing.
+                if known.newInboundMessages.remove(messageID) != nil {
+                    result = apply(event, to: id, known: &known, writes: &own, now: now)
+                } else if let state = known.states[id] {
+                    result = .success(.duplicate(IncidentRef(id: id, number: state.incident.number)))
+                } else {
+                    result = .failure(.unknownIncident(id))
+                }
             case .fireTimer(let timer): result = fire(timer, known: &known, writes: &own, now: now)
             case .deliveryAttempt(let attempt): result = record(attempt, known: &known, writes: &own, now: now)
             }

@@ -92,6 +92,12 @@ public final class Runtime: Sendable {
         try await committer.submit(.event(incident, event))
     }
 
+    /// Applies an event a provider's inbound message carries (an SMS reply), once per message id: a
+    /// replayed message is answered `.duplicate` and changes nothing.
+    public func apply(_ event: IncidentEvent, to incident: IncidentID, inboundMessage messageID: String) async throws -> Result<Committed, StoreError> {
+        try await committer.submit(.inbound(incident, event, messageID: messageID))
+    }
+
     /// Runs one sequencer pass now (tools, tests); false when this runtime has no sequencer.
     @discardableResult
     public func sequenceAuditLog() async throws -> Bool {

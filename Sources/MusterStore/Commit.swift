@@ -21,14 +21,31 @@ public struct CommitNeeds: Sendable, Hashable {
     /// and before the decision; the snapshot says which were recorded, so the decision reacts to
     /// exactly those. An attempt is a fact: it stays recorded even when the engine refuses the event.
     public var deliveryAttempts: [DeliveryRecord]
+    /// Provider ids of inbound messages (an SMS reply's MessageSid) to take once: each is recorded in
+    /// this transaction unless an earlier one recorded it; the snapshot says which were new. Like an
+    /// attempt, a received message is a fact: it stays recorded even when the engine refuses its event.
+    public var inboundMessages: [InboundMessage]
 
     public init(idempotencyKeys: [String] = [], groupKeyHashes: [String] = [], incidentIDs: [IncidentID] = [], newNumbers: Int = 0,
-                deliveryAttempts: [DeliveryRecord] = []) {
+                deliveryAttempts: [DeliveryRecord] = [], inboundMessages: [InboundMessage] = []) {
         self.idempotencyKeys = idempotencyKeys
         self.groupKeyHashes = groupKeyHashes
         self.incidentIDs = incidentIDs
         self.newNumbers = newNumbers
         self.deliveryAttempts = deliveryAttempts
+        self.inboundMessages = inboundMessages
+    }
+}
+
+/// A message that arrived from a provider (an SMS reply), by the provider's own id for it.
+public struct InboundMessage: Sendable, Hashable {
+    /// The provider's id (Twilio's MessageSid), unique per message; a replayed request carries the same.
+    public var id: String
+    public var incident: IncidentID
+
+    public init(id: String, incident: IncidentID) {
+        self.id = id
+        self.incident = incident
     }
 }
 
@@ -64,6 +81,8 @@ public struct CommitSnapshot: Sendable {
     public var auditHeads: [IncidentID: [UInt8]] = [:]
     /// The delivery attempts of `CommitNeeds.deliveryAttempts` that were recorded (their worker still held them).
     public var recordedDeliveries: Set<NotificationID> = []
+    /// The ids of `CommitNeeds.inboundMessages` seen for the first time (recorded by this transaction).
+    public var newInboundMessages: Set<String> = []
 
     public init() {}
 

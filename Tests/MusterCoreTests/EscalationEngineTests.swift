@@ -184,6 +184,55 @@ struct EscalationEngineTests {
         #expect(run.lines("page").contains("+30s page step 2 c1 sms"))
     }
 
+    @Test("when everyone paged in a round declines, the next step starts at once")
+    func everyoneDeclines() {
+        // Step 1 pages sw2 alone (over SMS and push); their "NO" ends the round.
+        let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 60, event: .declined(by: .person("sw2"), path: .sms))])
+        #expect(run.lines("declined", "step_unreachable", "escalate").prefix(3) == [
+            "+1m declined step 1 sw2", "+1m step_unreachable step 1", "+1m escalate step 2",
+        ])
+        #expect(run.lines("page").contains("+1m page step 2 c1 sms"))
+        #expect(!run.lines("repeat").contains("+5m repeat step 1"), "the round's deadline was cancelled")
+    }
+
+    @Test("a decline waits for the others paged in the round; a decline from someone not paged changes nothing")
+    func partialDecline() {
+        // Step 3 pages ct2 and pr1; only ct2 declines, and sw1 (not paged in step 3) declines too.
+        let run = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 16 * 60, event: .declined(by: .person("ct2"), path: .sms)),
+            ScriptedEvent(offset: 17 * 60, event: .declined(by: .person("sw1"), path: .sms)),
+        ])
+        #expect(run.lines("escalate").last == "+25m escalate", "step 3 runs to its deadline while pr1 may answer")
+        let declines = run.lines.filter { $0.kind == "declined" }
+        #expect(declines.map(\.person) == ["ct2", "sw1"])
+        #expect(declines.last?.detail?.contains("not paged in this round") == true)
+    }
+
+    @Test("a decline after someone took the incident is refused; an unparsed reply is kept sealed and changes nothing")
+    func declineAfterAcknowledgement() throws {
+        let engine = Fixture.engine
+        var effects: [Effect] = []
+        let start = Fixture.instant(schoolHours)
+        var state = engine.start(Fixture.incident(at: schoolHours), now: start, effects: &effects)
+        try engine.apply(.acknowledged(by: .person("sw2"), path: .sms, step: 0), to: &state, now: start.addingTimeInterval(60), effects: &effects)
+        let acknowledged = state
+        #expect(throws: EngineRejection.alreadyAcknowledged(by: .person("sw2"))) {
+            try engine.apply(.declined(by: .person("c1"), path: .sms), to: &state, now: start.addingTimeInterval(90), effects: &effects)
+        }
+        effects = []
+        try engine.apply(.replyReceived(from: .person("c1"), path: .sms, text: "No, not ok"), to: &state, now: start.addingTimeInterval(99), effects: &effects)
+        var expected = acknowledged
+        expected.nextAuditSequence += 1
+        #expect(state == expected)
+        guard case .audit(let record)? = effects.first, effects.count == 1 else {
+            Issue.record("expected one audit entry, got \(effects)")
+            return
+        }
+        #expect(record.action == .replyReceived)
+        #expect(record.sensitive == "No, not ok")
+        #expect(record.detail?.contains("No, not ok") != true, "the reply's words stay in the sealed field")
+    }
+
     @Test("one failed page does not escalate while another page of the round may still arrive")
     func partialDeliveryFailure() {
         let first = Fixture.simulate(at: schoolHours)

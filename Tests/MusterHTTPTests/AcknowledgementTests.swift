@@ -122,4 +122,103 @@ struct AcknowledgementTests {
             #expect(ack.detail?.contains("sms") == true)
         }
     }
+
+    // MARK: SMS replies: a grammar, not a keyword search (issue 20)
+
+    /// Posts an inbound SMS as Twilio does, signed with the test auth token; returns the status and the TwiML's message.
+    func sms(_ client: some TestClientProtocol, from phone: String, _ body: String, sid: String) async throws -> (status: HTTPResponse.Status, reply: String) {
+        let path = "/api/v1/integrations/twilio/sms"
+        let form = ["From": phone, "To": "+15555550000", "Body": body, "MessageSid": sid, "AccountSid": "AC123", "NumSegments": "1"]
+        let encoded = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
+        let response = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
+                                                                                    HTTPField.Name("X-Twilio-Signature")!: signature],
+                                                body: .init(string: encoded))
+        let text = response.text
+        guard let start = text.range(of: "<Message>"), let end = text.range(of: "</Message>") else { return (response.status, text) }
+        return (response.status, String(text[start.upperBound..<end.lowerBound]))
+    }
+
+    @Test("replies that only contain a keyword acknowledge nothing: the sender gets the accepted forms, the reply is kept sealed on the timeline",
+          arguments: Backend.allCases)
+    func notAnAcknowledgement(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (number, page) = try await pagedIncident(harness, client, subject: "S-SMS-NO", channel: "sms")
+            let phone = try #require(page["address"])
+            let replies = ["No, not ok", "Cannot take \(number) - in a meeting", "ok", "yes", "A", "ACK \(number) later", "ack \(number) \(number)"]
+            for (index, body) in replies.enumerated() {
+                let answer = try await sms(client, from: phone, body, sid: "SMnot\(index)\(backend)")
+                #expect(answer.status == .ok)
+                #expect(answer.reply.contains("ACK 4821"), "'\(body)' is answered with the accepted forms: \(answer.reply)")
+                #expect(!answer.reply.contains("acknowledged"), "'\(body)'")
+            }
+            let state = try await state(harness, number)
+            #expect(state.phase != .acknowledged)
+            let kept = try await harness.store.timeline(state.incident.id).filter { $0.action == .replyReceived }
+            #expect(kept.map(\.sensitive) == replies.map { Optional($0) })
+            #expect(kept.allSatisfy { $0.actor == page["recipient"].flatMap { Actor($0) } && $0.detail?.contains("in a meeting") != true })
+        }
+    }
+
+    @Test("each MessageSid is taken once: a replayed '1' acknowledges nothing new, though a newer page is waiting then",
+          arguments: Backend.allCases)
+    func replayedMessage(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (first, page) = try await pagedIncident(harness, client, subject: "S-REPLAY-1", channel: "sms")
+            let phone = try #require(page["address"])
+            let taken = try await sms(client, from: phone, "1", sid: "SMreplay\(backend)")
+            #expect(taken.reply == "Muster: incident #\(first) acknowledged. It is yours.")
+            // A later incident pages the same person; the same signed request, replayed, must not take it.
+            let (second, secondPage) = try await pagedIncident(harness, client, subject: "S-REPLAY-2", channel: "sms")
+            try #require(secondPage["address"] == phone, "the test needs both incidents paged to one phone")
+            let replayed = try await sms(client, from: phone, "1", sid: "SMreplay\(backend)")
+            #expect(replayed.status == .ok)
+            #expect(replayed.reply.contains("already received"))
+            #expect(try await state(harness, second).phase != .acknowledged)
+            let acknowledgements = try await harness.store.timeline(try await state(harness, first).incident.id).filter { $0.action == .acknowledged }
+            #expect(acknowledgements.count == 1)
+            // A new message (a new sid) with the same words does take the newer page.
+            let fresh = try await sms(client, from: phone, "ack #\(second)", sid: "SMreplay2\(backend)")
+            #expect(fresh.reply == "Muster: incident #\(second) acknowledged. It is yours.")
+        }
+    }
+
+    @Test("'NO N' from everyone paged in step 1 starts step 2 at once; a person not paged by SMS for N is told so and changes nothing",
+          arguments: Backend.allCases)
+    func everyoneDeclines(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (number, _) = try await pagedIncident(harness, client, subject: "S-DECLINE", channel: "sms")
+            let id = try await state(harness, number).incident.id
+            let stepOne = try await harness.store.timeline(id).filter { $0.action == .paged && $0.step == 0 }
+            let smsPages = stepOne.filter { $0.channel == .sms }
+            let recipients = Set(stepOne.compactMap(\.recipient))
+            try #require(!recipients.isEmpty && Set(smsPages.compactMap(\.recipient)) == recipients, "everyone in step 1 is paged by SMS")
+            let directory = shippedCatalog.directory
+            func phone(of recipient: Recipient) -> String? {
+                guard case .person(let person) = recipient else { return nil }
+                return directory.people[person]?.contacts.first { $0.channel == .sms }?.address
+            }
+            // Someone with a phone who was not paged for this incident.
+            let stranger = try #require(directory.people.values.first { person in
+                !recipients.contains(.person(person.id)) && person.contacts.contains { $0.channel == .sms }
+            })
+            let strangerPhone = try #require(stranger.contacts.first { $0.channel == .sms }?.address)
+            let refused = try await sms(client, from: strangerPhone, "NO \(number)", sid: "SMstranger\(backend)")
+            #expect(refused.reply.hasPrefix("Muster: you were not paged by SMS for incident #\(number)."))
+            #expect(try await harness.store.timeline(id).contains { $0.action == .declined } == false)
+
+            for (index, recipient) in recipients.sorted(by: { $0.description < $1.description }).enumerated() {
+                #expect(try await state(harness, number).phase == .escalating(step: 0, round: 0), "step 1 waits for everyone paged in it")
+                let answer = try await sms(client, from: try #require(phone(of: recipient)), index == 0 ? "no \(number)" : "PASS #\(number)",
+                                           sid: "SMdecline\(index)\(backend)")
+                #expect(answer.reply == "Muster: noted, you cannot take incident #\(number). Escalation goes on.")
+            }
+            let after = try await state(harness, number)
+            #expect(after.phase == .escalating(step: 1, round: 0), "step 2 started without waiting for step 1's deadline")
+            let timeline = try await harness.store.timeline(id)
+            #expect(timeline.filter { $0.action == .declined }.count == recipients.count)
+            #expect(timeline.contains { $0.action == .stepUnreachable && $0.detail?.contains("declined") == true })
+            #expect(timeline.contains { $0.action == .paged && $0.step == 1 })
+        }
+    }
 }

@@ -74,6 +74,26 @@ struct DispatcherTests {
         #expect(write.auditHead == previous)
     }
 
+    @Test("an inbound message is taken once: the store asks to record its id, and a repeat in the batch or from before writes nothing")
+    func inboundMessageTakenOnce() throws {
+        let (opened, results) = decide(dispatcher, [.report(ReportIntake(report: report()))])
+        guard case .success(.created(let ref, _))? = results.first else {
+            Issue.record("expected a new incident, got \(results)")
+            return
+        }
+        let reply = IncidentEvent.replyReceived(from: .person("aokafor"), path: .sms, text: "No, not ok")
+        let commands: [IncidentCommand] = [.inbound(ref.id, reply, messageID: "SM1"), .inbound(ref.id, reply, messageID: "SM1"),
+                                           .inbound(ref.id, reply, messageID: "SM0")]
+        #expect(dispatcher.needs(commands).0.inboundMessages.map(\.id) == ["SM1", "SM1", "SM0"])
+        var known = snapshot(after: opened)
+        known.newInboundMessages = ["SM1"]  // SM0 was recorded by an earlier commit
+        let (writes, outcomes) = decide(dispatcher, commands, known)
+        #expect(outcomes.map { (try? $0.get()).map { if case .duplicate = $0 { "duplicate" } else { "applied" } } }
+                == ["applied", "duplicate", "duplicate"])
+        #expect(writes.audits.count == 1 && writes.audits.first?.record.action == .replyReceived)
+        #expect(writes.incidents[ref.id]?.auditOnly == true, "a reply kept on the timeline does not rewrite the incident")
+    }
+
     @Test("a retried report is recognised by its idempotency key and writes nothing")
     func retryIsDuplicate() {
         let intake = ReportIntake(report: report(), idempotencyKey: "k1")

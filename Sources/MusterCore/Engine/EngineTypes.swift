@@ -198,6 +198,12 @@ public enum IncidentEvent: Hashable, Sendable {
     case timerFired(TimerKey)
     /// `step` is the (0-based) step whose page was acknowledged, when known (a link is bound to one).
     case acknowledged(by: Actor, path: AckPath, step: Int?)
+    /// A paged person or partner answered that they cannot take the incident ("NO 4821"). When
+    /// everyone paged in the current round has declined or cannot be reached, the next step starts.
+    case declined(by: Actor, path: AckPath)
+    /// A reply from a paged person that Muster did not understand (they were sent the accepted
+    /// forms). Kept on the timeline, sealed like a note; never refused, and it changes nothing.
+    case replyReceived(from: Actor, path: AckPath, text: String)
     case escalatedByHand(by: Actor, reason: String?)
     case reassigned(to: PersonID, by: Actor)
     case taskCompleted(TaskID, by: Actor)
@@ -262,6 +268,8 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case fallbackPaged = "fallback_paged"
     case unowned
     case acknowledged
+    case declined
+    case replyReceived = "reply_received"
     case escalatedByHand = "escalated_by_hand"
     case reassigned
     case taskCompleted = "task_completed"

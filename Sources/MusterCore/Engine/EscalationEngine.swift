@@ -110,6 +110,10 @@ private struct Run {
             timerFired(key)
         case .acknowledged(let actor, let path, let step):
             try acknowledge(by: actor, path: path, step: step)
+        case .declined(let actor, let path):
+            try decline(by: actor, path: path)
+        case .replyReceived(let actor, let path, let text):
+            audit(actor, .replyReceived, detail: "via \(path.rawValue); not understood, the accepted replies were sent back", sensitive: text)
         case .escalatedByHand(let actor, let reason):
             guard state.isOpen else { throw .resolved }
             escalateByHand(actor, reason: reason)
@@ -376,10 +380,46 @@ private struct Run {
         // The person's next contact point is tried while the message still matters.
         if sendToNextContact(after: id) { return }
         // Escalation never waits on pages that can no longer arrive.
-        guard page != nil, state.currentPages.allSatisfy(\.failed), case .escalating(let stepIndex, let round) = state.phase else { return }
+        guard page != nil else { return }
+        advanceIfNobodyCanAnswer(declined: false)
+    }
+
+    /// Escalation never waits on a round nobody in it can answer: when every page of the current
+    /// round has failed for good or its recipient has declined, the next step starts at once.
+    /// `declined`: the last answer missing was a decline (it words the timeline).
+    mutating func advanceIfNobodyCanAnswer(declined: Bool) {
+        guard !state.currentPages.isEmpty, state.currentPages.allSatisfy(\.failed),
+              case .escalating(let stepIndex, let round) = state.phase else { return }
         cancel(.ackDeadline(step: stepIndex, round: round))
-        audit(.system, .stepUnreachable, step: stepIndex, round: round, detail: "every page of this round failed")
-        advance(from: stepIndex, reason: "every page of step \(stepIndex + 1) failed")
+        audit(.system, .stepUnreachable, step: stepIndex, round: round,
+              detail: declined ? "everyone paged in this round declined or could not be reached" : "every page of this round failed")
+        advance(from: stepIndex, reason: declined ? "everyone paged in step \(stepIndex + 1) declined or could not be reached"
+                                                  : "every page of step \(stepIndex + 1) failed")
+    }
+
+    /// A paged recipient says they cannot take the incident: their pages of this round stop counting
+    /// as a chance of an answer. Only a recipient paged in the current round is heard; anyone else's
+    /// "no" is recorded and changes nothing.
+    mutating func decline(by actor: Actor, path: AckPath) throws(EngineRejection) {
+        switch state.phase {
+        case .resolved:
+            throw .resolved
+        case .acknowledged:
+            throw .alreadyAcknowledged(by: state.owner ?? .system)
+        case .unowned:
+            audit(actor, .declined, detail: "via \(path.rawValue); after the fallback")
+        case .escalating(let stepIndex, let round):
+            let recipient: Recipient? = switch actor {
+            case .person(let id): .person(id)
+            case .partner(let id): .partner(id)
+            case .integration, .system: nil
+            }
+            let pages = state.currentPages.indices.filter { state.currentPages[$0].notificationID.recipient == recipient }
+            audit(actor, .declined, step: stepIndex, round: round,
+                  detail: "via \(path.rawValue)" + (pages.isEmpty ? "; not paged in this round, so escalation goes on as before" : ""))
+            for index in pages { state.currentPages[index].failed = true }
+            if !pages.isEmpty { advanceIfNobodyCanAnswer(declined: true) }
+        }
     }
 
     /// After a notification failed for good, sends it again over the recipient's next contact point:

@@ -136,7 +136,14 @@ public struct Simulator: Sendable {
         case .partner(let id): line.partner = id.rawValue
         case nil: break
         }
-        if case .person(let id) = record.actor, record.action == .acknowledged { line.person = id.rawValue }
+        // Who answered a page: the line names them as it names whom a page went to.
+        if record.action == .acknowledged || record.action == .declined {
+            switch record.actor {
+            case .person(let id): line.person = id.rawValue
+            case .partner(let id): line.partner = id.rawValue
+            case .integration, .system: break
+            }
+        }
         switch record.action {
         case .paged: line.kind = record.task == nil ? (record.detail == "assigned" ? "assigned" : "page") : "overdue_alert"
         case .fallbackPaged: line.kind = "fallback"

@@ -224,6 +224,16 @@ public final class PostgresStore: Store {
         if !needs.deliveryAttempts.isEmpty {
             prefetched.recordedDeliveries = try await recordAttempts(needs.deliveryAttempts, connection: connection, at: now)
         }
+        if !needs.inboundMessages.isEmpty {
+            // A concurrent commit of the same id waits for this one, then inserts nothing: taken once.
+            let ids = needs.inboundMessages.map(\.id), incidents = needs.inboundMessages.map(\.incident.rawValue)
+            let rows = try await connection.query("""
+                INSERT INTO inbound_messages (message_id, incident_id, received_at)
+                SELECT u.id, u.incident, \(now) FROM unnest(\(ids)::text[], \(incidents)::text[]) AS u(id, incident)
+                ON CONFLICT DO NOTHING RETURNING message_id
+                """, logger: logger)
+            for try await id in rows.decode(String.self) { prefetched.newInboundMessages.insert(id) }
+        }
         return prefetched
     }
 

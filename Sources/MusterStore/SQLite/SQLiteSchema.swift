@@ -143,6 +143,15 @@ enum SQLiteSchema {
         ("004-queued-outbox-by-incident", """
         CREATE INDEX outbox_queued_by_incident ON outbox (incident_id) WHERE status = 'queued';
         """),
+        // Each inbound message (an SMS reply, by its MessageSid) is taken once: a signed request
+        // replayed later changes nothing. Kept for good: a provider's signature has no expiry.
+        ("005-inbound-messages", """
+        CREATE TABLE inbound_messages (
+          message_id TEXT PRIMARY KEY,
+          incident_id TEXT NOT NULL,
+          received_at INTEGER NOT NULL
+        );
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

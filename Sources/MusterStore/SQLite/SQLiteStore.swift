@@ -97,6 +97,11 @@ public final class SQLiteStore: Store {
             prefetched.numbers = Array((highest + 1)...(highest + needs.newNumbers))
         }
         prefetched.recordedDeliveries = try recordAttempts(needs.deliveryAttempts, db: db, at: now)
+        for message in needs.inboundMessages {
+            try db.cachedStatement(sql: "INSERT INTO inbound_messages (message_id, incident_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .execute(arguments: [message.id, message.incident.rawValue, now.milliseconds])
+            if db.changesCount > 0 { prefetched.newInboundMessages.insert(message.id) }
+        }
         return prefetched
     }
 
