@@ -13,6 +13,7 @@ extension MusterServer {
         routes.post("incidents") { request, context in try await self.raise(request, context) }
         routes.get("incidents") { request, context in try await self.list(request, context) }
         routes.get("incidents/:id") { request, context in try await self.detail(request, context) }
+        routes.post("incidents/:id/join") { request, context in try await self.join(request, context) }
 
         action("acknowledge", .acknowledge, fields: []) { account, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
         action("resolve", .resolve, fields: ["note"]) { account, body in .resolved(by: account.actor, note: body.string("note")) }
@@ -52,6 +53,25 @@ extension MusterServer {
             }
         }
         return routes
+    }
+
+    /// Joins the incident into another open one (`{"into": 4821}`), a responder's explicit action: the
+    /// only way a person's report and an integration's come to share an incident. Answers with the
+    /// incident joined into.
+    private func join(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try account.require(.join)
+        var body = try ObjectReader(try await JSONBody.read(request), allowed: ["into"], required: true)
+        let into = body.integer("into", in: 1...Int(Int32.max))
+        if into == nil, body.problems.isEmpty { body.fail("into", "the number of the incident to join this one into is required") }
+        try body.finish()
+        let source = try await visibleIncident(context.parameters.get("id") ?? "", account: account)
+        let target = try await visibleIncident(String(into ?? 0), account: account)
+        let reports = try await reads.reports(source.incident.id)
+        switch try await runtime.join(source.incident.id, into: target.incident.id, reports: reports, by: account.actor) {
+        case .failure(let error): throw Problem.from(error)
+        case .success(let committed): return try json(IncidentStatusView(committed.state))
+        }
     }
 
     private static let reportFields: Set<String> = ["type", "severity", "site", "summary", "subject", "flags"]

@@ -245,6 +245,18 @@ extension MusterServer {
         default:
             // Dropped, as PagerDuty drops them, when no open incident has this dedup key.
             if let found, let state = found.state, state.isOpen {
+                // An integration owns only what it alone raised: a person's report in the incident
+                // (joined by a responder) puts it beyond the integration's acknowledge and resolve.
+                let reporters = Set(try await reads.reports(state.incident.id).map(\.reporter))
+                guard reporters == [account.actor] else {
+                    let reason = "incident #\(state.incident.number) has reports from others than this integration; "
+                        + "only a person may \(action) it"
+                    if case .failure(let error) = try await runtime.apply(.refused(by: account.actor, action: action, reason: reason),
+                                                                          to: state.incident.id), case .unavailable = error {
+                        throw Problem.from(error)
+                    }
+                    return try pagerDutyInvalid(["'event_action' \(action) refused: " + reason])
+                }
                 let event: IncidentEvent = action == "acknowledge"
                     ? .acknowledged(by: account.actor, path: .integration, step: nil) : .resolved(by: account.actor, note: nil)
                 if case .failure(let error) = try await runtime.apply(event, to: state.incident.id), case .unavailable = error {

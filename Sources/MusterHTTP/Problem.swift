@@ -67,7 +67,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         case .unknownIncident(let id): .notFound("no incident \(id)")
         case .invalidReport(let problem): .unprocessable(problem)
         case .noPlaybook, .unknownPlaybook: .unprocessable(error.description)
-        case .purged, .notHeld: .conflict(error.description)
+        case .purged, .notHeld, .changed: .conflict(error.description)
         case .unavailable:
             // The reason may carry database internals; the client needs to know only to retry.
             .unavailable("the database did not answer; the request may not have been applied: retry it (reports with the same Idempotency-Key are recognised)")

@@ -22,6 +22,10 @@ public enum IncidentCommand: Sendable, Hashable {
     /// An event carried by a provider's inbound message (an SMS reply), taken once per message id:
     /// the same message again (a replayed request) is answered `.duplicate` and changes nothing.
     case inbound(IncidentID, IncidentEvent, messageID: String)
+    /// A responder joins `source` into `target`: `reports` (the source's, as read) are added to the
+    /// target and the source closes, in one transaction. Refused (`.changed`) when the source's reports
+    /// changed since they were read.
+    case join(source: IncidentID, into: IncidentID, reports: [Report], by: Actor)
     /// A claimed timer falls due. Ignored if the incident has since rescheduled that timer (a late
     /// claim must not fire the new deadline early); its row goes if the incident no longer exists.
     case fireTimer(ClaimedTimer)

@@ -87,6 +87,8 @@ public struct Dispatcher: Sendable {
                 }
             case .event(let id, _):
                 ids.insert(id)
+            case .join(let source, let target, _, _):
+                ids.formUnion([source, target])
             case .inbound(let id, _, let messageID):
                 ids.insert(id)
                 inbound.append(InboundMessage(id: messageID, incident: id))
@@ -121,6 +123,8 @@ public struct Dispatcher: Sendable {
             switch command {
             case .report(let intake): result = report(intake, groupHash: groupHashes[index], known: &known, writes: &own, now: now)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own, now: now)
+            case .join(let source, let target, let reports, let actor):
+                result = join(source, into: target, reports: reports, by: actor, known: &known, writes: &own, now: now)
             case .inbound(let id, let event, let messageID):
                 // Taken by the first command that carries it; a repeat (here or in an earlier commit) changes nothing.
                 if known.newInboundMessages.remove(messageID) != nil {
@@ -260,6 +264,28 @@ public struct Dispatcher: Sendable {
             writes.cancel(pages: [id], all: [])
         }
         return .success(.applied(IncidentRef(id: id, number: state.incident.number), queued: queued(effects)))
+    }
+
+    /// Both halves of a join or neither: the target takes the source's reports (sealed again under its
+    /// own key), and the source closes.
+    private func join(_ source: IncidentID, into target: IncidentID, reports: [Report], by actor: Actor, known: inout CommitSnapshot,
+                      writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
+        guard source != target else { return .failure(.rejected(.joinItself)) }
+        guard let from = known.states[source] else { return .failure(.unknownIncident(source)) }
+        guard let into = known.states[target] else { return .failure(.unknownIncident(target)) }
+        guard from.reportCount == reports.count else { return .failure(.changed(source)) }
+        guard let key = known.dataKeys[target] else { return .failure(.purged(target)) }
+        var scratch = known, own = BatchWrites()
+        let joined = apply(.joinedFrom(IncidentRef(id: source, number: from.incident.number), reports: reports, by: actor), to: target,
+                           known: &scratch, writes: &own, now: now)
+        guard case .success = joined else { return joined }
+        let closed = apply(.joinedInto(IncidentRef(id: target, number: into.incident.number), by: actor), to: source,
+                           known: &scratch, writes: &own, now: now)
+        guard case .success = closed else { return closed }
+        for report in reports { own.reports.append(sealed(report, incident: target, key: key, idempotencyKey: nil)) }
+        known = scratch
+        writes.absorb(own)
+        return joined
     }
 
     private func sealed(_ report: Report, incident: IncidentID, key: DataKey, idempotencyKey: String?) -> ReportWrite {

@@ -92,6 +92,12 @@ public final class Runtime: Sendable {
         try await committer.submit(.event(incident, event))
     }
 
+    /// Joins `source` into `target` (a responder's explicit action): the source's reports, as read, go to
+    /// the target and the source closes, together. Answers with the target.
+    public func join(_ source: IncidentID, into target: IncidentID, reports: [Report], by actor: Actor) async throws -> Result<Committed, StoreError> {
+        try await committer.submit(.join(source: source, into: target, reports: reports, by: actor))
+    }
+
     /// Applies an event a provider's inbound message carries (an SMS reply), once per message id: a
     /// replayed message is answered `.duplicate` and changes nothing.
     public func apply(_ event: IncidentEvent, to incident: IncidentID, inboundMessage messageID: String) async throws -> Result<Committed, StoreError> {

@@ -30,6 +30,8 @@ private let expected: [String: [String: (own: Int, other: Int)]] = [
               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "reassign": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
                  "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+    "join": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
+             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "reopen": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
                "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "oncall": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
@@ -89,6 +91,11 @@ struct AuthorizationTests {
                         case "reassign":
                             response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/reassign", headers: headers,
                                                              json: #"{"to":"dchen"}"#)
+                        case "join":
+                            let target = try await incident(own: own, resolved: false)
+                            let number = try #require(try await harness.store.incident(IncidentID(target))?.incident.number)
+                            response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/join", headers: headers,
+                                                             json: #"{"into":\#(number)}"#)
                         case "reopen":
                             response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: true))/reopen", headers: headers)
                         case "oncall":

@@ -176,4 +176,118 @@ struct IntegrationTests {
             #expect(try await harness.store.incident(incidents.first { $0.phase != "resolved" }?.ref.id ?? id)?.reportCount == 2)
         }
     }
+
+    // MARK: Integrations own only what they raised (issue 20, item 1)
+
+    /// A PagerDuty Events API v2 event as its documentation gives it: a door alarm at Lincoln High.
+    static func doorAlarm(_ action: String, key: String, dedup: String) -> String {
+        guard action == "trigger" else {
+            return #"{"routing_key": "\#(key)", "dedup_key": "\#(dedup)", "event_action": "\#(action)"}"#
+        }
+        return """
+            {"payload": {"summary": "Door forced open at the north entrance", "source": "access-control:lincoln-high:north-entrance",
+                         "severity": "critical", "group": "lincoln-high", "class": "threat-of-violence"},
+             "routing_key": "\(key)", "dedup_key": "\(dedup)", "event_action": "trigger"}
+            """
+    }
+
+    /// A teacher's threat report at Lincoln High; its incident's id and number.
+    func teacherReport(_ harness: Harness, _ client: some TestClientProtocol) async throws -> (id: IncidentID, number: Int) {
+        let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"),
+                                            json: reportJSON(type: "threat-of-violence", summary: "A student said he will bring a gun tomorrow"))
+        #expect(created.status == .created)
+        let incident = try #require(created.object["incident"] as? [String: Any])
+        return (IncidentID(try #require(incident["id"] as? String)), try #require(incident["number"] as? Int))
+    }
+
+    func incident(forDedup dedup: String, _ harness: Harness) async throws -> IncidentState {
+        let id = try #require(try await harness.store.incidentID(idempotencyKey: "pd:monitoring:\(dedup)"))
+        return try #require(try await harness.store.incident(id))
+    }
+
+    @Test("a door alarm at a teacher's site opens its own incident, and its resolve and acknowledge close only that one", arguments: Backend.allCases)
+    func integrationNeverJoinsAPerson(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let key = try #require(harness.tokens["monitoring"])
+            let json: HTTPFields = [.contentType: "application/json"]
+            let teacher = try await teacherReport(harness, client)
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: Self.doorAlarm("trigger", key: key, dedup: "door-1")).status == .accepted)
+            let door = try await incident(forDedup: "door-1", harness)
+            #expect(door.incident.id != teacher.id, "the alarm does not join the teacher's incident")
+            #expect(try await harness.store.reports(teacher.id).map(\.reporter) == [.person("reporter-lincoln")])
+            // A second teacher's report at the site still joins the first teacher's, not the alarm's.
+            let second = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"),
+                                               json: reportJSON(type: "threat-of-violence", summary: "Same threat, another class"))
+            #expect(second.object["outcome"] as? String == "merged")
+            #expect((second.object["incident"] as? [String: Any])?["number"] as? Int == teacher.number)
+
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: Self.doorAlarm("acknowledge", key: key, dedup: "door-1")).status == .accepted)
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: Self.doorAlarm("resolve", key: key, dedup: "door-1")).status == .accepted)
+            #expect(try await harness.store.incident(door.incident.id)?.phase == .resolved)
+            let teachers = try #require(try await harness.store.incident(teacher.id))
+            #expect(teachers.phase == .escalating(step: 0, round: 0), "the teacher's incident still escalates")
+            #expect(!teachers.timers.isEmpty)
+            #expect(try await harness.store.timeline(teacher.id).allSatisfy { $0.actor != .integration("monitoring") })
+        }
+    }
+
+    @Test("once a responder joins a person's report in, the integration's acknowledge and resolve are refused in PagerDuty's shape and audited",
+          arguments: Backend.allCases)
+    func joinedIncidentIsBeyondTheIntegration(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let key = try #require(harness.tokens["monitoring"])
+            let json: HTTPFields = [.contentType: "application/json"]
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: Self.doorAlarm("trigger", key: key, dedup: "door-2")).status == .accepted)
+            let door = try await incident(forDedup: "door-2", harness)
+            let teacher = try await teacherReport(harness, client)
+            #expect(teacher.id != door.incident.id)
+
+            let joined = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/join", headers: harness.auth("responder-lincoln"),
+                                               json: #"{"into": \#(door.incident.number)}"#)
+            #expect(joined.status == .ok)
+            #expect(joined.object["number"] as? Int == door.incident.number)
+            #expect(try await harness.store.incident(teacher.id)?.phase == .resolved)
+            let reports = try await harness.store.reports(door.incident.id)
+            #expect(Set(reports.map(\.reporter)) == [.integration("monitoring"), .person("reporter-lincoln")])
+            #expect(reports.contains { $0.summary == "A student said he will bring a gun tomorrow" }, "the report's words come along, sealed again")
+            let joinedEntries = try await harness.store.timeline(door.incident.id).filter { $0.action == .joined }
+            #expect(joinedEntries.count == 1 && joinedEntries.first?.actor == .person("responder-lincoln"))
+            #expect(try await harness.store.timeline(teacher.id).contains { $0.action == .joined && $0.detail?.contains("#\(door.incident.number)") == true })
+
+            for action in ["acknowledge", "resolve"] {
+                let refused = try await client.call(.post, "/v2/enqueue", headers: json, json: Self.doorAlarm(action, key: key, dedup: "door-2"))
+                #expect(refused.status == .badRequest)
+                #expect(refused.object["status"] as? String == "invalid event")
+                #expect(refused.object["message"] as? String == "Event object is invalid")
+                #expect((refused.object["errors"] as? [String])?.first?.contains("\(action) refused") == true)
+            }
+            let after = try #require(try await harness.store.incident(door.incident.id))
+            #expect(after.phase != .resolved && after.phase != .acknowledged)
+            let refusals = try await harness.store.timeline(door.incident.id).filter { $0.action == .refused }
+            #expect(refusals.map(\.actor) == [.integration("monitoring"), .integration("monitoring")])
+        }
+    }
+
+    @Test("joining: into itself, into a resolved incident, and without 'into' are refused and change nothing", arguments: Backend.allCases)
+    func joinRefusals(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let teacher = try await teacherReport(harness, client)
+            let headers = harness.auth("responder-lincoln")
+            let itself = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/join", headers: headers, json: #"{"into": \#(teacher.number)}"#)
+            #expect(itself.status == .conflict)
+            #expect(itself.text.contains("cannot join itself"))
+            let missing = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/join", headers: headers, json: "{}")
+            #expect(missing.status == .badRequest || missing.status == .unprocessableContent)
+            #expect(missing.text.contains("into"))
+            let other = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"),
+                                              json: reportJSON(summary: "A different concern", subject: "S-77"))
+            let otherNumber = try #require((other.object["incident"] as? [String: Any])?["number"] as? Int)
+            #expect(try await client.call(.post, "/api/v1/incidents/\(otherNumber)/resolve", headers: headers).status == .ok)
+            let intoResolved = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/join", headers: headers, json: #"{"into": \#(otherNumber)}"#)
+            #expect(intoResolved.status == .conflict)
+            #expect(try await harness.store.incident(teacher.id)?.phase != .resolved, "a refused join closes nothing")
+            #expect(try await harness.store.timeline(teacher.id).contains { $0.action == .joined } == false)
+        }
+    }
 }
+

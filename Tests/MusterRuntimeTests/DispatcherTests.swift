@@ -94,6 +94,37 @@ struct DispatcherTests {
         #expect(writes.incidents[ref.id]?.auditOnly == true, "a reply kept on the timeline does not rewrite the incident")
     }
 
+    @Test("a join is both halves or neither: the target takes the reports sealed under its own key and the source closes; into a closed incident nothing is written")
+    func joinIsAtomic() throws {
+        let first = report(subject: "S-1"), second = report(subject: "S-2", summary: "Another student is worried about him")
+        let (opened, results) = decide(dispatcher, [.report(ReportIntake(report: first)), .report(ReportIntake(report: second))])
+        let refs = results.compactMap { if case .success(.created(let ref, _)) = $0 { ref } else { nil } }
+        try #require(refs.count == 2)
+        let (source, target) = (refs[1], refs[0])
+        let known = snapshot(after: opened)
+        let (writes, outcomes) = decide(dispatcher, [.join(source: source.id, into: target.id, reports: [second], by: .person("dchen"))], known)
+        #expect((try? outcomes.first?.get()) == .applied(target, queued: []))
+        #expect(writes.incidents[source.id]?.state.phase == .resolved)
+        #expect(writes.incidents[target.id]?.state.reportCount == 2)
+        let moved = try #require(writes.reports.first)
+        #expect(writes.reports.count == 1 && moved.incident == target.id)
+        let key = try #require(known.dataKeys[target.id])
+        #expect(try Seal.open(moved.summarySealed, key: key, context: SealedText.reportSummary(target.id)) == "Another student is worried about him")
+        let joinedOn: Set<IncidentID> = Set(writes.audits.filter { $0.record.action == .joined }.map(\.incident))
+        #expect(joinedOn == [source.id, target.id])
+
+        // The source's reports changed since they were read: nothing is written.
+        let (stale, staleOutcome) = decide(dispatcher, [.join(source: source.id, into: target.id, reports: [], by: .person("dchen"))], known)
+        #expect(staleOutcome.first.map { if case .failure(.changed(source.id)) = $0 { true } else { false } } == true)
+        #expect(stale.isEmpty)
+        // Into a resolved incident: refused, and the source stays open.
+        var closed = known
+        closed.states[target.id]?.phase = .resolved
+        let (none, refused) = decide(dispatcher, [.join(source: source.id, into: target.id, reports: [second], by: .person("dchen"))], closed)
+        #expect(refused.first.map { if case .failure(.rejected(.resolved)) = $0 { true } else { false } } == true)
+        #expect(none.isEmpty)
+    }
+
     @Test("a retried report is recognised by its idempotency key and writes nothing")
     func retryIsDuplicate() {
         let intake = ReportIntake(report: report(), idempotencyKey: "k1")

@@ -29,6 +29,9 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A delivery attempt's notification is no longer held by the worker that made it (its lease
     /// lapsed and another worker took it over): nothing of the attempt was recorded.
     case notHeld(NotificationID)
+    /// The incident changed between the request's read and its commit (a report joined it): nothing
+    /// was written; read it again and retry.
+    case changed(IncidentID)
 
     public var description: String {
         switch self {
@@ -37,6 +40,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unknownIncident(let id): "no incident \(id)"
         case .noPlaybook(let type, let severity, let site): "no playbook matches \(type) \(severity.rawValue) at \(site)"
         case .unknownPlaybook(let id): "the incident's playbook \(id) is not loaded"
+        case .changed(let id): "incident \(id) changed while the request was made; read it again and retry"
         case .unavailable(let reason): "the database is unavailable, retry: \(reason)"
         case .purged(let id): "incident \(id) was purged under the retention policy; it takes no new notes or reports"
         case .notHeld(let id): "notification \(id) is no longer held by this worker; another worker records it"

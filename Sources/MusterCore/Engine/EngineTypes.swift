@@ -195,6 +195,13 @@ public enum AckPath: String, Hashable, Sendable, Codable, CaseIterable {
 public enum IncidentEvent: Hashable, Sendable {
     case reported(Incident)
     case reportMerged(Report)
+    /// A responder joined another open incident into this one (an explicit action, audited): its
+    /// reports come along, as merged reports do. Reports never join across people and integrations
+    /// by grouping; only this way.
+    case joinedFrom(IncidentRef, reports: [Report], by: Actor)
+    /// A responder joined this incident into another: it closes here, and its reports and escalation
+    /// carry on in the other.
+    case joinedInto(IncidentRef, by: Actor)
     case timerFired(TimerKey)
     /// `step` is the (0-based) step whose page was acknowledged, when known (a link is bound to one).
     case acknowledged(by: Actor, path: AckPath, step: Int?)
@@ -214,6 +221,9 @@ public enum IncidentEvent: Hashable, Sendable {
     case delivered(notificationID: NotificationID, reference: String?)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
     case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
+    /// An action someone may not take on this incident was refused (an integration acknowledging or
+    /// resolving an incident a person reported). Recorded, never refused, and it changes nothing.
+    case refused(by: Actor, action: String, reason: String)
     /// Someone read the incident's details (`from`: where the request came from). Recorded, never refused.
     case accessed(by: Actor, from: String?)
     /// The retention policy destroyed the closed incident's data key: its student text is gone for good.
@@ -255,6 +265,7 @@ public struct QueuedNotification: Hashable, Sendable, Codable {
 public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case reported
     case reportMerged = "report_merged"
+    case joined
     case severityRaised = "severity_raised"
     case taskScheduled = "task_scheduled"
     case stepStarted = "step_started"
@@ -281,6 +292,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case delivered
     case deliveryFailed = "delivery_failed"
     case accessed
+    case refused
     case purged
 }
 
@@ -339,6 +351,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case unknownTask(TaskID)
     case taskAlreadyCompleted(TaskID)
     case unknownPerson(PersonID)
+    case joinItself
 
     public var description: String {
         switch self {
@@ -350,6 +363,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .unknownTask(let id): "the playbook has no task '\(id)' for this incident"
         case .taskAlreadyCompleted(let id): "task '\(id)' is already completed"
         case .unknownPerson(let id): "no person '\(id)' in the directory"
+        case .joinItself: "an incident cannot join itself"
         }
     }
 }

@@ -96,16 +96,17 @@ private struct Run {
             throw .alreadyReported
         case .reportMerged(let report):
             guard state.isOpen else { throw .resolved }
-            state.reportCount += 1
-            audit(report.reporter, .reportMerged, detail: "report \(state.reportCount): " + report.type.rawValue + " " + report.severity.rawValue,
-                  sensitive: report.summary)
-            if report.severity > state.incident.severity {
-                audit(report.reporter, .severityRaised, detail: state.incident.severity.rawValue + " to " + report.severity.rawValue)
-                state.incident.severity = report.severity
-            }
-            let newFlags = report.flags.subtracting(state.incident.flags)
-            state.incident.flags.formUnion(newFlags)
-            if !newFlags.isEmpty { withdrawTasks(excludedBy: newFlags, reporter: report.reporter) }
+            merge(report)
+        case .joinedFrom(let source, let reports, let actor):
+            guard state.isOpen else { throw .resolved }
+            audit(actor, .joined, target: "incident:\(source.number)",
+                  detail: "incident #\(source.number) joined into this one with its \(reports.count) report(s)")
+            for report in reports { merge(report) }
+        case .joinedInto(let target, let actor):
+            guard state.isOpen else { throw .resolved }
+            close()
+            audit(actor, .joined, target: "incident:\(target.number)",
+                  detail: "joined into incident #\(target.number): its reports and escalation carry on there")
         case .timerFired(let key):
             timerFired(key)
         case .acknowledged(let actor, let path, let step):
@@ -133,11 +134,7 @@ private struct Run {
             audit(actor, .noteAdded, sensitive: text)
         case .resolved(let actor, let note):
             guard state.isOpen else { throw .resolved }
-            for timer in state.timers { effects.append(.cancelTimer(timer.key)) }
-            state.timers.removeAll()
-            state.phase = .resolved
-            state.resolvedAt = now
-            state.currentPages.removeAll()
+            close()
             audit(actor, .resolved, sensitive: note)
         case .reopened(let actor, let reason):
             guard state.phase == .resolved else { throw .notResolved }
@@ -147,6 +144,8 @@ private struct Run {
                   detail: reference.map { "receipt " + $0 })
         case .deliveryFailed(let id, let recipient, let channel, let reason, let permanent):
             deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
+        case .refused(let actor, let action, let reason):
+            audit(actor, .refused, detail: "\(action) refused: \(reason)")
         case .accessed(let actor, let origin):
             audit(actor, .accessed, detail: origin.map { "from " + $0 })
         case .purged(let policy, let closedBefore):
@@ -154,6 +153,30 @@ private struct Run {
             let date = LocalDateTime(seconds: Int64(closedBefore.timeIntervalSince1970.rounded(.down))).date
             audit(.system, .purged, detail: "student text purged under the retention policy '\(policy)' (closed before \(date))")
         }
+    }
+
+    /// Adds a report to the incident: counted, audited with its words sealed, raising the severity and
+    /// adding flags (which withdraw the tasks they rule out).
+    mutating func merge(_ report: Report) {
+        state.reportCount += 1
+        audit(report.reporter, .reportMerged, detail: "report \(state.reportCount): " + report.type.rawValue + " " + report.severity.rawValue,
+              sensitive: report.summary)
+        if report.severity > state.incident.severity {
+            audit(report.reporter, .severityRaised, detail: state.incident.severity.rawValue + " to " + report.severity.rawValue)
+            state.incident.severity = report.severity
+        }
+        let newFlags = report.flags.subtracting(state.incident.flags)
+        state.incident.flags.formUnion(newFlags)
+        if !newFlags.isEmpty { withdrawTasks(excludedBy: newFlags, reporter: report.reporter) }
+    }
+
+    /// Closes the incident: every timer is cancelled and no page is waited for.
+    mutating func close() {
+        for timer in state.timers { effects.append(.cancelTimer(timer.key)) }
+        state.timers.removeAll()
+        state.phase = .resolved
+        state.resolvedAt = now
+        state.currentPages.removeAll()
     }
 
     // MARK: Escalation

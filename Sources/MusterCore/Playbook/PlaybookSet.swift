@@ -32,6 +32,9 @@ public struct PlaybookSet: Sendable {
                 key += "|subject=\(subject)"
             }
         }
+        // An integration's reports group only with that integration's: a door alarm never joins a
+        // teacher's report, so the integration's "resolve" can never close what a person raised.
+        if case .integration(let name) = report.reporter { key += "|raised-by=integration:\(name)" }
         return key
     }
 }
