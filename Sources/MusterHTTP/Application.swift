@@ -15,7 +15,7 @@ extension MusterServer {
         let router = Router(context: MusterRequestContext.self)
         let routes = RouteTableBox()
         router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
+        router.add(middleware: RequestLogMiddleware())
         router.add(middleware: ProblemMiddleware(routes: routes))
 
         router.get("health/live") { _, _ in try json(["status": "ok"]) }

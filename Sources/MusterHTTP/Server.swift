@@ -144,6 +144,31 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Logs each request's method and path, with every acknowledgement token left out: a token in a
+/// log line acts as the person it was sent to for as long as it is valid (the link's path segment
+/// after /ack/, and the `t` of the voice call's key-press URL). Headers are never logged.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        context.logger.info("Request", metadata: ["hb.request.path": .string(Self.redacted(path: request.uri.path, query: request.uri.query)),
+                                                  "hb.request.method": .string(request.method.rawValue)])
+        return try await next(request, context)
+    }
+
+    static func redacted(path: String, query: String?) -> String {
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for index in segments.indices.dropFirst() where segments[index - 1] == "ack" && !segments[index].isEmpty {
+            segments[index] = "[token]"
+        }
+        var text = segments.joined(separator: "/")
+        guard let query, !query.isEmpty else { return text }
+        let pairs: [String] = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            pair.split(separator: "=", maxSplits: 1).first == "t" ? "t=[token]" : String(pair)
+        }
+        text += "?" + pairs.joined(separator: "&")
+        return text
+    }
+}
+
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
     static let idempotencyKey = Self("Idempotency-Key")!

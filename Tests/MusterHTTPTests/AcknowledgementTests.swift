@@ -222,3 +222,31 @@ struct AcknowledgementTests {
         }
     }
 }
+
+@Suite("No token in any log line")
+struct TokenLoggingTests {
+    @Test("acknowledgement links and the voice call's key-press URL are logged with their tokens left out, at every level",
+          arguments: Backend.allCases)
+    func tokensStayOutOfLogs(backend: Backend) async throws {
+        let logs = LogCapture()
+        try await withService(backend, logs: logs) { harness, client in
+            let (_, page) = try await AcknowledgementTests().pagedIncident(harness, client, subject: "S-LOG")
+            let link = try #require(page["ack_url"].flatMap { $0.isEmpty ? nil : $0 })
+            let token = try #require(link.split(separator: "/").last.map(String.init))
+            let path = "/ack/\(token)"
+            #expect(try await client.call(.get, path).status == .ok)
+            #expect(try await client.call(.post, path).status == .ok)
+            let voice = "/api/v1/integrations/twilio/voice?n=\(page["id"]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&t=\(token)"
+            let form = ["Digits": "1", "CallSid": "CA1", "From": "+15555550000"]
+            let signature = TwilioSignature.signature(url: testPublicURL + voice, parameters: form, authToken: testTwilioAuthToken)
+            let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+            _ = try await client.execute(uri: voice, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
+                                                                               HTTPField.Name("X-Twilio-Signature")!: signature],
+                                         body: .init(string: body))
+            let lines = logs.captured
+            #expect(lines.contains { $0.contains("/ack/[token]") }, "the requests were logged")
+            #expect(lines.contains { $0.contains("twilio/voice?") && $0.contains("t=[token]") })
+            #expect(!lines.contains { $0.contains(token) }, "no line carries the token")
+        }
+    }
+}

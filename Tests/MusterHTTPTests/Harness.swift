@@ -16,6 +16,7 @@ import MusterStore
 import MusterTestSupport
 import NIOCore
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// The base URL the service under test believes it is reached at (links and Twilio signatures use it).
@@ -56,7 +57,9 @@ struct Harness: Sendable {
 }
 
 /// Runs `body` against a live server on a fresh database of `backend`, with the workers running.
-func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
+/// `logs`, when given, receives every log line of the service at every level (the tests read what a log would show).
+func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCapture? = nil,
+                 _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
     let (store, cleanup) = try await freshStore(backend)
     do {
         try await store.migrate()
@@ -70,8 +73,8 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         }
         let deliveryFile = FileManager.default.temporaryDirectory.appendingPathComponent("muster-deliveries-\(UUID().uuidString).jsonl").path
         let metrics = MusterMetrics()
-        var logger = Logger(label: "muster.test")
-        logger.logLevel = .warning
+        var logger = logs.map { capture in Logger(label: "muster.test") { _ in capture.handler } } ?? Logger(label: "muster.test")
+        logger.logLevel = logs == nil ? .warning : .trace
         let signer = CheckpointSigner(try NoteSigner.generate(name: "muster.test/http-audit-log"))
         let links = AckLinkSigner(secret: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
         let names = DirectoryNames(shippedCatalog)
@@ -103,6 +106,33 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, _ body: @Sen
         throw error
     }
     await cleanup()
+}
+
+/// Keeps each log line it is given, message and metadata, as text.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var captured: [String] { lines.withLock { $0 } }
+
+    /// A handler per logger (metadata is per logger); all write here.
+    var handler: some LogHandler { Handler(sink: self) }
+
+    private struct Handler: LogHandler {
+        let sink: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            let line = "\(event.level) \(event.message) " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            sink.lines.withLock { $0.append(line) }
+        }
+    }
 }
 
 // MARK: Requests

@@ -126,7 +126,8 @@ struct WebhookChannelTests {
             #expect(incident["severity"] as? String == "high")
             let links = try #require(json["links"] as? [String: Any])
             #expect(links["incident"] as? String == incidentURL)
-            #expect(links["acknowledge"] as? String == ackURL)
+            #expect(links["acknowledge"] is NSNull, "a webhook never carries a personal acknowledgement link")
+            #expect(!request.text.contains("/ack/"))
             #expect(request.text.hasPrefix("{\"id\":\"inc-1\\/c0") == false)  // slashes are not escaped
             #expect(request.text.hasPrefix("{\"id\":\"inc-1/c0/page/s2r1/person:ann/webhook\",\"incident\":{\"category\""))
             #expect(!request.text.contains("<p>"))  // the HTML part never goes out on this channel
@@ -296,8 +297,8 @@ struct ChatChannelTests {
 
             let buttons = try #require(blocks[3]["elements"] as? [[String: Any]])
             #expect(buttons.allSatisfy { $0["type"] as? String == "button" })
-            #expect(buttons.compactMap { $0["url"] as? String } == [ackURL, incidentURL])
-            #expect(buttons.compactMap { ($0["text"] as? [String: Any])?["text"] as? String } == ["Acknowledge", "Open incident"])
+            #expect(buttons.compactMap { $0["url"] as? String } == [incidentURL], "a shared channel links to the incident, never acts as the person")
+            #expect(buttons.compactMap { ($0["text"] as? [String: Any])?["text"] as? String } == ["Open incident"])
         }
     }
 
@@ -356,9 +357,9 @@ struct ChatChannelTests {
                               ["title": "Site", "value": "Lincoln High School"], ["title": "Severity", "value": "high"]])
             #expect(body.contains { ($0["text"] as? String)?.contains(message.id) == true })
             let actions = try #require(card["actions"] as? [[String: Any]])
-            #expect(actions.map { $0["type"] as? String } == ["Action.OpenUrl", "Action.OpenUrl"])
-            #expect(actions.map { $0["title"] as? String } == ["Acknowledge", "Open incident"])
-            #expect(actions.map { $0["url"] as? String } == [ackURL, incidentURL])
+            #expect(actions.map { $0["type"] as? String } == ["Action.OpenUrl"])
+            #expect(actions.map { $0["title"] as? String } == ["Open incident"])
+            #expect(actions.map { $0["url"] as? String } == [incidentURL], "a shared channel links to the incident, never acts as the person")
         }
     }
 

@@ -95,6 +95,21 @@ struct PipelineTests {
         #expect(overdue.sms == "Muster #4821 TASK OVERDUE (screening) Risk <b>&</b>, high, lincoln-high.")
     }
 
+    @Test("a page over one person's own channel carries their acknowledgement link; over a shared chat channel or a webhook only the incident's page")
+    func sharedChannelsLinkOnly() throws {
+        let renderer = try sampleRenderer()
+        for channel in ChannelKind.allCases {
+            let page = renderer.render(sampleNotification(channel: channel, address: "addr"), now: epoch)
+            if channel == .chat || channel == .webhook {
+                #expect(page.ackURL == nil, "\(channel)")
+                #expect(!page.text.contains("/ack/") && !page.html.contains("/ack/") && !page.sms.contains("/ack/"), "\(channel)")
+                #expect(page.text.contains(page.incidentURL), "\(channel)")
+            } else {
+                #expect(page.ackURL?.hasPrefix("https://muster.example/ack/") == true, "\(channel)")
+            }
+        }
+    }
+
     @Test("an acknowledgement link names its notification until it expires; a changed or foreign link is refused")
     func ackLinks() throws {
         let signer = AckLinkSigner(secret: Data(repeating: 9, count: 32), lifetime: 3600)

@@ -50,10 +50,9 @@ public struct SlackChannel: Channel {
         if let task = facts.task { context += " · task \(escaped(task))" }
         context += " · `\(escaped(message.id))`"
 
+        // A channel is shared: it links to the incident's page (sign-in required), never to a personal
+        // acknowledgement link that would let anyone reading it act as the person paged.
         var buttons: [ChatJSON] = []
-        if let ack = message.ackURL, ack.count <= urlLimit {
-            buttons.append(button("Acknowledge", url: ack, actionID: "muster_acknowledge", primary: true))
-        }
         if message.incidentURL.count <= urlLimit {
             buttons.append(button("Open incident", url: message.incidentURL, actionID: "muster_open_incident", primary: false))
         }

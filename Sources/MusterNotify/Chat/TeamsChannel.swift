@@ -33,10 +33,8 @@ public struct TeamsChannel: Channel {
         if let task = facts.task { context += " · task \(task)" }
         context += " · \(message.id)"
 
+        // A channel is shared: the incident's page (sign-in required), never a personal acknowledgement link.
         var actions: [ChatJSON] = []
-        if let ack = message.ackURL {
-            actions.append(.object(["type": "Action.OpenUrl", "title": "Acknowledge", "url": .string(ack)]))
-        }
         actions.append(.object(["type": "Action.OpenUrl", "title": "Open incident", "url": .string(message.incidentURL)]))
 
         let card: ChatJSON = .object([

@@ -67,9 +67,11 @@ public struct MessageRenderer: Sendable {
             type: notification.type.rawValue, site: names.sites[notification.site] ?? notification.site.rawValue,
             siteID: notification.site.rawValue, severity: notification.severity.rawValue, kind: notification.kind.rawValue,
             step: step, task: task)
-        // Only people acknowledge, and only what asks for an owner: an overdue task is owned already.
+        // Only what asks for an owner (an overdue task is owned already), and only over one person's own
+        // channels: whoever reads a team's chat channel or a webhook receiver's log must not act as the
+        // person paged, so those carry the incident's page (sign-in required) and no personal link.
         let isPerson: Bool = if case .person = id.recipient { true } else { false }
-        let acknowledgeable = isPerson && notification.kind != .taskOverdue
+        let acknowledgeable = isPerson && notification.kind != .taskOverdue && notification.channel.isPersonal
         let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
         let incidentURL = "\(publicURL)/api/v1/incidents/\(notification.incidentNumber)"
         var context: [String: Any] = [
@@ -88,6 +90,17 @@ public struct MessageRenderer: Sendable {
         return Message(notification: notification, facts: facts, incidentURL: incidentURL, ackURL: ackURL,
                        subject: text(.subject, "subject"), text: text(.text, "text", trimmed: false), html: text(.html, "html", trimmed: false),
                        sms: text(.sms, "sms"), speech: text(.speech, "speech"))
+    }
+}
+
+extension ChannelKind {
+    /// Whether a message over this channel reaches one person alone (their phone, their mailbox, their
+    /// device), so it may carry a link that acts as them. Chat channels and webhooks are shared.
+    public var isPersonal: Bool {
+        switch self {
+        case .sms, .voice, .email, .push, .inbox: true
+        case .chat, .webhook: false
+        }
     }
 }
 

@@ -85,7 +85,9 @@ struct WebhookBody: Encodable {
         try container.encode(facts.task, forKey: .task)
         var links = container.nestedContainer(keyedBy: LinkKeys.self, forKey: .links)
         try links.encode(message.incidentURL, forKey: .incident)
-        try links.encode(message.ackURL, forKey: .acknowledge)
+        // Always null: a receiver's logs are shared, so a webhook never carries a link that acts as a person
+        // (the key stays, so the shape never changes).
+        try links.encodeNil(forKey: .acknowledge)
         try container.encode(sentAt.formatted(.iso8601), forKey: .sentAt)
     }
 }
