@@ -33,6 +33,7 @@ extension MusterServer {
         routes.post("ack/:token") { request, context in try await self.ackPage(request, context, confirm: true) }
         routes.post("api/v1/integrations/twilio/sms") { request, context in try await self.twilioSMS(request, context) }
         routes.post("api/v1/integrations/twilio/voice") { request, context in try await self.twilioVoice(request, context) }
+        routes.post("api/v1/integrations/twilio/status") { request, context in try await self.twilioStatus(request, context) }
         return routes
     }
 
@@ -91,7 +92,7 @@ extension MusterServer {
     // MARK: SMS and voice (Twilio)
 
     /// The form fields of a Twilio webhook, once its X-Twilio-Signature has been checked.
-    private func signedTwilioForm(_ request: Request) async throws -> [String: String] {
+    func signedTwilioForm(_ request: Request) async throws -> [String: String] {
         guard let authToken = acknowledgement.twilioAuthToken else { throw Problem.notFound("no SMS provider is configured") }
         let buffer = try await request.body.collect(upTo: 64 * 1024)
         let form = FormBody.parse(String(buffer: buffer))
@@ -216,6 +217,85 @@ extension MusterServer {
         }
         if let refusal = linkRefusal(state, claim) { return TwiML.response("<Say>\(TwiML.escape(refusal)).</Say>") }
         return TwiML.response("<Say>\(TwiML.escape(try await answer(.acknowledged(by: .person(person), path: .voice, step: nil), to: state, inboundMessage: nil)))</Say>")
+    }
+}
+
+extension MusterServer {
+    /// Twilio's status callback for an SMS or a call (`?n=` names the notification): only a carrier's
+    /// `delivered`, or a call a person answered, counts as delivered. An SMS `undelivered` or `failed`,
+    /// and a call that ended `busy`, `no-answer`, `failed`, `canceled` or was answered by a machine,
+    /// is a failure for good: the person's next contact point is tried, as for any other failure.
+    /// Each status of each message is taken once.
+    func twilioStatus(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
+        let form = try await signedTwilioForm(request)
+        guard let text = request.uri.queryParameters.get("n"), let id = NotificationID(text) else {
+            throw Problem.badRequest("the query parameter n must name the notification the status is for",
+                                     errors: [.init(pointer: "n", detail: "not a notification id")])
+        }
+        guard let report = TwilioStatus(form) else {
+            throw Problem.badRequest("neither MessageStatus nor CallStatus is given: not a Twilio status callback")
+        }
+        let event: IncidentEvent
+        switch report.verdict {
+        case .pending:
+            return Response(status: .noContent)
+        case .delivered:
+            event = .delivered(notificationID: id, reference: report.sid)
+        case .failed(let reason):
+            event = .deliveryFailed(notificationID: id, recipient: id.recipient, channel: id.channel, reason: reason, permanent: true)
+        }
+        switch try await runtime.apply(event, to: id.incident, inboundMessage: "\(report.sid):\(report.status)") {
+        case .success, .failure(.rejected):
+            return Response(status: .noContent)
+        case .failure(let error):
+            throw Problem.from(error)
+        }
+    }
+}
+
+/// What a Twilio status callback says about one SMS or call.
+struct TwilioStatus: Equatable {
+    enum Verdict: Equatable {
+        /// Not the end yet (queued, sending, sent, ringing…).
+        case pending
+        case delivered
+        case failed(String)
+    }
+
+    var sid: String
+    var status: String
+    var verdict: Verdict
+
+    init?(_ form: [String: String]) {
+        if let status = form["MessageStatus"] ?? form["SmsStatus"] {
+            sid = form["MessageSid"] ?? form["SmsSid"] ?? ""
+            self.status = status
+            switch status {
+            case "delivered", "read":
+                verdict = .delivered
+            case "undelivered", "failed":
+                verdict = .failed("the carrier reported the SMS \(status)" + (form["ErrorCode"].map { " (error \($0))" } ?? ""))
+            default:
+                verdict = .pending
+            }
+        } else if let status = form["CallStatus"] {
+            sid = form["CallSid"] ?? ""
+            let answeredBy = form["AnsweredBy"]
+            self.status = status + (answeredBy.map { "/" + $0 } ?? "")
+            switch status {
+            case "completed" where answeredBy == nil || answeredBy == "human":
+                verdict = .delivered
+            case "completed":
+                // A voicemail heard nothing: the page did not reach a person.
+                verdict = .failed("the call was answered by \(answeredBy ?? "unknown"), not by a person")
+            case "busy", "no-answer", "failed", "canceled":
+                verdict = .failed("the call ended \(status)")
+            default:
+                verdict = .pending
+            }
+        } else {
+            return nil
+        }
     }
 }
 

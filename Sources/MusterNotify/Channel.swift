@@ -16,7 +16,14 @@ extension Channel {
 public struct DeliveryReceipt: Sendable, Hashable {
     /// The provider's reference (a message id, an SMS sid), when it gives one.
     public var reference: String?
-    public init(reference: String? = nil) { self.reference = reference }
+    /// The provider only took the message: its status callback will say whether it reached the person
+    /// (a carrier's delivery report, a call a person answered), so it is not counted as delivered yet.
+    public var awaitsStatus: Bool
+
+    public init(reference: String? = nil, awaitsStatus: Bool = false) {
+        self.reference = reference
+        self.awaitsStatus = awaitsStatus
+    }
 }
 
 public struct DeliveryFailure: Error, Sendable, Hashable, CustomStringConvertible {

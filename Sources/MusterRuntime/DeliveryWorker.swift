@@ -60,6 +60,7 @@ public struct DeliveryWorker: Sendable {
                 }
                 let name = switch outcome {
                 case .delivered: "delivered"
+                case .accepted: "accepted"
                 case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
                 }
                 observer.deliveryAttempted(delivery.notification.channel, name)
@@ -90,7 +91,7 @@ public struct DeliveryWorker: Sendable {
     private func deliver(_ delivery: ClaimedDelivery) async -> (ClaimedDelivery, DeliveryOutcome) {
         do {
             let receipt = try await notifier.send(delivery.notification, now: { clock.now() })
-            return (delivery, .delivered(receipt: receipt.reference))
+            return (delivery, receipt.awaitsStatus ? .accepted(receipt: receipt.reference) : .delivered(receipt: receipt.reference))
         } catch {
             if let delay = retry.delay(afterAttempt: delivery.attempts + 1, failure: error, random: random()) {
                 return (delivery, .failed(reason: error.description, retryAt: clock.now().addingTimeInterval(delay)))

@@ -221,6 +221,7 @@ public struct Dispatcher: Sendable {
         guard known.recordedDeliveries.contains(n.id) else { return .failure(.notHeld(n.id)) }
         let event: IncidentEvent = switch attempt.outcome {
         case .delivered(let receipt): .delivered(notificationID: n.id, reference: receipt)
+        case .accepted(let receipt): .sent(notificationID: n.id, reference: receipt)
         case .failed(let reason, let retryAt):
             .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel, reason: reason, permanent: retryAt == nil)
         }

@@ -25,6 +25,9 @@ public struct ClaimedDelivery: Sendable, Hashable {
 
 public enum DeliveryOutcome: Sendable, Hashable {
     case delivered(receipt: String?)
+    /// The provider took the message and will report whether it reached the person (an SMS's or a
+    /// call's status callback): not yet delivered, and not to be counted as such.
+    case accepted(receipt: String?)
     /// A failed attempt; with `retryAt` another attempt follows, without it the notification failed for good.
     case failed(reason: String, retryAt: Date?)
 }

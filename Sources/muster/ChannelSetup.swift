@@ -56,12 +56,14 @@ enum ChannelFactory {
             twilioAuthToken = token
             let settings = TwilioSettings(baseURL: twilio.baseURL ?? "https://api.twilio.com", accountSID: twilio.accountSID,
                                           authToken: token, from: twilio.from)
-            channels[.sms] = TwilioSMSChannel(http: delivery, settings: settings)
+            // Twilio reports each SMS's delivery and each call's end here: only that counts as delivered.
+            let status: TwilioCallbackURL = { message in TwilioVoiceChannel.statusCallbackURL(publicBase: publicURL, notificationID: message.id) }
+            channels[.sms] = TwilioSMSChannel(http: delivery, settings: settings, statusCallback: status)
             channels[.voice] = TwilioVoiceChannel(http: delivery, settings: settings, gatherAction: { message in
                 // The call's key press acknowledges with the same signed token as the message's link.
                 TwilioVoiceChannel.callbackURL(publicBase: publicURL, notificationID: message.id,
                                                token: message.ackURL.map { String($0.split(separator: "/").last ?? "") } ?? "")
-            })
+            }, statusCallback: status)
             configured.append("sms and voice via \(settings.baseURL)")
         }
         let renderer = try MessageRenderer(publicURL: publicURL, links: links, names: { names.current })

@@ -250,3 +250,69 @@ struct TokenLoggingTests {
         }
     }
 }
+
+@Suite("Delivery means delivered: Twilio status callbacks")
+struct StatusCallbackTests {
+    /// Posts a status callback as Twilio does, signed, for the notification `id`.
+    func status(_ client: some TestClientProtocol, _ id: String, _ form: [String: String]) async throws -> HTTPResponse.Status {
+        let path = "/api/v1/integrations/twilio/status?n=" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+        let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
+        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        return try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
+                                                                             HTTPField.Name("X-Twilio-Signature")!: signature],
+                                        body: .init(string: body)).status
+    }
+
+    @Test("an SMS the carrier did not deliver is a failure for good: the person's next contact point is paged; the callback is taken once",
+          arguments: Backend.allCases)
+    func undeliveredSMS(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (number, page) = try await AcknowledgementTests().pagedIncident(harness, client, subject: "S-UNDELIVERED", channel: "sms")
+            let id = try #require(page["id"])
+            let incident = try await AcknowledgementTests().state(harness, number).incident.id
+            let base = ["MessageSid": "SM900", "SmsSid": "SM900", "AccountSid": "AC123", "From": "+15555550000", "To": page["address"] ?? "",
+                        "ApiVersion": "2010-04-01"]
+            // On its way: nothing to record yet.
+            #expect(try await status(client, id, base.merging(["MessageStatus": "sent", "SmsStatus": "sent"]) { $1 }) == .noContent)
+            let undelivered = base.merging(["MessageStatus": "undelivered", "SmsStatus": "undelivered", "ErrorCode": "30003"]) { $1 }
+            #expect(try await status(client, id, undelivered) == .noContent)
+            #expect(try await status(client, id, undelivered) == .noContent, "Twilio's retry is answered")
+            let timeline = try await harness.store.timeline(incident)
+            let failures = timeline.filter { $0.action == .deliveryFailed && $0.notification?.description == id }
+            #expect(failures.count == 1, "the same status is taken once")
+            #expect(failures.first?.detail?.contains("undelivered (error 30003)") == true)
+            let recipient = try #require(page["recipient"].flatMap { Recipient($0) })
+            #expect(timeline.contains { $0.action == .channelSubstituted && $0.recipient == recipient && $0.notification?.description == id },
+                    "the person's next contact point is tried")
+            #expect(try await status(client, "not-an-id", undelivered) == .badRequest)
+            #expect(try await status(client, id, ["AccountSid": "AC123"]) == .badRequest)
+        }
+    }
+
+    @Test("a call answered by a machine, or not answered, is a failure for good; one a person answered is delivered", arguments: Backend.allCases)
+    func callOutcomes(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (number, page) = try await AcknowledgementTests().pagedIncident(harness, client, subject: "S-VOICEMAIL", channel: "sms")
+            let incident = try await AcknowledgementTests().state(harness, number).incident.id
+            // The same person's call in the same round (ids differ only by channel).
+            let text = try #require(page["id"])
+            let sms = try #require(NotificationID(text))
+            var call = sms
+            call.channel = .voice
+            let base = ["CallSid": "CA700", "AccountSid": "AC123", "From": "+15555550000", "To": "+15555550101", "ApiVersion": "2010-04-01",
+                        "Direction": "outbound-api"]
+            #expect(try await status(client, call.description, base.merging(["CallStatus": "completed", "AnsweredBy": "machine_start"]) { $1 })
+                    == .noContent)
+            var human = call
+            human.recipient = .person("someone-else")
+            #expect(try await status(client, human.description, base.merging(["CallSid": "CA701", "CallStatus": "completed", "AnsweredBy": "human"]) { $1 })
+                    == .noContent)
+            #expect(try await status(client, call.description, base.merging(["CallSid": "CA702", "CallStatus": "no-answer"]) { $1 }) == .noContent)
+            let timeline = try await harness.store.timeline(incident)
+            let failed = timeline.filter { $0.action == .deliveryFailed }.compactMap(\.detail)
+            #expect(failed.contains { $0.contains("answered by machine_start, not by a person") })
+            #expect(failed.contains { $0.contains("the call ended no-answer") })
+            #expect(timeline.contains { $0.action == .delivered && $0.notification == human && $0.detail?.contains("CA701") == true })
+        }
+    }
+}

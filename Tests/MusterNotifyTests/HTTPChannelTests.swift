@@ -392,6 +392,7 @@ struct TwilioChannelTests {
                 try await TwilioSMSChannel(http: http, settings: settings(server), statusCallback: status).deliver(message)
             }
             #expect(receipt.reference == "SM0123456789")
+            #expect(receipt.awaitsStatus, "with a status callback, only the carrier's report counts as delivered")
             let request = try #require(server.requests.first)
             #expect(request.method == .POST)
             #expect(request.uri == "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json")
@@ -414,6 +415,7 @@ struct TwilioChannelTests {
                 try await TwilioVoiceChannel(http: http, settings: settings(server), gatherAction: Self.callback).deliver(message)
             }
             #expect(receipt.reference == "CA0123456789")
+            #expect(!receipt.awaitsStatus, "without a status callback nothing else will come")
             let request = try #require(server.requests.first)
             #expect(request.uri == "/2010-04-01/Accounts/AC0123456789abcdef/Calls.json")
             #expect(request.header("Authorization") == "Basic " + Data("AC0123456789abcdef:tok-secret".utf8).base64EncodedString())
@@ -428,6 +430,23 @@ struct TwilioChannelTests {
             #expect(parsed.says.first == "Incident 4821 at Smith & Jones <Annex>. Press 1 to acknowledge.")
             #expect(parsed.says.count == 2)
             #expect(parsed.sayInsideGather)
+        }
+    }
+
+    @Test("a call with a status callback asks for its end and for answering-machine detection, and is not yet delivered")
+    func voiceAsksForItsOutcome() async throws {
+        try await withServer(respond: { _ in .status(.created, #"{"sid": "CA0123456789"}"#) }) { server in
+            let message = sampleMessage(address: "+15551234567", channel: .voice)
+            let status: TwilioCallbackURL = { TwilioVoiceChannel.statusCallbackURL(publicBase: "https://muster.example/", notificationID: $0.id) }
+            let receipt = try await withDelivery { http in
+                try await TwilioVoiceChannel(http: http, settings: settings(server), gatherAction: Self.callback, statusCallback: status).deliver(message)
+            }
+            #expect(receipt.awaitsStatus)
+            let form = try #require(server.requests.first).form
+            #expect(Set(form.keys) == ["To", "From", "Twiml", "StatusCallback", "StatusCallbackEvent", "MachineDetection"])
+            #expect(form["StatusCallback"] == "https://muster.example/api/v1/integrations/twilio/status?n=inc-1%2Fc0%2Fpage%2Fs2r1%2Fperson%3Aann%2Fvoice")
+            #expect(form["StatusCallbackEvent"] == "completed")
+            #expect(form["MachineDetection"] == "Enable")
         }
     }
 

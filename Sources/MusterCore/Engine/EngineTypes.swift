@@ -217,6 +217,9 @@ public enum IncidentEvent: Hashable, Sendable {
     case noteAdded(by: Actor, text: String)
     case resolved(by: Actor, note: String?)
     case reopened(by: Actor, reason: String?)
+    /// A provider took one notification and will report whether it reached the person (`delivered` or
+    /// `deliveryFailed` follows, from its status callback); `reference` is its id for the message.
+    case sent(notificationID: NotificationID, reference: String?)
     /// A channel delivered one notification; `reference` is the provider's receipt (a message id, an SMS sid).
     case delivered(notificationID: NotificationID, reference: String?)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
@@ -289,6 +292,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case noteAdded = "note_added"
     case resolved
     case reopened
+    case sent
     case delivered
     case deliveryFailed = "delivery_failed"
     case accessed

@@ -139,6 +139,9 @@ private struct Run {
         case .reopened(let actor, let reason):
             guard state.phase == .resolved else { throw .notResolved }
             reopen(by: actor, reason: reason)
+        case .sent(let id, let reference):
+            audit(.system, .sent, recipient: id.recipient, channel: id.channel, notification: id,
+                  detail: "accepted by the provider" + (reference.map { " as " + $0 } ?? "") + "; its delivery report will say whether it arrived")
         case .delivered(let id, let reference):
             audit(.system, .delivered, recipient: id.recipient, channel: id.channel, notification: id,
                   detail: reference.map { "receipt " + $0 })

@@ -28,6 +28,7 @@ public struct TwilioSMSChannel: Channel {
         ]
         if let statusCallback { parameters.append(("StatusCallback", statusCallback(message))) }
         let sid = try await request.create("Messages", parameters: parameters)
-        return DeliveryReceipt(reference: sid)
+        // With a status callback the carrier's delivery report decides; until it comes, only sent.
+        return DeliveryReceipt(reference: sid, awaitsStatus: statusCallback != nil)
     }
 }

@@ -29,9 +29,15 @@ public struct TwilioVoiceChannel: Channel {
             ("From", request.settings.from),
             ("Twiml", Self.twiml(speech: message.speech, action: gatherAction(message))),
         ]
-        if let statusCallback { parameters.append(("StatusCallback", statusCallback(message))) }
+        if let statusCallback {
+            // The call's end decides: answered by a person, or not (no answer, busy, failed, a
+            // voicemail, which answering-machine detection tells apart and reports as AnsweredBy).
+            parameters.append(("StatusCallback", statusCallback(message)))
+            parameters.append(("StatusCallbackEvent", "completed"))
+            parameters.append(("MachineDetection", "Enable"))
+        }
         let sid = try await request.create("Calls", parameters: parameters)
-        return DeliveryReceipt(reference: sid)
+        return DeliveryReceipt(reference: sid, awaitsStatus: statusCallback != nil)
     }
 
     /// Twilio refuses inline TwiML longer than 4,000 characters.
@@ -54,6 +60,14 @@ public struct TwilioVoiceChannel: Channel {
             result = document(spoken)
         }
         return result
+    }
+
+    /// `{publicBase}/api/v1/integrations/twilio/status?n={notification id}`: where Twilio reports an
+    /// SMS's delivery or a call's end (both channels), percent-encoded.
+    public static func statusCallbackURL(publicBase: String, notificationID: String) -> String {
+        var base = publicBase
+        while base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/api/v1/integrations/twilio/status?n=\(TwilioForm.percentEncoded(notificationID))"
     }
 
     /// `{publicBase}/api/v1/integrations/twilio/voice?n={notification id}&t={token}`, percent-encoded;

@@ -248,6 +248,8 @@ public final class PostgresStore: Store {
             switch record.outcome {
             case .delivered(let receipt):
                 statuses.append("sent"); results.append("delivered"); retries.append(absent); details.append(receipt ?? "")
+            case .accepted(let receipt):
+                statuses.append("sent"); results.append("accepted"); retries.append(absent); details.append(receipt ?? "")
             case .failed(let reason, let retryAt):
                 statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
                 retries.append(retryAt ?? absent); details.append(reason)

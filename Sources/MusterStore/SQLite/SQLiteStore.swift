@@ -114,7 +114,7 @@ public final class SQLiteStore: Store {
                                                   arguments: [key, record.owner]) else { continue }
             let attempt = attempts + 1
             let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch record.outcome {
-            case .delivered(let receipt): ("sent", nil, receipt, nil)
+            case .delivered(let receipt), .accepted(let receipt): ("sent", nil, receipt, nil)
             case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
             }
             try db.cachedStatement(sql: """
@@ -122,7 +122,11 @@ public final class SQLiteStore: Store {
                   finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END, receipt = ?, last_error = ?, claimed_by = NULL, lease_until = NULL
                 WHERE id = ?
                 """).execute(arguments: [status, attempt, retryAt?.milliseconds, status, at.milliseconds, receipt, error, key])
-            let result = status == "sent" ? "delivered" : status == "queued" ? "retry" : "failed"
+            let result = switch record.outcome {
+            case .delivered: "delivered"
+            case .accepted: "accepted"
+            case .failed: status == "queued" ? "retry" : "failed"
+            }
             try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
                 .execute(arguments: [key, attempt, at.milliseconds, result, receipt ?? error])
             recorded.insert(record.id)
