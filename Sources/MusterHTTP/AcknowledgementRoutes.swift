@@ -54,12 +54,13 @@ extension MusterServer {
             return AckPages.render(.forbidden, AckPages.Page(title: "This link is not valid", message: "It was changed or was never issued by Muster."))
         }
         let id = claim.notification
-        guard case .person(let person) = id.recipient, let state = try await reads.incident(id.incident) else {
+        guard let state = try await reads.incident(id.incident) else {
             return AckPages.render(.notFound, AckPages.Page(title: "No such incident", message: "The incident this link names does not exist."))
         }
         let catalog = await catalog
         let facts = AckPages.Facts(state, catalog.directory)
-        let name = catalog.directory.people[person]?.name ?? person.rawValue
+        let actor = id.recipient.actor  // a person, or a partner agency acknowledging as itself
+        let name = AckPages.name(of: actor, in: catalog.directory)
         if let refusal = linkRefusal(state, claim) {
             return AckPages.render(.conflict, AckPages.Page(title: refusal, message: "", facts: facts))
         }
@@ -69,7 +70,7 @@ extension MusterServer {
                                                       facts: facts, action: "/ack/\(token)"))
         }
         let step: Int? = if case .step(let step, _) = id.qualifier { step } else { nil }
-        switch try await runtime.apply(.acknowledged(by: .person(person), path: .link, step: step), to: id.incident) {
+        switch try await runtime.apply(.acknowledged(by: actor, path: .link, step: step), to: id.incident) {
         case .success:
             return AckPages.render(.ok, AckPages.Page(title: "Incident #\(state.incident.number) is yours",
                                                       message: "Acknowledged as \(name). Escalation has stopped.", facts: facts))
@@ -113,13 +114,11 @@ extension MusterServer {
         return TwiML.response("<Message>\(TwiML.escape(reply))</Message>")
     }
 
-    /// Answers an SMS reply (`SMSReply`'s grammar) from a paged person; each message id is taken once.
+    /// Answers an SMS reply (`SMSReply`'s grammar) from a paged person or partner agency; each message
+    /// id is taken once.
     func answerSMS(from phone: String, body: String, messageID: String) async throws -> String {
-        let directory = await catalog.directory
-        guard let person = directory.people.values.first(where: { person in
-            person.contacts.contains { ($0.channel == .sms || $0.channel == .voice) && $0.address == phone }
-        }) else { return "Muster does not know this number." }
-        let recipient = Recipient.person(person.id), actor = Actor.person(person.id)
+        guard let recipient = Self.sender(phone, in: await catalog.directory) else { return "Muster does not know this number." }
+        let actor = recipient.actor
         let reply = SMSReply.parse(body)
         let named: Int?
         switch reply {
@@ -147,6 +146,14 @@ extension MusterServer {
         }
         let event: IncidentEvent = if case .decline = reply { .declined(by: actor, path: .sms) } else { .acknowledged(by: actor, path: .sms, step: nil) }
         return try await answer(event, to: state, inboundMessage: messageID)
+    }
+
+    /// Whose phone a reply came from: a person's, else a partner agency's (which acknowledges as itself).
+    static func sender(_ phone: String, in directory: Directory) -> Recipient? {
+        func owns(_ contacts: [ContactPoint]) -> Bool { contacts.contains { ($0.channel == .sms || $0.channel == .voice) && $0.address == phone } }
+        if let person = directory.people.values.first(where: { owns($0.contacts) }) { return .person(person.id) }
+        if let partner = directory.partners.values.first(where: { owns($0.contacts) }) { return .partner(partner.id) }
+        return nil
     }
 
     /// Applies an acknowledgement or a decline from SMS or voice and says what became of it, in the
@@ -208,7 +215,6 @@ extension MusterServer {
         let form = try await signedTwilioForm(request)
         guard let links = acknowledgement.links, let token = request.uri.queryParameters.get("t"),
               case .success(let claim) = links.verify(token, now: clock.now()),
-              case .person(let person) = claim.notification.recipient,
               let state = try await reads.incident(claim.notification.incident) else {
             return TwiML.response("<Say>This call can no longer acknowledge. Use the app.</Say>")
         }
@@ -216,7 +222,8 @@ extension MusterServer {
             return TwiML.response("<Say>Nothing was acknowledged. Goodbye.</Say>")
         }
         if let refusal = linkRefusal(state, claim) { return TwiML.response("<Say>\(TwiML.escape(refusal)).</Say>") }
-        return TwiML.response("<Say>\(TwiML.escape(try await answer(.acknowledged(by: .person(person), path: .voice, step: nil), to: state, inboundMessage: nil)))</Say>")
+        let said = try await answer(.acknowledged(by: claim.notification.recipient.actor, path: .voice, step: nil), to: state, inboundMessage: nil)
+        return TwiML.response("<Say>\(TwiML.escape(said))</Say>")
     }
 }
 

@@ -79,11 +79,19 @@ struct DirectoryParser {
     }
 
     private func parseDistrict(_ node: Node?) -> District? {
-        guard let node, let fields = reader.fields(node, "district", required: ["id", "name", "time_zone"], optional: ["closed"]),
+        guard let node, let fields = reader.fields(node, "district", required: ["id", "name", "time_zone"], optional: ["closed", "call_back"]),
               let id = reader.id(fields["id"], "the district id"),
               let name = reader.string(fields["name"], "the district's name"),
               let zone = zone(fields["time_zone"]) else { return nil }
-        return District(id: id, name: name, zone: zone, closed: closures(fields["closed"]))
+        var callBack: String?
+        if let node = fields["call_back"], let number = reader.string(node, "the district's call-back number") {
+            if let problem = addressProblem(.voice, number) {
+                reader.error(problem.replacingOccurrences(of: "for voice", with: "for call_back"), at: node)
+            } else {
+                callBack = number
+            }
+        }
+        return District(id: id, name: name, zone: zone, closed: closures(fields["closed"]), callBack: callBack)
     }
 
     private func parseSite(_ fields: Fields, id: String) -> Site? {

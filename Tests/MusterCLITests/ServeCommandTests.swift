@@ -274,7 +274,8 @@ struct ServeCommandTests {
         let body = try #require(hook["body"] as? String)
         #expect(hook["path"] as? String == "/hook")
         #expect(!body.contains("Jamie"))
-        #expect(body.contains("https://muster.cli.example/ack/"), "links use public_url")
+        #expect(body.contains("\"incident\":\"https://muster.cli.example/"), "links use public_url")
+        #expect(body.contains("\"acknowledge\":null") && !body.contains("/ack/"), "a webhook never carries a personal acknowledgement link")
         // The signature, recomputed here from the documented scheme: HMAC-SHA256(secret, timestamp + "." + body).
         let timestamp = try #require(headers["Muster-Timestamp"])
         let check = Process()

@@ -316,3 +316,82 @@ struct StatusCallbackTests {
         }
     }
 }
+
+@Suite("Partners acknowledge")
+struct PartnerAcknowledgementTests {
+    /// The shipped playbooks, with the threat playbook's first step paging the county's mobile crisis team.
+    static func partnerFirstFolder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-partner-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("playbooks"), to: folder)
+        try """
+            id: threat-of-violence
+            title: Threat of violence (partner first)
+            match: { types: [threat-of-violence] }
+            steps:
+              - { notify: [partner:county-mobile-crisis], via: [sms, voice, email], ack_within: 10m }
+            fallback: { notify: [role:principal@site], via: [sms] }
+            """.write(to: folder.appendingPathComponent("threat-of-violence.yaml"), atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    /// Reloads the partner-first playbooks, reports a threat, and waits for the partner's page on `channel`.
+    func partnerPage(_ harness: Harness, _ client: some TestClientProtocol, channel: String) async throws -> (number: Int, page: [String: String]) {
+        #expect(try await client.call(.post, "/api/v1/playbooks/reload", headers: harness.auth("admin")).status == .ok)
+        let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"),
+                                            json: reportJSON(type: "threat-of-violence", site: "washington-elementary", summary: "Threat written on a wall"))
+        let number = try #require((created.object["incident"] as? [String: Any])?["number"] as? Int)
+        var page: [String: String]?
+        _ = await eventually(10) {
+            page = harness.deliveries().first { $0["number"] == "\(number)" && $0["recipient"] == "partner:county-mobile-crisis" && $0["channel"] == channel }
+            return page != nil
+        }
+        return (number, try #require(page, "the partner's \(channel) page was not delivered"))
+    }
+
+    @Test("a partner's page carries an acknowledgement link and the district's call-back number; its SMS reply acknowledges as the partner",
+          arguments: Backend.allCases)
+    func partnerBySMS(backend: Backend) async throws {
+        let folder = try Self.partnerFirstFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withService(backend, playbookFolder: folder.path) { harness, client in
+            let (number, page) = try await partnerPage(harness, client, channel: "sms")
+            #expect(page["ack_url"]?.hasPrefix(testPublicURL + "/ack/") == true)
+            #expect(page["text"]?.contains("District: +15555550100") == true, "\(page["text"] ?? "")")
+            let reply = try await AcknowledgementTests().sms(client, from: "+15555550190", "ACK \(number)", sid: "SMpartner\(backend)")
+            #expect(reply.reply == "Muster: incident #\(number) acknowledged. It is yours.")
+            let state = try await AcknowledgementTests().state(harness, number)
+            #expect(state.owner == .partner("county-mobile-crisis"))
+            let ack = try #require(try await harness.store.timeline(state.incident.id).first { $0.action == .acknowledged })
+            #expect(ack.actor == .partner("county-mobile-crisis"), "the timeline says which partner took ownership")
+        }
+    }
+
+    @Test("a partner acknowledges by its link and by pressing 1 on the call", arguments: Backend.allCases)
+    func partnerByLinkAndCall(backend: Backend) async throws {
+        let folder = try Self.partnerFirstFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withService(backend, playbookFolder: folder.path) { harness, client in
+            let (first, email) = try await partnerPage(harness, client, channel: "email")
+            let link = try #require(email["ack_url"].flatMap { $0.isEmpty ? nil : $0 })
+            let shown = try await client.call(.get, String(link.dropFirst(testPublicURL.count)))
+            #expect(shown.text.contains("High Plains Regional Mobile Crisis Team"))
+            let taken = try await client.call(.post, String(link.dropFirst(testPublicURL.count)))
+            #expect(taken.status == .ok)
+            #expect(try await AcknowledgementTests().state(harness, first).owner == .partner("county-mobile-crisis"))
+
+            // A new report (the first is owned, so this one opens its own incident): the call's key press.
+            _ = try await client.call(.post, "/api/v1/incidents/\(first)/resolve", headers: harness.auth("admin"))
+            let (second, call) = try await partnerPage(harness, client, channel: "voice")
+            let token = try #require(call["ack_url"]?.split(separator: "/").last.map(String.init))
+            let path = "/api/v1/integrations/twilio/voice?n=\(call["id"]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&t=\(token)"
+            let form = ["Digits": "1", "CallSid": "CA9", "From": "+15555550000", "To": "+15555550190"]
+            let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
+            let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+            let pressed = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
+                                                                                        HTTPField.Name("X-Twilio-Signature")!: signature],
+                                                   body: .init(string: body))
+            #expect(pressed.text.contains("acknowledged. It is yours."))
+            #expect(try await AcknowledgementTests().state(harness, second).owner == .partner("county-mobile-crisis"))
+        }
+    }
+}

@@ -53,12 +53,16 @@ public struct District: Hashable, Sendable {
     public var zone: ZoneRules
     /// Closures that apply to every site.
     public var closed: [ClosedPeriod]
+    /// The number a partner agency calls to reach the district about an incident (E.164); partners'
+    /// pages carry it.
+    public var callBack: String?
 
-    public init(id: String, name: String, zone: ZoneRules, closed: [ClosedPeriod]) {
+    public init(id: String, name: String, zone: ZoneRules, closed: [ClosedPeriod], callBack: String? = nil) {
         self.id = id
         self.name = name
         self.zone = zone
         self.closed = closed
+        self.callBack = callBack
     }
 }
 

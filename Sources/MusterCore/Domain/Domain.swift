@@ -109,6 +109,16 @@ public enum Recipient: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 }
 
+extension Recipient {
+    /// The recipient as the actor of what they do (an acknowledgement, a decline).
+    public var actor: Actor {
+        switch self {
+        case .person(let id): .person(id)
+        case .partner(let id): .partner(id)
+        }
+    }
+}
+
 /// Who did something recorded in the audit trail.
 public enum Actor: Hashable, Sendable, Codable, CustomStringConvertible {
     case person(PersonID)

@@ -435,12 +435,7 @@ private struct Run {
         case .unowned:
             audit(actor, .declined, detail: "via \(path.rawValue); after the fallback")
         case .escalating(let stepIndex, let round):
-            let recipient: Recipient? = switch actor {
-            case .person(let id): .person(id)
-            case .partner(let id): .partner(id)
-            case .integration, .system: nil
-            }
-            let pages = state.currentPages.indices.filter { state.currentPages[$0].notificationID.recipient == recipient }
+            let pages = state.currentPages.indices.filter { state.currentPages[$0].notificationID.recipient.actor == actor }
             audit(actor, .declined, step: stepIndex, round: round,
                   detail: "via \(path.rawValue)" + (pages.isEmpty ? "; not paged in this round, so escalation goes on as before" : ""))
             for index in pages { state.currentPages[index].failed = true }

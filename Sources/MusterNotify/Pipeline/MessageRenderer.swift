@@ -9,15 +9,19 @@ import Mustache
 public struct DisplayNames: Sendable {
     public var types: [IncidentTypeID: String]
     public var sites: [SiteID: String]
+    /// The district's call-back number, which partners' messages give.
+    public var callBack: String?
 
-    public init(types: [IncidentTypeID: String] = [:], sites: [SiteID: String] = [:]) {
+    public init(types: [IncidentTypeID: String] = [:], sites: [SiteID: String] = [:], callBack: String? = nil) {
         self.types = types
         self.sites = sites
+        self.callBack = callBack
     }
 
     public init(_ directory: Directory) {
         types = Dictionary(directory.incidentTypes.map { ($0.id, $0.title) }, uniquingKeysWith: { first, _ in first })
         sites = directory.sites.mapValues(\.name)
+        callBack = directory.district.callBack
     }
 }
 
@@ -67,11 +71,12 @@ public struct MessageRenderer: Sendable {
             type: notification.type.rawValue, site: names.sites[notification.site] ?? notification.site.rawValue,
             siteID: notification.site.rawValue, severity: notification.severity.rawValue, kind: notification.kind.rawValue,
             step: step, task: task)
-        // Only what asks for an owner (an overdue task is owned already), and only over one person's own
+        // Only what asks for an owner (an overdue task is owned already), and only over the recipient's own
         // channels: whoever reads a team's chat channel or a webhook receiver's log must not act as the
-        // person paged, so those carry the incident's page (sign-in required) and no personal link.
-        let isPerson: Bool = if case .person = id.recipient { true } else { false }
-        let acknowledgeable = isPerson && notification.kind != .taskOverdue && notification.channel.isPersonal
+        // one paged, so those carry the incident's page (sign-in required) and no personal link. A
+        // partner agency acknowledges as itself, and is given the district's number to call back.
+        let isPartner: Bool = if case .partner = id.recipient { true } else { false }
+        let acknowledgeable = notification.kind != .taskOverdue && notification.channel.isPersonal
         let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
         let incidentURL = "\(publicURL)/api/v1/incidents/\(notification.incidentNumber)"
         var context: [String: Any] = [
@@ -83,6 +88,7 @@ public struct MessageRenderer: Sendable {
         ]
         // Absent, not empty: a mustache section treats an empty string as present.
         if let ackURL { context["ackURL"] = ackURL }
+        if isPartner, let callBack = names.callBack { context["callBack"] = callBack }
         func text(_ form: MessageForm, _ name: String, trimmed: Bool = true) -> String {
             guard forms.contains(form), let text = library.render(context, withTemplate: name) else { return "" }
             return trimmed ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
