@@ -26,7 +26,7 @@ public struct MusterRequestContext: RequestContext {
 
 /// What an endpoint asks of its caller.
 enum Permission: String, CaseIterable {
-    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, readOnCall, readPlaybooks, reload, integrate
+    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, confirmFlag, readOnCall, readPlaybooks, reload, integrate
 }
 
 extension AccessRole {
@@ -34,7 +34,7 @@ extension AccessRole {
         switch permission {
         case .report: [.reporter, .responder, .coordinator, .admin].contains(self)
         case .read: self != .integration
-        case .acknowledge, .escalate, .completeTask, .resolve, .join: [.responder, .coordinator, .admin].contains(self)
+        case .acknowledge, .escalate, .completeTask, .resolve, .join, .confirmFlag: [.responder, .coordinator, .admin].contains(self)
         case .note: [.reporter, .responder, .coordinator, .admin].contains(self)
         case .reopen, .reassign: [.coordinator, .admin].contains(self)
         case .readOnCall, .readPlaybooks: self != .integration
@@ -70,6 +70,7 @@ extension Permission {
         case .reopen: "reopen incidents"
         case .reassign: "reassign incidents"
         case .join: "join incidents"
+        case .confirmFlag: "confirm flags"
         case .readOnCall: "read the on-call schedules"
         case .readPlaybooks: "read the playbooks"
         case .reload: "reload the playbooks and directory"

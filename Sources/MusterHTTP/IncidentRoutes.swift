@@ -30,6 +30,10 @@ extension MusterServer {
         action("tasks/:task/complete", .completeTask, fields: []) { account, _, context in
             .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
         }
+        // A flag a later report proposed (or the responder's own finding) takes effect only this way.
+        action("flags/:flag/confirm", .confirmFlag, fields: []) { account, _, context in
+            .flagConfirmed(IncidentFlag(context.parameters.get("flag") ?? ""), by: account.actor)
+        }
 
         func action(_ path: String, _ permission: Permission, fields: Set<String>, bodyRequired: Bool = false,
                     _ event: @escaping @Sendable (UserAccount, inout ObjectReader) -> IncidentEvent) {
@@ -117,11 +121,13 @@ extension MusterServer {
         let report = Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: summary,
                             subject: subject, flags: Set(flags.map(IncidentFlag.init)), receivedAt: clock.now())
         metrics.reportReceived(source: "api")
-        return try await accept(ReportIntake(report: report, idempotencyKey: key), catalog: catalog)
+        return try await accept(ReportIntake(report: report, idempotencyKey: key), catalog: catalog, reporterOnly: account.role == .reporter)
     }
 
     /// Commits a report and answers with the incident it created or joined and who is being paged.
-    func accept(_ intake: ReportIntake, catalog: Catalog) async throws -> Response {
+    /// `reporterOnly`: the caller may see only their own reports, so a report that joined someone
+    /// else's incident is answered with "merged" and the number alone, not who is being paged for it.
+    func accept(_ intake: ReportIntake, catalog: Catalog, reporterOnly: Bool = false) async throws -> Response {
         let committed: Committed
         switch try await runtime.report(intake) {
         case .failure(let error): throw Problem.from(error)
@@ -133,7 +139,8 @@ extension MusterServer {
         case .created(_, let queued), .applied(_, let queued):
             paging = queued.map { page($0.id, catalog: catalog) }
         case .merged, .duplicate:
-            paging = committed.state.currentPages.filter { !$0.failed }.map { page($0.notificationID, catalog: catalog) }
+            paging = reporterOnly && committed.state.incident.reporter != intake.report.reporter ? []
+                : committed.state.currentPages.filter { !$0.failed }.map { page($0.notificationID, catalog: catalog) }
         }
         let advice = intake.report.severity == .imminent
             ? "Life in danger now: call 911 first. The team is being paged at the same time." : nil
@@ -199,15 +206,26 @@ extension MusterServer {
         let current = try await apply(.accessed(by: account.actor, from: context.remoteAddress), to: state.incident.id)
         async let reports = reads.reports(state.incident.id)
         async let timeline = reads.timeline(state.incident.id)
-        let view = IncidentDetailView(
+        func view(_ report: Report) -> ReportView {
+            ReportView(reporter: report.reporter.description, type: report.type.rawValue, severity: report.severity.rawValue,
+                       summary: report.summary, subject: report.subject, flags: report.flags.map(\.rawValue).sorted(), receivedAt: report.receivedAt)
+        }
+        if account.role == .reporter {
+            // A reporter sees the incident's status and their own reports, never anyone else's
+            // reports, names or notes: what they said, and whether someone has it in hand.
+            let own = try await reports.filter { $0.reporter == account.actor }
+            let first = own.first
+            let detail = IncidentDetailView(
+                incident: IncidentStatusView(current), summary: first?.summary ?? "", subject: first?.subject,
+                flags: Set(own.flatMap(\.flags)).map(\.rawValue).sorted(), reports: own.map(view),
+                timeline: try await timeline.filter { $0.actor == account.actor }.map(TimelineEntryView.init))
+            return try json(detail, headers: [.cacheControl: "no-store"])
+        }
+        let detail = IncidentDetailView(
             incident: IncidentStatusView(current), summary: current.incident.summary, subject: current.incident.subject,
-            flags: current.incident.flags.map(\.rawValue).sorted(),
-            reports: try await reports.map {
-                ReportView(reporter: $0.reporter.description, type: $0.type.rawValue, severity: $0.severity.rawValue, summary: $0.summary,
-                           subject: $0.subject, flags: $0.flags.map(\.rawValue).sorted(), receivedAt: $0.receivedAt)
-            },
+            flags: current.incident.flags.map(\.rawValue).sorted(), reports: try await reports.map(view),
             timeline: try await timeline.map(TimelineEntryView.init))
-        return try json(view, headers: [.cacheControl: "no-store"])
+        return try json(detail, headers: [.cacheControl: "no-store"])
     }
 }
 

@@ -127,9 +127,9 @@ struct EscalationEngineTests {
         #expect(!run.lines.contains { $0.task == "guardian" })
     }
 
-    @Test("a flag in a merged report withdraws the open tasks it rules out, timer and all")
+    @Test("a flag in a later report by the first reporter withdraws the open tasks it rules out, timer and all")
     func mergedFlagWithdrawsTask() {
-        let report = Report(type: "suicide-risk", severity: .high, site: "north", reporter: .person("c1"),
+        let report = Report(type: "suicide-risk", severity: .high, site: "north", reporter: .person("pr1"),
                             summary: "Older sibling is the concern", subject: "S-1", flags: ["family-may-be-source"],
                             receivedAt: Fixture.instant(schoolHours).addingTimeInterval(600))
         let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 600, event: .reportMerged(report))])
@@ -137,6 +137,37 @@ struct EscalationEngineTests {
         #expect(run.lines("task_withdrawn") == ["+10m task_withdrawn guardian"])
         #expect(!run.lines.contains { $0.kind == "task_overdue" && $0.task == "guardian" })
         #expect(run.effects.contains { $0.offset == 600 && $0.effect == .cancelTimer(.taskDue("guardian")) })
+    }
+
+    @Test("a flag in someone else's later report is only proposed; a responder's confirmation withdraws the task")
+    func otherReportersFlagIsProposed() {
+        let report = Report(type: "suicide-risk", severity: .high, site: "north", reporter: .person("c1"),
+                            summary: "Older sibling is the concern", subject: "S-1", flags: ["family-may-be-source"],
+                            receivedAt: Fixture.instant(schoolHours).addingTimeInterval(600))
+        let proposed = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 600, event: .reportMerged(report))])
+        #expect(proposed.state.tasks.map(\.id) == ["screening", "guardian"], "nothing is withdrawn on another person's word")
+        #expect(proposed.state.incident.flags.isEmpty)
+        #expect(proposed.lines.filter { $0.kind == "flag_proposed" }.map(\.target) == ["family-may-be-source"])
+        #expect(proposed.lines("task_withdrawn").isEmpty)
+
+        let confirmed = Fixture.simulate(at: schoolHours, [
+            ScriptedEvent(offset: 600, event: .reportMerged(report)),
+            ScriptedEvent(offset: 900, event: .flagConfirmed("family-may-be-source", by: .person("sw2"))),
+        ])
+        #expect(confirmed.state.tasks.map(\.id) == ["screening"])
+        #expect(confirmed.state.incident.flags == ["family-may-be-source"])
+        #expect(confirmed.lines("task_withdrawn") == ["+15m task_withdrawn guardian"])
+        #expect(confirmed.lines.contains { $0.kind == "flag_confirmed" && $0.target == "family-may-be-source" })
+    }
+
+    @Test("confirming a flag the playbook does not have is refused")
+    func unknownFlagRefused() throws {
+        let engine = Fixture.engine
+        var effects: [Effect] = []
+        var state = engine.start(Fixture.incident(at: schoolHours), now: Fixture.instant(schoolHours), effects: &effects)
+        #expect(throws: EngineRejection.unknownFlag("no-such-flag")) {
+            try engine.apply(.flagConfirmed("no-such-flag", by: .person("sw2")), to: &state, now: Fixture.instant(schoolHours), effects: &effects)
+        }
     }
 
     @Test("notification ids read back from their text form", arguments: [

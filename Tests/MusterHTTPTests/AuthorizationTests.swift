@@ -30,6 +30,8 @@ private let expected: [String: [String: (own: Int, other: Int)]] = [
               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "reassign": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
                  "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+    "flag": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
+             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "join": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
              "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
     "reopen": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
@@ -91,6 +93,9 @@ struct AuthorizationTests {
                         case "reassign":
                             response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/reassign", headers: headers,
                                                              json: #"{"to":"dchen"}"#)
+                        case "flag":
+                            response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/flags/guardian-contact-unsafe/confirm",
+                                                             headers: headers)
                         case "join":
                             let target = try await incident(own: own, resolved: false)
                             let number = try #require(try await harness.store.incident(IncidentID(target))?.incident.number)

@@ -284,3 +284,56 @@ struct ServiceTests {
         }
     }
 }
+
+@Suite("Reporters see their own")
+struct ReporterVisibilityTests {
+    @Test("a report that joins a colleague's incident: its reporter sees only their own report and the status; its flag is proposed until a responder confirms it",
+          arguments: Backend.allCases)
+    func reporterSeesOwn(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let first = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"),
+                                              json: reportJSON(summary: "Colleague's account: the student mentioned pills at home", subject: "S-OWN"))
+            let number = try #require((first.object["incident"] as? [String: Any])?["number"] as? Int)
+            let mine = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"), json: """
+                {"type": "suicide-risk", "severity": "high", "site": "lincoln-high", "subject": "S-OWN",
+                 "summary": "My account: she told me not to call her parents", "flags": ["guardian-contact-unsafe"]}
+                """)
+            #expect(mine.status == .ok)
+            #expect(mine.object["outcome"] as? String == "merged")
+            #expect((mine.object["incident"] as? [String: Any])?["number"] as? Int == number)
+            #expect((mine.object["paging"] as? [Any])?.isEmpty == true, "who is paged for someone else's incident is not the reporter's to see")
+            #expect(!mine.text.contains("Colleague's account"))
+
+            let id = try #require(try await harness.store.incidentID(number: number))
+            #expect(try await harness.store.incident(id)?.tasks.contains { $0.id == "guardian" } == true, "another person's flag withdraws nothing by itself")
+            #expect(try await harness.store.timeline(id).contains { $0.action == .flagProposed && $0.target == "guardian-contact-unsafe" })
+            #expect(try await client.call(.post, "/api/v1/incidents/\(number)/notes", headers: harness.auth("responder-lincoln"),
+                                          json: #"{"text": "Responder's note: spoke with the nurse"}"#).status == .ok)
+
+            let seen = try await client.call(.get, "/api/v1/incidents/\(number)", headers: harness.auth("reporter-lincoln"))
+            #expect(seen.status == .ok)
+            let reports = try #require(seen.object["reports"] as? [[String: Any]])
+            #expect(reports.count == 1)
+            #expect(reports.first?["reporter"] as? String == "person:reporter-lincoln")
+            #expect(seen.object["summary"] as? String == "My account: she told me not to call her parents")
+            #expect(!seen.text.contains("Colleague's account") && !seen.text.contains("person:admin") && !seen.text.contains("Responder's note"))
+            let entries = try #require(seen.object["timeline"] as? [[String: Any]])
+            #expect(!entries.isEmpty && entries.allSatisfy { $0["actor"] as? String == "person:reporter-lincoln" })
+            #expect((seen.object["incident"] as? [String: Any])?["status"] as? String != nil, "the status is theirs to see")
+            // The responder still sees everything.
+            let full = try await client.call(.get, "/api/v1/incidents/\(number)", headers: harness.auth("responder-lincoln"))
+            #expect((full.object["reports"] as? [Any])?.count == 2)
+
+            let confirmed = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/confirm",
+                                                  headers: harness.auth("responder-lincoln"))
+            #expect(confirmed.status == .ok)
+            #expect(try await harness.store.incident(id)?.tasks.contains { $0.id == "guardian" } == false)
+            let timeline = try await harness.store.timeline(id)
+            #expect(timeline.contains { $0.action == .flagConfirmed && $0.actor == .person("responder-lincoln") })
+            #expect(timeline.contains { $0.action == .taskWithdrawn && $0.task == "guardian" && $0.actor == .person("responder-lincoln") })
+            let unknown = try await client.call(.post, "/api/v1/incidents/\(number)/flags/no-such-flag/confirm", headers: harness.auth("responder-lincoln"))
+            #expect(unknown.status == .conflict)
+            #expect(unknown.text.contains("no flag 'no-such-flag'"))
+        }
+    }
+}

@@ -195,6 +195,9 @@ public enum AckPath: String, Hashable, Sendable, Codable, CaseIterable {
 public enum IncidentEvent: Hashable, Sendable {
     case reported(Incident)
     case reportMerged(Report)
+    /// A responder confirms a flag (one a later report proposed, or their own finding): it is added to
+    /// the incident and withdraws the open tasks it rules out.
+    case flagConfirmed(IncidentFlag, by: Actor)
     /// A responder joined another open incident into this one (an explicit action, audited): its
     /// reports come along, as merged reports do. Reports never join across people and integrations
     /// by grouping; only this way.
@@ -288,6 +291,8 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case reassigned
     case taskCompleted = "task_completed"
     case taskWithdrawn = "task_withdrawn"
+    case flagProposed = "flag_proposed"
+    case flagConfirmed = "flag_confirmed"
     case taskOverdue = "task_overdue"
     case noteAdded = "note_added"
     case resolved
@@ -356,6 +361,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case taskAlreadyCompleted(TaskID)
     case unknownPerson(PersonID)
     case joinItself
+    case unknownFlag(IncidentFlag)
 
     public var description: String {
         switch self {
@@ -368,6 +374,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .taskAlreadyCompleted(let id): "task '\(id)' is already completed"
         case .unknownPerson(let id): "no person '\(id)' in the directory"
         case .joinItself: "an incident cannot join itself"
+        case .unknownFlag(let flag): "the incident's playbook has no flag '\(flag)'"
         }
     }
 }

@@ -97,6 +97,13 @@ private struct Run {
         case .reportMerged(let report):
             guard state.isOpen else { throw .resolved }
             merge(report)
+        case .flagConfirmed(let flag, let actor):
+            guard state.isOpen else { throw .resolved }
+            guard playbook.flags[flag] != nil else { throw .unknownFlag(flag) }
+            guard !state.incident.flags.contains(flag) else { return }
+            state.incident.flags.insert(flag)
+            audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) confirmed")
+            withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
         case .joinedFrom(let source, let reports, let actor):
             guard state.isOpen else { throw .resolved }
             audit(actor, .joined, target: "incident:\(source.number)",
@@ -169,8 +176,19 @@ private struct Run {
             state.incident.severity = report.severity
         }
         let newFlags = report.flags.subtracting(state.incident.flags)
-        state.incident.flags.formUnion(newFlags)
-        if !newFlags.isEmpty { withdrawTasks(excludedBy: newFlags, reporter: report.reporter) }
+        guard !newFlags.isEmpty else { return }
+        if report.reporter == state.incident.reporter {
+            // The first reporter adding to what they said: taken as their first report's flags were.
+            state.incident.flags.formUnion(newFlags)
+            withdrawTasks(excludedBy: newFlags, by: report.reporter, because: "a merged report set")
+        } else {
+            // Someone else's word about another person's incident withdraws nothing by itself: a
+            // responder confirms it first (`flagConfirmed`).
+            for flag in newFlags.sorted(by: { $0.rawValue < $1.rawValue }) {
+                audit(report.reporter, .flagProposed, target: flag.rawValue,
+                      detail: "report \(state.reportCount) proposes \(flag.rawValue); a responder must confirm it before any task is withdrawn")
+            }
+        }
     }
 
     /// Closes the incident: every timer is cancelled and no page is waited for.
@@ -493,13 +511,13 @@ private struct Run {
 
     /// A later report can say what an earlier one did not ("a family member may be the source of
     /// harm"): open tasks the playbook leaves out under that flag are withdrawn, timers and all.
-    mutating func withdrawTasks(excludedBy flags: Set<IncidentFlag>, reporter: Actor) {
+    mutating func withdrawTasks(excludedBy flags: Set<IncidentFlag>, by actor: Actor, because why: String) {
         for task in engine.playbook.tasks where !task.unless.isDisjoint(with: flags) {
             guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].completedAt == nil else { continue }
             state.tasks.remove(at: index)
             cancel(.taskDue(task.id))
             let flagList = task.unless.intersection(flags).map(\.rawValue).sorted().joined(separator: ", ")
-            audit(reporter, .taskWithdrawn, task: task.id, detail: "a merged report set \(flagList)")
+            audit(actor, .taskWithdrawn, task: task.id, detail: "\(why) \(flagList)")
         }
     }
 
