@@ -128,12 +128,8 @@ struct AcknowledgementTests {
     /// Posts an inbound SMS as Twilio does, signed with the test auth token; returns the status and the TwiML's message.
     func sms(_ client: some TestClientProtocol, from phone: String, _ body: String, sid: String) async throws -> (status: HTTPResponse.Status, reply: String) {
         let path = "/api/v1/integrations/twilio/sms"
-        let form = ["From": phone, "To": "+15555550000", "Body": body, "MessageSid": sid, "AccountSid": "AC123", "NumSegments": "1"]
-        let encoded = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
-        let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
-        let response = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
-                                                                                    HTTPField.Name("X-Twilio-Signature")!: signature],
-                                                body: .init(string: encoded))
+        let response = try await client.twilio(path, ["From": phone, "To": "+15555550000", "Body": body, "MessageSid": sid,
+                                                      "AccountSid": "AC123", "NumSegments": "1"])
         let text = response.text
         guard let start = text.range(of: "<Message>"), let end = text.range(of: "</Message>") else { return (response.status, text) }
         return (response.status, String(text[start.upperBound..<end.lowerBound]))
@@ -237,12 +233,7 @@ struct TokenLoggingTests {
             #expect(try await client.call(.get, path).status == .ok)
             #expect(try await client.call(.post, path).status == .ok)
             let voice = "/api/v1/integrations/twilio/voice?n=\(page["id"]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&t=\(token)"
-            let form = ["Digits": "1", "CallSid": "CA1", "From": "+15555550000"]
-            let signature = TwilioSignature.signature(url: testPublicURL + voice, parameters: form, authToken: testTwilioAuthToken)
-            let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
-            _ = try await client.execute(uri: voice, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
-                                                                               HTTPField.Name("X-Twilio-Signature")!: signature],
-                                         body: .init(string: body))
+            _ = try await client.twilio(voice, ["Digits": "1", "CallSid": "CA1", "From": "+15555550000"])
             let lines = logs.captured
             #expect(lines.contains { $0.contains("/ack/[token]") }, "the requests were logged")
             #expect(lines.contains { $0.contains("twilio/voice?") && $0.contains("t=[token]") })
@@ -255,12 +246,8 @@ struct TokenLoggingTests {
 struct StatusCallbackTests {
     /// Posts a status callback as Twilio does, signed, for the notification `id`.
     func status(_ client: some TestClientProtocol, _ id: String, _ form: [String: String]) async throws -> HTTPResponse.Status {
-        let path = "/api/v1/integrations/twilio/status?n=" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
-        let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
-        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
-        return try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
-                                                                             HTTPField.Name("X-Twilio-Signature")!: signature],
-                                        body: .init(string: body)).status
+        try await client.twilio("/api/v1/integrations/twilio/status?n=" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""),
+                                form).status
     }
 
     @Test("an SMS the carrier did not deliver is a failure for good: the person's next contact point is paged; the callback is taken once",
@@ -384,12 +371,7 @@ struct PartnerAcknowledgementTests {
             let (second, call) = try await partnerPage(harness, client, channel: "voice")
             let token = try #require(call["ack_url"]?.split(separator: "/").last.map(String.init))
             let path = "/api/v1/integrations/twilio/voice?n=\(call["id"]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&t=\(token)"
-            let form = ["Digits": "1", "CallSid": "CA9", "From": "+15555550000", "To": "+15555550190"]
-            let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
-            let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
-            let pressed = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
-                                                                                        HTTPField.Name("X-Twilio-Signature")!: signature],
-                                                   body: .init(string: body))
+            let pressed = try await client.twilio(path, ["Digits": "1", "CallSid": "CA9", "From": "+15555550000", "To": "+15555550190"])
             #expect(pressed.text.contains("acknowledged. It is yours."))
             #expect(try await AcknowledgementTests().state(harness, second).owner == .partner("county-mobile-crisis"))
         }

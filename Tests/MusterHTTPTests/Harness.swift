@@ -144,6 +144,18 @@ extension TestClientProtocol {
     }
 }
 
+extension TestClientProtocol {
+    /// A webhook as Twilio sends it: the form url-encoded, signed with the test auth token over the
+    /// public URL Twilio called (Twilio's documented algorithm; its own vectors are in TwilioSignature's tests).
+    func twilio(_ path: String, _ form: [String: String]) async throws -> TestResponse {
+        let signature = TwilioSignature.signature(url: testPublicURL + path, parameters: form, authToken: testTwilioAuthToken)
+        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        return try await execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded",
+                                                                     HTTPField.Name("X-Twilio-Signature")!: signature],
+                                 body: ByteBuffer(string: body))
+    }
+}
+
 extension TestResponse {
     var text: String { String(buffer: body) }
 
