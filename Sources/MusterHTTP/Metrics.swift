@@ -83,7 +83,13 @@ public final class MusterMetrics: Sendable {
             }
             if !stepsEscalated.isEmpty { counter("escalations", Self.escalationsHelp, []).increment(by: Int64(stepsEscalated.count)) }
             if !tasksOverdue.isEmpty { counter("tasks_overdue", Self.overdueHelp, []).increment(by: Int64(tasksOverdue.count)) }
-            if case .event(_, .acknowledged) = command, let at = committed.state.acknowledgedAt {
+            // By the API or a link (an event), or by an SMS reply (an inbound message; a repeat is a duplicate).
+            let acknowledgement = switch command {
+            case .event(_, .acknowledged): true
+            case .inbound(_, .acknowledged, _): if case .applied = outcome { true } else { false }
+            default: false
+            }
+            if acknowledgement, let at = committed.state.acknowledgedAt {
                 timeToAcknowledge.record(max(0, at.timeIntervalSince(committed.state.incident.reportedAt)))
             }
         }
