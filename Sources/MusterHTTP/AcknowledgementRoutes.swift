@@ -117,7 +117,19 @@ extension MusterServer {
     /// Answers an SMS reply (`SMSReply`'s grammar) from a paged person or partner agency; each message
     /// id is taken once.
     func answerSMS(from phone: String, body: String, messageID: String) async throws -> String {
-        guard let recipient = Self.sender(phone, in: await catalog.directory) else { return "Muster does not know this number." }
+        // A signed request never expires: whatever it did or did not do, it is answered once.
+        if try await reads.inboundMessageTaken(messageID) { return "Muster: this message was already received." }
+        /// An answer that acts on nothing still takes the message, so a replay later cannot act either.
+        func nothingDone(_ answer: String) async throws -> String {
+            _ = try await runtime.takeInboundMessage(messageID, at: clock.now())
+            return answer
+        }
+        let senders = Self.senders(phone, in: await catalog.directory)
+        guard let recipient = senders.first else { return try await nothingDone("Muster does not know this number.") }
+        guard senders.count == 1 else {
+            return try await nothingDone("Muster: this number belongs to more than one person or agency in the directory, so a reply "
+                                         + "cannot say who is answering. Use the link in the message.")
+        }
         let actor = recipient.actor
         let reply = SMSReply.parse(body)
         let named: Int?
@@ -126,21 +138,20 @@ extension MusterServer {
             named = number
         case .unrecognised:
             // Kept on the timeline of the incident the sender was last paged for, sealed like a note.
-            if let newest = try await newestSMSPage(to: recipient, answerable: false) {
-                _ = try await runtime.apply(.replyReceived(from: actor, path: .sms, text: body), to: newest.incident.id, inboundMessage: messageID)
-            }
+            guard let newest = try await newestSMSPage(to: recipient, answerable: false) else { return try await nothingDone(SMSReply.help) }
+            _ = try await runtime.apply(.replyReceived(from: actor, path: .sms, text: body), to: newest.incident.id, inboundMessage: messageID)
             return SMSReply.help
         }
         let state: IncidentState
         if let number = named {
             guard let id = try await reads.incidentID(number: number), let found = try await reads.incident(id),
                   try await smsPage(in: found, to: recipient) != nil else {
-                return "Muster: you were not paged by SMS for incident #\(number). " + SMSReply.help
+                return try await nothingDone("Muster: you were not paged by SMS for incident #\(number). " + SMSReply.help)
             }
             state = found
         } else {
             guard let newest = try await newestSMSPage(to: recipient, answerable: true) else {
-                return "Muster: you have no page waiting for an answer. " + SMSReply.help
+                return try await nothingDone("Muster: you have no page waiting for an answer. " + SMSReply.help)
             }
             state = newest
         }
@@ -148,12 +159,12 @@ extension MusterServer {
         return try await answer(event, to: state, inboundMessage: messageID)
     }
 
-    /// Whose phone a reply came from: a person's, else a partner agency's (which acknowledges as itself).
-    static func sender(_ phone: String, in directory: Directory) -> Recipient? {
+    /// Whose phone a reply came from: the people and partner agencies (which acknowledge as themselves)
+    /// with this number. More than one cannot be told apart, so such a reply acts as nobody.
+    static func senders(_ phone: String, in directory: Directory) -> [Recipient] {
         func owns(_ contacts: [ContactPoint]) -> Bool { contacts.contains { ($0.channel == .sms || $0.channel == .voice) && $0.address == phone } }
-        if let person = directory.people.values.first(where: { owns($0.contacts) }) { return .person(person.id) }
-        if let partner = directory.partners.values.first(where: { owns($0.contacts) }) { return .partner(partner.id) }
-        return nil
+        return directory.people.values.filter { owns($0.contacts) }.map { Recipient.person($0.id) }
+            + directory.partners.values.filter { owns($0.contacts) }.map { Recipient.partner($0.id) }
     }
 
     /// Applies an acknowledgement or a decline from SMS or voice and says what became of it, in the

@@ -23,6 +23,8 @@ public struct IncidentReads: Sendable {
     public func timeline(_ id: IncidentID) async throws -> [AuditRecord] { try await store.timeline(id) }
     /// Every report of an incident, oldest first.
     public func reports(_ id: IncidentID) async throws -> [Report] { try await store.reports(id) }
+    /// Whether an inbound message (an SMS's MessageSid) was taken before.
+    public func inboundMessageTaken(_ id: String) async throws -> Bool { try await store.inboundMessageTaken(id) }
 
     /// How tokens are kept: their SHA-256, never the token itself.
     public static func tokenHash(_ token: String) -> String { APIToken.hash(token) }

@@ -92,6 +92,12 @@ public final class Runtime: Sendable {
         try await committer.submit(.event(incident, event))
     }
 
+    /// Takes an inbound message that changes no incident, so that the same message replayed later is
+    /// recognised; false when it was taken before.
+    public func takeInboundMessage(_ id: String, at: Date) async throws -> Bool {
+        try await store.takeInboundMessage(id, at: at)
+    }
+
     /// Joins `source` into `target` (a responder's explicit action): the source's reports, as read, go to
     /// the target and the source closes, together. Answers with the target.
     public func join(_ source: IncidentID, into target: IncidentID, reports: [Report], by actor: Actor) async throws -> Result<Committed, StoreError> {

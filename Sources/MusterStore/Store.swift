@@ -28,6 +28,12 @@ public protocol Store: AccessStore, AuditLogStore {
     func auditBytes(_ id: IncidentID) async throws -> [[UInt8]]
     /// Every report of an incident, oldest first.
     func reports(_ id: IncidentID) async throws -> [Report]
+    /// Records an inbound message's provider id (an SMS's MessageSid) that changes no incident (a reply
+    /// from an unknown number, or one that names nothing it may act on); false when it was taken before.
+    /// Messages that change an incident are recorded in that commit (`CommitNeeds.inboundMessages`).
+    func takeInboundMessage(_ id: String, at: Date) async throws -> Bool
+    /// Whether an inbound message with this provider id was taken before, whatever it did.
+    func inboundMessageTaken(_ id: String) async throws -> Bool
 
     /// Claims up to `limit` timers due at `now` whose lease is free, for `lease` seconds.
     func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer]

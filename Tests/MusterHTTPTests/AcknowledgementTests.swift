@@ -181,6 +181,25 @@ struct AcknowledgementTests {
         }
     }
 
+    @Test("a reply that acted on nothing is taken too: replayed once a page is waiting, it still acts on nothing", arguments: Backend.allCases)
+    func replayOfAReplyThatDidNothing(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let (first, page) = try await pagedIncident(harness, client, subject: "S-LATE-1", channel: "sms")
+            let phone = try #require(page["address"])
+            #expect(try await client.call(.post, "/api/v1/incidents/\(first)/acknowledge", headers: harness.auth("admin")).status == .ok)
+            let late = try await sms(client, from: phone, "1", sid: "SMlate\(backend)")
+            #expect(late.reply.hasPrefix("Muster: you have no page waiting for an answer."))
+            let (second, secondPage) = try await pagedIncident(harness, client, subject: "S-LATE-2", channel: "sms")
+            try #require(secondPage["address"] == phone, "the test needs both incidents paged to one phone")
+            let replayed = try await sms(client, from: phone, "1", sid: "SMlate\(backend)")
+            #expect(replayed.reply == "Muster: this message was already received.")
+            #expect(try await state(harness, second).phase != .acknowledged)
+            let stranger = try await sms(client, from: "+15550000000", "ACK \(second)", sid: "SMstranger-late\(backend)")
+            #expect(stranger.reply == "Muster does not know this number.")
+            #expect(try await sms(client, from: "+15550000000", "ACK \(second)", sid: "SMstranger-late\(backend)").reply.contains("already received"))
+        }
+    }
+
     @Test("'NO N' from everyone paged in step 1 starts step 2 at once; a person not paged by SMS for N is told so and changes nothing",
           arguments: Backend.allCases)
     func everyoneDeclines(backend: Backend) async throws {
@@ -352,6 +371,24 @@ struct PartnerAcknowledgementTests {
             #expect(state.owner == .partner("county-mobile-crisis"))
             let ack = try #require(try await harness.store.timeline(state.incident.id).first { $0.action == .acknowledged })
             #expect(ack.actor == .partner("county-mobile-crisis"), "the timeline says which partner took ownership")
+        }
+    }
+
+    @Test("a number the directory gives to a person and a partner acts as neither", arguments: Backend.allCases)
+    func sharedNumberActsAsNobody(backend: Backend) async throws {
+        let folder = try Self.partnerFirstFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The partner's numbers become a person's too.
+        let file = folder.appendingPathComponent("directory.yaml")
+        let directory = try String(contentsOf: file, encoding: .utf8)
+        let phones = shippedCatalog.directory.people.values.compactMap { person in person.contacts.first { $0.channel == .sms }?.address }
+        let personPhone = try #require(phones.sorted().first)
+        try directory.replacingOccurrences(of: "+15555550190", with: personPhone).write(to: file, atomically: true, encoding: .utf8)
+        try await withService(backend, playbookFolder: folder.path) { harness, client in
+            let (number, _) = try await partnerPage(harness, client, channel: "sms")
+            let reply = try await AcknowledgementTests().sms(client, from: personPhone, "ACK \(number)", sid: "SMshared\(backend)")
+            #expect(reply.reply.contains("belongs to more than one"))
+            #expect(try await AcknowledgementTests().state(harness, number).phase != .acknowledged)
         }
     }
 

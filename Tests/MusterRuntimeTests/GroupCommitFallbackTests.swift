@@ -40,6 +40,8 @@ private final class ScriptedStore: Store {
     func timeline(_ id: IncidentID) async throws -> [AuditRecord] { try await base.timeline(id) }
     func auditBytes(_ id: IncidentID) async throws -> [[UInt8]] { try await base.auditBytes(id) }
     func reports(_ id: IncidentID) async throws -> [Report] { try await base.reports(id) }
+    func takeInboundMessage(_ id: String, at: Date) async throws -> Bool { try await base.takeInboundMessage(id, at: at) }
+    func inboundMessageTaken(_ id: String) async throws -> Bool { try await base.inboundMessageTaken(id) }
     func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer] {
         try await base.claimDueTimers(now: now, limit: limit, owner: owner, lease: lease)
     }

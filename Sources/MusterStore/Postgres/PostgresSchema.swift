@@ -211,7 +211,7 @@ enum PostgresSchema {
         // Each inbound message (an SMS reply, by its MessageSid) is taken once: a signed request
         // replayed later changes nothing. Kept for good: a provider's signature has no expiry.
         ("008-inbound-messages", [
-            "CREATE TABLE inbound_messages (message_id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, received_at TIMESTAMPTZ NOT NULL)",
+            "CREATE TABLE inbound_messages (message_id TEXT PRIMARY KEY, incident_id TEXT, received_at TIMESTAMPTZ NOT NULL)",
         ]),
     ]
 }

@@ -394,6 +394,25 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func takeInboundMessage(_ id: String, at: Date) async throws -> Bool {
+        try await database { [self] in
+            let rows = try await client.query("""
+                INSERT INTO inbound_messages (message_id, incident_id, received_at) VALUES (\(id), NULL, \(at))
+                ON CONFLICT DO NOTHING RETURNING message_id
+                """, logger: logger)
+            for try await _ in rows.decode(String.self) { return true }
+            return false
+        }
+    }
+
+    public func inboundMessageTaken(_ id: String) async throws -> Bool {
+        try await database { [self] in
+            let rows = try await client.query("SELECT EXISTS (SELECT 1 FROM inbound_messages WHERE message_id = \(id))", logger: logger)
+            for try await taken in rows.decode(Bool.self) { return taken }
+            return false
+        }
+    }
+
     public func incidentID(idempotencyKey: String) async throws -> IncidentID? {
         try await database { [self] in
             let rows = try await client.query("SELECT incident_id FROM reports WHERE idempotency_key = \(idempotencyKey)", logger: logger)

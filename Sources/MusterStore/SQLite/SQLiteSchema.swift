@@ -148,7 +148,7 @@ enum SQLiteSchema {
         ("005-inbound-messages", """
         CREATE TABLE inbound_messages (
           message_id TEXT PRIMARY KEY,
-          incident_id TEXT NOT NULL,
+          incident_id TEXT,
           received_at INTEGER NOT NULL
         );
         """),

@@ -257,6 +257,18 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func takeInboundMessage(_ id: String, at: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO inbound_messages (message_id, incident_id, received_at) VALUES (?, NULL, ?) ON CONFLICT DO NOTHING",
+                           arguments: [id, at.milliseconds])
+            return db.changesCount > 0
+        }
+    }
+
+    public func inboundMessageTaken(_ id: String) async throws -> Bool {
+        try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM inbound_messages WHERE message_id = ?)", arguments: [id]) ?? false }
+    }
+
     public func incidentID(idempotencyKey: String) async throws -> IncidentID? {
         try await pool.read { db in
             try String.fetchOne(db, sql: "SELECT incident_id FROM reports WHERE idempotency_key = ?", arguments: [idempotencyKey]).map(IncidentID.init)
