@@ -253,6 +253,14 @@ extension MusterServer {
         guard let report = TwilioStatus(form) else {
             throw Problem.badRequest("neither MessageStatus nor CallStatus is given: not a Twilio status callback")
         }
+        guard !report.sid.isEmpty else {
+            throw Problem.badRequest("the MessageSid or CallSid is missing: Twilio sends one with every status callback")
+        }
+        // Only a notification Muster handed to Twilio has a status: its `sent` entry names the sid
+        // Twilio gave it. Anything else is not acted on (a forged failure would page someone).
+        guard try await reads.timeline(id.incident).contains(where: { $0.action == .sent && $0.notification == id && $0.detail?.contains(report.sid) == true }) else {
+            throw Problem.notFound("no notification \(id) was sent to Twilio as \(report.sid)")
+        }
         let event: IncidentEvent
         switch report.verdict {
         case .pending:
@@ -262,7 +270,7 @@ extension MusterServer {
         case .failed(let reason):
             event = .deliveryFailed(notificationID: id, recipient: id.recipient, channel: id.channel, reason: reason, permanent: true)
         }
-        switch try await runtime.apply(event, to: id.incident, inboundMessage: "\(report.sid):\(report.status)") {
+        switch try await runtime.apply(event, to: id.incident, inboundMessage: "\(id)|\(report.sid)|\(report.status)") {
         case .success, .failure(.rejected):
             return Response(status: .noContent)
         case .failure(let error):

@@ -53,7 +53,7 @@ extension MusterServer {
                     throw Problem.unprocessable("no person '\(person)' in the directory",
                                                 errors: [.init(pointer: "/to", detail: "no such person")])
                 }
-                return try json(IncidentStatusView(try await self.apply(made, to: state.incident.id)))
+                return try json(IncidentStatusView(try await self.apply(made, to: state.incident.id), forReporter: account.role == .reporter))
             }
         }
         return routes
@@ -216,7 +216,7 @@ extension MusterServer {
             let own = try await reports.filter { $0.reporter == account.actor }
             let first = own.first
             let detail = IncidentDetailView(
-                incident: IncidentStatusView(current), summary: first?.summary ?? "", subject: first?.subject,
+                incident: IncidentStatusView(current, forReporter: true), summary: first?.summary ?? "", subject: first?.subject,
                 flags: Set(own.flatMap(\.flags)).map(\.rawValue).sorted(), reports: own.map(view),
                 timeline: try await timeline.filter { $0.actor == account.actor }.map(TimelineEntryView.init))
             return try json(detail, headers: [.cacheControl: "no-store"])

@@ -114,7 +114,9 @@ struct IncidentStatusView: Encodable {
     var variant: String
     var tasks: [TaskView]
 
-    init(_ state: IncidentState) {
+    /// `forReporter`: the status as a reporter may see it, without naming the staff who own the
+    /// incident or did its tasks.
+    init(_ state: IncidentState, forReporter: Bool = false) {
         id = state.incident.id.rawValue
         number = state.incident.number
         type = state.incident.type.rawValue
@@ -125,7 +127,7 @@ struct IncidentStatusView: Encodable {
             self.step = step + 1
             self.round = round
         }
-        owner = state.owner?.description
+        owner = forReporter ? nil : state.owner?.description
         acknowledgedAt = state.acknowledgedAt
         resolvedAt = state.resolvedAt
         reportedAt = state.incident.reportedAt
@@ -134,7 +136,8 @@ struct IncidentStatusView: Encodable {
         playbookVersion = state.playbookVersion
         variant = state.variant.rawValue
         tasks = state.tasks.map {
-            TaskView(id: $0.id.rawValue, dueAt: $0.dueAt, completedAt: $0.completedAt, completedBy: $0.completedBy?.description, overdue: $0.overdue)
+            TaskView(id: $0.id.rawValue, dueAt: $0.dueAt, completedAt: $0.completedAt, completedBy: forReporter ? nil : $0.completedBy?.description,
+                     overdue: $0.overdue)
         }
     }
 }

@@ -271,56 +271,81 @@ struct StatusCallbackTests {
                                 form).status
     }
 
+    static func entries(_ action: AuditAction, of notification: NotificationID, in timeline: [AuditRecord]) -> [AuditRecord] {
+        timeline.filter { $0.action == action && $0.notification == notification }
+    }
+
+    /// Waits until the provider's acceptance of `id` is on the timeline (`sent`).
+    func sent(_ harness: Harness, _ id: NotificationID) async throws {
+        let recorded = try await eventually(10) { try await harness.store.timeline(id.incident).contains { $0.action == .sent && $0.notification == id } }
+        try #require(recorded, "\(id) was not recorded as sent")
+    }
+
     @Test("an SMS the carrier did not deliver is a failure for good: the person's next contact point is paged; the callback is taken once",
           arguments: Backend.allCases)
     func undeliveredSMS(backend: Backend) async throws {
-        try await withService(backend) { harness, client in
+        try await withService(backend, providerReports: true) { harness, client in
             let (number, page) = try await AcknowledgementTests().pagedIncident(harness, client, subject: "S-UNDELIVERED", channel: "sms")
             let id = try #require(page["id"])
-            let incident = try await AcknowledgementTests().state(harness, number).incident.id
-            let base = ["MessageSid": "SM900", "SmsSid": "SM900", "AccountSid": "AC123", "From": "+15555550000", "To": page["address"] ?? "",
+            let notification = try #require(NotificationID(id))
+            try await sent(harness, notification)
+            let incident = notification.incident
+            #expect(try await harness.store.timeline(incident).contains { $0.action == .delivered && $0.notification == notification } == false,
+                    "the provider's acceptance is not a delivery")
+            let sid = "SID-" + id
+            let base = ["MessageSid": sid, "SmsSid": sid, "AccountSid": "AC123", "From": "+15555550000", "To": page["address"] ?? "",
                         "ApiVersion": "2010-04-01"]
             // On its way: nothing to record yet.
             #expect(try await status(client, id, base.merging(["MessageStatus": "sent", "SmsStatus": "sent"]) { $1 }) == .noContent)
             let undelivered = base.merging(["MessageStatus": "undelivered", "SmsStatus": "undelivered", "ErrorCode": "30003"]) { $1 }
+            // Refused: no notification, no sid, a sid Twilio never gave this notification, a notification never sent.
+            #expect(try await status(client, "not-an-id", undelivered) == .badRequest)
+            #expect(try await status(client, id, ["AccountSid": "AC123", "MessageStatus": "undelivered"]) == .badRequest)
+            #expect(try await status(client, id, undelivered.merging(["MessageSid": "SMforged", "SmsSid": "SMforged"]) { $1 }) == .notFound)
+            let never = NotificationID(incident: notification.incident, cycle: notification.cycle, kind: notification.kind,
+                                       qualifier: notification.qualifier, recipient: .person("nobody-paged"), channel: .sms)
+            #expect(try await status(client, never.description, undelivered) == .notFound)
+            #expect(try await harness.store.timeline(incident).contains { $0.action == .deliveryFailed } == false, "the refused callbacks changed nothing")
+
             #expect(try await status(client, id, undelivered) == .noContent)
             #expect(try await status(client, id, undelivered) == .noContent, "Twilio's retry is answered")
             let timeline = try await harness.store.timeline(incident)
-            let failures = timeline.filter { $0.action == .deliveryFailed && $0.notification?.description == id }
+            let failures = Self.entries(.deliveryFailed, of: notification, in: timeline)
             #expect(failures.count == 1, "the same status is taken once")
             #expect(failures.first?.detail?.contains("undelivered (error 30003)") == true)
-            let recipient = try #require(page["recipient"].flatMap { Recipient($0) })
-            #expect(timeline.contains { $0.action == .channelSubstituted && $0.recipient == recipient && $0.notification?.description == id },
+            #expect(timeline.contains { $0.action == .channelSubstituted && $0.recipient == notification.recipient && $0.notification == notification },
                     "the person's next contact point is tried")
-            #expect(try await status(client, "not-an-id", undelivered) == .badRequest)
-            #expect(try await status(client, id, ["AccountSid": "AC123"]) == .badRequest)
+            let state = try await AcknowledgementTests().state(harness, number)
+            #expect(state.currentPages.first { $0.notificationID == notification }?.failed == true)
         }
     }
 
     @Test("a call answered by a machine, or not answered, is a failure for good; one a person answered is delivered", arguments: Backend.allCases)
     func callOutcomes(backend: Backend) async throws {
-        try await withService(backend) { harness, client in
-            let (number, page) = try await AcknowledgementTests().pagedIncident(harness, client, subject: "S-VOICEMAIL", channel: "sms")
-            let incident = try await AcknowledgementTests().state(harness, number).incident.id
-            // The same person's call in the same round (ids differ only by channel).
-            let text = try #require(page["id"])
-            let sms = try #require(NotificationID(text))
-            var call = sms
-            call.channel = .voice
-            let base = ["CallSid": "CA700", "AccountSid": "AC123", "From": "+15555550000", "To": "+15555550101", "ApiVersion": "2010-04-01",
-                        "Direction": "outbound-api"]
-            #expect(try await status(client, call.description, base.merging(["CallStatus": "completed", "AnsweredBy": "machine_start"]) { $1 })
-                    == .noContent)
-            var human = call
-            human.recipient = .person("someone-else")
-            #expect(try await status(client, human.description, base.merging(["CallSid": "CA701", "CallStatus": "completed", "AnsweredBy": "human"]) { $1 })
-                    == .noContent)
-            #expect(try await status(client, call.description, base.merging(["CallSid": "CA702", "CallStatus": "no-answer"]) { $1 }) == .noContent)
-            let timeline = try await harness.store.timeline(incident)
-            let failed = timeline.filter { $0.action == .deliveryFailed }.compactMap(\.detail)
-            #expect(failed.contains { $0.contains("answered by machine_start, not by a person") })
-            #expect(failed.contains { $0.contains("the call ended no-answer") })
-            #expect(timeline.contains { $0.action == .delivered && $0.notification == human && $0.detail?.contains("CA701") == true })
+        let folder = try PartnerAcknowledgementTests.partnerFirstFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withService(backend, playbookFolder: folder.path, providerReports: true) { harness, client in
+            let partner = PartnerAcknowledgementTests()
+            for (index, outcome) in [["CallStatus": "completed", "AnsweredBy": "machine_start"], ["CallStatus": "no-answer"],
+                                     ["CallStatus": "completed", "AnsweredBy": "human"]].enumerated() {
+                let (number, call) = try await partner.partnerPage(harness, client, channel: "voice")
+                let id = try #require(call["id"])
+                let notification = try #require(NotificationID(id))
+                try await sent(harness, notification)
+                let form = ["CallSid": "SID-" + id, "AccountSid": "AC123", "From": "+15555550000", "To": "+15555550190",
+                            "ApiVersion": "2010-04-01", "Direction": "outbound-api"].merging(outcome) { $1 }
+                #expect(try await status(client, id, form) == .noContent)
+                let timeline = try await harness.store.timeline(notification.incident)
+                let page = try await AcknowledgementTests().state(harness, number).currentPages.first { $0.notificationID == notification }
+                if index < 2 {
+                    let detail = timeline.first { $0.action == .deliveryFailed && $0.notification == notification }?.detail ?? ""
+                    #expect(detail.contains(index == 0 ? "answered by machine_start, not by a person" : "the call ended no-answer"), "\(detail)")
+                    #expect(page?.failed == true, "the round no longer waits on this call")
+                } else {
+                    #expect(timeline.contains { $0.action == .delivered && $0.notification == notification && $0.detail?.contains("SID-") == true })
+                    #expect(page?.failed == false)
+                }
+            }
         }
     }
 }

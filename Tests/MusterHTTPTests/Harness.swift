@@ -58,7 +58,9 @@ struct Harness: Sendable {
 
 /// Runs `body` against a live server on a fresh database of `backend`, with the workers running.
 /// `logs`, when given, receives every log line of the service at every level (the tests read what a log would show).
-func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCapture? = nil,
+/// `providerReports`: SMS and voice pages are taken as a provider with status callbacks takes them
+/// (`sent`, sid "SID-" + the notification id), so the tests can post the callbacks.
+func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCapture? = nil, providerReports: Bool = false,
                  _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
     let (store, cleanup) = try await freshStore(backend)
     do {
@@ -78,9 +80,11 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCap
         let signer = CheckpointSigner(try NoteSigner.generate(name: "muster.test/http-audit-log"))
         let links = AckLinkSigner(secret: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
         let names = DirectoryNames(shippedCatalog)
+        let file = FileChannel(path: deliveryFile)
+        let providerChannels: [ChannelKind: any MusterNotify.Channel] = providerReports ? [.sms: AwaitingStatus(file), .voice: AwaitingStatus(file)] : [:]
         let renderer = try MessageRenderer(publicURL: testPublicURL, links: links, names: { names.current })
         let runtime = Runtime(store: store, catalog: shippedCatalog,
-                              notifier: Notifier(renderer: renderer, channel: ChannelRouter([:], fallback: FileChannel(path: deliveryFile))),
+                              notifier: Notifier(renderer: renderer, channel: ChannelRouter(providerChannels, fallback: FileChannel(path: deliveryFile))),
                               names: names, instance: "test-\(UUID().uuidString.prefix(8))",
                               auditLog: AuditLogSettings(signer: signer, interval: 0.05), observer: metrics.observer(), logger: logger)
         let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(),
@@ -106,6 +110,20 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCap
         throw error
     }
     await cleanup()
+}
+
+/// Writes as the file channel does, and answers as a provider whose status callback will say whether
+/// the message arrived (Twilio with a StatusCallback): not yet delivered, with sid "SID-" + the notification id.
+struct AwaitingStatus: MusterNotify.Channel {
+    let file: FileChannel
+    init(_ file: FileChannel) { self.file = file }
+
+    func forms(for notification: QueuedNotification) -> Set<MessageForm> { file.forms(for: notification) }
+
+    func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
+        _ = try await file.deliver(message)
+        return DeliveryReceipt(reference: "SID-" + message.id, awaitsStatus: true)
+    }
 }
 
 /// Keeps each log line it is given, message and metadata, as text.

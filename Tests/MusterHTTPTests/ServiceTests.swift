@@ -320,6 +320,14 @@ struct ReporterVisibilityTests {
             let entries = try #require(seen.object["timeline"] as? [[String: Any]])
             #expect(!entries.isEmpty && entries.allSatisfy { $0["actor"] as? String == "person:reporter-lincoln" })
             #expect((seen.object["incident"] as? [String: Any])?["status"] as? String != nil, "the status is theirs to see")
+            // Once a responder owns it, the reporter still sees its status, not who owns it.
+            #expect(try await client.call(.post, "/api/v1/incidents/\(number)/acknowledge", headers: harness.auth("responder-lincoln")).status == .ok)
+            let owned = try await client.call(.get, "/api/v1/incidents/\(number)", headers: harness.auth("reporter-lincoln"))
+            #expect((owned.object["incident"] as? [String: Any])?["status"] as? String == "acknowledged")
+            #expect(!owned.text.contains("responder-lincoln"))
+            let noted = try await client.call(.post, "/api/v1/incidents/\(number)/notes", headers: harness.auth("reporter-lincoln"),
+                                              json: #"{"text": "She came back to class"}"#)
+            #expect(noted.status == .ok && !noted.text.contains("responder-lincoln"))
             // The responder still sees everything.
             let full = try await client.call(.get, "/api/v1/incidents/\(number)", headers: harness.auth("responder-lincoln"))
             #expect((full.object["reports"] as? [Any])?.count == 2)

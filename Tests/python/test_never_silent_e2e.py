@@ -271,6 +271,15 @@ class NeverSilent:
         self.assertIsNotNone(created, f"no {kind} to {phone} for incident #{number}")
         return created
 
+    def sent(self, number, sid):
+        """Waits until Muster recorded Twilio's acceptance of `sid` (only then does its status callback count)."""
+        def recorded():
+            incident = self.service.incident(number)
+            return incident if any(sid in (e.get("detail") or "") for e in timeline(incident, "sent")) else None
+        incident = eventually(recorded)
+        self.assertIsNotNone(incident, f"{sid} was not recorded as sent")
+        return incident
+
     def test_a_keyword_is_not_an_acknowledgement_and_a_replay_changes_nothing(self):
         first = self.service.report(self.service.teacher, subject="S-KEYWORD")["incident"]["number"]
         self.paged(first, "+15555550111")
@@ -302,14 +311,14 @@ class NeverSilent:
     def test_undelivered_sms_and_a_voicemail_move_to_the_next_contact_point(self):
         number = self.service.report(self.service.teacher, subject="S-UNDELIVERED")["incident"]["number"]
         sms = self.paged(number, "+15555550111")
-        incident = eventually(lambda: (lambda i: i if timeline(i, "sent") else None)(self.service.incident(number)))
-        self.assertTrue(timeline(incident, "sent"), "Twilio's 201 is 'sent', not 'delivered'")
-        self.assertFalse([e for e in timeline(incident, "delivered") if e.get("channel") == "sms"])
+        incident = self.sent(number, sms["sid"])
+        self.assertFalse([e for e in timeline(incident, "delivered") if e.get("channel") == "sms"], "Twilio's 201 is 'sent', not 'delivered'")
         status, body = self.service.status_callback(sms, {
             "MessageSid": sms["sid"], "SmsSid": sms["sid"], "AccountSid": ACCOUNT, "MessageStatus": "undelivered",
             "SmsStatus": "undelivered", "ErrorCode": "30003", "To": "+15555550111", "From": "+15555550199", "ApiVersion": "2010-04-01"})
         self.assertEqual(status, 204, body)
         call = self.paged(number, "+15555550111", "Calls")  # Ann's next contact point
+        self.sent(number, call["sid"])
         status, body = self.service.status_callback(call, {
             "CallSid": call["sid"], "AccountSid": ACCOUNT, "CallStatus": "completed", "AnsweredBy": "machine_start",
             "To": "+15555550111", "From": "+15555550199", "Direction": "outbound-api", "ApiVersion": "2010-04-01"})
