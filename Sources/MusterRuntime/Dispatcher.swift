@@ -277,7 +277,8 @@ public struct Dispatcher: Sendable {
         guard from.reportCount == reports.count else { return .failure(.changed(source)) }
         guard let key = known.dataKeys[target] else { return .failure(.purged(target)) }
         var scratch = known, own = BatchWrites()
-        let joined = apply(.joinedFrom(IncidentRef(id: source, number: from.incident.number), reports: reports, by: actor), to: target,
+        let joined = apply(.joinedFrom(IncidentRef(id: source, number: from.incident.number), reports: reports, flags: from.incident.flags, by: actor),
+                           to: target,
                            known: &scratch, writes: &own, now: now)
         guard case .success = joined else { return joined }
         let closed = apply(.joinedInto(IncidentRef(id: target, number: into.incident.number), by: actor), to: source,

@@ -226,16 +226,21 @@ struct EscalationEngineTests {
         #expect(!run.lines("repeat").contains("+5m repeat step 1"), "the round's deadline was cancelled")
     }
 
-    @Test("a decline waits for the others paged in the round; a decline from someone not paged changes nothing")
+    @Test("a decline waits for the others paged in the round; a decliner is not paged again; a decline from someone not paged changes nothing")
     func partialDecline() {
-        // Step 3 pages ct2 and pr1; only ct2 declines, and sw1 (not paged in step 3) declines too.
+        // Step 3 pages ct2 and pr1 (voice); pr1 declines, then pr1's call fails for good (pr1 also has
+        // email, which a failure would otherwise try); sw1, not paged in step 3, declines too.
+        let call = NotificationID(incident: "inc-1", cycle: 0, kind: .page, qualifier: .step(2, round: 0), recipient: .person("pr1"), channel: .voice)
         let run = Fixture.simulate(at: schoolHours, [
-            ScriptedEvent(offset: 16 * 60, event: .declined(by: .person("ct2"), path: .sms)),
+            ScriptedEvent(offset: 16 * 60, event: .declined(by: .person("pr1"), path: .sms)),
+            ScriptedEvent(offset: 16 * 60 + 30, event: .deliveryFailed(notificationID: call, recipient: .person("pr1"), channel: .voice,
+                                                                        reason: "no-answer", permanent: true)),
             ScriptedEvent(offset: 17 * 60, event: .declined(by: .person("sw1"), path: .sms)),
         ])
-        #expect(run.lines("escalate").last == "+25m escalate", "step 3 runs to its deadline while pr1 may answer")
+        #expect(run.lines("escalate").last == "+25m escalate", "step 3 runs to its deadline while ct2 may answer")
+        #expect(!run.lines.contains { $0.kind == "channel_substituted" && $0.person == "pr1" }, "pr1 declined: not sent on to email")
         let declines = run.lines.filter { $0.kind == "declined" }
-        #expect(declines.map(\.person) == ["ct2", "sw1"])
+        #expect(declines.map(\.person) == ["pr1", "sw1"])
         #expect(declines.last?.detail?.contains("not paged in this round") == true)
     }
 

@@ -101,11 +101,16 @@ struct DispatcherTests {
         let refs = results.compactMap { if case .success(.created(let ref, _)) = $0 { ref } else { nil } }
         try #require(refs.count == 2)
         let (source, target) = (refs[1], refs[0])
-        let known = snapshot(after: opened)
+        var known = snapshot(after: opened)
+        // A flag held in the source (its first reporter's, or confirmed there) comes along, confirmed by the joiner.
+        known.states[source.id]?.incident.flags = ["guardian-contact-unsafe"]
         let (writes, outcomes) = decide(dispatcher, [.join(source: source.id, into: target.id, reports: [second], by: .person("dchen"))], known)
         #expect((try? outcomes.first?.get()) == .applied(target, queued: []))
         #expect(writes.incidents[source.id]?.state.phase == .resolved)
         #expect(writes.incidents[target.id]?.state.reportCount == 2)
+        #expect(writes.incidents[target.id]?.state.incident.flags == ["guardian-contact-unsafe"])
+        #expect(writes.incidents[target.id]?.state.tasks.contains { $0.id == "guardian" } == false, "the task it rules out is withdrawn in the target too")
+        #expect(writes.audits.contains { $0.incident == target.id && $0.record.action == .flagConfirmed && $0.record.actor == .person("dchen") })
         let moved = try #require(writes.reports.first)
         #expect(writes.reports.count == 1 && moved.incident == target.id)
         let key = try #require(known.dataKeys[target.id])

@@ -199,9 +199,10 @@ public enum IncidentEvent: Hashable, Sendable {
     /// the incident and withdraws the open tasks it rules out.
     case flagConfirmed(IncidentFlag, by: Actor)
     /// A responder joined another open incident into this one (an explicit action, audited): its
-    /// reports come along, as merged reports do. Reports never join across people and integrations
-    /// by grouping; only this way.
-    case joinedFrom(IncidentRef, reports: [Report], by: Actor)
+    /// reports come along, as merged reports do, and so do the flags in force there (`flags`, its
+    /// first reporter's and those confirmed), confirmed by whoever joined them. Reports never join
+    /// across people and integrations by grouping; only this way.
+    case joinedFrom(IncidentRef, reports: [Report], flags: Set<IncidentFlag>, by: Actor)
     /// A responder joined this incident into another: it closes here, and its reports and escalation
     /// carry on in the other.
     case joinedInto(IncidentRef, by: Actor)

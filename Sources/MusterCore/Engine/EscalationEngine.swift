@@ -104,11 +104,17 @@ private struct Run {
             state.incident.flags.insert(flag)
             audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) confirmed")
             withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
-        case .joinedFrom(let source, let reports, let actor):
+        case .joinedFrom(let source, let reports, let flags, let actor):
             guard state.isOpen else { throw .resolved }
             audit(actor, .joined, target: "incident:\(source.number)",
                   detail: "incident #\(source.number) joined into this one with its \(reports.count) report(s)")
             for report in reports { merge(report) }
+            // What held there holds here: the joining responder vouches for it.
+            for flag in flags.subtracting(state.incident.flags).sorted(by: { $0.rawValue < $1.rawValue }) where playbook.flags[flag] != nil {
+                state.incident.flags.insert(flag)
+                audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) held in incident #\(source.number), joined into this one")
+                withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
+            }
         case .joinedInto(let target, let actor):
             guard state.isOpen else { throw .resolved }
             close()
@@ -432,7 +438,8 @@ private struct Run {
     /// round has failed for good or its recipient has declined, the next step starts at once.
     /// `declined`: the last answer missing was a decline (it words the timeline).
     mutating func advanceIfNobodyCanAnswer(declined: Bool) {
-        guard !state.currentPages.isEmpty, state.currentPages.allSatisfy(\.failed),
+        // A decline takes the decliner's pages out of the round, so an empty round means everyone declined.
+        guard declined || !state.currentPages.isEmpty, state.currentPages.allSatisfy(\.failed),
               case .escalating(let stepIndex, let round) = state.phase else { return }
         cancel(.ackDeadline(step: stepIndex, round: round))
         audit(.system, .stepUnreachable, step: stepIndex, round: round,
@@ -441,9 +448,10 @@ private struct Run {
                                                   : "every page of step \(stepIndex + 1) failed")
     }
 
-    /// A paged recipient says they cannot take the incident: their pages of this round stop counting
-    /// as a chance of an answer. Only a recipient paged in the current round is heard; anyone else's
-    /// "no" is recorded and changes nothing.
+    /// A paged recipient says they cannot take the incident: their pages leave the round, so none of
+    /// them counts as a chance of an answer and none that fails later is sent on to another of their
+    /// contact points. Only a recipient paged in the current round is heard; anyone else's "no" is
+    /// recorded and changes nothing.
     mutating func decline(by actor: Actor, path: AckPath) throws(EngineRejection) {
         switch state.phase {
         case .resolved:
@@ -456,8 +464,9 @@ private struct Run {
             let pages = state.currentPages.indices.filter { state.currentPages[$0].notificationID.recipient.actor == actor }
             audit(actor, .declined, step: stepIndex, round: round,
                   detail: "via \(path.rawValue)" + (pages.isEmpty ? "; not paged in this round, so escalation goes on as before" : ""))
-            for index in pages { state.currentPages[index].failed = true }
-            if !pages.isEmpty { advanceIfNobodyCanAnswer(declined: true) }
+            guard !pages.isEmpty else { return }
+            state.currentPages.removeAll { $0.notificationID.recipient.actor == actor }
+            advanceIfNobodyCanAnswer(declined: true)
         }
     }
 
@@ -472,7 +481,8 @@ private struct Run {
         var step: Int?, round: Int?, task: TaskID?
         switch (failed.kind, failed.qualifier) {
         case (.page, .step(let s, let r)):
-            guard state.phase == .escalating(step: s, round: r) else { return false }
+            // A page no longer in the round (its recipient declined) is not sent on.
+            guard state.phase == .escalating(step: s, round: r), state.currentPages.contains(where: { $0.notificationID == failed }) else { return false }
             let used = Set(state.currentPages.filter { $0.notificationID.recipient == failed.recipient }.map(\.notificationID.channel))
             next = contacts.first { !used.contains($0.channel) }
             (step, round) = (s, r)
