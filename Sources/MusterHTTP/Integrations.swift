@@ -245,26 +245,36 @@ extension MusterServer {
         default:
             // Dropped, as PagerDuty drops them, when no open incident has this dedup key.
             if let found, let state = found.state, state.isOpen {
-                // An integration owns only what it alone raised: a person's report in the incident
-                // (joined by a responder) puts it beyond the integration's acknowledge and resolve.
-                let reporters = Set(try await reads.reports(state.incident.id).map(\.reporter))
-                guard reporters == [account.actor] else {
-                    let reason = "incident #\(state.incident.number) has reports from others than this integration; "
-                        + "only a person may \(action) it"
-                    if case .failure(let error) = try await runtime.apply(.refused(by: account.actor, action: action, reason: reason),
-                                                                          to: state.incident.id), case .unavailable = error {
-                        throw Problem.from(error)
-                    }
-                    return try pagerDutyInvalid(["'event_action' \(action) refused: " + reason])
-                }
-                let event: IncidentEvent = action == "acknowledge"
-                    ? .acknowledged(by: account.actor, path: .integration, step: nil) : .resolved(by: account.actor, note: nil)
-                if case .failure(let error) = try await runtime.apply(event, to: state.incident.id), case .unavailable = error {
-                    throw Problem.from(error)
-                }
+                if let refusal = try await integrationAction(action, on: state, by: account) { return refusal }
             }
         }
         return try pagerDutyAccepted(dedup)
+    }
+
+    /// An integration's acknowledge or resolve. It owns only what it alone raised: a person's report in
+    /// the incident (joined by a responder) puts it beyond the integration, which is refused in
+    /// PagerDuty's shape and audited. The reports are read first, and the commit is refused if one
+    /// joined since; then they are read again.
+    private func integrationAction(_ action: String, on state: IncidentState, by account: UserAccount) async throws -> Response? {
+        for _ in 0..<3 {
+            let reports = try await reads.reports(state.incident.id)
+            guard Set(reports.map(\.reporter)) == [account.actor] else {
+                let reason = "incident #\(state.incident.number) has reports from others than this integration; only a person may \(action) it"
+                if case .failure(let error) = try await runtime.apply(.refused(by: account.actor, action: action, reason: reason),
+                                                                      to: state.incident.id), case .unavailable = error {
+                    throw Problem.from(error)
+                }
+                return try pagerDutyInvalid(["'event_action' \(action) refused: " + reason])
+            }
+            let event: IncidentEvent = action == "acknowledge"
+                ? .acknowledged(by: account.actor, path: .integration, step: nil) : .resolved(by: account.actor, note: nil)
+            switch try await runtime.apply(event, to: state.incident.id, ifReports: reports.count) {
+            case .failure(.changed): continue
+            case .failure(.unavailable(let reason)): throw Problem.from(.unavailable(reason))
+            case .success, .failure: return nil  // refused by the engine (already resolved…): dropped, as PagerDuty drops it
+            }
+        }
+        throw Problem.from(.unavailable("the incident kept changing while the event was applied"))
     }
 
     /// Follows a dedup key's chain: each trigger after a resolution is keyed by the previous incident's number.

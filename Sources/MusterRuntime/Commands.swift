@@ -22,6 +22,10 @@ public enum IncidentCommand: Sendable, Hashable {
     /// An event carried by a provider's inbound message (an SMS reply), taken once per message id:
     /// the same message again (a replayed request) is answered `.duplicate` and changes nothing.
     case inbound(IncidentID, IncidentEvent, messageID: String)
+    /// An event applied only if the incident still has `reportCount` reports: a decision taken on its
+    /// reports as read (an integration may resolve only what it alone reported) is refused with
+    /// `.changed` when a report joined in between.
+    case eventIfReports(IncidentID, IncidentEvent, reportCount: Int)
     /// A responder joins `source` into `target`: `reports` (the source's, as read) are added to the
     /// target and the source closes, in one transaction. Refused (`.changed`) when the source's reports
     /// changed since they were read.

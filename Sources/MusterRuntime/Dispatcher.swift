@@ -89,6 +89,8 @@ public struct Dispatcher: Sendable {
                 ids.insert(id)
             case .join(let source, let target, _, _):
                 ids.formUnion([source, target])
+            case .eventIfReports(let id, _, _):
+                ids.insert(id)
             case .inbound(let id, _, let messageID):
                 ids.insert(id)
                 inbound.append(InboundMessage(id: messageID, incident: id))
@@ -123,6 +125,12 @@ public struct Dispatcher: Sendable {
             switch command {
             case .report(let intake): result = report(intake, groupHash: groupHashes[index], known: &known, writes: &own, now: now)
             case .event(let id, let event): result = apply(event, to: id, known: &known, writes: &own, now: now)
+            case .eventIfReports(let id, let event, let count):
+                if let state = known.states[id], state.reportCount != count {
+                    result = .failure(.changed(id))
+                } else {
+                    result = apply(event, to: id, known: &known, writes: &own, now: now)
+                }
             case .join(let source, let target, let reports, let actor):
                 result = join(source, into: target, reports: reports, by: actor, known: &known, writes: &own, now: now)
             case .inbound(let id, let event, let messageID):

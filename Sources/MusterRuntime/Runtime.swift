@@ -92,6 +92,12 @@ public final class Runtime: Sendable {
         try await committer.submit(.event(incident, event))
     }
 
+    /// Applies an event only if the incident still has `reportCount` reports (else `.changed`): for a
+    /// decision taken on its reports as read.
+    public func apply(_ event: IncidentEvent, to incident: IncidentID, ifReports reportCount: Int) async throws -> Result<Committed, StoreError> {
+        try await committer.submit(.eventIfReports(incident, event, reportCount: reportCount))
+    }
+
     /// Takes an inbound message that changes no incident, so that the same message replayed later is
     /// recognised; false when it was taken before.
     public func takeInboundMessage(_ id: String, at: Date) async throws -> Bool {

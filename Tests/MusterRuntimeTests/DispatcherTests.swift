@@ -130,6 +130,22 @@ struct DispatcherTests {
         #expect(none.isEmpty)
     }
 
+    @Test("an event decided on the reports as read is refused, writing nothing, once a report joined since")
+    func eventIfReportsUnchanged() throws {
+        let (opened, results) = decide(dispatcher, [.report(ReportIntake(report: report()))])
+        guard case .success(.created(let ref, _))? = results.first else {
+            Issue.record("expected a new incident, got \(results)")
+            return
+        }
+        let resolve = IncidentEvent.resolved(by: .integration("monitoring"), note: nil)
+        let (stale, refused) = decide(dispatcher, [.eventIfReports(ref.id, resolve, reportCount: 0)], snapshot(after: opened))
+        #expect(refused.first.map { if case .failure(.changed(ref.id)) = $0 { true } else { false } } == true)
+        #expect(stale.isEmpty)
+        let (writes, applied) = decide(dispatcher, [.eventIfReports(ref.id, resolve, reportCount: 1)], snapshot(after: opened))
+        #expect((try? applied.first?.get()) == .applied(ref, queued: []))
+        #expect(writes.incidents[ref.id]?.state.phase == .resolved)
+    }
+
     @Test("a retried report is recognised by its idempotency key and writes nothing")
     func retryIsDuplicate() {
         let intake = ReportIntake(report: report(), idempotencyKey: "k1")
