@@ -119,7 +119,7 @@ extension MusterServer {
     func answerSMS(from phone: String, body: String, messageID: String) async throws -> String {
         // A signed request never expires: whatever it did or did not do, it is answered once.
         if try await reads.inboundMessageTaken(messageID) { return "Muster: this message was already received." }
-        /// An answer that acts on nothing still takes the message, so a replay later cannot act either.
+        // An answer that acts on nothing still takes the message, so a replay later cannot act either.
         func nothingDone(_ answer: String) async throws -> String {
             _ = try await runtime.takeInboundMessage(messageID, at: clock.now())
             return answer
@@ -139,7 +139,9 @@ extension MusterServer {
         case .unrecognised:
             // Kept on the timeline of the incident the sender was last paged for, sealed like a note.
             guard let newest = try await newestSMSPage(to: recipient, answerable: false) else { return try await nothingDone(SMSReply.help) }
-            _ = try await runtime.apply(.replyReceived(from: actor, path: .sms, text: body), to: newest.incident.id, inboundMessage: messageID)
+            let kept = try await runtime.apply(.replyReceived(from: actor, path: .sms, text: body), to: newest.incident.id, inboundMessage: messageID)
+            // Not kept (the database did not answer): answered as a failure (503), never as if it were kept.
+            if case .failure(.unavailable(let reason)) = kept { throw Problem.from(.unavailable(reason)) }
             return SMSReply.help
         }
         let state: IncidentState
