@@ -49,6 +49,12 @@ extension MusterServer {
                 let made = event(account, &body, context)
                 try body.finish()
                 let state = try await self.visibleIncident(context.parameters.get("id") ?? "", account: account)
+                if case .reopened = made, let joined = try await self.reads.timeline(state.incident.id).last(where: { $0.action == .joined }),
+                   let target = joined.target, state.phase == .resolved, joined.detail?.hasPrefix("joined into") == true {
+                    // Its reports live on in the incident it joined; reopening it would page for them twice.
+                    throw Problem.conflict("incident #\(state.incident.number) was joined into \(target.replacingOccurrences(of: "incident:", with: "incident #")); "
+                                           + "reopen that one instead")
+                }
                 if case .reassigned(let person, _) = made, await self.catalog.directory.people[person] == nil {
                     throw Problem.unprocessable("no person '\(person)' in the directory",
                                                 errors: [.init(pointer: "/to", detail: "no such person")])

@@ -250,6 +250,9 @@ struct IntegrationTests {
             let reports = try await harness.store.reports(door.incident.id)
             #expect(Set(reports.map(\.reporter)) == [.integration("monitoring"), .person("reporter-lincoln")])
             #expect(reports.contains { $0.summary == "A student said he will bring a gun tomorrow" }, "the report's words come along, sealed again")
+            let reopened = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/reopen", headers: harness.auth("coordinator-lincoln"))
+            #expect(reopened.status == .conflict, "a joined incident's reports live on in the other: it is not reopened")
+            #expect(reopened.text.contains("joined into incident #\(door.incident.number)"))
             let joinedEntries = try await harness.store.timeline(door.incident.id).filter { $0.action == .joined }
             #expect(joinedEntries.count == 1 && joinedEntries.first?.actor == .person("responder-lincoln"))
             #expect(try await harness.store.timeline(teacher.id).contains { $0.action == .joined && $0.detail?.contains("#\(door.incident.number)") == true })
