@@ -1,5 +1,7 @@
 // `muster worker`: runs an instance's timer and delivery workers against the database, until
-// SIGTERM or SIGINT. (`muster serve` will run the same runtime with the HTTP API in front.)
+// SIGTERM or SIGINT: the runtime of `muster serve` without the HTTP API. Its channels come from the
+// same configuration as the service's (ChannelFactory), so a worker beside `muster serve` sends each
+// page where the service would, never into a file instead.
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
@@ -19,13 +21,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "The playbook folder (holds directory.yaml).")
     var playbooks: String = "playbooks"
-    @Option(help: "Deliver every notification by appending it to this file as a JSON line (the demonstration channel).")
-    var channelFile: String
+    @Option(help: "The demonstration file for channels with no provider configured (default: DATA_DIR/deliveries.jsonl, as for muster serve).")
+    var channelFile: String?
     @Option(help: "This instance's name in claims (default: host/pid).")
     var instance: String?
     @Flag(help: "Apply missing migrations before starting.")
     var migrate = false
-    @Option(help: "The configuration file, for its audit witnesses and retention policy (default: ./muster.yaml if present).")
+    @Option(help: "The configuration file, for its channels, audit witnesses and retention policy (default: ./muster.yaml if present).")
     var config: String?
 
     func run() async throws {
@@ -35,14 +37,25 @@ struct WorkerCommand: AsyncParsableCommand {
         try await requireCurrentSchema(store, description)
         let name = instance ?? ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let dataDir = storeOptions.dataDir
-        let file = try loadConfigFile(config, Settings())
+        var commandLine: [Setting: String] = [:]
+        if let config { commandLine[.configFile] = config }
+        if let channelFile { commandLine[.deliveryFile] = channelFile }
+        let environment = ProcessInfo.processInfo.environment
+        let file = try loadConfigFile(config, Settings(commandLine: commandLine, environment: environment))
+        let settings = Settings(commandLine: commandLine, environment: environment, file: file)
+        let deliveryFile = settings.string(.deliveryFile) ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
+        // The links in messages must reach the service: the same public URL as `muster serve` on this configuration.
+        let publicURL = settings.string(.publicURL) ?? "http://\(settings.value(.host)):\(settings.value(.port))"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
-        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: Settings(file: file))
-        let runtime = try Runtime(store: store, catalog: catalog, channel: ChannelRouter([:], fallback: FileChannel(path: channelFile)),
+        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
+        let names = DirectoryNames(catalog)
+        let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
+                                               names: names, http: http, settings: settings)
+        let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: name, auditLog: auditLog, retention: file.retention)
         let workers = Task { await runtime.run() }
         let stop = ShutdownSignals { workers.cancel() }
-        print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; delivering to \(channelFile)")
+        print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; channels: \(channels.summary)")
         await workers.value
         withExtendedLifetime(stop) {}
         try await http.shutdown()

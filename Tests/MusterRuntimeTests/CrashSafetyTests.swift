@@ -124,3 +124,102 @@ struct CrashSafetyTests {
         print("crash drill: \(reported.count) incidents, \(queuedIDs.count) pages, \(duplicates) re-sent under the same id after a kill")
     }
 }
+
+@Suite("muster worker's channels")
+struct WorkerChannelTests {
+    @Test("muster worker sends each page through the channels the configuration gives, as muster serve does, not into its file")
+    func workerUsesConfiguredChannels() async throws {
+        let settings = try await freshPostgresDatabase(prefix: "muster_worker_channels_")
+        let databaseURL = "postgres://\(settings.user)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
+        let store = PostgresStore(settings: settings, masterKey: drillMasterKey, timeout: testDatabaseTimeout)
+        defer { store.shutdown() }
+        try await store.migrate()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-worker-channels-\(UUID().uuidString)")
+        let playbooks = folder.appendingPathComponent("playbooks")
+        try FileManager.default.createDirectory(at: playbooks, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+
+        // A real HTTP receiver (Python's http.server) that writes each POST's path and body to a file.
+        let received = folder.appendingPathComponent("received.jsonl")
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        receiver.arguments = ["-c", """
+            import http.server, json, sys
+            class Hook(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                    with open(sys.argv[1], "a") as out:
+                        out.write(json.dumps({"path": self.path, "signature": self.headers.get("Muster-Signature"), "body": body}) + "\\n")
+                    self.send_response(200); self.end_headers()
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+            print(server.server_port, flush=True)
+            server.serve_forever()
+            """, received.path]
+        let receiverOut = Pipe()
+        receiver.standardOutput = receiverOut
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        let portLine = String(decoding: receiverOut.fileHandleForReading.availableData, as: UTF8.self)
+        let hookPort = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        try """
+            district: { id: cli, name: CLI District, time_zone: America/Chicago }
+            incident_types:
+              - { id: suicide-risk, title: Student at risk of suicide or self-harm }
+            roles:
+              - { id: counselor, title: Counselor }
+            sites:
+              - { id: lincoln-high, name: Lincoln High School, time_zone: America/Chicago,
+                  school_hours: { days: [mon, tue, wed, thu, fri], from: "07:30", to: "15:30" } }
+            people:
+              - { id: ann, name: Ann Archer, roles: [counselor], sites: [lincoln-high], contacts: [ { webhook: "http://127.0.0.1:\(hookPort)/hook" } ] }
+            """.write(to: playbooks.appendingPathComponent("directory.yaml"), atomically: true, encoding: .utf8)
+        try """
+            id: suicide-risk
+            title: Student at risk of suicide or self-harm
+            match: { types: [suicide-risk] }
+            steps:
+              - { notify: [person:ann], via: [webhook], ack_within: 10m }
+            fallback: { notify: [person:ann], via: [webhook] }
+            """.write(to: playbooks.appendingPathComponent("suicide-risk.yaml"), atomically: true, encoding: .utf8)
+        let config = folder.appendingPathComponent("muster.yaml")
+        try "public_url: https://muster.worker.example\nchannels:\n  webhook: { secret: worker-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+        let catalog = try #require(PlaybookLoader.load(folder: playbooks).catalog)
+        let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("ann"), summary: "worker drill",
+                            receivedAt: Date())
+        let opened = try await Dispatcher(catalog: catalog).outcomes([.report(ReportIntake(report: report))], to: store, now: Date())
+        let number = try #require(try opened.first?.get()).incident.number
+
+        let file = folder.appendingPathComponent("demo.jsonl").path
+        let worker = Process()
+        worker.executableURL = musterExecutable()
+        worker.arguments = ["worker", "--playbooks", playbooks.path, "--config", config.path, "--channel-file", file,
+                            "--data-dir", folder.appendingPathComponent("data").path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_DATABASE_URL"] = databaseURL
+        environment["MUSTER_MASTER_KEY"] = drillMasterKey.base64
+        environment["MUSTER_AUDIT_SIGNING_KEY"] = drillSigner.privateKey
+        worker.environment = environment
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        defer { worker.terminate() }
+
+        /// The POSTs the receiver got, each as path, signature and body.
+        func hooks() -> [[String: String]] {
+            guard let text = try? String(contentsOf: received, encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+        }
+        try await eventually("the page to reach the configured webhook", timeout: 30) {
+            hooks().contains { $0["body"]?.contains("\"number\":\(number),") == true }
+        }
+        let hook = try #require(hooks().first { $0["body"]?.contains("\"number\":\(number),") == true })
+        #expect(hook["path"] == "/hook")
+        #expect(hook["signature"]?.hasPrefix("v1=") == true, "signed, as the configuration's webhook secret asks")
+        #expect(hook["body"]?.contains("https://muster.worker.example/") == true, "links use the configuration's public URL")
+        #expect(!FileManager.default.fileExists(atPath: file) || !((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("webhook"),
+                "nothing went into the demonstration file")
+    }
+}
