@@ -191,3 +191,22 @@ struct PipelineTests {
         #expect(Notifier.provider(of: sampleNotification(channel: .email, address: "a@b.example")) == "email")
     }
 }
+
+@Suite("The demonstration file")
+struct DemonstrationFileTests {
+    @Test("its lines carry live acknowledgement links, so only its owner may read it, also when it was made readable before")
+    func ownerOnly() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-file-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let renderer = try sampleRenderer()
+        let fresh = folder.appendingPathComponent("new.jsonl").path
+        _ = try await FileChannel(path: fresh).deliver(renderer.render(sampleNotification(), now: epoch))
+        #expect((try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? Int) == 0o600)
+        let old = folder.appendingPathComponent("old.jsonl").path
+        #expect(FileManager.default.createFile(atPath: old, contents: nil, attributes: [.posixPermissions: 0o644]))
+        _ = try await FileChannel(path: old).deliver(renderer.render(sampleNotification(), now: epoch))
+        #expect((try FileManager.default.attributesOfItem(atPath: old)[.posixPermissions] as? Int) == 0o600)
+        #expect(try String(contentsOfFile: old, encoding: .utf8).contains("/ack/"))
+    }
+}

@@ -45,9 +45,14 @@ public final class FileChannel: Channel {
         lock.lock()
         defer { lock.unlock() }
         // O_APPEND makes each line one write at the end, even with several processes appending.
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        // Owner only: the lines carry live acknowledgement links. A file made readable before is closed up too.
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
         guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
         defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o077 != 0 {
+            guard fchmod(fd, 0o600) == 0 else { throw CocoaError(.fileWriteNoPermission) }
+        }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == data.count else { throw CocoaError(.fileWriteUnknown) }
     }
