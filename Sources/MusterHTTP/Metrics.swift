@@ -76,7 +76,7 @@ public final class MusterMetrics: Sendable {
             for notification in outcome.queued {
                 switch (notification.kind, notification.id.qualifier) {
                 case (.page, .step(let step, round: 0)) where step > 0: stepsEscalated.insert("\(step)")
-                case (.fallback, _): stepsEscalated.insert("fallback")
+                case (.fallback, .none): stepsEscalated.insert("fallback")
                 case (.taskOverdue, .task(let task)): tasksOverdue.insert(task.rawValue)
                 default: break
                 }

@@ -42,12 +42,32 @@ public struct DeliveryFailure: Error, Sendable, Hashable, CustomStringConvertibl
         case notConfigured = "not_configured"
     }
 
+    /// When a provider that refused to take a message now (`429`) says to try again.
+    public enum RetryAfter: Sendable, Hashable {
+        case seconds(TimeInterval)
+        case date(Date)
+
+        public func instant(from now: Date) -> Date {
+            switch self {
+            case .seconds(let seconds): now.addingTimeInterval(seconds)
+            case .date(let date): date
+            }
+        }
+    }
+
     public var reason: Reason
     public var detail: String
+    /// The provider's own word on when to try again (a `429`'s Retry-After).
+    public var retryAfter: RetryAfter?
+    /// Set when nothing was spent on this message: the provider was not asked (its circuit is open,
+    /// or it asked every sender to wait), so the message waits until then without counting an attempt.
+    public var deferredUntil: Date?
 
-    public init(_ reason: Reason, _ detail: String) {
+    public init(_ reason: Reason, _ detail: String, retryAfter: RetryAfter? = nil, deferredUntil: Date? = nil) {
         self.reason = reason
         self.detail = detail
+        self.retryAfter = retryAfter
+        self.deferredUntil = deferredUntil
     }
 
     public var retryable: Bool {

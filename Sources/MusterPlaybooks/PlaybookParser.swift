@@ -41,10 +41,17 @@ struct PlaybookParser {
             variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites)
         }
         let fallback = top["fallback"].flatMap { node -> Fallback? in
-            guard let f = reader.fields(node, "fallback", required: ["notify", "via"]),
+            guard let f = reader.fields(node, "fallback", required: ["notify", "via"], optional: ["repeat_every"]),
                   let targets = parseTargets(f["notify"], sites: sites),
                   let channels = reader.choices(f["via"], "channel", ChannelKind.self) else { return nil }
-            return Fallback(targets: targets, channels: channels)
+            guard f.has("repeat_every") else { return Fallback(targets: targets, channels: channels) }
+            guard let every = reader.duration(f["repeat_every"], "the fallback's repeat_every") else { return nil }
+            if every < .minutes(1) {
+                reader.error("the fallback's repeat_every must be at least 1m: people paged more often cannot answer between pages",
+                             at: f["repeat_every"])
+                return nil
+            }
+            return Fallback(targets: targets, channels: channels, repeatEvery: every)
         }
         let defaultOverdue = top.has("overdue") ? parseOverdue(top["overdue"], "overdue", sites: sites) : nil
         // A playbook `overdue` with errors of its own is reported there, not again on every task.

@@ -3,12 +3,21 @@
 import Foundation
 import MusterCore
 
-enum Deadline {
+public enum Deadline {
     /// Runs `operation`; if it has not finished after `seconds`, throws `StoreError.unavailable`.
     /// The operation is then cancelled but not waited for: a commit that still lands is one the
     /// caller's idempotency key recognises when it retries.
     static func run<T: Sendable>(_ seconds: TimeInterval, what: String,
                                  _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await run(after: { try? await Task.sleep(for: .seconds(seconds)) },
+                      timedOut: { StoreError.unavailable("\(what) did not finish within \(Int(seconds)) s") }, operation)
+    }
+
+    /// Runs `operation` until `wait` returns (a sleep on an injected clock), then throws `timedOut()`;
+    /// the operation is cancelled but not waited for, so one that ignores cancellation cannot hold
+    /// its caller.
+    public static func run<T: Sendable>(after wait: @escaping @Sendable () async -> Void, timedOut: @escaping @Sendable () -> any Error,
+                                        _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let race = Race()
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let work = Task {
@@ -20,10 +29,10 @@ enum Deadline {
                 }
             }
             race.setTimer(Task {
-                try? await Task.sleep(for: .seconds(seconds))
+                await wait()
                 guard !Task.isCancelled, race.win() else { return }
                 work.cancel()
-                continuation.resume(throwing: StoreError.unavailable("\(what) did not finish within \(Int(seconds)) s"))
+                continuation.resume(throwing: timedOut())
             })
         }
     }

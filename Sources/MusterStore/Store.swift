@@ -39,10 +39,21 @@ public protocol Store: AccessStore, AuditLogStore {
     func claimDueTimers(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedTimer]
     /// The earliest moment any timer can be claimed (its due time, or its lease's end if claimed).
     func nextTimerDue(now: Date) async throws -> Date?
-    /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds.
-    func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery]
+    /// Claims up to `limit` queued notifications ready to send at `now`, for `lease` seconds, highest
+    /// `QueuedNotification.deliveryPriority` first; none on the `skipping` channels (their lanes are full).
+    func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval, skipping: Set<ChannelKind>) async throws -> [ClaimedDelivery]
+    /// Hands back claimed notifications that were not attempted (their provider's circuit is open, it
+    /// asked to wait, or their lane had no room in time): each waits until its date, its attempts unchanged.
+    func deferDeliveries(_ deferrals: [NotificationID: Date], owner: String) async throws
     /// Hands back every timer and delivery `owner` has claimed (a clean shutdown), so others take them at once.
     func releaseClaims(owner: String) async throws
     /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.
     func outboxCounts() async throws -> [String: Int]
+}
+
+extension Store {
+    /// Claims on every channel.
+    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
+        try await claimDeliveries(now: now, limit: limit, owner: owner, lease: lease, skipping: [])
+    }
 }

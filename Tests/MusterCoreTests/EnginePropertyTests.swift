@@ -93,9 +93,15 @@ struct EnginePropertyTests {
                 break
             }
         }
-        // 2. No timer is lost: the engine's pending timers are the runtime's, and all of them ran out or were cancelled.
-        #expect(run.pendingTimers.isEmpty)
-        #expect(run.state.timers.isEmpty)
+        // 2. No timer is lost: the engine's pending timers are the runtime's, and all of them ran out or were
+        // cancelled, but an unowned incident's next fallback round (the simulator stops before it; it never ends).
+        #expect(run.pendingTimers.sorted { $0.key.description < $1.key.description } == run.state.timers.sorted { $0.key.description < $1.key.description })
+        if run.state.phase == .unowned {
+            #expect(run.state.timers.contains { if case .fallbackRepeat = $0.key { true } else { false } }, "an unowned incident is paged again")
+        } else {
+            #expect(run.state.timers.isEmpty)
+            #expect(!run.state.timers.contains { if case .fallbackRepeat = $0.key { true } else { false } }, "only an unowned incident repeats its fallback")
+        }
         // 3. Every incident ends acknowledged, resolved or unowned.
         #expect([.acknowledged, .resolved, .unowned].contains(run.state.phase))
         // 4. The audit trail is numbered without gaps, and notification ids never repeat.

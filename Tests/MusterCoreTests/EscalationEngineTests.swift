@@ -19,6 +19,7 @@ struct EscalationEngineTests {
             "+10m escalate step 2", "+10m page step 2 c1 sms",
             "+15m escalate step 3", "+15m page step 3 ct2 voice", "+15m page step 3 pr1 voice",
             "+25m escalate", "+25m fallback partner:mcrt voice", "+25m unowned",
+            "+30m unowned", "+30m fallback partner:mcrt voice", "+35m unowned", "+35m fallback partner:mcrt voice",
         ])
         #expect(run.state.phase == .unowned)
         #expect(run.state.owner == nil)
@@ -69,10 +70,40 @@ struct EscalationEngineTests {
         #expect(!run.lines.contains { $0.offsetSeconds > 720 && $0.kind == "page" })
     }
 
+    @Test("while unowned the fallback is paged again every repeat_every (5 minutes by default), each round audited, with ids of its own")
+    func fallbackRepeatsWhileUnowned() throws {
+        let run = Fixture.simulate(at: schoolHours)
+        #expect(run.lines("fallback", "unowned") == [
+            "+25m fallback partner:mcrt voice", "+25m unowned",
+            "+30m unowned", "+30m fallback partner:mcrt voice",
+            "+35m unowned", "+35m fallback partner:mcrt voice",
+        ])
+        let repeats = run.lines.filter { $0.kind == "unowned" && $0.round != nil }
+        #expect(repeats.map(\.round) == [1, 2])
+        #expect(repeats.first?.detail == "still unowned 5m after the last fallback page; paging the fallback again (round 2)")
+        let fallbackIDs = run.effects.compactMap { if case .notify(let n) = $0.effect, n.kind == .fallback { n.id.qualifier } else { nil } }
+        #expect(fallbackIDs == [.none, .round(1), .round(2)], "each round is a notification of its own, so none is taken for a duplicate")
+        #expect(run.pendingTimers.map(\.key).contains(.fallbackRepeat(round: 3)), "it goes on for as long as nobody takes it")
+    }
+
+    @Test("an acknowledgement, or an escalation by hand, ends the fallback's repeats")
+    func fallbackRepeatsStop() {
+        let acknowledged = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 31 * 60, event: .acknowledged(by: .partner("mcrt"), path: .sms, step: nil))])
+        #expect(acknowledged.lines("fallback") == ["+25m fallback partner:mcrt voice", "+30m fallback partner:mcrt voice"])
+        #expect(!acknowledged.state.timers.contains { if case .fallbackRepeat = $0.key { true } else { false } })
+        #expect(acknowledged.state.phase == .acknowledged)
+        let byHand = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 26 * 60, event: .escalatedByHand(by: .person("pr1"), reason: nil))])
+        // The ladder starts again at +26m and runs out at +51m: the first fallback's repeat (+30m) never comes.
+        #expect(byHand.lines("fallback") == ["+25m fallback partner:mcrt voice", "+51m fallback partner:mcrt voice",
+                                             "+56m fallback partner:mcrt voice", "+1h1m fallback partner:mcrt voice"])
+    }
+
     @Test("an acknowledgement after the fallback still takes ownership")
     func acknowledgementAfterFallback() {
         let run = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 3600, event: .acknowledged(by: .person("ct2"), path: .sms, step: nil))])
-        #expect(run.lines("unowned", "ack") == ["+25m unowned", "+1h ack step 3 ct2"])
+        #expect(run.lines("unowned", "ack") == ["+25m unowned", "+30m unowned", "+35m unowned", "+40m unowned", "+45m unowned",
+                                                "+50m unowned", "+55m unowned", "+1h ack step 3 ct2"])
+        #expect(!run.lines.contains { $0.offsetSeconds > 3600 && $0.kind == "fallback" }, "the repeats end with the acknowledgement")
         #expect(run.state.phase == .acknowledged)
     }
 
@@ -84,7 +115,7 @@ struct EscalationEngineTests {
             "+5m page step 1 sw2 sms", "+5m page step 1 sw2 push",
             "+10m target_unresolved step 2", "+10m step_skipped step 2",
             "+10m page step 3 ct1 voice", "+10m page step 3 ct1 sms", "+10m page step 3 pr1 voice",
-            "+20m fallback partner:mcrt voice",
+            "+20m fallback partner:mcrt voice", "+25m fallback partner:mcrt voice", "+30m fallback partner:mcrt voice",
         ])
         let skip = try #require(run.lines.first { $0.kind == "target_unresolved" })
         #expect(skip.target == "on-call:counselor@site")
@@ -173,6 +204,7 @@ struct EscalationEngineTests {
     @Test("notification ids read back from their text form", arguments: [
         NotificationID(incident: "inc-1", cycle: 0, kind: .page, qualifier: .step(1, round: 2), recipient: .person("ann"), channel: .sms),
         NotificationID(incident: "inc-1", cycle: 3, kind: .fallback, qualifier: .none, recipient: .partner("mcrt"), channel: .voice),
+        NotificationID(incident: "inc-1", cycle: 3, kind: .fallback, qualifier: .round(4), recipient: .partner("mcrt"), channel: .voice),
         NotificationID(incident: "inc-1", cycle: 1, kind: .taskOverdue, qualifier: .task("guardian"), recipient: .person("bo"), channel: .email),
         NotificationID(incident: "inc-1", cycle: 1, kind: .assigned, qualifier: .sequence(17), recipient: .person("bo"), channel: .push),
     ])

@@ -2,6 +2,7 @@
 // acknowledgement link, with an injected clock and a channel that counts what it was given.
 import Foundation
 import MusterCore
+import NIOHTTP1
 @testable import MusterNotify
 import Synchronization
 import Testing
@@ -171,7 +172,8 @@ struct PipelineTests {
         for round in 0..<3 { #expect(await attempt(round)?.reason == .serverError) }
         #expect(breakers.phase("sms") == .open(until: epoch.addingTimeInterval(30)))
         let fast = await attempt(3)
-        #expect(fast?.reason == .unreachable && fast?.detail.contains("circuit open") == true)
+        #expect(fast?.deferredUntil == epoch.addingTimeInterval(30), "refused by the open circuit: deferred, no attempt spent")
+        #expect(fast?.detail.contains("not sent before") == true)
         #expect(channel.failures.withLock { $0.count } == 1, "the open circuit did not call the provider")
         clock.withLock { $0 = epoch.addingTimeInterval(31) }
         #expect(await attempt(4)?.reason == .serverError, "the trial fails")
@@ -179,6 +181,34 @@ struct PipelineTests {
         clock.withLock { $0 = epoch.addingTimeInterval(62) }
         #expect(await attempt(5) == nil)
         #expect(breakers.phase("sms") == .closed)
+    }
+
+    @Test("a 429 with Retry-After holds every send to that provider until then, and spends no attempt; a later send goes through")
+    func retryAfterHoldsTheProvider() async throws {
+        let channel = RecordingChannel(failures: [DeliveryFailure(.rateLimited, "HTTP 429", retryAfter: .seconds(20))])
+        let breakers = CircuitBreakers(threshold: 5, cooldown: 30)
+        let notifier = Notifier(renderer: try sampleRenderer(), channel: channel, breakers: breakers)
+        let clock = Mutex(epoch)
+        let now: @Sendable () -> Date = { clock.withLock { $0 } }
+        func attempt(_ round: Int) async -> DeliveryFailure? {
+            do { _ = try await notifier.send(sampleNotification(qualifier: .step(0, round: round)), now: now); return nil } catch { return error }
+        }
+        #expect(await attempt(0)?.deferredUntil == epoch.addingTimeInterval(20), "the provider's own wait")
+        #expect(await attempt(1)?.deferredUntil == epoch.addingTimeInterval(20), "another page to the same provider waits too, unsent")
+        #expect(channel.sent.withLock { $0.count } == 0)
+        clock.withLock { $0 = epoch.addingTimeInterval(20) }
+        #expect(await attempt(1) == nil)
+        #expect(channel.sent.withLock { $0.count } == 1)
+        #expect(breakers.phase("sms") == .closed, "a 429 is no failure of the provider")
+    }
+
+    @Test("Retry-After is read as seconds or as an HTTP-date (RFC 9110); anything else is no wait")
+    func retryAfterParsing() {
+        #expect(DeliveryFailure(httpStatus: .tooManyRequests, headers: ["Retry-After": "120"])?.retryAfter == .seconds(120))
+        let date = DeliveryFailure(httpStatus: .tooManyRequests, headers: ["Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"])?.retryAfter
+        #expect(date == .date(Date(timeIntervalSince1970: 1_445_412_480)))
+        #expect(DeliveryFailure(httpStatus: .tooManyRequests, headers: ["Retry-After": "soon"])?.retryAfter == nil)
+        #expect(DeliveryFailure(httpStatus: .tooManyRequests)?.retryAfter == nil)
     }
 
     @Test("refusals of one message (a bad address) do not open the circuit; webhook hosts have breakers of their own")

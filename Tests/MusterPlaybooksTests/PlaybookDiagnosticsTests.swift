@@ -57,6 +57,15 @@ struct PlaybookDiagnosticsTests {
         let result = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", basePlaybook)])
         #expect(result.diagnostics.isEmpty)
         #expect(result.catalog?.playbooks.playbooks.count == 1)
+        #expect(result.catalog?.playbooks.playbooks.first?.fallback.repeatEvery == .minutes(5), "the fallback repeats every 5 minutes unless told")
+    }
+
+    @Test("the fallback's repeat_every is read")
+    func fallbackRepeatEvery() {
+        let text = replacing("via: [voice] }", with: "via: [voice], repeat_every: 10m }")
+        let result = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", text)])
+        #expect(result.diagnostics.isEmpty)
+        #expect(result.catalog?.playbooks.playbooks.first?.fallback.repeatEvery == .minutes(10))
     }
 
     @Test("playbook errors name the file, line, column, the problem and a fix", arguments: [
@@ -100,6 +109,12 @@ struct PlaybookDiagnosticsTests {
          "p.yaml:4:8: error: steps must not be empty"),
         (replacing("ack_within: 5m", with: "ack_within: 5m\n    repeat: 11"),
          "p.yaml:8:13: error: repeat must be a whole number from 0 to 10, not '11'"),
+        (replacing("via: [voice] }", with: "via: [voice], repeat_every: 30s }"),
+         "p.yaml:8:65: error: the fallback's repeat_every must be at least 1m: people paged more often cannot answer between pages"),
+        (replacing("via: [voice] }", with: "via: [voice], repeat_every: often }"),
+         "p.yaml:8:65: error: bad duration 'often' for the fallback's repeat_every: write a number and a unit (s, m, h, d, w), e.g. 5m, 2h, 1h30m"),
+        (replacing("via: [voice] }", with: "via: [voice], repeat_evry: 5m }"),
+         "p.yaml:8:51: error: unknown key 'repeat_evry' in fallback; did you mean 'repeat_every'?"),
         (replacing("title: Suicide risk", with: "title: [Suicide risk]"),
          "p.yaml:2:8: error: the playbook's title must be a single value, not a list"),
         (replacing("title: Suicide risk", with: "title: Suicide risk\ntitle: Again"),

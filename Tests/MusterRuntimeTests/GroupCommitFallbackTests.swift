@@ -46,8 +46,11 @@ private final class ScriptedStore: Store {
         try await base.claimDueTimers(now: now, limit: limit, owner: owner, lease: lease)
     }
     func nextTimerDue(now: Date) async throws -> Date? { try await base.nextTimerDue(now: now) }
-    func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
-        try await base.claimDeliveries(now: now, limit: limit, owner: owner, lease: lease)
+    func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval, skipping: Set<ChannelKind>) async throws -> [ClaimedDelivery] {
+        try await base.claimDeliveries(now: now, limit: limit, owner: owner, lease: lease, skipping: skipping)
+    }
+    func deferDeliveries(_ deferrals: [NotificationID: Date], owner: String) async throws {
+        try await base.deferDeliveries(deferrals, owner: owner)
     }
     func releaseClaims(owner: String) async throws { try await base.releaseClaims(owner: owner) }
     func outboxCounts() async throws -> [String: Int] { try await base.outboxCounts() }

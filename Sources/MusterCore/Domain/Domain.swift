@@ -5,7 +5,7 @@ import Foundation
 public enum Severity: String, CaseIterable, Comparable, Sendable, Codable {
     case low, moderate, high, imminent
 
-    private var rank: Int {
+    var rank: Int {
         switch self {
         case .low: 0
         case .moderate: 1

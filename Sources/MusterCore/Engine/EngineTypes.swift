@@ -7,12 +7,15 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The acknowledgement window of one round of a step (both 0-based).
     case ackDeadline(step: Int, round: Int)
     case taskDue(TaskID)
+    /// While the incident is unowned, when its fallback is paged again (round 1, 2, …).
+    case fallbackRepeat(round: Int)
 
     /// A stable text form, used as the timer's key in the store.
     public var description: String {
         switch self {
         case .ackDeadline(let step, let round): "ack:\(step):\(round)"
         case .taskDue(let task): "task:\(task)"
+        case .fallbackRepeat(let round): "fallback:\(round)"
         }
     }
 
@@ -20,6 +23,8 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         if parts.count == 3, parts[0] == "ack", let step = Int(parts[1]), let round = Int(parts[2]) {
             self = .ackDeadline(step: step, round: round)
+        } else if parts.count == 2, parts[0] == "fallback", let round = Int(parts[1]) {
+            self = .fallbackRepeat(round: round)
         } else if parts.count >= 2, parts[0] == "task" {
             self = .taskDue(TaskID(String(text.dropFirst(5))))
         } else {
@@ -80,6 +85,8 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
         case step(Int, round: Int)
         case task(TaskID)
         case sequence(Int)
+        /// A fallback paged again while the incident stays unowned (round 1, 2, …; the first is `.none`).
+        case round(Int)
         case none
     }
 
@@ -89,6 +96,7 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
         case .step(let step, let round): "s\(step + 1)r\(round)"
         case .task(let task): "t:\(task.rawValue)"
         case .sequence(let n): "a\(n)"
+        case .round(let n): "r\(n)"
         case .none: "-"
         }
         return "\(incident.rawValue)/c\(cycle)/\(kind.rawValue)/\(qualifierText)/\(recipient)/\(channel.rawValue)"
@@ -117,6 +125,8 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
             qualifier = .task(TaskID(String(q.dropFirst(2))))
         } else if q.hasPrefix("a"), let n = Int(q.dropFirst()) {
             qualifier = .sequence(n)
+        } else if q.hasPrefix("r"), let n = Int(q.dropFirst()) {
+            qualifier = .round(n)
         } else if q.hasPrefix("s"), let r = q.firstIndex(of: "r"), let step = Int(q[q.index(after: q.startIndex)..<r]),
                   let round = Int(q[q.index(after: r)...]), step >= 1 {
             qualifier = .step(step - 1, round: round)
@@ -267,6 +277,19 @@ public struct QueuedNotification: Hashable, Sendable, Codable {
     public var recipient: Recipient { id.recipient }
     public var channel: ChannelKind { id.channel }
     public var kind: NotificationKind { id.kind }
+
+    /// The order in which queued notifications are sent when more are due than can go at once (a
+    /// provider back after an outage, a wave of reports): pages before other notices, the more severe
+    /// incident first, and of one incident the newest step first (the fallback is the newest of all).
+    public var deliveryPriority: Int {
+        let isPage = kind == .page || kind == .fallback
+        let newness = switch id.qualifier {
+        case .step(let step, let round): min(step, 98) * 100 + min(round, 99)
+        case .none, .round: kind == .fallback ? 9_999 : 0
+        case .task, .sequence: 0
+        }
+        return (isPage ? 100_000 : 0) + severity.rank * 10_000 + newness
+    }
 }
 
 public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {

@@ -292,7 +292,7 @@ private struct Run {
                         step: Int?, round: Int?, task: TaskID?) -> NotificationID {
         let qualifier: NotificationID.Qualifier = switch kind {
         case .page: .step(step ?? 0, round: round ?? 0)
-        case .fallback: .none
+        case .fallback: (round ?? 0) > 0 ? .round(round ?? 0) : .none
         case .taskOverdue: task.map { .task($0) } ?? .none
         case .assigned: .sequence(state.nextAuditSequence)
         }
@@ -315,6 +315,9 @@ private struct Run {
             }
         case .taskDue(let id):
             taskDue(id)
+        case .fallbackRepeat(let round):
+            guard state.phase == .unowned else { return }
+            runFallback(round: round)
         }
     }
 
@@ -328,13 +331,29 @@ private struct Run {
         }
     }
 
-    mutating func runFallback() {
+    /// Pages the fallback (round 0 when the last step expires) and pages it again every `repeat_every`
+    /// for as long as nobody takes the incident: unowned is never quiet.
+    mutating func runFallback(round: Int = 0) {
+        let fallback = engine.playbook.fallback
         state.currentPages.removeAll()
-        for recipient in resolve(engine.playbook.fallback.targets, context: "fallback: ") {
-            send(to: recipient, channels: playbook.fallback.channels, kind: .fallback, step: nil, round: nil)
+        if round > 0 {
+            audit(.system, .unowned, round: round,
+                  detail: "still unowned \(fallback.repeatEvery) after the last fallback page; paging the fallback again (round \(round + 1))")
         }
-        state.phase = .unowned
-        audit(.system, .unowned, detail: "every step expired without an acknowledgement")
+        let repeated = round > 0 ? round : nil
+        for recipient in resolve(fallback.targets, round: repeated, context: "fallback: ") {
+            send(to: recipient, channels: fallback.channels, kind: .fallback, step: nil, round: repeated)
+        }
+        if round == 0 {
+            state.phase = .unowned
+            audit(.system, .unowned, detail: "every step expired without an acknowledgement; the fallback is paged again every \(fallback.repeatEvery) until someone acknowledges")
+        }
+        schedule(.fallbackRepeat(round: round + 1), at: now.adding(fallback.repeatEvery))
+    }
+
+    /// The incident leaves `unowned` (taken, escalated by hand): its fallback is paged no more.
+    mutating func stopFallbackRepeats() {
+        for timer in state.timers { if case .fallbackRepeat = timer.key { cancel(timer.key) } }
     }
 
     mutating func acknowledge(by actor: Actor, path: AckPath, step: Int?) throws(EngineRejection) {
@@ -355,6 +374,7 @@ private struct Run {
 
     mutating func takeOwnership(_ actor: Actor, step: Int, detail: String, action: AuditAction = .acknowledged) {
         if case .escalating(let s, let r) = state.phase { cancel(.ackDeadline(step: s, round: r)) }
+        if state.phase == .unowned { stopFallbackRepeats() }
         state.phase = .acknowledged
         state.owner = actor
         state.acknowledgedStep = step
@@ -382,6 +402,7 @@ private struct Run {
             advance(from: from, reason: "escalated by hand")
         case .unowned:
             audit(actor, .escalatedByHand, detail: detail + "; starting again from step 1", sensitive: reason)
+            stopFallbackRepeats()
             state.cycle += 1
             page(step: 0, round: 0)
         case .resolved:
@@ -490,9 +511,10 @@ private struct Run {
             guard state.tasks.contains(where: { $0.id == id && $0.completedAt == nil }) else { return false }
             next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
             task = id
-        case (.fallback, _):
+        case (.fallback, let qualifier):
             guard state.phase == .unowned else { return false }
             next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
+            if case .round(let n) = qualifier { round = n }
         case (.assigned, _):
             guard state.phase == .acknowledged else { return false }
             next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }

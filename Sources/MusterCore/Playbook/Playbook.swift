@@ -54,13 +54,18 @@ public struct EscalationStep: Hashable, Sendable {
     }
 }
 
-/// Who is alerted when nobody has acknowledged after the last step; the incident is then flagged unowned.
+/// Who is alerted when nobody has acknowledged after the last step; the incident is then flagged
+/// unowned, and the fallback is paged again every `repeatEvery` until someone takes it.
 public struct Fallback: Hashable, Sendable {
+    public static let defaultRepeatEvery = TimeSpan.minutes(5)
+
     public var targets: [Target]
     public var channels: [ChannelKind]
-    public init(targets: [Target], channels: [ChannelKind]) {
+    public var repeatEvery: TimeSpan
+    public init(targets: [Target], channels: [ChannelKind], repeatEvery: TimeSpan = Fallback.defaultRepeatEvery) {
         self.targets = targets
         self.channels = channels
+        self.repeatEvery = repeatEvery
     }
 }
 

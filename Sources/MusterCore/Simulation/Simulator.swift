@@ -64,6 +64,9 @@ public struct Simulator: Sendable {
     /// The simulation stops at this offset even if timers remain (a week by default).
     public var horizon: Int
 
+    /// Fallback repeats simulated once nothing else is left to happen (the rest are left pending).
+    static let fallbackRepeatsShown = 2
+
     public init(engine: EscalationEngine, horizon: Int = 7 * 86_400) {
         self.engine = engine
         self.horizon = horizon
@@ -88,6 +91,8 @@ public struct Simulator: Sendable {
                 pending.removeFirst()
                 (event, offset) = (scripted.event, scripted.offset)
             } else if let timer = nextTimer, let timerOffset {
+                // An unowned incident pages its fallback for ever: two repeats show the rhythm.
+                if pending.isEmpty, case .fallbackRepeat(let round) = timer.key, round > Self.fallbackRepeatsShown { break }
                 timers.removeAll { $0.key == timer.key }
                 (event, offset) = (.timerFired(timer.key), timerOffset)
             } else {

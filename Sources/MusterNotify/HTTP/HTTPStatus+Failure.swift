@@ -21,10 +21,9 @@ extension DeliveryFailure {
         case 408:
             self.init(.timeout, detail)
         case 429:
-            if let retryAfter = headers.first(name: "Retry-After") {
-                detail += " (Retry-After: \(Self.snippet(Array(retryAfter.utf8), limit: 64)))"
-            }
-            self.init(.rateLimited, detail)
+            let retryAfter = headers.first(name: "Retry-After")
+            if let retryAfter { detail += " (Retry-After: \(Self.snippet(Array(retryAfter.utf8), limit: 64)))" }
+            self.init(.rateLimited, detail, retryAfter: retryAfter.flatMap(Self.retryAfter))
         case 500..<600:
             self.init(.serverError, detail)
         case 300..<400:
@@ -35,6 +34,17 @@ extension DeliveryFailure {
         default:
             self.init(.clientError, detail)
         }
+    }
+
+    /// RFC 9110 §10.2.3: a number of seconds, or an HTTP-date; nil for anything else.
+    static func retryAfter(_ value: String) -> RetryAfter? {
+        let text = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = UInt32(text) { return .seconds(TimeInterval(seconds)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.date(from: text).map { .date($0) }
     }
 
     /// Classifies what `HTTPClient.execute` or the body stream threw: nothing answered (refused, DNS,

@@ -20,11 +20,24 @@ public final class CircuitBreakers: Sendable {
 
     private let threshold: Int
     private let cooldown: TimeInterval
+    private let trialWait: TimeInterval
     private let breakers = Mutex([String: Breaker]())
 
-    public init(threshold: Int = 5, cooldown: TimeInterval = 30) {
+    public init(threshold: Int = 5, cooldown: TimeInterval = 30, trialWait: TimeInterval = 2) {
         self.threshold = max(1, threshold)
         self.cooldown = cooldown
+        self.trialWait = trialWait
+    }
+
+    /// The provider asked every sender to wait (a `429` with Retry-After): nothing is sent to it
+    /// before `until`, and the wait counts as no failure.
+    public func hold(_ provider: String, until: Date) {
+        breakers.withLock { breakers in
+            var breaker = breakers[provider] ?? Breaker()
+            if case .open(let current) = breaker.phase, current >= until { return }
+            breaker.phase = .open(until: until)
+            breakers[provider] = breaker
+        }
     }
 
     /// Whether a send to `provider` may go ahead now; nil when it may, else when the circuit closes again.
@@ -35,8 +48,8 @@ public final class CircuitBreakers: Sendable {
             switch breaker.phase {
             case .closed: return nil
             case .halfOpen(let since):
-                // One trial at a time.
-                guard now >= since.addingTimeInterval(cooldown) else { return since.addingTimeInterval(cooldown) }
+                // One trial at a time; the others look again soon, so they follow a trial that succeeds.
+                guard now >= since.addingTimeInterval(cooldown) else { return min(since.addingTimeInterval(cooldown), now.addingTimeInterval(trialWait)) }
                 breaker.phase = .halfOpen(since: now)
                 return nil
             case .open(let until):
@@ -47,21 +60,26 @@ public final class CircuitBreakers: Sendable {
         }
     }
 
-    /// Records a send's outcome; only failures a retry could cure count against the provider.
-    public func record(_ provider: String, succeeded: Bool, countsAgainst: Bool, now: Date) {
+    /// Records a send's outcome; only failures a retry could cure count against the provider. True
+    /// when this outcome opened the circuit.
+    @discardableResult
+    public func record(_ provider: String, succeeded: Bool, countsAgainst: Bool, now: Date) -> Bool {
         breakers.withLock { breakers in
             var breaker = breakers[provider] ?? Breaker()
             defer { breakers[provider] = breaker }
             if succeeded || !countsAgainst {
                 // A refusal of one message (a bad address) says the provider is up.
                 breaker = Breaker()
-                return
+                return false
             }
             breaker.failures += 1
             let trialFailed: Bool = if case .halfOpen = breaker.phase { true } else { false }
             if trialFailed || breaker.failures >= threshold {
+                let wasClosed = breaker.phase == .closed
                 breaker.phase = .open(until: now.addingTimeInterval(cooldown))
+                return wasClosed
             }
+            return false
         }
     }
 

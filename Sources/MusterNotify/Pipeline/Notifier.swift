@@ -26,15 +26,26 @@ public struct Notifier: Sendable {
         if let receipt = delivered.receipt(for: notification.id) { return receipt }
         let message = renderer.render(notification, now: now(), forms: channel.forms(for: notification))
         let provider = Self.provider(of: notification)
+        // Before the channel's queue: a message its provider will not take now does not wait for a slot.
+        if let until = breakers.admit(provider, now: now()) {
+            throw DeliveryFailure(.unreachable, "\(provider) is failing or asked to wait; not sent before \(ZoneRules.utc.iso8601(until))",
+                                  deferredUntil: until)
+        }
         let receipt = try await limiter.run(on: notification.channel) { () async throws(DeliveryFailure) -> DeliveryReceipt in
-            if let until = breakers.admit(provider, now: now()) {
-                throw DeliveryFailure(.unreachable, "\(provider) is failing; circuit open until \(ZoneRules.utc.iso8601(until))")
-            }
             do throws(DeliveryFailure) {
                 let receipt = try await channel.deliver(message)
                 breakers.record(provider, succeeded: true, countsAgainst: false, now: now())
                 return receipt
             } catch {
+                if let retryAfter = error.retryAfter {
+                    // The provider's own word: every send to it waits, and none of them counts as failed.
+                    let at = now()
+                    let until = min(max(retryAfter.instant(from: at), at.addingTimeInterval(1)), at.addingTimeInterval(Self.longestWait))
+                    breakers.hold(provider, until: until)
+                    var deferred = error
+                    deferred.deferredUntil = until
+                    throw deferred
+                }
                 breakers.record(provider, succeeded: false, countsAgainst: error.retryable, now: now())
                 throw error
             }
@@ -42,6 +53,9 @@ public struct Notifier: Sendable {
         delivered.record(notification.id, receipt)
         return receipt
     }
+
+    /// The longest a provider's Retry-After is waited (a crisis page is not held for an hour on a provider's say).
+    public static let longestWait: TimeInterval = 900
 
     /// Who carries a notification: one provider per channel kind, or per host for URL channels,
     /// so one broken webhook receiver does not stop the others.

@@ -158,22 +158,24 @@ struct TimerRows {
 }
 
 struct OutboxRows {
-    var id: [String] = [], incidentID: [String] = [], channel: [String] = [], notification: [ByteBuffer] = []
+    var id: [String] = [], incidentID: [String] = [], channel: [String] = [], notification: [ByteBuffer] = [], priority: [Int32] = []
 
     mutating func append(_ queued: QueuedNotification) {
         id.append(queued.id.description)
         incidentID.append(queued.incident.rawValue)
         channel.append(queued.channel.rawValue)
         notification.append(ByteBuffer(bytes: BinaryCodec.encode(queued)))
+        priority.append(Int32(queued.deliveryPriority))
     }
 
     var values: [String: ParameterValue] {
-        ["outbox.id": id, "outbox.incident_id": incidentID, "outbox.channel": channel, "outbox.notification": notification]
+        ["outbox.id": id, "outbox.incident_id": incidentID, "outbox.channel": channel, "outbox.notification": notification,
+         "outbox.priority": priority]
     }
 }
 
 struct BatchInsertStatement: PostgresPreparedStatement {
-    static let name = "muster_batch_insert_v2"
+    static let name = "muster_batch_insert_v3"
 
     static let parameters = NamedParameters("""
         WITH new_incidents AS (
@@ -214,10 +216,11 @@ struct BatchInsertStatement: PostgresPreparedStatement {
           SELECT * FROM unnest({timers.incident_id}::text[], {timers.key}::text[], {timers.due_at}::timestamptz[])
           ON CONFLICT (incident_id, key) DO UPDATE SET due_at = EXCLUDED.due_at, claimed_by = NULL, lease_until = NULL
         )
-        INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at)
-        SELECT id, incident_id, channel, notification, {now}, {now}
-        FROM unnest({outbox.id}::text[], {outbox.incident_id}::text[], {outbox.channel}::text[], {outbox.notification}::bytea[])
-          AS u(id, incident_id, channel, notification)
+        INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at, priority)
+        SELECT id, incident_id, channel, notification, {now}, {now}, priority
+        FROM unnest({outbox.id}::text[], {outbox.incident_id}::text[], {outbox.channel}::text[], {outbox.notification}::bytea[],
+          {outbox.priority}::int4[])
+          AS u(id, incident_id, channel, notification, priority)
         ON CONFLICT (id) DO NOTHING
         """)
 

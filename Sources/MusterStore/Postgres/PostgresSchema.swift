@@ -213,5 +213,11 @@ enum PostgresSchema {
         ("008-inbound-messages", [
             "CREATE TABLE inbound_messages (message_id TEXT PRIMARY KEY, incident_id TEXT, received_at TIMESTAMPTZ NOT NULL)",
         ]),
+        // When more is due than can go at once (a provider back after an outage, a wave of reports),
+        // pages go first, the most severe and newest step first: the claim reads this order off an index.
+        ("009-outbox-priority", [
+            "ALTER TABLE outbox ADD COLUMN priority INT NOT NULL DEFAULT 0",
+            "CREATE INDEX outbox_claim_order ON outbox (priority DESC, next_attempt_at) WHERE status = 'queued'",
+        ]),
     ]
 }

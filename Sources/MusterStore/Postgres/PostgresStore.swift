@@ -528,15 +528,18 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
+    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval,
+                                skipping: Set<ChannelKind>) async throws -> [ClaimedDelivery] {
         // As with timers: the rows are picked once (an init plan) and updated by key. Joined with the
         // picked rows, the whole queue was scanned per claim.
-        try await database { [self] in
+        let skipped = skipping.map(\.rawValue).sorted()
+        return try await database { [self] in
             let rows = try await workClient.query("""
                 UPDATE outbox SET claimed_by = \(owner), lease_until = \(now.addingTimeInterval(lease))
                 WHERE id = ANY(ARRAY(
                   SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= \(now) AND (lease_until IS NULL OR lease_until < \(now))
-                  ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED))
+                    AND channel <> ALL(\(skipped)::text[])
+                  ORDER BY priority DESC, next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED))
                 RETURNING notification, attempts
                 """, logger: logger)
             var claimed: [ClaimedDelivery] = []
@@ -544,7 +547,22 @@ public final class PostgresStore: Store {
                 claimed.append(ClaimedDelivery(notification: try BinaryCodec.decodeNotification(Array(buffer: notification)),
                                                attempts: attempts))
             }
-            return claimed
+            // RETURNING gives no order: claims are sent in the queue's order.
+            return claimed.sorted { $0.notification.deliveryPriority > $1.notification.deliveryPriority }
+        }
+    }
+
+    public func deferDeliveries(_ deferrals: [NotificationID: Date], owner: String) async throws {
+        guard !deferrals.isEmpty else { return }
+        let pairs = Array(deferrals)
+        let ids = pairs.map(\.key.description), untils = pairs.map(\.value)
+        try await database { [self] in
+            try await workClient.query("""
+                UPDATE outbox o SET next_attempt_at = d.until, claimed_by = NULL, lease_until = NULL
+                FROM unnest(\(ids)::text[], \(untils)::timestamptz[]) AS d(id, until)
+                WHERE o.id = d.id AND o.claimed_by = \(owner) AND o.status = 'queued'
+                """, logger: logger)
+            return ()
         }
     }
 

@@ -152,6 +152,12 @@ enum SQLiteSchema {
           received_at INTEGER NOT NULL
         );
         """),
+        // When more is due than can go at once (a provider back after an outage, a wave of reports),
+        // pages go first, the most severe and newest step first: the claim reads this order off an index.
+        ("006-outbox-priority", """
+        ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX outbox_claim_order ON outbox (priority DESC, next_attempt_at) WHERE status = 'queued';
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

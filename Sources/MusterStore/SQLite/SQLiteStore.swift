@@ -206,10 +206,10 @@ public final class SQLiteStore: Store {
         }
         for notification in writes.outbox {
             try db.cachedStatement(sql: """
-                INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO outbox (id, incident_id, channel, notification, next_attempt_at, created_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO NOTHING
                 """).execute(arguments: [notification.id.description, notification.incident.rawValue, notification.channel.rawValue,
-                                 Data(BinaryCodec.encode(notification)), nowMS, nowMS])
+                                 Data(BinaryCodec.encode(notification)), nowMS, nowMS, notification.deliveryPriority])
         }
     }
 
@@ -366,16 +366,32 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [ClaimedDelivery] {
-        try await pool.write { db in
+    public func claimDeliveries(now: Date, limit: Int, owner: String, lease: TimeInterval,
+                                skipping: Set<ChannelKind>) async throws -> [ClaimedDelivery] {
+        // Channel names are the enum's raw values, never input: safe to list in the statement.
+        let skipped = skipping.isEmpty ? "" : "AND channel NOT IN (" + skipping.map { "'\($0.rawValue)'" }.sorted().joined(separator: ", ") + ")"
+        return try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE outbox SET claimed_by = ?, lease_until = ?
                 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
-                             AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)
+                             AND (lease_until IS NULL OR lease_until < ?) \(skipped) ORDER BY priority DESC, next_attempt_at LIMIT ?)
                 RETURNING notification, attempts
                 """, arguments: [owner, now.addingTimeInterval(lease).milliseconds, now.milliseconds, now.milliseconds, limit])
+            // RETURNING gives no order: claims are sent in the queue's order.
             return try rows.map { row in
                 ClaimedDelivery(notification: try BinaryCodec.decodeNotification(Array(row[0] as Data)), attempts: row[1])
+            }.sorted { $0.notification.deliveryPriority > $1.notification.deliveryPriority }
+        }
+    }
+
+    public func deferDeliveries(_ deferrals: [NotificationID: Date], owner: String) async throws {
+        guard !deferrals.isEmpty else { return }
+        try await pool.write { db in
+            for (id, until) in deferrals {
+                try db.cachedStatement(sql: """
+                    UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL, lease_until = NULL
+                    WHERE id = ? AND claimed_by = ? AND status = 'queued'
+                    """).execute(arguments: [until.milliseconds, id.description, owner])
             }
         }
     }
