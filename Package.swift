@@ -189,6 +189,7 @@ let package = Package(
         .testTarget(
             name: "MusterNotifyTests",
             dependencies: [
+                "MusterTestSupport",
                 "MusterCore", "MusterNotify", "MusterRuntime", "MusterStore", "MusterPlaybooks", "MusterAudit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
