@@ -49,6 +49,13 @@ public final class MusterMetrics: Sendable {
         counter("reports_received", "Reports received, by source.", [("source", source)]).increment()
     }
 
+    /// How many coverage gaps (`muster playbook coverage`) the next 24 hours held when the service started.
+    public func coverageGaps(_ count: Int) {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "coverage_gaps", unitName: "",
+                                                            helpText: "Runs of hours in the next 24 hours, as checked at start, in which a playbook's first step would reach nobody."),
+                           labels: []).set(Double(count))
+    }
+
     /// Hooks for the runtime.
     public func observer() -> RuntimeObserver {
         RuntimeObserver(

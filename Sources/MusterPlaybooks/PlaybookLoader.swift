@@ -9,6 +9,14 @@ public struct LoadResult: Sendable {
     /// nil when there were errors: an invalid set is never half used.
     public let catalog: Catalog?
     public let diagnostics: [Diagnostic]
+    /// Where each loaded playbook's steps are written (empty when there were errors).
+    public let sources: [PlaybookID: PlaybookSource]
+
+    init(catalog: Catalog?, diagnostics: [Diagnostic], sources: [PlaybookID: PlaybookSource] = [:]) {
+        self.catalog = catalog
+        self.diagnostics = diagnostics
+        self.sources = sources
+    }
 }
 
 public enum PlaybookLoader {
@@ -75,7 +83,8 @@ public enum PlaybookLoader {
         if let directory { diagnostics += crossChecks(located, files: locatedFiles, directory: directory) }
         diagnostics.sort { $0.location < $1.location }
         guard let directory, !diagnostics.hasErrors else { return LoadResult(catalog: nil, diagnostics: diagnostics) }
-        return LoadResult(catalog: Catalog(directory: directory, playbooks: PlaybookSet(located.map(\.playbook))), diagnostics: diagnostics)
+        return LoadResult(catalog: Catalog(directory: directory, playbooks: PlaybookSet(located.map(\.playbook))), diagnostics: diagnostics,
+                          sources: Dictionary(located.map { ($0.playbook.id, $0.source) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// Duplicate ids, two playbooks matching the same incident equally, and playbooks that can never run.

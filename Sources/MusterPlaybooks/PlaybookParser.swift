@@ -20,6 +20,7 @@ struct PlaybookParser {
         var playbook: Playbook
         var matchNode: Node?
         var idNode: Node?
+        var source: PlaybookSource
     }
 
     func parse(_ text: String) -> Located? {
@@ -34,11 +35,13 @@ struct PlaybookParser {
         let grouping = top["group"].flatMap(parseGrouping)
         let flags = top.has("flags") ? parseFlags(top["flags"]) : [:]
         let sites = matchableSites(match)
-        let steps = parseSteps(top["steps"], "steps", sites: sites)
+        var source = PlaybookSource(file: reader.file, version: version)
+        let steps = parseSteps(top["steps"], "steps", sites: sites, source: &source.steps[.standard])
         var variants: [String: [EscalationStep]] = [:]
-        for key in ["outside_school_hours", "non_school_days"] where top.has(key) {
+        for variant in [PlanVariant.outsideSchoolHours, .nonSchoolDays] where top.has(variant.rawValue) {
+            let key = variant.rawValue
             guard let node = top[key], let fields = reader.fields(node, key, required: ["steps"]) else { continue }
-            variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites)
+            variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites, source: &source.steps[variant])
         }
         let fallback = top["fallback"].flatMap { node -> Fallback? in
             guard let f = reader.fields(node, "fallback", required: ["notify", "via"], optional: ["repeat_every"]),
@@ -65,7 +68,8 @@ struct PlaybookParser {
             id: PlaybookID(id), title: title, version: version, match: match, grouping: grouping, steps: steps,
             outsideSchoolHours: variants["outside_school_hours"], nonSchoolDays: variants["non_school_days"],
             fallback: fallback, tasks: tasks.map(\.task), flags: flags)
-        return Located(playbook: playbook, matchNode: top["match"], idNode: top["id"])
+        source.fallback = reader.location(top["fallback"])
+        return Located(playbook: playbook, matchNode: top["match"], idNode: top["id"], source: source)
     }
 
     /// The sites a playbook can run at, for checking `@site` targets; nil when the directory is unusable.
@@ -133,8 +137,13 @@ struct PlaybookParser {
         return flags
     }
 
-    private func parseSteps(_ node: Node?, _ what: String, sites: [SiteID]?) -> [EscalationStep]? {
+    /// `source` receives each step's position and its targets' positions.
+    private func parseSteps(_ node: Node?, _ what: String, sites: [SiteID]?, source: inout [StepSource]?) -> [EscalationStep]? {
         guard let items = reader.list(node, what) else { return nil }
+        source = items.map { item in
+            StepSource(location: reader.location(item),
+                       targets: (item["notify"]?.sequence.map { Array($0) } ?? []).map { reader.location($0) })
+        }
         var steps: [EscalationStep] = []
         var failed = false
         for (index, item) in items.enumerated() {

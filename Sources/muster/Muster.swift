@@ -15,6 +15,6 @@ struct PlaybookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "playbook",
         abstract: "Work with escalation playbooks.",
-        subcommands: [LintCommand.self]
+        subcommands: [LintCommand.self, CoverageCommand.self]
     )
 }

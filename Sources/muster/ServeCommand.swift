@@ -69,6 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         let signIn = try await bootstrapAdmin(store: store, settings: settings)
 
         let metrics = MusterMetrics()
+        checkCoverageAtStart(catalog, folder: folder, channels: file.channels, settings: settings, metrics: metrics, logger: logger)
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let publicURL = settings.string(.publicURL) ?? "http://\(host):\(port)"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
