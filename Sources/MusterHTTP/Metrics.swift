@@ -105,7 +105,7 @@ public final class MusterMetrics: Sendable {
     /// The exposition text, with the queue depths read now.
     public func render(_ reads: IncidentReads) async -> [UInt8] {
         if let counts = try? await reads.outboxCounts() {
-            for status in ["queued", "sent", "failed"] {
+            for status in ["queued", "sent", "failed", "demonstrated"] {
                 registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "outbox_notifications", unitName: "",
                                                                     helpText: "Notifications in the outbox, by status (queued is the delivery queue's depth)."),
                                    labels: [("status", status)]).set(Double(counts[status] ?? 0))

@@ -18,6 +18,8 @@ public final class MusterServer: Sendable {
     public let authenticator: Authenticator
     /// The folder the playbooks and directory.yaml are reloaded from; nil when they came from elsewhere.
     public let playbookFolder: String?
+    /// Checks a reloaded set before it is used (its contact points have providers); errors refuse it.
+    let checkCatalog: @Sendable (LoadResult) -> [Diagnostic]
     public let integrations: IntegrationSettings
     /// The audit log's verifier key, published at /audit/key.
     public let auditVerifierKey: String?
@@ -28,7 +30,9 @@ public final class MusterServer: Sendable {
     public init(runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
                 acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
+                checkCatalog: @escaping @Sendable (LoadResult) -> [Diagnostic] = { _ in [] },
                 logger: Logger = Logger(label: "muster.http")) {
+        self.checkCatalog = checkCatalog
         self.auditVerifierKey = auditVerifierKey
         self.acknowledgement = acknowledgement
         self.runtime = runtime
@@ -51,6 +55,10 @@ public final class MusterServer: Sendable {
         let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
         guard let catalog = loaded.catalog else {
             return .failure(ReloadFailure(diagnostics: loaded.diagnostics.errors, reason: "the new playbooks or directory have errors; the loaded set is unchanged"))
+        }
+        let refused = checkCatalog(loaded)
+        guard refused.isEmpty else {
+            return .failure(ReloadFailure(diagnostics: refused, reason: "the new directory has contact points no provider serves; the loaded set is unchanged"))
         }
         await runtime.reload(catalog)
         logger.info("playbooks reloaded", metadata: ["playbooks": "\(catalog.playbooks.playbooks.count)"])

@@ -19,10 +19,13 @@ public struct DeliveryReceipt: Sendable, Hashable {
     /// The provider only took the message: its status callback will say whether it reached the person
     /// (a carrier's delivery report, a call a person answered), so it is not counted as delivered yet.
     public var awaitsStatus: Bool
+    /// Written to the demonstration inbox, not sent to anyone: never counted as delivered.
+    public var demonstration: Bool
 
-    public init(reference: String? = nil, awaitsStatus: Bool = false) {
+    public init(reference: String? = nil, awaitsStatus: Bool = false, demonstration: Bool = false) {
         self.reference = reference
         self.awaitsStatus = awaitsStatus
+        self.demonstration = demonstration
     }
 }
 

@@ -6,6 +6,9 @@ import Yams
 
 struct DirectoryParser {
     let reader: YAMLReader
+    /// Where each contact point is written, so a check made later (a channel with no provider) can
+    /// point at it.
+    let contactSources = ContactSources()
 
     init(file: String) { reader = YAMLReader(file: file) }
 
@@ -32,7 +35,7 @@ struct DirectoryParser {
         let partners = top.has("partners")
             ? entries(top["partners"], "partner", required: ["name", "contacts"]) { fields, id -> Partner? in
                 guard let name = reader.string(fields["name"], "the partner's name"),
-                      let contacts = parseContacts(fields["contacts"]) else { return nil }
+                      let contacts = parseContacts(fields["contacts"], of: .partner(PartnerID(id))) else { return nil }
                 return Partner(id: PartnerID(id), name: name, contacts: contacts)
             } : []
         let peopleByID = Dictionary(people.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -159,11 +162,11 @@ struct DirectoryParser {
                 reader.error("unknown site '\(site)'" + suggestion(for: site, among: siteIDs + ["district"]), at: item)
             }
         }
-        guard let name, let contacts = parseContacts(fields["contacts"]) else { return nil }
+        guard let name, let contacts = parseContacts(fields["contacts"], of: .person(PersonID(id))) else { return nil }
         return Person(id: PersonID(id), name: name, roles: roles, assignments: assignments, contacts: contacts)
     }
 
-    private func parseContacts(_ node: Node?) -> [ContactPoint]? {
+    private func parseContacts(_ node: Node?, of owner: Recipient) -> [ContactPoint]? {
         guard let items = reader.list(node, "contacts") else { return nil }
         var contacts: [ContactPoint] = []
         for item in items {
@@ -178,6 +181,7 @@ struct DirectoryParser {
                 continue
             }
             contacts.append(ContactPoint(channel: channel, address: address))
+            contactSources.entries.append(ContactSource(owner: owner, contact: contacts[contacts.count - 1], location: reader.location(keyNode)))
         }
         return contacts
     }
@@ -288,4 +292,16 @@ struct DirectoryParser {
         }
         return person.id
     }
+}
+
+/// One contact point of a person or partner, and where the directory writes it.
+public struct ContactSource: Hashable, Sendable {
+    public var owner: Recipient
+    public var contact: ContactPoint
+    public var location: SourceLocation
+}
+
+/// The contact points as they are parsed (the parser is a value; this collects across its closures).
+final class ContactSources {
+    var entries: [ContactSource] = []
 }

@@ -11,11 +11,36 @@ public struct LoadResult: Sendable {
     public let diagnostics: [Diagnostic]
     /// Where each loaded playbook's steps are written (empty when there were errors).
     public let sources: [PlaybookID: PlaybookSource]
+    /// Every contact point in the directory and where it is written (empty when there were errors).
+    public let contacts: [ContactSource]
 
-    init(catalog: Catalog?, diagnostics: [Diagnostic], sources: [PlaybookID: PlaybookSource] = [:]) {
+    init(catalog: Catalog?, diagnostics: [Diagnostic], sources: [PlaybookID: PlaybookSource] = [:], contacts: [ContactSource] = []) {
         self.catalog = catalog
         self.diagnostics = diagnostics
         self.sources = sources
+        self.contacts = contacts
+    }
+
+    /// An error at each contact point whose channel has no provider among `providers`: a page sent there
+    /// would reach nobody, so a service that has no demonstration inbox switched on refuses such a set.
+    public func contactsWithoutProvider(_ providers: Set<ChannelKind>) -> [Diagnostic] {
+        contacts.filter { !providers.contains($0.contact.channel) }.map { source in
+            Diagnostic(.error, source.location,
+                       "\(source.owner)'s \(source.contact.channel.rawValue) contact point has no provider: \(Self.howToProvide(source.contact.channel)), "
+                       + "remove the contact point, or switch on the demonstration inbox (channels.demonstration_inbox: true) to try Muster out; "
+                       + "pages sent there would reach nobody")
+        }
+    }
+
+    static func howToProvide(_ channel: ChannelKind) -> String {
+        switch channel {
+        case .sms, .voice: "configure channels.twilio (and MUSTER_TWILIO_AUTH_TOKEN)"
+        case .email: "configure channels.email"
+        case .push: "configure channels.ntfy"
+        case .webhook: "set MUSTER_WEBHOOK_SECRET (or channels.webhook.secret)"
+        case .chat: "chat needs no provider"
+        case .inbox: "Muster has no inbox provider yet"
+        }
     }
 }
 
@@ -84,7 +109,8 @@ public enum PlaybookLoader {
         diagnostics.sort { $0.location < $1.location }
         guard let directory, !diagnostics.hasErrors else { return LoadResult(catalog: nil, diagnostics: diagnostics) }
         return LoadResult(catalog: Catalog(directory: directory, playbooks: PlaybookSet(located.map(\.playbook))), diagnostics: diagnostics,
-                          sources: Dictionary(located.map { ($0.playbook.id, $0.source) }, uniquingKeysWith: { first, _ in first }))
+                          sources: Dictionary(located.map { ($0.playbook.id, $0.source) }, uniquingKeysWith: { first, _ in first }),
+                          contacts: directoryParser.contactSources.entries)
     }
 
     /// Duplicate ids, two playbooks matching the same incident equally, and playbooks that can never run.

@@ -115,9 +115,21 @@ public struct ChannelsConfig: Sendable, Hashable {
         public var from: String
     }
 
+    /// A self-hosted (or ntfy.sh) push server: the `push` channel's provider.
+    public struct Ntfy: Sendable, Hashable {
+        public var url: String
+        public var token: String?
+        public var username: String?
+        public var password: String?
+    }
+
     public var webhookSecret: String?
     public var email: Email?
     public var twilio: Twilio?
+    public var ntfy: Ntfy?
+    /// Pages on channels with no provider go to the demonstration file instead of refusing to start
+    /// (audited as `demonstrated`, never as delivered): for trying Muster out, never for a district.
+    public var demonstrationInbox: Bool?
     /// Sends in flight at once, per channel.
     public var limits: [String: Int] = [:]
 
@@ -128,7 +140,19 @@ public struct ChannelsConfig: Sendable, Hashable {
 
     static func parse(_ node: Node, reader: YAMLReader) -> ChannelsConfig {
         var config = ChannelsConfig()
-        guard let fields = reader.fields(node, "channels", required: [], optional: ["webhook", "email", "twilio", "limits"]) else { return config }
+        guard let fields = reader.fields(node, "channels", required: [],
+                                         optional: ["webhook", "email", "twilio", "ntfy", "limits", "demonstration_inbox"]) else { return config }
+        if fields.has("demonstration_inbox") { config.demonstrationInbox = reader.bool(fields["demonstration_inbox"], "channels.demonstration_inbox") }
+        if let node = fields["ntfy"],
+           let ntfy = reader.fields(node, "channels.ntfy", required: ["url"], optional: ["token", "username", "password"]),
+           let url = reader.string(ntfy["url"], "channels.ntfy.url") {
+            if !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+                reader.error("channels.ntfy.url must be the ntfy server's http(s) URL, not '\(url)'", at: ntfy["url"])
+            }
+            config.ntfy = Ntfy(url: url, token: reader.string(ntfy["token"], "channels.ntfy.token"),
+                               username: reader.string(ntfy["username"], "channels.ntfy.username"),
+                               password: reader.string(ntfy["password"], "channels.ntfy.password"))
+        }
         if let node = fields["webhook"], let webhook = reader.fields(node, "channels.webhook", required: [], optional: ["secret"]) {
             config.webhookSecret = reader.string(webhook["secret"], "channels.webhook.secret")
         }

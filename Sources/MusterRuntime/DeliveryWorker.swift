@@ -96,6 +96,7 @@ public struct DeliveryWorker: Sendable {
         let name = switch attempt {
         case .delivered: "delivered"
         case .accepted: "accepted"
+        case .demonstrated: "demonstrated"
         case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
         }
         observer.deliveryAttempted(notification.channel, name)
@@ -132,6 +133,7 @@ public struct DeliveryWorker: Sendable {
                                                  timedOut: { SendTimedOut() }) { [notifier, clock] in
                 try await notifier.send(notification, now: { clock.now() })
             }
+            if receipt.demonstration { return .attempted(.demonstrated) }
             return .attempted(receipt.awaitsStatus ? .accepted(receipt: receipt.reference) : .delivered(receipt: receipt.reference))
         } catch let failure as DeliveryFailure {
             if let until = failure.deferredUntil {

@@ -230,6 +230,7 @@ public struct Dispatcher: Sendable {
         let event: IncidentEvent = switch attempt.outcome {
         case .delivered(let receipt): .delivered(notificationID: n.id, reference: receipt)
         case .accepted(let receipt): .sent(notificationID: n.id, reference: receipt)
+        case .demonstrated: .demonstrated(notificationID: n.id)
         case .failed(let reason, let retryAt):
             .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel, reason: reason, permanent: retryAt == nil)
         }

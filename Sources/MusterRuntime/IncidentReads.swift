@@ -35,7 +35,7 @@ public struct IncidentReads: Sendable {
     public func latestCheckpoint() async throws -> StoredCheckpoint? { try await store.latestCheckpoint() }
     /// The highest migration applied, and the highest this build knows (readiness).
     public func schemaVersion() async throws -> (applied: Int, known: Int) { try await store.schemaVersion() }
-    /// Counts by outbox status ("queued", "sent", "failed").
+    /// Counts by outbox status ("queued", "sent", "failed", "demonstrated").
     public func outboxCounts() async throws -> [String: Int] { try await store.outboxCounts() }
     /// Committed audit entries not yet in the tree.
     public func pendingAuditEntries() async throws -> Int { try await store.pendingAuditEntries() }

@@ -28,6 +28,8 @@ public enum DeliveryOutcome: Sendable, Hashable {
     /// The provider took the message and will report whether it reached the person (an SMS's or a
     /// call's status callback): not yet delivered, and not to be counted as such.
     case accepted(receipt: String?)
+    /// Written to the demonstration inbox: nobody was reached (outbox status `demonstrated`).
+    case demonstrated
     /// A failed attempt; with `retryAt` another attempt follows, without it the notification failed for good.
     case failed(reason: String, retryAt: Date?)
 }

@@ -7,14 +7,15 @@ import MusterPlaybooks
 
 enum ChannelProviders {
     /// Chat always (a contact's address is its incoming-webhook URL); webhook with a signing secret;
-    /// email with an SMTP relay; SMS and voice with a Twilio account and its auth token. Push and
-    /// inbox have none: `serve` hands them to the demonstration file, which no person reads.
+    /// email with an SMTP relay; SMS and voice with a Twilio account and its auth token; push with an
+    /// ntfy server. Inbox has none.
     static func configured(_ channels: ChannelsConfig, settings: Settings) -> Set<ChannelKind> {
         var kinds: Set<ChannelKind> = [.chat]
         if settings.string(.webhookSecret) != nil { kinds.insert(.webhook) }
         if channels.email != nil { kinds.insert(.email) }
         // Without the token `serve` refuses to start; here SMS and voice simply count as unprovided.
         if channels.twilio != nil, settings.string(.twilioAuthToken) != nil { kinds.formUnion([.sms, .voice]) }
+        if channels.ntfy != nil { kinds.insert(.push) }
         return kinds
     }
 

@@ -1,6 +1,8 @@
 // The one place where configuration becomes channels (as Alertmanager's receiver config does):
-// each configured provider becomes a channel, the rest fall back to the demonstration file channel,
-// and all of them run behind the notifier's stages. Secrets from the environment win over the file.
+// each configured provider becomes a channel, and all of them run behind the notifier's stages. A
+// channel with no provider gets nothing: a directory that uses it is refused at start and at reload,
+// unless the demonstration inbox is switched on, which writes such pages to a file (audited as
+// demonstrated, never as delivered). Secrets from the environment win over the file.
 import AsyncHTTPClient
 import ArgumentParser
 import Foundation
@@ -15,6 +17,27 @@ struct ChannelSetup {
     var acknowledgement: AcknowledgementSettings
     /// One line for the start-up banner: which channels go where.
     var summary: String
+    /// The channels that reach people through a provider.
+    var providers: Set<ChannelKind>
+    /// Whether pages on other channels go to the demonstration file (else a directory using them is refused).
+    var demonstrationInbox: Bool
+
+    /// Refuses a playbook set whose directory has contact points no provider serves, unless the
+    /// demonstration inbox takes them: the errors, each at its contact point.
+    func unservedContacts(_ loaded: LoadResult) -> [Diagnostic] {
+        demonstrationInbox ? [] : loaded.contactsWithoutProvider(providers)
+    }
+
+    /// Refuses to start on a directory with contact points no provider serves (each printed at its place).
+    func requireProviders(_ loaded: LoadResult, folder: String) throws {
+        let errors = unservedContacts(loaded)
+        guard !errors.isEmpty else { return }
+        for error in errors { printError(error.description) }
+        let channels = Set(errors.compactMap { error in ChannelKind.allCases.first { error.message.contains("'s \($0.rawValue) contact point") } })
+        throw ValidationError("\(errors.count) contact point\(errors.count == 1 ? "" : "s") in \(folder) \(errors.count == 1 ? "has" : "have") no provider "
+                              + "(\(ChannelKind.allCases.filter(channels.contains).map(\.rawValue).joined(separator: ", "))): configure them, "
+                              + "or switch on the demonstration inbox (--demonstration-inbox, or channels.demonstration_inbox: true) to try Muster out")
+    }
 }
 
 enum ChannelFactory {
@@ -66,17 +89,26 @@ enum ChannelFactory {
             }, statusCallback: status)
             configured.append("sms and voice via \(settings.baseURL)")
         }
+        if let ntfy = config.ntfy {
+            let ntfySettings = NtfySettings(serverURL: ntfy.url, token: settings.string(.ntfyToken), username: ntfy.username,
+                                            password: settings.string(.ntfyPassword))
+            if let problem = ntfySettings.configurationProblem { throw ValidationError("channels.ntfy: \(problem)") }
+            channels[.push] = NtfyChannel(http: delivery, settings: ntfySettings)
+            configured.append("push via \(HTTPDelivery.redactedURL(ntfy.url))")
+        }
         let renderer = try MessageRenderer(publicURL: publicURL, links: links, names: { names.current })
         var limits: [ChannelKind: Int] = [:]
         for (name, limit) in config.limits { if let kind = ChannelKind(rawValue: name) { limits[kind] = limit } }
-        let router = ChannelRouter(channels, fallback: FileChannel(path: deliveryFile))
+        let demonstration = settings.value(.demonstrationInbox) == "true"
+        let router = ChannelRouter(channels, fallback: demonstration ? FileChannel(path: deliveryFile, demonstration: true) : nil)
         let notifier = Notifier(renderer: renderer, channel: router, limiter: ChannelLimiter(limits: limits))
         let others = ChannelKind.allCases.filter { channels[$0] == nil }.map(\.rawValue)
         let summary = (configured + ["chat (Slack, Teams)"]).joined(separator: ", ")
-            + (others.isEmpty ? "" : "; \(others.joined(separator: ", ")) to \(deliveryFile)")
+            + (others.isEmpty ? "" : demonstration ? "; \(others.joined(separator: ", ")) to the demonstration inbox \(deliveryFile) (nobody is reached)"
+                                                   : "; no provider for \(others.joined(separator: ", "))")
         return ChannelSetup(notifier: notifier,
                             acknowledgement: AcknowledgementSettings(links: links, publicURL: publicURL, twilioAuthToken: twilioAuthToken),
-                            summary: summary)
+                            summary: summary, providers: Set(channels.keys), demonstrationInbox: demonstration)
     }
 
     /// `MUSTER_LINK_KEY` (32 bytes or more, base64), else DATA_DIR/link.key, created on first use.

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     var deliveryFile: String?
     @Option(help: "The base URL people and providers reach this service at.")
     var publicURL: String?
+    @Flag(help: "Write pages on channels with no provider to the demonstration file (nobody is reached; audited as demonstrated) instead of refusing to start.")
+    var demonstrationInbox = false
     @Flag(help: "Refuse to start on a database whose schema is behind, instead of migrating it.")
     var noMigrate = false
 
@@ -45,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
                                  (.playbooks, playbooks), (.deliveryFile, deliveryFile), (.publicURL, publicURL)] {
             if let value { commandLine[setting] = value }
         }
+        if demonstrationInbox { commandLine[.demonstrationInbox] = "true" }
         let file = try loadConfigFile(config, Settings(commandLine: commandLine, environment: environment))
         let settings = Settings(commandLine: commandLine, environment: environment, file: file)
         LoggingSystem.bootstrap { label in
@@ -62,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         let folder = settings.value(.playbooks)
         let deliveryFile = settings.string(.deliveryFile) ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
 
-        let catalog = try loadCatalog(folder)
+        let (catalog, loaded) = try loadFolder(folder)
         let (store, description) = try openStore(databaseURL: settings.string(.databaseURL), dataDir: dataDir, settings: settings)
         if !noMigrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
@@ -73,16 +76,24 @@ struct ServeCommand: AsyncParsableCommand {
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
         let publicURL = settings.string(.publicURL) ?? "http://\(host):\(port)"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
-        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
         let names = DirectoryNames(catalog)
-        let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
+        let auditLog: AuditLogSettings, channels: ChannelSetup
+        do {
+            auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
+            channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
                                                names: names, http: http, settings: settings)
+            try channels.requireProviders(loaded, folder: folder)
+        } catch {
+            // The client must be shut down before it goes, also when the service never starts.
+            try? await http.shutdown()
+            throw error
+        }
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
         let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
-                                  acknowledgement: channels.acknowledgement, logger: logger)
+                                  acknowledgement: channels.acknowledgement, checkCatalog: { channels.unservedContacts($0) }, logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {
             Task {

@@ -74,9 +74,18 @@ extension Setting {
     static let twilioAuthToken = Setting(key: "twilio.auth.token", option: nil, fileKey: "channels.twilio.auth_token", defaultText: "none",
                                          help: "the SMS and voice provider's auth token", isSecret: true)
 
+    static let ntfyToken = Setting(key: "ntfy.token", option: nil, fileKey: "channels.ntfy.token", defaultText: "none",
+                                   help: "the push server's access token (ntfy, tk_…)", isSecret: true)
+    static let ntfyPassword = Setting(key: "ntfy.password", option: nil, fileKey: "channels.ntfy.password", defaultText: "none",
+                                      help: "the push server's password, with channels.ntfy.username", isSecret: true)
+    static let demonstrationInbox = Setting(key: "demonstration.inbox", option: "--demonstration-inbox", fileKey: "channels.demonstration_inbox",
+                                            defaultValue: "false",
+                                            help: "write pages on channels with no provider to the demonstration file (nobody is reached) instead of refusing to start")
+
     static let all: [Setting] = [
         configFile, host, port, dataDir, databaseURL, playbooks, deliveryFile, publicURL, logLevel, bootstrapAdminToken,
         masterKey, auditSigningKey, auditLogOrigin, auditWitnessDir, linkKey, webhookSecret, smtpPassword, twilioAuthToken,
+        ntfyToken, ntfyPassword, demonstrationInbox,
     ]
 
     /// Every setting, one a line, for `--help`.
@@ -113,6 +122,8 @@ struct Settings: Sendable {
             (.playbooks, file.playbooks), (.deliveryFile, file.deliveryFile), (.publicURL, file.publicURL),
             (.auditWitnessDir, file.audit.witnessDirectory), (.webhookSecret, file.channels.webhookSecret),
             (.smtpPassword, file.channels.email?.password), (.twilioAuthToken, file.channels.twilio?.authToken),
+            (.ntfyToken, file.channels.ntfy?.token), (.ntfyPassword, file.channels.ntfy?.password),
+            (.demonstrationInbox, file.channels.demonstrationInbox.map { $0 ? "true" : "false" }),
         ])
         let defaults = values(Setting.all.map { ($0, $0.defaultValue) })
         reader = ConfigReader(providers: [

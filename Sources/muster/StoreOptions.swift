@@ -19,12 +19,17 @@ struct StoreOptions: ParsableArguments {
 
 /// The playbooks and directory of a folder; their diagnostics on stderr and an error when they do not load.
 func loadCatalog(_ folder: String) throws -> Catalog {
+    try loadFolder(folder).catalog
+}
+
+/// The folder's playbooks and directory, with where their parts are written.
+func loadFolder(_ folder: String) throws -> (catalog: Catalog, loaded: LoadResult) {
     let loaded = PlaybookLoader.load(folder: URL(fileURLWithPath: folder), displayPath: folder)
     guard let catalog = loaded.catalog else {
         for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
         throw ValidationError("the playbooks in \(folder) have errors; run `muster playbook lint \(folder)`")
     }
-    return catalog
+    return (catalog, loaded)
 }
 
 /// Refuses to run on a database whose schema is behind this build.

@@ -31,7 +31,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        let catalog = try loadCatalog(playbooks)
+        let (catalog, loaded) = try loadFolder(playbooks)
         let (store, description) = try storeOptions.open(create: true)
         if migrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
@@ -47,10 +47,18 @@ struct WorkerCommand: AsyncParsableCommand {
         // The links in messages must reach the service: the same public URL as `muster serve` on this configuration.
         let publicURL = settings.string(.publicURL) ?? "http://\(settings.value(.host)):\(settings.value(.port))"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
-        let auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
         let names = DirectoryNames(catalog)
-        let channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
+        let auditLog: AuditLogSettings, channels: ChannelSetup
+        do {
+            auditLog = try AuditKeys.settings(file.audit, dataDir: dataDir, http: http, settings: settings)
+            channels = try ChannelFactory.make(file.channels, publicURL: publicURL, dataDir: dataDir, deliveryFile: deliveryFile,
                                                names: names, http: http, settings: settings)
+            try channels.requireProviders(loaded, folder: playbooks)
+        } catch {
+            // The client must be shut down before it goes, also when the worker never starts.
+            try? await http.shutdown()
+            throw error
+        }
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: name, auditLog: auditLog, retention: file.retention)
         let workers = Task { await runtime.run() }

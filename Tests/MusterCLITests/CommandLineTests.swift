@@ -42,6 +42,24 @@ private func copyOfPlaybooks() throws -> URL {
 
 @Suite("Command line")
 struct CommandLineTests {
+    @Test("serve refuses a directory with contact points no provider serves, each named at its file, line and column, until the demonstration inbox is switched on")
+    func unservedContactsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-unserved-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("muster.yaml")
+        try "public_url: http://127.0.0.1:9\n".write(to: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["MUSTER_DATABASE_URL", "MUSTER_TWILIO_AUTH_TOKEN", "MUSTER_WEBHOOK_SECRET", "MUSTER_DEMONSTRATION_INBOX"] { environment[name] = nil }
+        let run = try muster(["serve", "--config", config.path, "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("playbooks/directory.yaml:91:11: error: person:rdelgado's push contact point has no provider: configure channels.ntfy"),
+                "\(run.stderr.prefix(3000))")
+        #expect(run.stderr.contains("error: person:rdelgado's sms contact point has no provider: configure channels.twilio"))
+        #expect(run.stderr.contains("switch on the demonstration inbox (--demonstration-inbox, or channels.demonstration_inbox: true)"))
+        #expect(!run.stdout.contains("Muster is serving"))
+    }
+
     @Test("serve --help lists every setting; the command line beats the environment, which beats the file; an empty variable is unset")
     func settingsPrecedence() throws {
         let help = try muster(["serve", "--help"])

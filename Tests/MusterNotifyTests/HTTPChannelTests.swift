@@ -580,3 +580,118 @@ private struct TwiMLSummary {
         }
     }
 }
+
+// MARK: - ntfy (push)
+
+@Suite("HTTPChannel ntfy")
+struct NtfyChannelTests {
+    /// An ntfy server as its publishing docs describe it: JSON published to the root URL (`topic`
+    /// required, 1-64 of letters, digits, _ and -; `priority` 1-5; `actions` at most 3, each with
+    /// `action`, `label` and, for a view action, `url`), behind a bearer token; anything else is
+    /// answered as ntfy answers it (400 with a JSON error, 401/403 for credentials).
+    private static func ntfy(token: String, answer: Reply? = nil) -> @Sendable (RecordedRequest) -> Reply? {
+        { request in
+            if let answer { return answer }
+            guard request.method == .POST, request.path == "/" else {
+                return .status(.notFound, #"{"code":40401,"http":404,"error":"page not found"}"#)
+            }
+            guard request.header("Authorization") == "Bearer \(token)" else {
+                return .status(.forbidden, #"{"code":40301,"http":403,"error":"forbidden"}"#)
+            }
+            guard let json = request.json, let topic = json["topic"] as? String, (1...64).contains(topic.count),
+                  topic.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }),
+                  json["message"] is String, json["title"] is String,
+                  let priority = json["priority"] as? Int, (1...5).contains(priority),
+                  (json["actions"] as? [[String: Any]] ?? []).count <= 3,
+                  (json["actions"] as? [[String: Any]] ?? []).allSatisfy({ $0["action"] as? String == "view" && $0["label"] is String && $0["url"] is String })
+            else {
+                return .status(.badRequest, #"{"code":40024,"http":400,"error":"invalid request: the publish body is not valid"}"#)
+            }
+            return .status(.ok, #"{"id":"hwQ2YpKdmg","time":1700000000,"expires":1700043200,"event":"message","topic":"\#(topic)"}"#)
+        }
+    }
+
+    @Test("a page is published as JSON to the server's root: its topic, title, the incident's facts, max priority, the incident as click URL and an Acknowledge button")
+    func publishesAsNtfyDocumentsIt() async throws {
+        try await withServer(respond: Self.ntfy(token: "tk_secret")) { server in
+            let receipt = try await withDelivery { http in
+                try await NtfyChannel(http: http, settings: NtfySettings(serverURL: server.baseURL, token: "tk_secret"))
+                    .deliver(sampleMessage(address: server.baseURL + "/muster-ann", channel: .push))
+            }
+            #expect(receipt.reference == "hwQ2YpKdmg")
+            let request = try #require(server.requests.first)
+            let json = try #require(request.json)
+            #expect(request.header("Content-Type") == "application/json")
+            #expect(json["topic"] as? String == "muster-ann")
+            #expect(json["title"] as? String == "Incident #4821 (high): Student at risk of suicide or self-harm at Lincoln High School")
+            #expect(json["message"] as? String == "Student at risk of suicide or self-harm, high, Lincoln High School. Step 2. Tap Acknowledge to take it, or tap to open the incident.")
+            #expect(json["priority"] as? Int == 5)
+            #expect(json["click"] as? String == incidentURL)
+            let actions = try #require(json["actions"] as? [[String: Any]])
+            #expect(actions.count == 1)
+            #expect(actions.first?["label"] as? String == "Acknowledge")
+            #expect(actions.first?["url"] as? String == ackURL)
+            #expect(!request.text.contains("S-") && !request.text.contains("goodbye"), "no student detail")
+        }
+    }
+
+    @Test("a bare topic is published to the configured server; user and password go as Basic")
+    func bareTopicAndBasicAuth() async throws {
+        try await withServer(respond: { request in
+            request.header("Authorization") == "Basic " + Data("muster:pw".utf8).base64EncodedString()
+                ? .status(.ok, #"{"id":"abc","event":"message","topic":"t"}"#) : .status(.forbidden, #"{"code":40301,"http":403,"error":"forbidden"}"#)
+        }) { server in
+            let receipt = try await withDelivery { http in
+                try await NtfyChannel(http: http, settings: NtfySettings(serverURL: server.baseURL, username: "muster", password: "pw"))
+                    .deliver(sampleMessage(address: "muster-bo_2", channel: .push))
+            }
+            #expect(receipt.reference == "abc")
+            #expect(server.requests.first?.json?["topic"] as? String == "muster-bo_2")
+        }
+    }
+
+    @Test("ntfy's refusals are typed: wrong credentials for good, 429 waits as told, 5xx is retried; a topic on another server is never sent the credentials")
+    func failures() async throws {
+        let cases: [(Reply, DeliveryFailure.Reason)] = [
+            (.status(.forbidden, #"{"code":40301,"http":403,"error":"forbidden"}"#), .clientError),
+            (.status(.tooManyRequests, #"{"code":42901,"http":429,"error":"limit reached: too many requests"}"#, headers: [("Retry-After", "7")]), .rateLimited),
+            (.status(.internalServerError, #"{"code":50001,"http":500,"error":"internal server error"}"#), .serverError),
+        ]
+        for (reply, reason) in cases {
+            try await withServer(respond: Self.ntfy(token: "tk", answer: reply)) { server in
+                let failure = await withDeliveryFailure { http in
+                    try await NtfyChannel(http: http, settings: NtfySettings(serverURL: server.baseURL, token: "tk"))
+                        .deliver(sampleMessage(address: "muster-ann", channel: .push))
+                }
+                #expect(failure?.reason == reason)
+                #expect(failure?.detail.hasPrefix("ntfy ") == true, "\(failure?.detail ?? "")")
+                if reason == .rateLimited { #expect(failure?.retryAfter == .seconds(7)) }
+            }
+        }
+        try await withServer(respond: Self.ntfy(token: "tk")) { server in
+            let failure = await withDeliveryFailure { http in
+                try await NtfyChannel(http: http, settings: NtfySettings(serverURL: server.baseURL, token: "tk"))
+                    .deliver(sampleMessage(address: "https://elsewhere.example/muster-ann", channel: .push))
+            }
+            #expect(failure?.reason == .badAddress)
+            #expect(server.requests.isEmpty, "nothing was sent anywhere")
+        }
+        #expect(NtfySettings(serverURL: "push.example").configurationProblem != nil)
+        #expect(NtfySettings(serverURL: "https://push.example", token: "tk", username: "u", password: "p").configurationProblem != nil)
+        #expect(NtfySettings(serverURL: "https://push.example", username: "u").configurationProblem != nil)
+        #expect(NtfySettings(serverURL: "https://push.example", token: "tk").configurationProblem == nil)
+    }
+}
+
+/// The failure a delivery through a fresh client ends in, or nil when it succeeded.
+private func withDeliveryFailure(_ body: (HTTPDelivery) async throws -> DeliveryReceipt) async -> DeliveryFailure? {
+    do {
+        _ = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5), body)
+        return nil
+    } catch let failure as DeliveryFailure {
+        return failure
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
+    }
+}

@@ -310,4 +310,32 @@ struct NeverSilentDeliveryTests {
         }
         await twilio.server.stop()
     }
+
+    @Test("with the demonstration inbox on, a page on a channel with no provider goes to the owner-only file and is audited as demonstrated, never as delivered")
+    func demonstrationIsNotDelivery() async throws {
+        let (store, close) = try await freshStore(.sqlite, prefix: "muster_demo_")
+        defer { Task { await close() } }
+        try await store.migrate()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-demo-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let catalog = try catalog(playbooks: [("p.yaml", outagePlaybook)])
+        let names = DirectoryNames(catalog)
+        let renderer = try MessageRenderer(publicURL: "http://127.0.0.1:8080", links: nil, names: { names.current })
+        let notifier = Notifier(renderer: renderer, channel: ChannelRouter([:], fallback: FileChannel(path: file, demonstration: true)))
+        let runtime = Runtime(store: store, catalog: catalog, notifier: notifier, names: names, clock: SystemClock(), instance: "test")
+        let workers = Task { await runtime.run() }
+        defer { workers.cancel() }
+        let report = Report(type: "suicide-risk", severity: .high, site: "north", reporter: .person("di"),
+                            summary: "Student wrote a goodbye note", subject: "S-9", receivedAt: Date())
+        guard case .success(.created(let ref, _)) = try await runtime.report(ReportIntake(report: report)).map(\.outcome) else {
+            Issue.record("no incident was created")
+            return
+        }
+        try await eventually("the page written to the demonstration file") { try await store.outboxCounts() == ["demonstrated": 1] }
+        let entries = try await store.auditEntries(of: ref.id)
+        #expect(entries.contains { $0.action == "demonstrated" })
+        #expect(!entries.contains { $0.action == "delivered" }, "nobody was reached, so nothing is delivered")
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
 }

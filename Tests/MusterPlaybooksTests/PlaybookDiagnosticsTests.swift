@@ -60,6 +60,20 @@ struct PlaybookDiagnosticsTests {
         #expect(result.catalog?.playbooks.playbooks.first?.fallback.repeatEvery == .minutes(5), "the fallback repeats every 5 minutes unless told")
     }
 
+    @Test("each contact point on a channel with no provider is an error at its place in the directory, saying what would provide it")
+    func contactsWithoutProvider() {
+        let result = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", basePlaybook)])
+        #expect(result.contactsWithoutProvider(Set(ChannelKind.allCases)).isEmpty)
+        #expect(result.contactsWithoutProvider([.sms]).map(\.description) == [
+            "directory.yaml:14:75: error: person:bo's email contact point has no provider: configure channels.email, remove the contact point, "
+                + "or switch on the demonstration inbox (channels.demonstration_inbox: true) to try Muster out; pages sent there would reach nobody",
+            "directory.yaml:15:81: error: person:cy's voice contact point has no provider: configure channels.twilio (and MUSTER_TWILIO_AUTH_TOKEN), "
+                + "remove the contact point, or switch on the demonstration inbox (channels.demonstration_inbox: true) to try Muster out; pages sent there would reach nobody",
+            "directory.yaml:17:52: error: partner:mcrt's voice contact point has no provider: configure channels.twilio (and MUSTER_TWILIO_AUTH_TOKEN), "
+                + "remove the contact point, or switch on the demonstration inbox (channels.demonstration_inbox: true) to try Muster out; pages sent there would reach nobody",
+        ])
+    }
+
     @Test("the fallback's repeat_every is read")
     func fallbackRepeatEvery() {
         let text = replacing("via: [voice] }", with: "via: [voice], repeat_every: 10m }")

@@ -44,6 +44,8 @@ private func startWorker(databaseURL: String, playbooks: URL, channelFile: Strin
     environment["MUSTER_DATABASE_URL"] = databaseURL
     environment["MUSTER_MASTER_KEY"] = drillMasterKey.base64
     environment["MUSTER_AUDIT_SIGNING_KEY"] = drillSigner.privateKey
+    // No provider: every page goes to the demonstration file, which the drill reads as its channel.
+    environment["MUSTER_DEMONSTRATION_INBOX"] = "true"
     process.environment = environment
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
@@ -113,13 +115,13 @@ struct CrashSafetyTests {
             #expect(stepsPaged == [0, 1, 2], "incident \(ref.number): steps \(stepsPaged)")
             #expect(timeline.contains { $0.action == .stepRepeated && $0.step == 0 } || timeline.contains { $0.action == .stepSkipped && $0.step == 0 })
             // Delivery receipts may still arrive after the fallback; the escalation itself ends unowned.
-            #expect(timeline.last { $0.action != .delivered && $0.action != .deliveryFailed }?.action == .unowned)
+            #expect(timeline.last { ![.delivered, .demonstrated, .deliveryFailed].contains($0.action) }?.action == .unowned)
             queuedIDs.formUnion(timeline.compactMap { $0.notification?.description })
         }
         let sentLines = sent(channelFile)
         let sentIDs = sentLines.compactMap { $0["id"] }
         #expect(Set(sentIDs) == queuedIDs, "sent and queued ids differ")
-        #expect(try await store.outboxCounts() == ["sent": queuedIDs.count])
+        #expect(try await store.outboxCounts() == ["demonstrated": queuedIDs.count], "written to the demonstration file, never counted as delivered")
         let duplicates = sentIDs.count - Set(sentIDs).count
         print("crash drill: \(reported.count) incidents, \(queuedIDs.count) pages, \(duplicates) re-sent under the same id after a kill")
     }

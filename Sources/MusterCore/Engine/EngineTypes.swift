@@ -236,6 +236,9 @@ public enum IncidentEvent: Hashable, Sendable {
     case sent(notificationID: NotificationID, reference: String?)
     /// A channel delivered one notification; `reference` is the provider's receipt (a message id, an SMS sid).
     case delivered(notificationID: NotificationID, reference: String?)
+    /// The notification was written to the demonstration inbox (its channel has no provider, and the
+    /// demonstration was switched on): it reached nobody, and is never counted as delivered.
+    case demonstrated(notificationID: NotificationID)
     /// The notifier gave up on one notification (`permanent`) or on one attempt of it.
     case deliveryFailed(notificationID: NotificationID, recipient: Recipient, channel: ChannelKind, reason: String, permanent: Bool)
     /// An action someone may not take on this incident was refused (an integration acknowledging or
@@ -323,6 +326,7 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case reopened
     case sent
     case delivered
+    case demonstrated
     case deliveryFailed = "delivery_failed"
     case accessed
     case refused

@@ -158,6 +158,9 @@ private struct Run {
         case .delivered(let id, let reference):
             audit(.system, .delivered, recipient: id.recipient, channel: id.channel, notification: id,
                   detail: reference.map { "receipt " + $0 })
+        case .demonstrated(let id):
+            audit(.system, .demonstrated, recipient: id.recipient, channel: id.channel, notification: id,
+                  detail: "written to the demonstration inbox: \(id.channel.rawValue) has no provider, so nobody was reached")
         case .deliveryFailed(let id, let recipient, let channel, let reason, let permanent):
             deliveryFailed(id: id, recipient: recipient, channel: channel, reason: reason, permanent: permanent)
         case .refused(let actor, let action, let reason):

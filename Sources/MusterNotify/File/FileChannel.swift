@@ -7,9 +7,13 @@ import MusterCore
 public final class FileChannel: Channel {
     private let path: String
     private let lock = NSLock()
+    /// The service's demonstration inbox (its receipts say nobody was reached); tests that read the
+    /// file as a stand-in for a provider leave it off.
+    private let demonstration: Bool
 
-    public init(path: String) {
+    public init(path: String, demonstration: Bool = false) {
         self.path = path
+        self.demonstration = demonstration
     }
 
     public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.sms] }
@@ -38,7 +42,7 @@ public final class FileChannel: Channel {
         } catch {
             throw DeliveryFailure(.unreachable, "cannot append to \(path): \(error)")
         }
-        return DeliveryReceipt(reference: notification.id.description)
+        return DeliveryReceipt(reference: notification.id.description, demonstration: demonstration)
     }
 
     private func append(_ data: Data) throws {

@@ -250,6 +250,8 @@ public final class PostgresStore: Store {
                 statuses.append("sent"); results.append("delivered"); retries.append(absent); details.append(receipt ?? "")
             case .accepted(let receipt):
                 statuses.append("sent"); results.append("accepted"); retries.append(absent); details.append(receipt ?? "")
+            case .demonstrated:
+                statuses.append("demonstrated"); results.append("demonstrated"); retries.append(absent); details.append("")
             case .failed(let reason, let retryAt):
                 statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
                 retries.append(retryAt ?? absent); details.append(reason)

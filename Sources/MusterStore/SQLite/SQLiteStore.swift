@@ -115,6 +115,7 @@ public final class SQLiteStore: Store {
             let attempt = attempts + 1
             let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch record.outcome {
             case .delivered(let receipt), .accepted(let receipt): ("sent", nil, receipt, nil)
+            case .demonstrated: ("demonstrated", nil, nil, nil)
             case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
             }
             try db.cachedStatement(sql: """
@@ -125,6 +126,7 @@ public final class SQLiteStore: Store {
             let result = switch record.outcome {
             case .delivered: "delivered"
             case .accepted: "accepted"
+            case .demonstrated: "demonstrated"
             case .failed: status == "queued" ? "retry" : "failed"
             }
             try db.cachedStatement(sql: "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)")
