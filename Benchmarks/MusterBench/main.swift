@@ -7,6 +7,7 @@
 //   swift run -c release muster-bench fanout sqlite|postgres [--incidents 1000] [--people 2]
 //   swift run -c release muster-bench page-latency URL TOKEN --sink-port P [--rate 200] [--seconds 20]   (Benchmarks/run-page-benchmarks)
 //   swift run -c release muster-bench fanout-playbooks DIR SINK_URL [--people 2]
+//   swift run -c release muster-bench hoax-wave sqlite|postgres [--reports 1000] [--sites 50] [--window 60] [--rate 10]   (Benchmarks/run-store-benchmarks hoax-wave)
 import Foundation
 import MusterAudit
 import MusterStore
@@ -74,6 +75,9 @@ do {
         guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench http URL TOKEN [--rate N] [--seconds S] [--connections C]") }
         try await httpBenchmark(url: arguments[1], token: arguments[2], rate: option("--rate", default: 1000), seconds: option("--seconds", default: 10),
                                 connections: option("--connections", default: 16))
+    case "hoax-wave":
+        try await hoaxWaveBenchmark(backend: arguments.dropFirst().first ?? "sqlite", reports: option("--reports", default: 1000),
+                                    sites: option("--sites", default: 50), window: option("--window", default: 60), rate: option("--rate", default: 10))
     case "audit-sequence": try await auditSequenceBenchmark(backend: arguments.dropFirst().first ?? "sqlite", location: arguments.dropFirst(2).first ?? "")
     case "audit-verify": try await auditVerifyBenchmark(backend: arguments.dropFirst().first ?? "sqlite", location: arguments.dropFirst(2).first ?? "")
     case "audit": try await auditBenchmark(backend: arguments.dropFirst().first ?? "sqlite", entries: option("--entries", default: 1_000_000),

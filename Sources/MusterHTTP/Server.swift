@@ -61,6 +61,12 @@ public final class MusterServer: Sendable {
             return .failure(ReloadFailure(diagnostics: refused, reason: "the new directory has contact points no provider serves; the loaded set is unchanged"))
         }
         await runtime.reload(catalog)
+        do {
+            try await runtime.keepPlaybooks(loaded.kept)
+        } catch {
+            // In use all the same: this instance keeps the versions in memory; only a restart would lose them.
+            logger.error("the reloaded playbook files were not kept in the database", metadata: ["error": "\(error)"])
+        }
         logger.info("playbooks reloaded", metadata: ["playbooks": "\(catalog.playbooks.playbooks.count)"])
         return .success(catalog)
     }

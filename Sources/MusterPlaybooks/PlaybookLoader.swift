@@ -13,12 +13,16 @@ public struct LoadResult: Sendable {
     public let sources: [PlaybookID: PlaybookSource]
     /// Every contact point in the directory and where it is written (empty when there were errors).
     public let contacts: [ContactSource]
+    /// Each loaded playbook's file, to keep while incidents run it (empty when there were errors).
+    public let kept: [KeptPlaybook]
 
-    init(catalog: Catalog?, diagnostics: [Diagnostic], sources: [PlaybookID: PlaybookSource] = [:], contacts: [ContactSource] = []) {
+    init(catalog: Catalog?, diagnostics: [Diagnostic], sources: [PlaybookID: PlaybookSource] = [:], contacts: [ContactSource] = [],
+         kept: [KeptPlaybook] = []) {
         self.catalog = catalog
         self.diagnostics = diagnostics
         self.sources = sources
         self.contacts = contacts
+        self.kept = kept
     }
 
     /// An error at each contact point whose channel has no provider among `providers`: a page sent there
@@ -83,6 +87,14 @@ public enum PlaybookLoader {
              earlier: [])
     }
 
+    /// A kept playbook read again, against today's directory (whom its targets name is today's); when
+    /// it no longer checks out against it (a role or person it names is gone), read without the
+    /// directory: such targets then name nobody at run time, and the engine says so and moves on.
+    public static func playbook(from kept: KeptPlaybook, directory: Directory) -> Playbook? {
+        PlaybookParser(file: kept.file, directory: directory, version: kept.version).parse(kept.source)?.playbook
+            ?? PlaybookParser(file: kept.file, directory: nil, version: kept.version).parse(kept.source)?.playbook
+    }
+
     /// "sha256:…" of a file's bytes: the version an incident records.
     private static func version(of data: Data) -> String { "sha256:" + SHA256.hash(data: data).hex }
 
@@ -110,7 +122,10 @@ public enum PlaybookLoader {
         guard let directory, !diagnostics.hasErrors else { return LoadResult(catalog: nil, diagnostics: diagnostics) }
         return LoadResult(catalog: Catalog(directory: directory, playbooks: PlaybookSet(located.map(\.playbook))), diagnostics: diagnostics,
                           sources: Dictionary(located.map { ($0.playbook.id, $0.source) }, uniquingKeysWith: { first, _ in first }),
-                          contacts: directoryParser.contactSources.entries)
+                          contacts: directoryParser.contactSources.entries,
+                          kept: zip(located, locatedFiles).compactMap { entry, name in
+                              files.first { $0.name == name }.map { KeptPlaybook(version: entry.playbook.version, id: entry.playbook.id, file: name, source: $0.text) }
+                          })
     }
 
     /// Duplicate ids, two playbooks matching the same incident equally, and playbooks that can never run.

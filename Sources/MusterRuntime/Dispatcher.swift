@@ -13,14 +13,31 @@ import MusterStore
 
 public struct Dispatcher: Sendable {
     public let catalog: Catalog
+    /// Engines of playbook versions loaded before (kept, by version), against today's directory: an
+    /// open incident runs the version it started with, whatever the loaded set says now.
+    let kept: [String: EscalationEngine]
     let newIncidentID: @Sendable () -> IncidentID
     let logger: Logger
 
-    public init(catalog: Catalog, logger: Logger = Logger(label: "muster.dispatcher"),
+    public init(catalog: Catalog, kept: [Playbook] = [], logger: Logger = Logger(label: "muster.dispatcher"),
                 newIncidentID: @escaping @Sendable () -> IncidentID = { IncidentID(UUID().uuidString.lowercased()) }) {
         self.catalog = catalog
         self.logger = logger
         self.newIncidentID = newIncidentID
+        var engines: [String: EscalationEngine] = [:]
+        for playbook in kept { engines[playbook.version] = EscalationEngine(playbook: playbook, directory: catalog.directory) }
+        for engine in catalog.engines.values { engines[engine.playbook.version] = engine }
+        self.kept = engines
+    }
+
+    /// The engine of the playbook version the incident started with; when that version was never kept
+    /// (an incident older than keeping), the loaded playbook of the same id.
+    func engine(for state: IncidentState) -> EscalationEngine? {
+        if let engine = kept[state.playbookVersion] { return engine }
+        guard let current = catalog.engines[state.playbook] else { return nil }
+        logger.warning("an incident's playbook version is not kept; it goes on with the loaded one",
+                       metadata: ["incident": "\(state.incident.number)", "playbook": "\(state.playbook)", "version": "\(state.playbookVersion)"])
+        return current
     }
 
     /// Commits the commands in one transaction (group commit), each all-or-nothing; results in order.
@@ -173,9 +190,11 @@ public struct Dispatcher: Sendable {
             return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))
         }
         if let hash, let openID = known.openByGroup[hash], var state = known.states[openID], state.isOpen {
+            // The open incident goes on under the playbook version it started with.
+            guard let incidentEngine = self.engine(for: state) else { return .failure(.unknownPlaybook(state.playbook)) }
             var effects: [Effect] = []
             do {
-                try engine.apply(.reportMerged(report), to: &state, now: now, effects: &effects)
+                try incidentEngine.apply(.reportMerged(report), to: &state, now: now, effects: &effects)
             } catch {
                 return .failure(.rejected(error))
             }
@@ -241,7 +260,7 @@ public struct Dispatcher: Sendable {
                        writes: inout BatchWrites, now: Date) -> Result<CommandOutcome, StoreError> {
         guard var state = known.states[id] else { return .failure(.unknownIncident(id)) }
         let before = state, phaseBefore = state.phase
-        guard let engine = catalog.engines[state.playbook] else { return .failure(.unknownPlaybook(state.playbook)) }
+        guard let engine = engine(for: state) else { return .failure(.unknownPlaybook(state.playbook)) }
         var effects: [Effect] = []
         do {
             try engine.apply(event, to: &state, now: now, effects: &effects)

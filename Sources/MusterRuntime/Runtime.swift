@@ -16,6 +16,7 @@ public final class Runtime: Sendable {
     public let timerLateness = LatencySamples()
     /// The directory's display names the messages show; updated on reload.
     public let names: DirectoryNames
+    private let clock: any MusterClock
     private let timers: TimerWorker
     private let deliveries: DeliveryWorker
     /// Nil when this runtime runs no sequencer (tools and tests that commit only).
@@ -48,6 +49,7 @@ public final class Runtime: Sendable {
                 auditLog: AuditLogSettings? = nil, retention: RetentionPolicy? = nil, observer: RuntimeObserver = RuntimeObserver(),
                 logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
+        self.clock = clock
         reads = IncidentReads(store: store)
         self.names = names
         self.instance = instance
@@ -75,6 +77,13 @@ public final class Runtime: Sendable {
     public func reload(_ catalog: Catalog) async {
         await committer.reload(catalog)
         names.update(catalog)
+    }
+
+    /// Keeps the loaded playbook files in the store (so a restart, or another instance, runs an open
+    /// incident's version), and takes every version kept there before into use.
+    public func keepPlaybooks(_ loaded: [KeptPlaybook]) async throws {
+        try await store.keepPlaybooks(loaded, at: clock.now())
+        await committer.keep(try await store.keptPlaybooks())
     }
 
     /// Takes a report: opens an incident, or merges it into an open one, or recognises a retry.
@@ -187,8 +196,27 @@ public actor Committer {
 
     public var currentCatalog: Catalog { dispatcher.catalog }
 
-    /// Replaces the playbooks and directory for commands committed from now on.
-    public func reload(_ catalog: Catalog) { dispatcher = Dispatcher(catalog: catalog) }
+    /// Playbook versions loaded before, by version: open incidents may still run them.
+    private var kept: [String: Playbook] = [:]
+
+    /// Replaces the playbooks and directory for commands committed from now on; the versions loaded
+    /// before stay in use for the incidents that started under them.
+    public func reload(_ catalog: Catalog) {
+        for playbook in dispatcher.catalog.playbooks.playbooks { kept[playbook.version] = playbook }
+        dispatcher = Dispatcher(catalog: catalog, kept: Array(kept.values))
+    }
+
+    /// Adds playbook versions read back from the store (loaded by an earlier run, or another instance).
+    public func keep(_ playbooks: [KeptPlaybook]) {
+        let directory = dispatcher.catalog.directory
+        var added = false
+        for entry in playbooks where kept[entry.version] == nil {
+            guard let playbook = PlaybookLoader.playbook(from: entry, directory: directory) else { continue }
+            kept[entry.version] = playbook
+            added = true
+        }
+        if added { dispatcher = Dispatcher(catalog: dispatcher.catalog, kept: Array(kept.values)) }
+    }
 
     /// Commits one command; throws `StoreError.unavailable` when the database cannot take it (nothing was written).
     public func submit(_ command: IncidentCommand) async throws -> Result<Committed, StoreError> {

@@ -45,6 +45,11 @@ public protocol Store: AccessStore, AuditLogStore {
     /// Hands back claimed notifications that were not attempted (their provider's circuit is open, it
     /// asked to wait, or their lane had no room in time): each waits until its date, its attempts unchanged.
     func deferDeliveries(_ deferrals: [NotificationID: Date], owner: String) async throws
+    /// Keeps playbook files by version (a version already kept is left as it is): an incident runs the
+    /// version it started with, after a reload and after a restart.
+    func keepPlaybooks(_ playbooks: [KeptPlaybook], at: Date) async throws
+    /// Every kept playbook file.
+    func keptPlaybooks() async throws -> [KeptPlaybook]
     /// Hands back every timer and delivery `owner` has claimed (a clean shutdown), so others take them at once.
     func releaseClaims(owner: String) async throws
     /// Counts by outbox status ("queued", "sent", "failed"), for metrics and tests.

@@ -91,6 +91,13 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
+        do {
+            // Open incidents run the version they started with, also after this instance restarts.
+            try await runtime.keepPlaybooks(loaded.kept)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
         let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
                                   acknowledgement: channels.acknowledgement, checkCatalog: { channels.unservedContacts($0) }, logger: logger)

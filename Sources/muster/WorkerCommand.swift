@@ -61,6 +61,13 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
                               instance: name, auditLog: auditLog, retention: file.retention)
+        do {
+            // Open incidents run the version they started with, also after this instance restarts.
+            try await runtime.keepPlaybooks(loaded.kept)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
         let workers = Task { await runtime.run() }
         let stop = ShutdownSignals { workers.cancel() }
         print("muster worker \(name): \(description), \(catalog.playbooks.playbooks.count) playbooks; channels: \(channels.summary)")

@@ -53,6 +53,8 @@ private final class ScriptedStore: Store {
         try await base.deferDeliveries(deferrals, owner: owner)
     }
     func releaseClaims(owner: String) async throws { try await base.releaseClaims(owner: owner) }
+    func keepPlaybooks(_ playbooks: [KeptPlaybook], at: Date) async throws { try await base.keepPlaybooks(playbooks, at: at) }
+    func keptPlaybooks() async throws -> [KeptPlaybook] { try await base.keptPlaybooks() }
     func outboxCounts() async throws -> [String: Int] { try await base.outboxCounts() }
     func addUser(_ user: UserAccount) async throws { try await base.addUser(user) }
     func user(_ id: String) async throws -> UserAccount? { try await base.user(id) }

@@ -15,3 +15,19 @@ public struct Catalog: Sendable {
                              uniquingKeysWith: { first, _ in first })
     }
 }
+
+/// A playbook's file as it was loaded, kept by its version ("sha256:…" of its bytes) for as long as
+/// incidents may run it: a reload never changes a running incident's steps, nor does a restart.
+public struct KeptPlaybook: Hashable, Sendable {
+    public var version: String
+    public var id: PlaybookID
+    public var file: String
+    public var source: String
+
+    public init(version: String, id: PlaybookID, file: String, source: String) {
+        self.version = version
+        self.id = id
+        self.file = file
+        self.source = source
+    }
+}

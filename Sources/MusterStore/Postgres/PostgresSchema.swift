@@ -219,5 +219,10 @@ enum PostgresSchema {
             "ALTER TABLE outbox ADD COLUMN priority INT NOT NULL DEFAULT 0",
             "CREATE INDEX outbox_claim_order ON outbox (priority DESC, next_attempt_at) WHERE status = 'queued'",
         ]),
+        // Every playbook file as loaded, by version: an incident runs the version it started with,
+        // whatever reloads and restarts change meanwhile.
+        ("010-kept-playbooks", [
+            "CREATE TABLE kept_playbooks (version TEXT PRIMARY KEY, playbook_id TEXT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL, kept_at TIMESTAMPTZ NOT NULL)",
+        ]),
     ]
 }

@@ -568,6 +568,31 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func keepPlaybooks(_ playbooks: [KeptPlaybook], at: Date) async throws {
+        guard !playbooks.isEmpty else { return }
+        let versions = playbooks.map(\.version), ids = playbooks.map(\.id.rawValue), files = playbooks.map(\.file), sources = playbooks.map(\.source)
+        try await database { [self] in
+            try await client.query("""
+                INSERT INTO kept_playbooks (version, playbook_id, file, source, kept_at)
+                SELECT version, playbook_id, file, source, \(at) FROM unnest(\(versions)::text[], \(ids)::text[], \(files)::text[], \(sources)::text[])
+                  AS u(version, playbook_id, file, source)
+                ON CONFLICT (version) DO NOTHING
+                """, logger: logger)
+            return ()
+        }
+    }
+
+    public func keptPlaybooks() async throws -> [KeptPlaybook] {
+        try await database { [self] in
+            let rows = try await client.query("SELECT version, playbook_id, file, source FROM kept_playbooks ORDER BY kept_at, version", logger: logger)
+            var kept: [KeptPlaybook] = []
+            for try await (version, id, file, source) in rows.decode((String, String, String, String).self) {
+                kept.append(KeptPlaybook(version: version, id: PlaybookID(id), file: file, source: source))
+            }
+            return kept
+        }
+    }
+
     public func releaseClaims(owner: String) async throws {
         try await database { [self] in
             try await workClient.query("UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = \(owner)", logger: logger)

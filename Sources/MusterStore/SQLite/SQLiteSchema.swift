@@ -158,6 +158,17 @@ enum SQLiteSchema {
         ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX outbox_claim_order ON outbox (priority DESC, next_attempt_at) WHERE status = 'queued';
         """),
+        // Every playbook file as loaded, by version: an incident runs the version it started with,
+        // whatever reloads and restarts change meanwhile.
+        ("007-kept-playbooks", """
+        CREATE TABLE kept_playbooks (
+          version TEXT PRIMARY KEY,
+          playbook_id TEXT NOT NULL,
+          file TEXT NOT NULL,
+          source TEXT NOT NULL,
+          kept_at INTEGER NOT NULL
+        );
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

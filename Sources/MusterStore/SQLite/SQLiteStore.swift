@@ -398,6 +398,25 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func keepPlaybooks(_ playbooks: [KeptPlaybook], at: Date) async throws {
+        guard !playbooks.isEmpty else { return }
+        try await pool.write { db in
+            for kept in playbooks {
+                try db.cachedStatement(sql: """
+                    INSERT INTO kept_playbooks (version, playbook_id, file, source, kept_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING
+                    """).execute(arguments: [kept.version, kept.id.rawValue, kept.file, kept.source, at.milliseconds])
+            }
+        }
+    }
+
+    public func keptPlaybooks() async throws -> [KeptPlaybook] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT version, playbook_id, file, source FROM kept_playbooks ORDER BY kept_at, version").map { row in
+                KeptPlaybook(version: row[0], id: PlaybookID(row[1] as String), file: row[2], source: row[3])
+            }
+        }
+    }
+
     public func releaseClaims(owner: String) async throws {
         try await pool.write { db in
             try db.execute(sql: "UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?", arguments: [owner])
