@@ -89,15 +89,7 @@ private final class RateLimitedSMSProvider: Sendable {
             return Response(status: .created, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: #"{"sid": "\#(sid)", "status": "queued"}"#)))
         }
-        let bound = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "muster-bench.sms")
-        logger.logLevel = .warning
-        let app = Application(router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        task = Task { try await app.run() }
-        var iterator = bound.stream.makeAsyncIterator()
-        guard let port = await iterator.next(), port > 0 else { throw BenchmarkError("the SMS provider did not start") }
-        self.port = port
+        (port, task) = try await serveLocally(router, port: 0, label: "muster-bench.sms")
     }
 
     deinit { task.cancel() }

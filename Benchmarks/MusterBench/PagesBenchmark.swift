@@ -69,18 +69,26 @@ final class PageSink: Sendable {
             }
             return .ok
         }
-        let bound = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "muster-bench.sink")
-        logger.logLevel = .warning
-        let app = Application(router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port)),
-                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        task = Task { try await app.run() }
-        var iterator = bound.stream.makeAsyncIterator()
-        guard let port = await iterator.next(), port > 0 else { throw BenchmarkError("the sink did not start") }
-        self.port = port
+        (self.port, task) = try await serveLocally(router, port: port, label: "muster-bench.sink")
     }
 
     deinit { task.cancel() }
+}
+
+/// Runs `router` on 127.0.0.1 (`port` 0: a free one) until the returned task is cancelled.
+func serveLocally(_ router: Router<BasicRequestContext>, port: Int, label: String) async throws -> (port: Int, task: Task<Void, any Error>) {
+    let bound = AsyncStream<Int>.makeStream()
+    var logger = Logger(label: label)
+    logger.logLevel = .warning
+    let app = Application(router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port)),
+                          onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
+    let task = Task { try await app.run() }
+    var iterator = bound.stream.makeAsyncIterator()
+    guard let port = await iterator.next(), port > 0 else {
+        task.cancel()
+        throw BenchmarkError("\(label) did not start")
+    }
+    return (port, task)
 }
 
 func fanoutPlaybooksCommand(folder: String, sink: String, people: Int) throws {

@@ -137,8 +137,10 @@ public struct DeliveryWorker: Sendable {
             return .attempted(receipt.awaitsStatus ? .accepted(receipt: receipt.reference) : .delivered(receipt: receipt.reference))
         } catch let failure as DeliveryFailure {
             if let until = failure.deferredUntil {
-                // Spread the wait a little, so a queue that waited does not arrive all at once.
-                return .deferred(until: until.addingTimeInterval(random() * 0.5), why: failure.description)
+                // When the provider takes messages again, the most urgent come due first (a claim only
+                // orders what is due), and the rest spread out a little rather than arrive at once.
+                let urgency = Double(130_000 - min(max(notification.deliveryPriority, 0), 130_000)) / 40_000
+                return .deferred(until: until.addingTimeInterval(urgency + random() * 0.25), why: failure.description)
             }
             return .attempted(failed(delivery, failure))
         } catch {

@@ -1,7 +1,6 @@
 // Never silent, against real servers on 127.0.0.1: a Twilio-compatible server of the tests' own that
 // refuses (503), answers 429 with Retry-After, or takes the message; an SMTP server that accepts the
 // connection and never says a word. The runtime runs on a real store (both backends where it matters).
-import AsyncHTTPClient
 import Foundation
 import MusterCore
 import MusterNotify
@@ -10,7 +9,6 @@ import MusterRuntime
 import MusterStore
 import MusterTestSupport
 import NIOCore
-import NIOPosix
 import Synchronization
 import Testing
 
@@ -127,19 +125,6 @@ private func runtime(_ store: any Store, _ catalog: Catalog, _ channels: [Channe
     return Runtime(store: store, catalog: catalog, notifier: notifier, names: names, clock: clock, instance: "test", random: { 0 })
 }
 
-private func withHTTP<T>(_ body: (HTTPDelivery) async throws -> T) async throws -> T {
-    let settings = HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5)
-    let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: settings.clientConfiguration())
-    do {
-        let result = try await body(HTTPDelivery(client: client, settings: settings))
-        try await client.shutdown()
-        return result
-    } catch {
-        try? await client.shutdown()
-        throw error
-    }
-}
-
 /// Waits (in real time, bounded) for the workers to catch up.
 private func eventually(_ what: String, timeout: TimeInterval = 15, _ condition: () async throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(timeout)
@@ -160,7 +145,7 @@ struct NeverSilentDeliveryTests {
         try await store.migrate()
         let twilio = try await FakeTwilio.start()
         twilio.down.withLock { $0 = true }
-        try await withHTTP { http in
+        try await withDelivery { http in
             let sms = RecordingDelivery(channel: TwilioSMSChannel(http: http, settings: twilio.settings))
             let clock = ManualClock(schoolMorning)
             let runtime = try runtime(store, try catalog(playbooks: [("p.yaml", outagePlaybook)]), [.sms: sms], clock: clock)
@@ -248,7 +233,7 @@ struct NeverSilentDeliveryTests {
                 ack_within: 5m
             fallback: { notify: [person:cy], via: [sms] }
             """)]
-        try await withHTTP { http in
+        try await withDelivery { http in
             let smtp = SMTPSettings(host: "127.0.0.1", port: relay.port, security: .none, fromAddress: "muster@district.example",
                                     connectTimeout: .seconds(5), commandTimeout: .seconds(60))
             let sms = RecordingDelivery(channel: TwilioSMSChannel(http: http, settings: twilio.settings))
@@ -288,7 +273,7 @@ struct NeverSilentDeliveryTests {
                 ack_within: 5m
             fallback: { notify: [person:cy], via: [sms] }
             """)]
-        try await withHTTP { http in
+        try await withDelivery { http in
             let sms = RecordingDelivery(channel: TwilioSMSChannel(http: http, settings: twilio.settings))
             let runtime = try runtime(store, try catalog(playbooks: playbooks), [.sms: sms], clock: SystemClock(), perChannel: 4)
             let workers = Task { await runtime.run() }
