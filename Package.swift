@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // The pure core: domain, playbook model, schedules, escalation engine, simulator.
@@ -96,9 +97,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ],
-            // The OpenAPI 3.1 document of the API, served at /api/v1/openapi.json.
-            resources: [.copy("openapi.json")]
+            // The OpenAPI 3.1 document of the API, served at /api/v1/openapi.json; the web pages' templates and style sheet.
+            resources: [.copy("openapi.json"), .copy("Web/Templates"), .copy("Web/Assets")]
         ),
         .executableTarget(
             name: "muster",
@@ -116,6 +118,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ]
         ),
         // Release-mode benchmarks: `swift run -c release muster-bench`.

@@ -11,6 +11,10 @@ public struct MusterRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var account: UserAccount?
     public let remoteAddress: String?
+    /// Web pages: the browser's secret (its forms' CSRF tokens derive from it), the session token, and the posted form.
+    var browserSecret = ""
+    var sessionToken: String?
+    var form: FormBody?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

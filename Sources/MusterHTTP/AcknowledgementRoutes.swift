@@ -327,22 +327,6 @@ struct TwilioStatus: Equatable {
     }
 }
 
-/// application/x-www-form-urlencoded bodies (a repeated name keeps its last value, as Twilio sends none).
-enum FormBody {
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ part: Substring) -> String {
-                String(part).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part)
-            }
-            guard let name = parts.first else { continue }
-            fields[decode(name)] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return fields
-    }
-}
-
 enum TwiML {
     static func response(_ inner: String) -> Response {
         let xml = #"<?xml version="1.0" encoding="UTF-8"?><Response>"# + inner + "</Response>"

@@ -46,6 +46,13 @@ extension MusterServer {
             .addRoutes(integrationRoutes)
         router.addRoutes(eventsAPIRoutes)
         router.addRoutes(acknowledgementRoutes)
+        // The web pages: a session cookie instead of a token, and a CSRF token on every form.
+        router.addRoutes(assetRoutes)
+        router.group().add(middleware: WebSessionMiddleware(sessions: webSessions, clock: { [web] in web.wallClock.now() }))
+            .addRoutes(signInRoutes)
+            .addRoutes(incidentPages)
+            .addRoutes(liveRoutes)
+            .addRoutes(inboxRoutes)
         routes.table = RouteTable(router.routes.map { ($0.path.description, $0.method.rawValue) })
         return router
     }

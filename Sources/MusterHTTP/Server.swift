@@ -25,13 +25,20 @@ public final class MusterServer: Sendable {
     public let auditVerifierKey: String?
     /// Acknowledgement by link, SMS reply and voice key press.
     public let acknowledgement: AcknowledgementSettings
+    /// The web pages: sessions, sign-in links, the demonstration inbox.
+    public let web: WebSettings
+    let webSessions: WebSessions
+    let signInLimiter = SignInLimiter()
     let logger: Logger
 
     public init(runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
                 acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
                 checkCatalog: @escaping @Sendable (LoadResult) -> [Diagnostic] = { _ in [] },
+                web: WebSettings = WebSettings(),
                 logger: Logger = Logger(label: "muster.http")) {
+        self.web = web
+        self.webSessions = WebSessions(accounts: runtime.accounts)
         self.checkCatalog = checkCatalog
         self.auditVerifierKey = auditVerifierKey
         self.acknowledgement = acknowledgement

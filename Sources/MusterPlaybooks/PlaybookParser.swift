@@ -27,13 +27,14 @@ struct PlaybookParser {
         guard let root = reader.document(text),
               let top = reader.fields(root, "the playbook", required: ["id", "title", "match", "steps", "fallback"],
                                       optional: ["description", "group", "flags", "outside_school_hours", "non_school_days",
-                                                 "tasks", "overdue"]) else { return nil }
+                                                 "tasks", "overdue", "call_911_first"]) else { return nil }
         let id = reader.id(top["id"], "the playbook id")
         let title = reader.string(top["title"], "the playbook's title")
         if top.has("description") { _ = reader.string(top["description"], "description") }
         let match = top["match"].flatMap(parseMatch)
         let grouping = top["group"].flatMap(parseGrouping)
         let flags = top.has("flags") ? parseFlags(top["flags"]) : [:]
+        let call911 = top.has("call_911_first") ? reader.bool(top["call_911_first"], "call_911_first") ?? false : false
         let sites = matchableSites(match)
         var source = PlaybookSource(file: reader.file, version: version)
         let steps = parseSteps(top["steps"], "steps", sites: sites, source: &source.steps[.standard])
@@ -67,7 +68,7 @@ struct PlaybookParser {
         let playbook = Playbook(
             id: PlaybookID(id), title: title, version: version, match: match, grouping: grouping, steps: steps,
             outsideSchoolHours: variants["outside_school_hours"], nonSchoolDays: variants["non_school_days"],
-            fallback: fallback, tasks: tasks.map(\.task), flags: flags)
+            fallback: fallback, tasks: tasks.map(\.task), flags: flags, callEmergencyFirst: call911)
         source.fallback = reader.location(top["fallback"])
         return Located(playbook: playbook, matchNode: top["match"], idNode: top["id"], source: source)
     }

@@ -74,3 +74,25 @@ public final class ManualClock: MusterClock, @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 }
+
+/// The wall clock run `speed` times faster from the moment it is made (`muster serve --demo-speed`):
+/// a 5-minute acknowledgement window passes in 5 seconds at 60, so a newcomer sees escalation
+/// happen. One instance only: two scaled clocks started apart would disagree.
+public struct ScaledClock: MusterClock {
+    public let speed: Double
+    private let start: Date
+
+    public init(speed: Double, start: Date = Date()) {
+        self.speed = speed
+        self.start = start
+    }
+
+    public func now() -> Date {
+        start.addingTimeInterval(Date().timeIntervalSince(start) * speed)
+    }
+
+    public func sleep(until deadline: Date) async throws {
+        let seconds = deadline.timeIntervalSince(now()) / speed
+        if seconds > 0 { try await Task.sleep(for: .seconds(seconds)) }
+    }
+}

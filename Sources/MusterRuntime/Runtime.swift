@@ -12,6 +12,8 @@ public final class Runtime: Sendable {
     public let store: any Store
     /// The plain reads the service may do; every change goes through `report` and `apply`.
     public let reads: IncidentReads
+    /// Accounts, passwords, web sessions and sign-in links.
+    public let accounts: AccountRecords
     public let committer: Committer
     public let timerLateness = LatencySamples()
     /// The directory's display names the messages show; updated on reload.
@@ -51,6 +53,7 @@ public final class Runtime: Sendable {
         self.store = store
         self.clock = clock
         reads = IncidentReads(store: store)
+        accounts = AccountRecords(store: store)
         self.names = names
         self.instance = instance
         self.logger = logger

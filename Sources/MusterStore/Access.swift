@@ -40,6 +40,26 @@ public protocol AccessStore: Sendable {
     func tokens(user: String?) async throws -> [APITokenInfo]
     /// The account an active token belongs to, by the token's hash.
     func account(tokenHash: String) async throws -> UserAccount?
+
+    // Web sign-in (MusterHTTP/Web): a bcrypt password per account, and credentials kept by hash only.
+    /// Changes a user's name, role and sites.
+    func updateUser(_ user: UserAccount) async throws
+    /// Sets (or, with nil, clears) a user's password hash.
+    func setPasswordHash(user: String, hash: String?) async throws
+    func passwordHash(user: String) async throws -> String?
+    func addCredential(_ kind: WebCredentialKind, hash: String, user: String, at: Date, expires: Date) async throws
+    /// The account behind a live session: not ended, not expired.
+    func sessionAccount(hash: String, now: Date) async throws -> UserAccount?
+    /// Takes a one-time sign-in link: the user it was issued to, the first time only, before it expires.
+    func takeSignInLink(hash: String, now: Date) async throws -> String?
+    /// Ends one credential (sign-out), or every credential of a user (access reset).
+    func endCredentials(hash: String?, user: String?, at: Date) async throws
+}
+
+/// What a web credential is: a session behind a cookie, or a one-time sign-in link sent by email.
+public enum WebCredentialKind: String, Sendable {
+    case session
+    case signInLink = "link"
 }
 
 /// Making and checking API tokens and integration keys.

@@ -21,6 +21,8 @@ struct ChannelSetup {
     var providers: Set<ChannelKind>
     /// Whether pages on other channels go to the demonstration file (else a directory using them is refused).
     var demonstrationInbox: Bool
+    /// Where one-time sign-in links for the web pages go: the mail relay, else the demonstration inbox.
+    var signInMail: (any SignInMailer)?
 
     /// Refuses a playbook set whose directory has contact points no provider serves, unless the
     /// demonstration inbox takes them: the errors, each at its contact point.
@@ -100,7 +102,8 @@ enum ChannelFactory {
         var limits: [ChannelKind: Int] = [:]
         for (name, limit) in config.limits { if let kind = ChannelKind(rawValue: name) { limits[kind] = limit } }
         let demonstration = settings.value(.demonstrationInbox) == "true"
-        let router = ChannelRouter(channels, fallback: demonstration ? FileChannel(path: deliveryFile, demonstration: true) : nil)
+        let inbox = demonstration ? FileChannel(path: deliveryFile, demonstration: true) : nil
+        let router = ChannelRouter(channels, fallback: inbox)
         let notifier = Notifier(renderer: renderer, channel: router, limiter: ChannelLimiter(limits: limits))
         let others = ChannelKind.allCases.filter { channels[$0] == nil }.map(\.rawValue)
         let summary = (configured + ["chat (Slack, Teams)"]).joined(separator: ", ")
@@ -108,7 +111,8 @@ enum ChannelFactory {
                                                    : "; no provider for \(others.joined(separator: ", "))")
         return ChannelSetup(notifier: notifier,
                             acknowledgement: AcknowledgementSettings(links: links, publicURL: publicURL, twilioAuthToken: twilioAuthToken),
-                            summary: summary, providers: Set(channels.keys), demonstrationInbox: demonstration)
+                            summary: summary, providers: Set(channels.keys), demonstrationInbox: demonstration,
+                            signInMail: (channels[.email] as? EmailChannel) ?? inbox)
     }
 
     /// `MUSTER_LINK_KEY` (32 bytes or more, base64), else DATA_DIR/link.key, created on first use.

@@ -37,6 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
     var publicURL: String?
     @Flag(help: "Write pages on channels with no provider to the demonstration file (nobody is reached; audited as demonstrated) instead of refusing to start.")
     var demonstrationInbox = false
+    @Option(help: "Run every timer this many times faster, through the same clock (a demonstration: SQLite only, the pages say so).")
+    var demoSpeed: Double?
     @Flag(help: "Refuse to start on a database whose schema is behind, instead of migrating it.")
     var noMigrate = false
 
@@ -48,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let value { commandLine[setting] = value }
         }
         if demonstrationInbox { commandLine[.demonstrationInbox] = "true" }
+        if let demoSpeed { commandLine[.demoSpeed] = String(demoSpeed) }
         let file = try loadConfigFile(config, Settings(commandLine: commandLine, environment: environment))
         let settings = Settings(commandLine: commandLine, environment: environment, file: file)
         LoggingSystem.bootstrap { label in
@@ -65,10 +68,20 @@ struct ServeCommand: AsyncParsableCommand {
         let folder = settings.value(.playbooks)
         let deliveryFile = settings.string(.deliveryFile) ?? (dataDir as NSString).appendingPathComponent("deliveries.jsonl")
 
+        let speedText = settings.value(.demoSpeed)
+        guard let speed = Double(speedText), speed >= 1, speed <= 3600 else {
+            throw ValidationError("\(settings.source(.demoSpeed)) '\(speedText)' is not a speed from 1 to 3600")
+        }
+        if speed > 1, settings.string(.databaseURL) != nil {
+            // Several instances share PostgreSQL; each would run its own faster time.
+            throw ValidationError("--demo-speed is for a demonstration on the embedded SQLite database; it is refused with PostgreSQL")
+        }
+        let clock: any MusterClock = speed > 1 ? ScaledClock(speed: speed) : SystemClock()
         let (catalog, loaded) = try loadFolder(folder)
         let (store, description) = try openStore(databaseURL: settings.string(.databaseURL), dataDir: dataDir, settings: settings)
         if !noMigrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
+        let firstStart = try await store.users().isEmpty
         let signIn = try await bootstrapAdmin(store: store, settings: settings)
 
         let metrics = MusterMetrics()
@@ -88,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
             try? await http.shutdown()
             throw error
         }
-        let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names,
+        let runtime = Runtime(store: store, catalog: catalog, notifier: channels.notifier, names: names, clock: clock,
                               instance: instance, auditLog: auditLog, retention: file.retention, observer: metrics.observer(),
                               logger: logger)
         do {
@@ -98,9 +111,12 @@ struct ServeCommand: AsyncParsableCommand {
             try? await http.shutdown()
             throw error
         }
-        let server = MusterServer(runtime: runtime, metrics: metrics, clock: SystemClock(), playbookFolder: folder,
+        let server = MusterServer(runtime: runtime, metrics: metrics, clock: clock, playbookFolder: folder,
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
-                                  acknowledgement: channels.acknowledgement, checkCatalog: { channels.unservedContacts($0) }, logger: logger)
+                                  acknowledgement: channels.acknowledgement, checkCatalog: { channels.unservedContacts($0) },
+                                  web: WebSettings(demonstrationInbox: channels.demonstrationInbox ? deliveryFile : nil, signInMail: channels.signInMail,
+                                                   demoSpeed: speed > 1 ? speed : nil),
+                                  logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {
             Task {
@@ -112,12 +128,15 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
         }
+        // On a first start with the demonstration inbox, everyone in the example directory can sign in.
+        let demoAccounts = firstStart && channels.demonstrationInbox
+            ? try await DemonstrationAccounts.create(store: store, directory: catalog.directory, now: Date()) : ""
         // Written straight to the descriptor: a pipe would otherwise buffer it past the point people look for it.
         FileHandle.standardOutput.write(Data("""
-            Muster is serving http://\(host):\(port)  (\(description); \(catalog.playbooks.playbooks.count) playbooks from \(folder))
-            Channels: \(channels.summary)
-            \(signIn)
-            Try: curl -H "Authorization: Bearer TOKEN" http://\(host):\(port)/api/v1/playbooks
+            Muster is serving \(publicURL)/  (\(description); \(catalog.playbooks.playbooks.count) playbooks from \(folder))
+            Channels: \(channels.summary)\(speed > 1 ? "\nDemonstration speed: every timer runs \(Int(speed)) times faster." : "")
+            \(demoAccounts)\(signIn)
+            API: curl -H "Authorization: Bearer TOKEN" \(publicURL)/api/v1/playbooks
 
             """.utf8))
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -81,11 +81,13 @@ extension Setting {
     static let demonstrationInbox = Setting(key: "demonstration.inbox", option: "--demonstration-inbox", fileKey: "channels.demonstration_inbox",
                                             defaultValue: "false",
                                             help: "write pages on channels with no provider to the demonstration file (nobody is reached) instead of refusing to start")
+    static let demoSpeed = Setting(key: "demo.speed", option: "--demo-speed", fileKey: nil, defaultValue: "1",
+                                   help: "run every timer this many times faster (demonstrations on SQLite only; the pages say so)")
 
     static let all: [Setting] = [
         configFile, host, port, dataDir, databaseURL, playbooks, deliveryFile, publicURL, logLevel, bootstrapAdminToken,
         masterKey, auditSigningKey, auditLogOrigin, auditWitnessDir, linkKey, webhookSecret, smtpPassword, twilioAuthToken,
-        ntfyToken, ntfyPassword, demonstrationInbox,
+        ntfyToken, ntfyPassword, demonstrationInbox, demoSpeed,
     ]
 
     /// Every setting, one a line, for `--help`.

@@ -110,16 +110,17 @@ struct ServeCommandTests {
         #expect(logged)
         #expect(await request("GET", base + "/api/v1/playbooks", token: token).body.contains("\"suicide-risk\""))
 
-        // Accounts and tokens made while the service runs.
-        #expect(try muster(["user", "add", "dchen", "--role", "responder", "--site", "washington-elementary", "--data-dir", dataDir,
+        // Accounts and tokens made while the service runs (a relief worker: everyone in the example
+        // directory already has an account from the demonstration's first start).
+        #expect(try muster(["user", "add", "relief-responder", "--role", "responder", "--site", "washington-elementary", "--data-dir", dataDir,
                             "--playbooks", playbooks.path.replacingOccurrences(of: "playbooks", with: "unused")]).status != 0)  // the playbooks must load
         try FileManager.default.copyItem(at: root.appendingPathComponent("playbooks/suicide-risk.yaml"),
                                          to: work.appendingPathComponent("fixed.yaml"))
         try FileManager.default.removeItem(at: file)
         try FileManager.default.moveItem(at: work.appendingPathComponent("fixed.yaml"), to: file)
-        #expect(try muster(["user", "add", "dchen", "--role", "responder", "--site", "washington-elementary", "--data-dir", dataDir,
+        #expect(try muster(["user", "add", "relief-responder", "--role", "responder", "--site", "washington-elementary", "--data-dir", dataDir,
                             "--playbooks", playbooks.path]).status == 0)
-        let created = try muster(["token", "create", "dchen", "--data-dir", dataDir])
+        let created = try muster(["token", "create", "relief-responder", "--data-dir", dataDir])
         #expect(created.status == 0)
         let responderToken = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(responderToken.hasPrefix("mst_"))

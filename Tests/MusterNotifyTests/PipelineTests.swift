@@ -53,7 +53,7 @@ struct PipelineTests {
         #expect(message.sms.hasPrefix("Muster #4821 Student at risk of suicide or self-harm, high, Lincoln High School. Reply ACK 4821 or open https://muster.example/ack/"))
         #expect(message.speech == "This is Muster. Crisis incident 4821: Student at risk of suicide or self-harm, severity high, at Lincoln High School.")
         #expect(message.text.contains("Acknowledge (take ownership): https://muster.example/ack/"))
-        #expect(message.text.contains("Details, after signing in: https://muster.example/api/v1/incidents/4821"))
+        #expect(message.text.contains("Details, after signing in: https://muster.example/incidents/4821"))
         #expect(message.html.contains("<a href=\"https://muster.example/ack/"))
         #expect(message.facts == MessageFacts(number: 4821, category: "Student at risk of suicide or self-harm", type: "suicide-risk",
                                               site: "Lincoln High School", siteID: "lincoln-high", severity: "high", kind: "page", step: 1, task: nil))

@@ -65,6 +65,15 @@ private final class ScriptedStore: Store {
     func revokeToken(id: String, at: Date) async throws -> Bool { try await base.revokeToken(id: id, at: at) }
     func tokens(user: String?) async throws -> [APITokenInfo] { try await base.tokens(user: user) }
     func account(tokenHash: String) async throws -> UserAccount? { try await base.account(tokenHash: tokenHash) }
+    func updateUser(_ user: UserAccount) async throws { try await base.updateUser(user) }
+    func setPasswordHash(user: String, hash: String?) async throws { try await base.setPasswordHash(user: user, hash: hash) }
+    func passwordHash(user: String) async throws -> String? { try await base.passwordHash(user: user) }
+    func addCredential(_ kind: WebCredentialKind, hash: String, user: String, at: Date, expires: Date) async throws {
+        try await base.addCredential(kind, hash: hash, user: user, at: at, expires: expires)
+    }
+    func sessionAccount(hash: String, now: Date) async throws -> UserAccount? { try await base.sessionAccount(hash: hash, now: now) }
+    func takeSignInLink(hash: String, now: Date) async throws -> String? { try await base.takeSignInLink(hash: hash, now: now) }
+    func endCredentials(hash: String?, user: String?, at: Date) async throws { try await base.endCredentials(hash: hash, user: user, at: at) }
     func appendToLog(limit: Int, now: Date, extend: @escaping @Sendable (LogBatch) throws -> LogExtension) async throws -> SequencerPass? {
         try await base.appendToLog(limit: limit, now: now, extend: extend)
     }

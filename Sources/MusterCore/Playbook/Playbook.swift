@@ -176,11 +176,15 @@ public struct Playbook: Hashable, Sendable {
     public var tasks: [ProtocolTask]
     /// Flags a reporter may set for this kind of incident, with the question the form asks.
     public var flags: [IncidentFlag: String]
+    /// The report form tells the reporter to call 911 before anything else, whatever the severity
+    /// (a medical emergency); imminent reports always are.
+    public var callEmergencyFirst: Bool
 
     public init(id: PlaybookID, title: String, version: String, match: PlaybookMatch, grouping: Grouping? = nil,
                 steps: [EscalationStep], outsideSchoolHours: [EscalationStep]? = nil,
                 nonSchoolDays: [EscalationStep]? = nil, fallback: Fallback, tasks: [ProtocolTask] = [],
-                flags: [IncidentFlag: String] = [:]) {
+                flags: [IncidentFlag: String] = [:], callEmergencyFirst: Bool = false) {
+        self.callEmergencyFirst = callEmergencyFirst
         self.id = id
         self.title = title
         self.version = version

@@ -46,6 +46,24 @@ public struct EmailChannel: Channel {
         return DeliveryReceipt(reference: mime.messageID)
     }
 
+    /// A one-time sign-in link for the web pages, through the same relay.
+    public func sendSignInLink(to address: String, name: String, link: String) async throws {
+        let client = try self.client.get()
+        guard SMTPClient.isTransmittable(address: address) else { throw DeliveryFailure(.badAddress, "not an email address that can be sent to") }
+        let text = "Hello \(name),\n\nSign in to Muster with this link. It works once, for a few minutes:\n\(link)\n\nIf you did not ask for it, ignore this email.\n"
+        let html = "<p>Hello \(Self.escapeHTML(name)),</p><p><a href=\"\(Self.escapeHTML(link))\">Sign in to Muster</a>. "
+            + "The link works once, for a few minutes.</p><p>If you did not ask for it, ignore this email.</p>"
+        let mime = MIMEMessage(fromAddress: settings.fromAddress, fromName: settings.fromName, to: address, subject: "Your Muster sign-in link",
+                               text: text, html: html, notificationID: "sign-in-" + UUID().uuidString.lowercased(),
+                               messageIDDomain: settings.messageIDDomain, date: now())
+        try await client.send(from: settings.fromAddress, to: [address], message: mime.bytes)
+    }
+
+    private static func escapeHTML(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
     func mimeMessage(for message: Message) -> MIMEMessage {
         MIMEMessage(fromAddress: settings.fromAddress, fromName: settings.fromName, to: message.address,
                     subject: message.subject, text: message.text, html: message.html,

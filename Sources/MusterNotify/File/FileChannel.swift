@@ -16,7 +16,8 @@ public final class FileChannel: Channel {
         self.demonstration = demonstration
     }
 
-    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [.sms] }
+    /// The demonstration inbox shows what each channel would have carried; a test's file needs the SMS text only.
+    public func forms(for notification: QueuedNotification) -> Set<MessageForm> { demonstration ? [.sms, .speech, .subject, .text] : [.sms] }
 
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
         let notification = message.notification
@@ -31,18 +32,38 @@ public final class FileChannel: Channel {
             "channel": notification.channel.rawValue,
             "address": notification.address,
             "kind": notification.kind.rawValue,
-            "text": message.sms,
+            "text": demonstration ? Self.carried(by: notification.channel, message) : message.sms,
             "ack_url": message.ackURL ?? "",
+            "incident_url": message.incidentURL,
         ]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(line) else { throw DeliveryFailure(.clientError, "cannot encode the notification") }
         do {
-            try append(data + Data("\n".utf8))
+            try append(line)
         } catch {
             throw DeliveryFailure(.unreachable, "cannot append to \(path): \(error)")
         }
         return DeliveryReceipt(reference: notification.id.description, demonstration: demonstration)
+    }
+
+    /// What the channel itself would have carried: an SMS's text, a call's words, an email's subject and text.
+    static func carried(by channel: ChannelKind, _ message: Message) -> String {
+        switch channel {
+        case .sms: message.sms
+        case .voice: message.speech
+        default: message.subject + "\n\n" + message.text
+        }
+    }
+
+    /// A one-time sign-in link "sent" to a person's email, for the inbox page.
+    public func appendSignInLink(person: String, address: String, link: String) throws {
+        try append(["kind": "sign_in", "recipient": "person:" + person, "channel": "email", "address": address,
+                    "text": "Muster sign-in link. It works once, for a few minutes. If you did not ask for it, ignore this email.",
+                    "sign_in_url": link])
+    }
+
+    private func append(_ line: [String: String]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try append(try encoder.encode(line) + Data("\n".utf8))
     }
 
     private func append(_ data: Data) throws {

@@ -78,7 +78,8 @@ public struct MessageRenderer: Sendable {
         let isPartner: Bool = if case .partner = id.recipient { true } else { false }
         let acknowledgeable = notification.kind != .taskOverdue && notification.channel.isPersonal
         let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
-        let incidentURL = "\(publicURL)/api/v1/incidents/\(notification.incidentNumber)"
+        // The incident's web page (sign-in first), the same for everyone paged.
+        let incidentURL = "\(publicURL)/incidents/\(notification.incidentNumber)"
         var context: [String: Any] = [
             "number": facts.number, "category": facts.category, "site": facts.site, "severity": facts.severity,
             "step": step.map(String.init) ?? "", "task": task ?? "", "id": id.description,

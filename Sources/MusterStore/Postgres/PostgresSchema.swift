@@ -224,5 +224,20 @@ enum PostgresSchema {
         ("010-kept-playbooks", [
             "CREATE TABLE kept_playbooks (version TEXT PRIMARY KEY, playbook_id TEXT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL, kept_at TIMESTAMPTZ NOT NULL)",
         ]),
+        // Web sign-in: a bcrypt hash per account, and sessions and one-time links by their SHA-256 only.
+        ("011-web-sign-in", [
+            "ALTER TABLE users ADD COLUMN password_hash TEXT",
+            """
+            CREATE TABLE web_credentials (
+              hash TEXT COLLATE "C" PRIMARY KEY,
+              kind TEXT NOT NULL,
+              user_id TEXT COLLATE "C" NOT NULL REFERENCES users (id),
+              created_at TIMESTAMPTZ NOT NULL,
+              expires_at TIMESTAMPTZ NOT NULL,
+              ended_at TIMESTAMPTZ
+            )
+            """,
+            "CREATE INDEX web_credentials_by_user ON web_credentials (user_id) WHERE ended_at IS NULL",
+        ]),
     ]
 }

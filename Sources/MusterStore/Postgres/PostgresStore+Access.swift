@@ -65,6 +65,67 @@ extension PostgresStore {
             """).first
     }
 
+    public func updateUser(_ user: UserAccount) async throws {
+        guard try await changed("""
+            UPDATE users SET name = \(user.name), role = \(user.role.rawValue), sites = \(user.sites.map(\.rawValue).joined(separator: ","))
+            WHERE id = \(user.id) RETURNING 1
+            """) else { throw AccessError.unknownUser(user.id) }
+    }
+
+    public func setPasswordHash(user: String, hash: String?) async throws {
+        guard try await changed("UPDATE users SET password_hash = \(hash) WHERE id = \(user) RETURNING 1") else { throw AccessError.unknownUser(user) }
+    }
+
+    public func passwordHash(user: String) async throws -> String? {
+        try await database { [self] in
+            for try await hash in try await client.query("SELECT password_hash FROM users WHERE id = \(user)", logger: logger).decode(String?.self) {
+                return hash
+            }
+            return nil
+        }
+    }
+
+    public func addCredential(_ kind: WebCredentialKind, hash: String, user: String, at: Date, expires: Date) async throws {
+        guard try await changed("""
+            INSERT INTO web_credentials (hash, kind, user_id, created_at, expires_at)
+            SELECT \(hash), \(kind.rawValue), id, \(at), \(expires) FROM users WHERE id = \(user) RETURNING 1
+            """) else { throw AccessError.unknownUser(user) }
+    }
+
+    public func sessionAccount(hash: String, now: Date) async throws -> UserAccount? {
+        try await accounts("""
+            SELECT u.id, u.name, u.role, u.sites, u.created_at FROM web_credentials c JOIN users u ON u.id = c.user_id
+            WHERE c.hash = \(hash) AND c.kind = 'session' AND c.ended_at IS NULL AND c.expires_at > \(now)
+            """).first
+    }
+
+    public func takeSignInLink(hash: String, now: Date) async throws -> String? {
+        try await database { [self] in
+            let rows = try await client.query("""
+                UPDATE web_credentials SET ended_at = \(now) WHERE hash = \(hash) AND kind = 'link' AND ended_at IS NULL AND expires_at > \(now)
+                RETURNING user_id
+                """, logger: logger)
+            for try await user in rows.decode(String.self) { return user }
+            return nil
+        }
+    }
+
+    public func endCredentials(hash: String?, user: String?, at: Date) async throws {
+        try await database { [self] in
+            _ = try await client.query("""
+                UPDATE web_credentials SET ended_at = \(at) WHERE ended_at IS NULL AND (hash = \(hash) OR user_id = \(user))
+                """, logger: logger).collect()
+        }
+    }
+
+    /// Runs a statement ending in `RETURNING 1`: whether it touched a row.
+    private func changed(_ query: PostgresQuery) async throws -> Bool {
+        try await database { [self] in
+            for try await _ in try await client.query(query, logger: logger).decode(Int.self) { return true }
+            return false
+        }
+    }
+
     private func accounts(_ query: PostgresQuery) async throws -> [UserAccount] {
         try await database { [self] in
             var result: [UserAccount] = []

@@ -169,6 +169,19 @@ enum SQLiteSchema {
           kept_at INTEGER NOT NULL
         );
         """),
+        // Web sign-in: a bcrypt hash per account, and sessions and one-time links by their SHA-256 only.
+        ("008-web-sign-in", """
+        ALTER TABLE users ADD COLUMN password_hash TEXT;
+        CREATE TABLE web_credentials (
+          hash TEXT PRIMARY KEY,
+          kind TEXT NOT NULL,
+          user_id TEXT NOT NULL REFERENCES users (id),
+          created_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL,
+          ended_at INTEGER
+        );
+        CREATE INDEX web_credentials_by_user ON web_credentials (user_id) WHERE ended_at IS NULL;
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

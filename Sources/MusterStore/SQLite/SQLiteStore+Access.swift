@@ -63,6 +63,59 @@ extension SQLiteStore {
         }
     }
 
+    public func updateUser(_ user: UserAccount) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE users SET name = ?, role = ?, sites = ? WHERE id = ?",
+                           arguments: [user.name, user.role.rawValue, user.sites.map(\.rawValue).joined(separator: ","), user.id])
+            guard db.changesCount > 0 else { throw AccessError.unknownUser(user.id) }
+        }
+    }
+
+    public func setPasswordHash(user: String, hash: String?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [hash, user])
+            guard db.changesCount > 0 else { throw AccessError.unknownUser(user) }
+        }
+    }
+
+    public func passwordHash(user: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE id = ?", arguments: [user]) }
+    }
+
+    public func addCredential(_ kind: WebCredentialKind, hash: String, user: String, at: Date, expires: Date) async throws {
+        try await pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [user]) != nil else { throw AccessError.unknownUser(user) }
+            try db.execute(sql: "INSERT INTO web_credentials (hash, kind, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [hash, kind.rawValue, user, at.milliseconds, expires.milliseconds])
+        }
+    }
+
+    public func sessionAccount(hash: String, now: Date) async throws -> UserAccount? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT u.id, u.name, u.role, u.sites, u.created_at FROM web_credentials c JOIN users u ON u.id = c.user_id
+                WHERE c.hash = ? AND c.kind = 'session' AND c.ended_at IS NULL AND c.expires_at > ?
+                """, arguments: [hash, now.milliseconds]).map(Self.account)
+        }
+    }
+
+    public func takeSignInLink(hash: String, now: Date) async throws -> String? {
+        try await pool.write { db in
+            try String.fetchOne(db, sql: """
+                UPDATE web_credentials SET ended_at = ? WHERE hash = ? AND kind = 'link' AND ended_at IS NULL AND expires_at > ?
+                RETURNING user_id
+                """, arguments: [now.milliseconds, hash, now.milliseconds])
+        }
+    }
+
+    public func endCredentials(hash: String?, user: String?, at: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE web_credentials SET ended_at = ? WHERE ended_at IS NULL AND (hash = ? OR user_id = ?)
+                """, arguments: [at.milliseconds, hash, user])
+        }
+    }
+
     private static func account(_ row: Row) -> UserAccount {
         let sites: String = row[3]
         return UserAccount(id: row[0], name: row[1], role: AccessRole(rawValue: row[2]) ?? .reporter,

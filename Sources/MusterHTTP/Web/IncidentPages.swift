@@ -1,0 +1,512 @@
+// The pages people use during an incident: home, the report form and its confirmation, the
+// incident page (details, timeline, checklist, and the actions), the board of open incidents at
+// one's sites, and "my incidents". Every change goes through the same runtime commands as the API;
+// opening an incident's details is recorded in the audit log, as through the API.
+import Foundation
+import Hummingbird
+import MusterCore
+import MusterRuntime
+
+extension MusterServer {
+    var incidentPages: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.get("") { request, context in try await self.signedIn(request, context) { account in try await self.home(context, account) } }
+        routes.get("raise") { request, context in
+            try await self.signedIn(request, context) { account in try await self.raisePage(context, account, form: nil, errors: []) }
+        }
+        routes.post("raise") { request, context in try await self.signedIn(request, context) { account in try await self.raise(context, account) } }
+        routes.get("incidents/:number") { request, context in
+            try await self.signedIn(request, context) { account in
+                try await self.incidentPage(context, account, done: request.uri.queryParameters["done"].map(String.init))
+            }
+        }
+        routes.get("board") { request, context in try await self.signedIn(request, context) { account in try await self.board(request, context, account) } }
+        routes.get("mine") { request, context in try await self.signedIn(request, context) { account in try await self.mine(context, account) } }
+
+        action("acknowledge", .acknowledge, done: "You own this incident. Escalation has stopped.") { account, _ in
+            .acknowledged(by: account.actor, path: .api, step: nil)
+        }
+        action("decline", .acknowledge, done: "Declined. The others paged are still asked; if nobody can take it, it escalates.") { account, _ in
+            .declined(by: account.actor, path: .api)
+        }
+        action("escalate", .escalate, done: "Escalated to the next step.") { account, form in
+            .escalatedByHand(by: account.actor, reason: form["reason"].map { String($0.prefix(2000)) })
+        }
+        action("reassign", .reassign, done: "Handed over.") { account, form in .reassigned(to: PersonID(form["to"] ?? ""), by: account.actor) }
+        action("resolve", .resolve, done: "Resolved.") { account, form in .resolved(by: account.actor, note: form["note"]) }
+        action("notes", .note, done: "Note added.") { account, form in .noteAdded(by: account.actor, text: form["text"] ?? "") }
+        action("tasks/:task/complete", .completeTask, done: "Task marked done.") { account, form in
+            .taskCompleted(TaskID(form["task"] ?? ""), by: account.actor)
+        }
+
+        func action(_ path: String, _ permission: Permission, done: String, _ event: @escaping @Sendable (UserAccount, FormBody) -> IncidentEvent) {
+            routes.post("incidents/:number/\(path)") { request, context in
+                try await self.signedIn(request, context) { account in
+                    var form = context.form ?? FormBody("")
+                    if let task = context.parameters.get("task") { form = FormBody("task=" + (task.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) .merged(form) }
+                    let number = context.parameters.get("number") ?? ""
+                    guard account.role.allows(permission) else {
+                        return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
+                                                                                     link: ("Back to the incident", "/incidents/\(number)")))
+                    }
+                    let made = event(account, form)
+                    if case .noteAdded(_, let text) = made, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                        return WebPage.redirect("/incidents/\(number)?done=empty-note")
+                    }
+                    let state = try await self.visibleIncident(number, account: account)
+                    do {
+                        _ = try await self.apply(made, to: state.incident.id)
+                    } catch let problem as Problem {
+                        return WebPage.render(problem.status, "message", WebPage.message(context, title: "That did not work", text: problem.detail,
+                                                                                         link: ("Back to the incident", "/incidents/\(state.incident.number)")))
+                    }
+                    return WebPage.redirect("/incidents/\(state.incident.number)?done=" + path.split(separator: "/").first.map(String.init)!)
+                }
+            }
+        }
+        return routes
+    }
+
+    /// Runs a page for a signed-in person; anyone else is sent to sign in and brought back.
+    func signedIn(_ request: Request, _ context: MusterRequestContext, _ page: (UserAccount) async throws -> Response) async throws -> Response {
+        guard let account = context.account else {
+            let next = request.method == .get ? request.uri.path + (request.uri.query.map { "?" + $0 } ?? "") : "/"
+            return WebPage.redirect("/sign-in?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "%2F"))
+        }
+        do {
+            return try await page(account)
+        } catch let problem as Problem where problem.status == .notFound {
+            return WebPage.render(.notFound, "message", WebPage.message(context, title: "No such incident",
+                                                                        text: "It does not exist, or it is not one you may open.", link: ("Home", "/")))
+        }
+    }
+
+    // MARK: Home
+
+    struct HomePage {
+        var frame: WebPage.Frame
+        var waiting: Int?
+    }
+
+    private func home(_ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        var waiting: Int?
+        if account.role.allows(.acknowledge) {
+            var filter = IncidentFilter(phases: ["escalating", "unowned"], limit: 500)
+            if account.role.isSiteScoped { filter.scope = Set(account.sites) }
+            let count = try await reads.incidents(filter).count
+            waiting = count > 0 ? count : nil
+        }
+        return WebPage.render(.ok, "home", HomePage(frame: frame(context, "Muster", current: "home"), waiting: waiting))
+    }
+
+    func frame(_ context: MusterRequestContext, _ title: String, current: String = "") -> WebPage.Frame {
+        WebPage.frame(context, title: title, current: current, settings: web, demoSpeed: web.demoSpeed)
+    }
+
+    // MARK: Raise
+
+    struct RaisePage {
+        struct TypeOption { var id: String; var title: String; var selected: Bool; var call911: Bool; var flagIDs: String }
+        struct SeverityOption { var id: String; var title: String; var hint: String; var selected: Bool }
+        struct SiteOption { var id: String; var name: String; var selected: Bool }
+        struct FlagOption { var id: String; var question: String; var checked: Bool }
+        struct FieldError { var field: String; var text: String }
+        var frame: WebPage.Frame
+        var types: [TypeOption]
+        var severities: [SeverityOption]
+        var sites: [SiteOption]
+        var flags: [FlagOption]
+        var summary: String
+        var subject: String
+        var call911: Bool
+        var errors: [FieldError]
+        var plural: Bool
+    }
+
+    static let severityWords: [(Severity, String, String)] = [
+        (.imminent, "Life in danger now", "Call 911 first."),
+        (.high, "Urgent", "Serious risk today."),
+        (.moderate, "Concerning", "Needs attention soon."),
+        (.low, "Worth knowing", "No immediate risk."),
+    ]
+
+    private func raisePage(_ context: MusterRequestContext, _ account: UserAccount, form: FormBody?, errors: [RaisePage.FieldError],
+                           status: HTTPResponse.Status = .ok) async throws -> Response {
+        guard account.role.allows(.report) else {
+            return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not raise incidents."))
+        }
+        let catalog = await catalog
+        let directory = catalog.directory
+        let site = form?["site"] ?? account.sites.first?.rawValue
+        let chosenType = form?["type"]
+        let severity = form?["severity"]
+        let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
+        // Each type's questions are those of the playbook its reports go to (at the person's site, high severity).
+        func playbook(_ type: IncidentTypeID) -> Playbook? {
+            let at = SiteID(site ?? sites.first?.id.rawValue ?? "")
+            return catalog.playbooks.playbook(type: type, severity: .high, site: at)
+                ?? catalog.playbooks.playbooks.first { $0.match.types.contains(type) }
+        }
+        var flagQuestions: [String: String] = [:]
+        let types = directory.incidentTypes.map { type in
+            let book = playbook(type.id)
+            for (flag, question) in book?.flags ?? [:] { flagQuestions[flag.rawValue] = question }
+            return RaisePage.TypeOption(id: type.id.rawValue, title: type.title, selected: chosenType == type.id.rawValue,
+                                        call911: book?.callEmergencyFirst ?? false,
+                                        flagIDs: (book?.flags.keys.map(\.rawValue).sorted() ?? []).joined(separator: " "))
+        }
+        let checked = Set(form?.all("flags") ?? [])
+        let call911 = severity == Severity.imminent.rawValue || types.first { $0.selected }?.call911 == true
+        let page = RaisePage(
+            frame: frame(context, "Raise an incident", current: "raise"), types: types,
+            severities: Self.severityWords.map { RaisePage.SeverityOption(id: $0.0.rawValue, title: $0.1, hint: $0.2, selected: severity == $0.0.rawValue) },
+            sites: sites.map { RaisePage.SiteOption(id: $0.id.rawValue, name: $0.name, selected: $0.id.rawValue == site) },
+            flags: flagQuestions.sorted { $0.key < $1.key }.map { RaisePage.FlagOption(id: $0.key, question: $0.value, checked: checked.contains($0.key)) },
+            summary: form?["summary"] ?? "", subject: form?["subject"] ?? "", call911: call911, errors: errors, plural: errors.count > 1)
+        return WebPage.render(status, "raise", page)
+    }
+
+    private func raise(_ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        let form = context.form ?? FormBody("")
+        guard account.role.allows(.report) else {
+            return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not raise incidents."))
+        }
+        let catalog = await catalog
+        var errors: [RaisePage.FieldError] = []
+        let type = form["type"].map(IncidentTypeID.init)
+        let severity = form["severity"].flatMap(Severity.init(rawValue:))
+        let site = form["site"].map(SiteID.init)
+        let summary = form["summary"]?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let subject = form["subject"]?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if type == nil { errors.append(.init(field: "type", text: "Choose what is happening.")) }
+        if severity == nil { errors.append(.init(field: "severity-imminent", text: "Choose how urgent it is.")) }
+        if site == nil { errors.append(.init(field: "site", text: "Choose where.")) }
+        if summary?.isEmpty ?? true { errors.append(.init(field: "summary", text: "Say what happened, in a few words.")) }
+        if let type, let severity, let site, let summary, !summary.isEmpty, errors.isEmpty {
+            // Only the questions of the playbook this report goes to count; others (shown without scripts) are dropped.
+            let asked = catalog.playbooks.playbook(type: type, severity: severity, site: site)?.flags.keys.map(\.rawValue) ?? []
+            let flags = form.all("flags").filter(asked.contains).map(IncidentFlag.init)
+            let problems = IntakeCheck(catalog: catalog).problems(type: type, severity: severity, site: site, flags: flags, subject: subject)
+            errors += problems.map { RaisePage.FieldError(field: $0.field.rawValue == "flags" ? "flags" : $0.field.rawValue, text: $0.detail) }
+            if !account.serves(site) { errors.append(.init(field: "site", text: "You may raise incidents only at your own sites.")) }
+            if errors.isEmpty {
+                let report = Report(type: type, severity: severity, site: site, reporter: account.actor, summary: summary,
+                                    subject: subject?.isEmpty == false ? subject : nil, flags: Set(flags), receivedAt: clock.now())
+                metrics.reportReceived(source: "web")
+                // The form's token makes a double tap one report: the same browser secret and text give the same key.
+                let fields = [context.browserSecret, type.rawValue, severity.rawValue, site.rawValue, summary, subject ?? ""] + flags.map(\.rawValue).sorted()
+                let key = account.id + ":web:" + WebCookie.csrfToken(fields.joined(separator: "\u{1F}"))
+                switch try await runtime.report(ReportIntake(report: report, idempotencyKey: key)) {
+                case .failure(let error):
+                    let problem = Problem.from(error)
+                    return WebPage.render(problem.status, "message", WebPage.message(context, title: "The report was not sent",
+                                                                                     text: problem.detail + " Call 911 if a life is in danger, then try again.",
+                                                                                     link: ("Try again", "/raise")))
+                case .success(let committed):
+                    let number = committed.outcome.incident.number
+                    return WebPage.redirect("/incidents/\(number)?done=" + (severity == .imminent ? "raised-imminent" : "raised"))
+                }
+            }
+        }
+        return try await raisePage(context, account, form: form, errors: errors, status: .unprocessableContent)
+    }
+
+    // MARK: The incident page
+
+    struct IncidentPage {
+        struct Paging { var name: String; var channel: String; var state: String; var stateText: String }
+        struct ReportItem { var reporter: String; var at: String; var summary: String; var subject: String?; var flags: String? }
+        struct TaskItem { var id: String; var title: String; var done: Bool; var doneText: String?; var overdue: Bool; var dueText: String?; var canComplete: Bool }
+        struct TimelineItem { var offset: String; var text: String }
+        struct PersonOption { var id: String; var name: String }
+        var frame: WebPage.Frame
+        var done: String?
+        var call911: Bool
+        var number: Int
+        var category: String
+        var status: String
+        var statusText: String
+        var site: String
+        var severity: String
+        var reportedAt: String
+        var since: String
+        var owner: String?
+        var acknowledgedText: String?
+        var playbook: String
+        var paging: [Paging]
+        var reports: [ReportItem]
+        var canAct: Bool
+        var canAcknowledge: Bool
+        var canReassign: Bool
+        var open: Bool
+        var people: [PersonOption]
+        var tasks: [TaskItem]
+        var canNote: Bool
+        var timeline: [TimelineItem]
+    }
+
+    static let doneMessages: [String: String] = [
+        "raised": "Sent. The team is being alerted now.",
+        "raised-imminent": "Sent. The team is being alerted now.",
+        "acknowledge": "You own this incident. Escalation has stopped.",
+        "decline": "Declined. The others paged are still asked; if nobody can take it, it escalates.",
+        "escalate": "Escalated to the next step.",
+        "reassign": "Handed over.",
+        "resolve": "Resolved.",
+        "notes": "Note added.",
+        "tasks": "Task marked done.",
+        "empty-note": "The note was empty, so nothing was added.",
+    ]
+
+    private func incidentPage(_ context: MusterRequestContext, _ account: UserAccount, done: String?) async throws -> Response {
+        try account.require(.read)
+        let found = try await visibleIncident(context.parameters.get("number") ?? "", account: account)
+        // The read is recorded before anything is shown: no entry, no details.
+        let state = try await apply(.accessed(by: account.actor, from: context.remoteAddress), to: found.incident.id)
+        return try await incidentPage(context, account, state: state, done: done, live: false)
+    }
+
+    /// The incident page, or (`live`) only its part that changes: status and paging, no student text.
+    func incidentPage(_ context: MusterRequestContext, _ account: UserAccount, state: IncidentState, done: String?, live: Bool) async throws -> Response {
+        let catalog = await catalog
+        let directory = catalog.directory
+        let now = clock.now()
+        let reporterView = account.role == .reporter
+        let facts = AckPages.Facts(state, directory)
+        async let reportsRead = reads.reports(state.incident.id)
+        async let timelineRead = reads.timeline(state.incident.id)
+        let allReports = try await reportsRead
+        let records = try await timelineRead
+        let reports = live ? [] : reporterView ? allReports.filter { $0.reporter == account.actor } : allReports
+        let firstReporter = allReports.first?.reporter == account.actor
+        let name = { (actor: Actor) in AckPages.name(of: actor, in: directory) }
+        let zone = directory.sites[state.incident.site]?.zone ?? .utc
+        let playbook = catalog.playbooks.playbooks.first { $0.id == state.playbook }
+
+        // Who is being paged now, and how each page stands: staff see it; a reporter sees it for the incident they raised.
+        var paging: [IncidentPage.Paging] = []
+        if !reporterView || firstReporter {
+            let outcomes = Dictionary(records.compactMap { record in record.notification.map { ($0, record.action) } }, uniquingKeysWith: { _, last in last })
+            for page in state.currentPages {
+                let id = page.notificationID
+                let outcome = outcomes[id]
+                let (stateName, text): (String, String) = switch outcome {
+                case .delivered: ("delivered", "delivered")
+                case .sent: ("sent", "sent, not yet confirmed")
+                case .demonstrated: ("demonstrated", "in the demonstration inbox")
+                case .deliveryFailed: ("failed", page.failed ? "failed" : "retrying")
+                default: ("waiting", "queued")
+                }
+                paging.append(.init(name: directory.name(of: id.recipient), channel: id.channel.rawValue, state: stateName, stateText: text))
+            }
+        }
+        let tasks = state.tasks.map { task in
+            IncidentPage.TaskItem(id: task.id.rawValue, title: playbook?.tasks.first { $0.id == task.id }?.title ?? task.id.rawValue,
+                                  done: task.completedAt != nil,
+                                  doneText: task.completedAt.map { Self.clockText($0, zone) + (reporterView ? "" : task.completedBy.map { " by " + name($0) } ?? "") },
+                                  overdue: task.completedAt == nil && (task.overdue || (task.dueAt.map { $0 < now } ?? false)),
+                                  dueText: task.dueAt.map { "by " + Self.clockText($0, zone) + " (" + Self.relative($0, now) + ")" } ?? "when the incident is acknowledged",
+                                  canComplete: task.completedAt == nil && state.isOpen && account.role.allows(.completeTask))
+        }
+        let timeline = records.filter { !live && (!reporterView || $0.actor == account.actor) }.map { record in
+            IncidentPage.TimelineItem(offset: Self.offset(record.at.timeIntervalSince(state.incident.reportedAt)),
+                                      text: Self.phrase(record, name: name, directory: directory, withText: true))
+        }
+        let page = IncidentPage(
+            frame: frame(context, "Incident #\(state.incident.number)"), done: done.flatMap { Self.doneMessages[$0] },
+            call911: done == "raised-imminent", number: state.incident.number,
+            category: facts.category, status: state.phase.name, statusText: Self.statusText(state.phase.name),
+            site: facts.site, severity: facts.severity, reportedAt: Self.clockText(state.incident.reportedAt, zone),
+            since: Self.relative(state.incident.reportedAt, now, suffix: false),
+            owner: reporterView ? nil : state.owner.map(name),
+            acknowledgedText: state.acknowledgedAt.map { reporterView ? "Yes, at " + Self.clockText($0, zone) : Self.clockText($0, zone) },
+            playbook: (playbook?.title ?? state.playbook.rawValue) + " (version " + String(state.playbookVersion.dropFirst(7).prefix(12)) + ")",
+            paging: paging,
+            reports: reports.map { report in
+                IncidentPage.ReportItem(reporter: name(report.reporter), at: Self.clockText(report.receivedAt, zone), summary: report.summary, subject: report.subject,
+                                        flags: report.flags.isEmpty ? nil : report.flags.map { playbook?.flags[$0] ?? $0.rawValue }.sorted().joined(separator: "; "))
+            },
+            canAct: !reporterView && account.role.allows(.acknowledge),
+            canAcknowledge: state.isOpen && state.owner != account.actor && account.role.allows(.acknowledge),
+            canReassign: state.isOpen && account.role.allows(.reassign),
+            open: state.isOpen,
+            people: account.role.allows(.reassign)
+                ? directory.people.values.filter { $0.assignments.contains(.site(state.incident.site)) || $0.assignments.contains(.district) }
+                    .sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name) } : [],
+            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), timeline: timeline)
+        return WebPage.render(.ok, live ? "incident-live" : "incident", page)
+    }
+
+    static func statusText(_ phase: String) -> String {
+        switch phase {
+        case "escalating": "Paging: nobody has acknowledged yet"
+        case "acknowledged": "Acknowledged: someone owns it"
+        case "unowned": "Nobody has taken it: still paging"
+        case "resolved": "Resolved"
+        default: phase
+        }
+    }
+
+    // MARK: Lists
+
+    struct ListPage {
+        struct Item { var number: Int; var category: String; var site: String; var status: String; var statusText: String; var severity: String; var since: String }
+        struct Option { var id: String; var name: String; var selected: Bool }
+        var frame: WebPage.Frame
+        var heading: String
+        var intro: String?
+        var filters: Bool
+        /// Where the live part is fetched again when the event stream says something changed.
+        var liveURL: String
+        var sites: [Option]
+        var statuses: [Option]
+        var incidents: [Item]
+        var emptyText: String
+    }
+
+    private func board(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        try account.require(.read)
+        let directory = await catalog.directory
+        let site = request.uri.queryParameters["site"].map(String.init).flatMap { directory.sites[SiteID($0)] != nil ? $0 : nil }
+        let status = request.uri.queryParameters["status"].map(String.init) ?? "open"
+        var filter = IncidentFilter(limit: 500)
+        switch status {
+        case "resolved": filter.phases = ["resolved"]
+        case "all": break
+        default: filter.phases = ["escalating", "acknowledged", "unowned"]
+        }
+        filter.site = site.map(SiteID.init)
+        if account.role.isSiteScoped { filter.scope = Set(account.sites) }
+        if account.role == .reporter { filter.reporter = account.actor }
+        let rank = ["unowned": 0, "escalating": 1, "acknowledged": 2, "resolved": 3]
+        let incidents = try await reads.incidents(filter).sorted {
+            (rank[$0.phase] ?? 4, $0.reportedAt) < (rank[$1.phase] ?? 4, $1.reportedAt)
+        }
+        let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
+        let page = ListPage(
+            frame: frame(context, "Board", current: "board"), heading: account.role.isSiteScoped ? "Open incidents at my sites" : "Incidents",
+            intro: "Waiting for someone first, longest waiting at the top.", filters: true,
+            liveURL: "/board" + (request.uri.query.map { "?" + $0 } ?? ""),
+            sites: sites.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id.rawValue == site) },
+            statuses: [("open", "Open"), ("resolved", "Resolved"), ("all", "All")].map { .init(id: $0.0, name: $0.1, selected: $0.0 == status) },
+            incidents: incidents.map { item($0, directory) }, emptyText: "Nothing open. When an incident is raised at your sites it appears here.")
+        return WebPage.render(.ok, "list", page)
+    }
+
+    private func mine(_ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        let directory = await catalog.directory
+        var filter = IncidentFilter(limit: 100)
+        filter.reporter = account.actor
+        var incidents = try await reads.incidents(filter)
+        if account.role.allows(.acknowledge) {
+            // Also those I own: open incidents at my sites whose owner is me.
+            var open = IncidentFilter(phases: ["acknowledged"], limit: 500)
+            if account.role.isSiteScoped { open.scope = Set(account.sites) }
+            for summary in try await reads.incidents(open) where !incidents.contains(where: { $0.ref == summary.ref }) {
+                if try await reads.incident(summary.ref.id)?.owner == account.actor { incidents.append(summary) }
+            }
+        }
+        incidents.sort { $0.ref.number > $1.ref.number }
+        let page = ListPage(frame: frame(context, "My incidents", current: "mine"), heading: "My incidents",
+                            intro: "Incidents you raised or own.", filters: false, liveURL: "", sites: [], statuses: [],
+                            incidents: incidents.map { item($0, directory) }, emptyText: "None yet.")
+        return WebPage.render(.ok, "list", page)
+    }
+
+    private func item(_ summary: IncidentSummary, _ directory: Directory) -> ListPage.Item {
+        ListPage.Item(number: summary.ref.number, category: directory.incidentTypes.first { $0.id == summary.type }?.title ?? summary.type.rawValue,
+                      site: directory.sites[summary.site]?.name ?? summary.site.rawValue, status: summary.phase,
+                      statusText: Self.statusText(summary.phase).components(separatedBy: ":").first ?? summary.phase,
+                      severity: summary.severity.rawValue, since: Self.relative(summary.reportedAt, clock.now(), suffix: false))
+    }
+
+    // MARK: Words for times and entries
+
+    /// "14:05" in the site's time zone, with the date when it is not today.
+    static func clockText(_ date: Date, _ zone: ZoneRules) -> String {
+        let text = zone.iso8601(date)  // 2026-12-06T14:05:00-06:00
+        let day = text.prefix(10)
+        let time = text.dropFirst(11).prefix(5)
+        return "\(time) on \(day)"
+    }
+
+    /// "3 min", "2 h 5 min", "1 day": how long from `date` to `now`, or "in …" for the future.
+    static func relative(_ date: Date, _ now: Date, suffix: Bool = true) -> String {
+        let seconds = now.timeIntervalSince(date)
+        let words = duration(abs(seconds))
+        if seconds < 0 { return "in " + words }
+        return suffix ? words + " ago" : words
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        let total = Int(seconds)
+        if total < 60 { return "\(total) s" }
+        if total < 3600 { return "\(total / 60) min" }
+        if total < 86400 { return "\(total / 3600) h \(total % 3600 / 60) min" }
+        return "\(total / 86400) d \(total % 86400 / 3600) h"
+    }
+
+    /// "+0:03:12": time since the report, as auditors read a timeline.
+    static func offset(_ seconds: TimeInterval) -> String {
+        let total = max(0, Int(seconds))
+        let text = String(format: "+%d:%02d:%02d", total / 3600, total % 3600 / 60, total % 60)
+        return text
+    }
+
+    static func phrase(_ record: AuditRecord, name: (Actor) -> String, directory: Directory, withText: Bool) -> String {
+        let who = name(record.actor)
+        let recipient = record.recipient.map { directory.name(of: $0) } ?? ""
+        let channel = record.channel.map { " by " + $0.rawValue } ?? ""
+        let step = record.step.map { " (step \($0 + 1))" } ?? ""
+        var text: String = switch record.action {
+        case .reported: "\(who) reported it"
+        case .reportMerged: "\(who) reported the same; joined to this incident"
+        case .joined: "Joined: \(record.detail ?? "")"
+        case .severityRaised: "Urgency raised"
+        case .taskScheduled: "Task due: \(record.task?.rawValue ?? "")"
+        case .stepStarted: "Step started\(step)"
+        case .stepRepeated: "Step repeated\(step)"
+        case .paged: "Paged \(recipient)\(channel)\(step)"
+        case .targetUnresolved: "Nobody found for a target\(step)"
+        case .channelSubstituted: "\(recipient) reached on another channel\(channel)"
+        case .stepSkipped: "Step skipped\(step)"
+        case .stepUnreachable: "Nobody reachable\(step)"
+        case .escalated: "Escalated\(step)"
+        case .fallbackPaged: "Fallback paged: \(recipient)\(channel)"
+        case .unowned: "Nobody has taken it: the fallback keeps being paged"
+        case .acknowledged: "\(who) acknowledged"
+        case .declined: "\(who) declined"
+        case .replyReceived: "Reply from \(who)"
+        case .escalatedByHand: "\(who) escalated by hand"
+        case .reassigned: "\(who) handed it over to \(record.target.map { directory.name(of: .person(PersonID($0.replacingOccurrences(of: "person:", with: "")))) } ?? "")"
+        case .taskCompleted: "\(who) completed \(record.task?.rawValue ?? "a task")"
+        case .taskWithdrawn: "Task withdrawn: \(record.task?.rawValue ?? "")"
+        case .flagProposed: "\(who) proposed a flag"
+        case .flagConfirmed: "\(who) confirmed a flag"
+        case .taskOverdue: "Overdue: \(record.task?.rawValue ?? "")"
+        case .noteAdded: "\(who) added a note"
+        case .resolved: "\(who) resolved it"
+        case .reopened: "\(who) reopened it"
+        case .sent: "Handed to the provider: \(recipient)\(channel)"
+        case .delivered: "Delivered to \(recipient)\(channel)"
+        case .demonstrated: "Shown in the demonstration inbox: \(recipient)\(channel)"
+        case .deliveryFailed: "Delivery failed: \(recipient)\(channel)" + (record.detail.map { " (\($0))" } ?? "")
+        case .accessed: "\(who) opened the details"
+        case .refused: "Refused: \(record.detail ?? "")"
+        case .purged: "Student text purged under the retention policy"
+        }
+        if withText, let sensitive = record.sensitive, !sensitive.isEmpty, record.action != .reported, record.action != .reportMerged {
+            text += ": " + sensitive
+        }
+        return text
+    }
+}
+
+extension FormBody {
+    /// This form's fields after `other`'s.
+    func merged(_ other: FormBody) -> FormBody {
+        var copy = self
+        copy.fields += other.fields
+        return copy
+    }
+}

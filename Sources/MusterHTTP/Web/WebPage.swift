@@ -1,0 +1,98 @@
+// Rendering the web pages: Mustache templates (Web/Templates) around one layout, the frame every
+// page shares (who is signed in, what they may open, the demonstration notice), and the headers
+// that keep the pages private: no caching, no framing, no third-party anything.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MusterCore
+import Mustache
+import NIOCore
+
+enum WebPage {
+    /// Every template of Web/Templates, by file name without ".mustache".
+    static let library: MustacheLibrary = {
+        var library = MustacheLibrary()
+        guard let folder = Bundle.module.url(forResource: "Templates", withExtension: nil),
+              let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return library }
+        for name in names where name.hasSuffix(".mustache") {
+            guard let text = try? String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8),
+                  let template = try? MustacheTemplate(string: text) else { continue }
+            library.register(template, named: String(name.dropLast(".mustache".count)))
+        }
+        return library
+    }()
+
+    static let securityHeaders: HTTPFields = [
+        .contentType: "text/html; charset=utf-8",
+        .cacheControl: "no-store",
+        .contentSecurityPolicy: "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+        HTTPField.Name("Referrer-Policy")!: "no-referrer",
+    ]
+
+    static func render(_ status: HTTPResponse.Status, _ template: String, _ context: Any) -> Response {
+        let html = library.render(context, withTemplate: template) ?? "<!doctype html><title>Muster</title><p>This page could not be shown.</p>"
+        return Response(status: status, headers: securityHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// A 303 to another page (after a form, so a reload does not post again).
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
+    }
+
+    /// The frame of every page.
+    struct Frame {
+        var title: String
+        var csrf: String
+        var signedIn: Bool
+        var name: String?
+        var roleName: String?
+        var canReport: Bool
+        var canRespond: Bool
+        var canCoordinate: Bool
+        var canAudit: Bool
+        var isAdmin: Bool
+        var demonstration: Bool
+        var demoSpeed: String?
+        /// The page in the navigation that is this one (aria-current). Stored: templates see stored properties only.
+        var isRaise: Bool
+        var isMine: Bool
+        var isBoard: Bool
+        var isInbox: Bool
+    }
+
+    static func frame(_ context: MusterRequestContext, title: String, current: String = "", settings: WebSettings? = nil,
+                      demoSpeed: Double? = nil) -> Frame {
+        let account = context.account
+        let role = account?.role
+        return Frame(title: title, csrf: WebCookie.csrfToken(context.browserSecret), signedIn: account != nil, name: account?.name,
+                     roleName: role.map(Self.roleName), canReport: role?.allows(.report) ?? false, canRespond: role?.allows(.acknowledge) ?? false,
+                     canCoordinate: role == .coordinator || role == .admin, canAudit: role == .auditor || role == .admin, isAdmin: role == .admin,
+                     demonstration: settings?.demonstrationInbox != nil,
+                     demoSpeed: demoSpeed.flatMap { $0 > 1 ? "\(Int($0))" : nil },
+                     isRaise: current == "raise", isMine: current == "mine", isBoard: current == "board", isInbox: current == "inbox")
+    }
+
+    static func roleName(_ role: AccessRole) -> String {
+        switch role {
+        case .reporter: "Staff"
+        case .responder: "Responder"
+        case .coordinator: "Coordinator"
+        case .auditor: "Auditor"
+        case .admin: "Administrator"
+        case .integration: "Integration"
+        }
+    }
+
+    struct Message {
+        var frame: Frame
+        var heading: String
+        var text: String
+        var linkText: String?
+        var linkURL: String?
+    }
+
+    static func message(_ context: MusterRequestContext, title: String, text: String, link: (text: String, url: String)? = nil) -> Message {
+        Message(frame: frame(context, title: title), heading: title, text: text, linkText: link?.text, linkURL: link?.url)
+    }
+}

@@ -1,0 +1,382 @@
+// The web pages as a browser uses them, against the live service on both stores: cookies kept
+// between requests, forms posted with the CSRF token the page carried. The browser-level checks
+// (rendering, axe-core, the README walkthrough) are in Tests/python/test_web_pages.py.
+import Foundation
+import HTTPTypes
+import HummingbirdBcrypt
+import HummingbirdTesting
+import MusterCore
+import MusterHTTP
+import MusterNotify
+import MusterStore
+import NIOCore
+import MusterTestSupport
+import Synchronization
+import Testing
+
+/// A cookie jar over the test client: what a browser keeps and sends.
+final class Browser: Sendable {
+    let client: any TestClientProtocol
+    private let jar = Mutex<[String: String]>([:])
+
+    init(_ client: any TestClientProtocol) {
+        self.client = client
+    }
+
+    var cookies: [String: String] { jar.withLock { $0 } }
+
+    func forget(_ name: String) { _ = jar.withLock { $0.removeValue(forKey: name) } }
+
+    @discardableResult
+    func get(_ path: String) async throws -> TestResponse {
+        try await send(.get, path, body: nil)
+    }
+
+    /// Posts a form; the page's CSRF token is added unless `csrf` says otherwise ("" for none).
+    @discardableResult
+    func post(_ path: String, _ fields: [(String, String)], csrf: String? = nil) async throws -> TestResponse {
+        var all = fields
+        var token = csrf ?? ""
+        if csrf == nil {
+            // Any page carries this browser's token: the sign-in form, or (signed in) the sign-out button.
+            token = Self.csrf(in: try await get("/sign-in").text)
+            if token.isEmpty { token = Self.csrf(in: try await get("/").text) }
+        }
+        if !token.isEmpty { all.append(("csrf", token)) }
+        let body = all.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        return try await send(.post, path, body: body)
+    }
+
+    private func send(_ method: HTTPRequest.Method, _ path: String, body: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        let cookie = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        if !cookie.isEmpty { headers[.cookie] = cookie }
+        if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        let response = try await client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        for field in response.headers[values: .setCookie] {
+            let pair = field.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { continue }
+            let expired = field.lowercased().contains("max-age=0")
+            jar.withLock { $0[pair[0]] = expired ? nil : pair[1] }
+        }
+        return response
+    }
+
+    static func csrf(in html: String) -> String {
+        guard let range = html.range(of: #"name="csrf" value=""#) else { return "" }
+        return String(html[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+}
+
+/// Keeps the sign-in links it is asked to send, as a mail relay would deliver them.
+final class CapturedMail: SignInMailer {
+    private let sent = Mutex<[(address: String, link: String)]>([])
+    var links: [(address: String, link: String)] { sent.withLock { $0 } }
+
+    func sendSignInLink(person: String, name: String, to address: String, link: String) async throws {
+        sent.withLock { $0.append((address, link)) }
+    }
+}
+
+@Suite("Web pages")
+struct WebPageTests {
+    static let password = "correct horse battery"
+
+    /// Gives the test accounts a password (the harness makes them with tokens only).
+    static func setPasswords(_ harness: Harness) async throws {
+        let hash = Bcrypt.hash(password, cost: 4)
+        for account in ["reporter-lincoln", "responder-lincoln", "coordinator-lincoln", "auditor", "admin"] {
+            try await harness.store.setPasswordHash(user: account, hash: hash)
+        }
+    }
+
+    static func signIn(_ browser: Browser, _ user: String, password: String = password, next: String = "/") async throws -> TestResponse {
+        try await browser.post("/sign-in", [("user", user), ("password", password), ("next", next)])
+    }
+
+    @Test("sign in with a password: a Secure, HttpOnly, SameSite session; sign-out ends it on the server", arguments: Backend.allCases)
+    func passwordSession(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            let home = try await browser.get("/")
+            #expect(home.status == .seeOther)
+            #expect(home.headers[.location] == "/sign-in?next=%2F")
+
+            let signedIn = try await Self.signIn(browser, "responder-lincoln")
+            #expect(signedIn.status == .seeOther)
+            let session = signedIn.headers[values: .setCookie].first { $0.hasPrefix("muster_session=") } ?? ""
+            #expect(session.contains("Secure") && session.contains("HttpOnly") && session.contains("SameSite=Lax"))
+            let page = try await browser.get("/")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Hello, responder-lincoln"))
+
+            let token = browser.cookies["muster_session"] ?? ""
+            #expect(try await browser.post("/sign-out", []).status == .seeOther)
+            // The old cookie, replayed, no longer signs anyone in.
+            let replay = Browser(client)
+            _ = try await replay.get("/sign-in")
+            let stolen = try await client.execute(uri: "/", method: .get, headers: [.cookie: "muster_session=\(token)"], body: nil)
+            #expect(stolen.status == .seeOther)
+        }
+    }
+
+    @Test("a wrong password is refused without saying which part was wrong, and guessing is slowed per account", arguments: [Backend.sqlite])
+    func wrongPasswordAndLimits(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            let wrong = try await Self.signIn(browser, "responder-lincoln", password: "nope")
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.text.contains("do not match"))
+            let unknown = try await Self.signIn(browser, "nobody", password: "nope")
+            #expect(unknown.status == .unauthorized)
+            var last = wrong
+            for _ in 0..<6 { last = try await Self.signIn(browser, "responder-lincoln", password: "still wrong") }
+            #expect(last.status == .tooManyRequests)
+            #expect(Int(last.headers[.retryAfter] ?? "") ?? 0 > 0)
+            // Even the right password waits now: the limit is on attempts, not on failures alone.
+            #expect(try await Self.signIn(browser, "responder-lincoln").status == .tooManyRequests)
+            // Another account from the same address is not locked out by it.
+            #expect(try await Self.signIn(Browser(client), "coordinator-lincoln").status == .seeOther)
+        }
+    }
+
+    @Test("a form without this browser's CSRF token changes nothing", arguments: Backend.allCases)
+    func csrfRefused(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let fields = [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Student wrote a goodbye note")]
+            let none = try await browser.post("/raise", fields, csrf: "")
+            #expect(none.status == .forbidden)
+            let other = Browser(client)
+            let foreign = Browser.csrf(in: try await other.get("/sign-in").text)
+            #expect(try await browser.post("/raise", fields, csrf: foreign).status == .forbidden)
+            // A sign-in form posted from another site (login CSRF) is refused the same way.
+            #expect(try await Browser(client).post("/sign-in", [("user", "reporter-lincoln"), ("password", Self.password)], csrf: "").status == .forbidden)
+            let incidents = try await harness.store.incidents(IncidentFilter())
+            #expect(incidents.isEmpty)
+            #expect(try await browser.post("/raise", fields).status == .seeOther)
+            #expect(try await harness.store.incidents(IncidentFilter()).count == 1)
+        }
+    }
+
+    @Test("raise from the form: 911 first for imminent, errors by field, the confirmation with who is alerted", arguments: Backend.allCases)
+    func raise(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let form = try await browser.get("/raise")
+            #expect(form.status == .ok)
+            #expect(form.text.contains(#"<option value="lincoln-high" selected>"#))  // the person's site is the default
+            #expect(form.text.contains("Could telling the parent or guardian put the student in danger?"))
+
+            let missing = try await browser.post("/raise", [("type", "suicide-risk"), ("severity", "imminent"), ("site", "lincoln-high")])
+            #expect(missing.status == .unprocessableContent)
+            #expect(missing.text.contains(##"<a href="#summary">Say what happened"##))
+            #expect(missing.text.contains("Call 911 now"))  // chosen imminent: the notice comes first, without scripts too
+            #expect(!missing.text.contains(#"id="call-911" class="call911" role="alert" hidden"#))
+
+            let fields = [("type", "suicide-risk"), ("severity", "imminent"), ("site", "lincoln-high"),
+                          ("summary", "Student said they have a plan"), ("subject", "S-1001"),
+                          ("flags", "guardian-contact-unsafe"), ("flags", "no-identified-target")]
+            let sent = try await browser.post("/raise", fields)
+            #expect(sent.status == .seeOther)
+            let location = sent.headers[.location] ?? ""
+            #expect(location.hasPrefix("/incidents/") && location.hasSuffix("?done=raised-imminent"))
+            let incident = try #require(try await harness.store.incidents(IncidentFilter()).first)
+            let state = try #require(try await harness.store.incident(incident.ref.id))
+            #expect(state.incident.reporter == .person(PersonID("reporter-lincoln")))
+            // The flag of another playbook (shown to browsers without scripts) was dropped, not refused.
+            #expect(state.incident.flags == [IncidentFlag("guardian-contact-unsafe")])
+
+            let confirmation = try await browser.get(location)
+            #expect(confirmation.status == .ok)
+            let text = confirmation.text
+            #expect(text.contains("Incident #\(incident.ref.number)"))
+            #expect(text.contains("Call 911 now"))
+            #expect(text.contains("Being alerted"))
+            #expect(text.range(of: "Call 911 now")?.lowerBound ?? text.endIndex < text.range(of: "Being alerted")?.lowerBound ?? text.startIndex)
+
+            // A double tap is one report.
+            _ = try await browser.post("/raise", fields)
+            #expect(try await harness.store.reports(incident.ref.id).count == 1)
+        }
+    }
+
+    @Test("a medical emergency shows 911 first at any severity: the playbook says so", arguments: [Backend.sqlite])
+    func playbookCallsFirst(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let form = try await browser.get("/raise")
+            #expect(form.text.contains(#"<option value="medical-emergency" data-call911="true""#))
+            #expect(form.text.contains(#"<option value="suicide-risk" data-call911="false""#))
+            let refused = try await browser.post("/raise", [("type", "medical-emergency"), ("severity", "low"), ("site", "lincoln-high")])
+            #expect(refused.text.contains(#"<div id="call-911" class="call911" role="alert">"#))
+        }
+    }
+
+    @Test("on call: the link in a message leads to the page after sign-in; acknowledge, complete a task, note, resolve", arguments: Backend.allCases)
+    func responderWorksTheIncident(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let reporter = Browser(client)
+            _ = try await Self.signIn(reporter, "reporter-lincoln")
+            let sent = try await reporter.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Goodbye note")])
+            let number = Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
+            #expect(number > 0)
+            #expect(await eventually { !harness.deliveries().isEmpty })
+            // Every message's incident link is the web page, on the public URL.
+            let link = try #require(harness.deliveries().first?["incident_url"])
+            #expect(link == "\(testPublicURL)/incidents/\(number)")
+
+            let responder = Browser(client)
+            let path = "/incidents/\(number)"
+            let bounce = try await responder.get(path)
+            #expect(bounce.status == .seeOther)
+            #expect(bounce.headers[.location] == "/sign-in?next=%2Fincidents%2F\(number)")
+            let signedIn = try await Self.signIn(responder, "responder-lincoln", next: path)
+            #expect(signedIn.headers[.location] == path)
+            let page = try await responder.get(path)
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Goodbye note"))
+            #expect(page.text.contains("Acknowledge: I take ownership"))
+
+            #expect(try await responder.post("\(path)/acknowledge", []).headers[.location] == "\(path)?done=acknowledge")
+            let id = try #require(try await harness.store.incidentID(number: number))
+            #expect(try await harness.store.incident(id)?.owner == .person(PersonID("responder-lincoln")))
+            let task = try #require(try await harness.store.incident(id)?.tasks.first)
+            #expect(try await responder.post("\(path)/tasks/\(task.id.rawValue)/complete", []).status == .seeOther)
+            #expect(try await harness.store.incident(id)?.tasks.first?.completedBy == .person(PersonID("responder-lincoln")))
+            #expect(try await responder.post("\(path)/notes", [("text", "Met the student with the counselor")]).status == .seeOther)
+            #expect(try await responder.post("\(path)/resolve", [("note", "Safe at home; follow-up Monday")]).status == .seeOther)
+            let after = try await responder.get(path)
+            #expect(after.text.contains("Resolved"))
+            #expect(after.text.contains("Met the student with the counselor"))
+            let timeline = try await harness.store.timeline(id)
+            // Opening the page is on the record, as through the API.
+            #expect(timeline.filter { $0.action == .accessed && $0.actor == .person(PersonID("responder-lincoln")) }.count >= 2)
+            #expect(timeline.contains { $0.action == .resolved })
+
+            // The reporter sees the status and their own report, not the responder's notes.
+            let mine = try await reporter.get(path)
+            #expect(mine.text.contains("Resolved"))
+            #expect(!mine.text.contains("Met the student with the counselor"))
+            // A reporter may not act.
+            #expect(try await reporter.post("\(path)/reopen", []).status == .notFound)
+            #expect(try await reporter.post("\(path)/escalate", []).status == .forbidden)
+        }
+    }
+
+    @Test("nobody opens another site's incident, nor a reporter someone else's", arguments: Backend.allCases)
+    func otherSitesAreInvisible(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let admin = Browser(client)
+            _ = try await Self.signIn(admin, "admin")
+            let sent = try await admin.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "washington-elementary"),
+                                                       ("summary", "Elsewhere")])
+            let path = String((sent.headers[.location] ?? "").prefix { $0 != "?" })
+            #expect(path.hasPrefix("/incidents/"))
+            for user in ["reporter-lincoln", "responder-lincoln", "coordinator-lincoln"] {
+                let browser = Browser(client)
+                _ = try await Self.signIn(browser, user)
+                let page = try await browser.get(path)
+                #expect(page.status == .notFound, "\(user)")
+                #expect(!page.text.contains("Elsewhere"))
+                // A reporter may not acknowledge anywhere (403); the others find no such incident (404).
+                #expect(try await browser.post("\(path)/acknowledge", []).status == (user == "reporter-lincoln" ? .forbidden : .notFound), "\(user)")
+                let board = try await browser.get("/board")
+                #expect(!board.text.contains(path))
+            }
+            let auditor = Browser(client)
+            _ = try await Self.signIn(auditor, "auditor")
+            #expect(try await auditor.get(path).status == .ok)
+        }
+    }
+
+    @Test("the board: open incidents of my sites, waiting ones first", arguments: [Backend.sqlite])
+    func board(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let browser = Browser(client)
+            _ = try await Self.signIn(browser, "responder-lincoln")
+            var numbers: [Int] = []
+            for subject in ["S-1", "S-2"] {
+                let sent = try await browser.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"),
+                                                             ("summary", "Worried"), ("subject", subject)])
+                numbers.append(Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0)
+            }
+            #expect(numbers[0] != numbers[1])
+            _ = try await browser.post("/incidents/\(numbers[0])/acknowledge", [])
+            let board = try await browser.get("/board").text
+            let first = try #require(board.range(of: "/incidents/\(numbers[1])\""))
+            let second = try #require(board.range(of: "/incidents/\(numbers[0])\""))
+            #expect(first.lowerBound < second.lowerBound)  // the unacknowledged one comes first
+        }
+    }
+
+    @Test("a one-time sign-in link: opening it changes nothing, its button signs in once", arguments: Backend.allCases)
+    func signInLink(backend: Backend) async throws {
+        let mail = CapturedMail()
+        try await withService(backend, web: WebSettings(signInMail: mail)) { harness, client in
+            // The link goes to the person's email address in the directory.
+            try await harness.store.addUser(UserAccount(id: "aokafor", name: "Adaeze Okafor", role: .responder, sites: [SiteID("lincoln-high")], createdAt: Date()))
+            let browser = Browser(client)
+            let asked = try await browser.post("/sign-in/link", [("user", "aokafor"), ("next", "/board")])
+            #expect(asked.status == .ok)
+            #expect(asked.text.contains("a sign-in link is on its way"))
+            // An unknown name gets the same answer and sends nothing.
+            let unknown = try await browser.post("/sign-in/link", [("user", "nobody")])
+            #expect(unknown.text.contains("a sign-in link is on its way"))
+            #expect(mail.links.count == 1)
+            let (address, link) = try #require(mail.links.first)
+            #expect(address.contains("@"))
+            #expect(link.hasPrefix(testPublicURL + "/sign-in/link/"))
+            let path = String(link.dropFirst(testPublicURL.count))
+            let tokenPath = String(path.prefix { $0 != "?" })
+
+            // A mail scanner fetching the link signs nobody in and spends nothing.
+            #expect(try await Browser(client).get(path).status == .ok)
+            let opened = try await browser.get(path)
+            #expect(opened.text.contains("Sign in to Muster"))
+            let taken = try await browser.post(tokenPath, [("next", "/board")])
+            #expect(taken.status == .seeOther)
+            #expect(taken.headers[.location] == "/board")
+            #expect(try await browser.get("/board").status == .ok)
+            // Once only.
+            let again = Browser(client)
+            _ = try await again.get(path)
+            #expect(try await again.post(tokenPath, []).status == .gone)
+        }
+    }
+
+    @Test("the demonstration inbox exists only when switched on, and shows each person's messages with their links", arguments: [Backend.sqlite])
+    func inbox(backend: Backend) async throws {
+        try await withService(backend) { _, client in
+            let page = try await Browser(client).get("/inbox")
+            #expect(page.status == .notFound)
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("inbox-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let channel = FileChannel(path: file, demonstration: true)
+        try channel.appendSignInLink(person: "aokafor", address: "aokafor@riverbend.example", link: "\(testPublicURL)/sign-in/link/abc")
+        try await withService(backend, web: WebSettings(demonstrationInbox: file)) { _, client in
+            let page = try await Browser(client).get("/inbox")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Demonstration"))
+            #expect(page.text.contains("Adaeze Okafor"))
+            // Links point at this instance, whatever the public URL.
+            #expect(page.text.contains(#"href="/sign-in/link/abc""#))
+        }
+    }
+}
