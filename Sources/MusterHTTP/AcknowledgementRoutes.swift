@@ -393,7 +393,9 @@ enum AckPages {
         }
         if let action = page.action { context["action"] = action }
         let html = template?.render(context) ?? page.title
-        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+        // No framing (a one-tap button must not sit under another site's page), nothing from elsewhere.
+        var headers = WebPage.securityHeaders
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
     }
 }

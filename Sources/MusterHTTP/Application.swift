@@ -16,6 +16,7 @@ extension MusterServer {
         let routes = RouteTableBox()
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: PeopleErrorPageMiddleware())
         router.add(middleware: ProblemMiddleware(routes: routes))
 
         router.get("health/live") { _, _ in try json(["status": "ok"]) }
@@ -53,6 +54,9 @@ extension MusterServer {
             .addRoutes(incidentPages)
             .addRoutes(liveRoutes)
             .addRoutes(inboxRoutes)
+            .addRoutes(auditorPages)
+            .addRoutes(coordinatorPages)
+            .addRoutes(adminPages)
         routes.table = RouteTable(router.routes.map { ($0.path.description, $0.method.rawValue) })
         return router
     }

@@ -2,6 +2,7 @@
 // timer and delivery workers, over one store and one set of channels.
 import Foundation
 import Logging
+import MusterAudit
 import MusterCore
 import MusterPlaybooks
 import MusterNotify
@@ -75,6 +76,12 @@ public final class Runtime: Sendable {
             RetentionWorker(store: store, committer: committer, policy: $0, clock: clock, logger: logger)
         }
     }
+
+    /// Exports incidents' timelines with proofs (JSON) or as CSV.
+    public func auditExporter(verifierKey: String) -> AuditExporter { AuditExporter(store: store, verifierKey: verifierKey) }
+
+    /// Checks the whole audit log against the checkpoints signed with `verifier`.
+    public func auditVerifier(_ verifier: NoteVerifier) -> AuditLogVerifier { AuditLogVerifier(store: store, verifiers: [verifier]) }
 
     /// Puts a new set of playbooks and directory into use.
     public func reload(_ catalog: Catalog) async {

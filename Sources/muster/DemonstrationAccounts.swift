@@ -4,8 +4,8 @@
 // counselor, a principal, the district crisis lead and an auditor. Anyone else signs in with a
 // link from the demonstration inbox.
 import Foundation
-import HummingbirdBcrypt
 import MusterCore
+import MusterHTTP
 import MusterStore
 
 enum DemonstrationAccounts {
@@ -41,13 +41,13 @@ enum DemonstrationAccounts {
             guard let person = candidates.first(where: { firstSite.map($0.assignments.contains) ?? false }) ?? candidates.first,
                   !shownRoles.contains(person.id.rawValue) else { continue }
             shownRoles.insert(person.id.rawValue)
-            let password = newPassword()
-            try await store.setPasswordHash(user: person.id.rawValue, hash: Bcrypt.hash(password, cost: 10))
+            let password = Passwords.generate()
+            try await store.setPasswordHash(user: person.id.rawValue, hash: Passwords.hash(password, cost: 10))  // a quicker first start for a demonstration
             rows.append((label, person.id.rawValue + " (" + person.name + ")", password))
         }
         try await store.addUser(UserAccount(id: "auditor", name: "District auditor", role: .auditor, sites: [], createdAt: now))
-        let auditorPassword = newPassword()
-        try await store.setPasswordHash(user: "auditor", hash: Bcrypt.hash(auditorPassword, cost: 10))
+        let auditorPassword = Passwords.generate()
+        try await store.setPasswordHash(user: "auditor", hash: Passwords.hash(auditorPassword, cost: 10))
         rows.append(("Auditor", "auditor", auditorPassword))
         let width = rows.map(\.0.count).max() ?? 0
         let userWidth = rows.map(\.1.count).max() ?? 0
@@ -56,13 +56,5 @@ enum DemonstrationAccounts {
                          + "  password " + password)
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    /// Twelve letters and digits people can read aloud (no 0/O, 1/l).
-    static func newPassword() -> String {
-        let alphabet = Array("abcdefghjkmnpqrstuvwxyz23456789")
-        var generator = SystemRandomNumberGenerator()
-        let letters = (0..<12).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] }
-        return String(letters[0..<4]) + "-" + String(letters[4..<8]) + "-" + String(letters[8..<12])
     }
 }

@@ -115,7 +115,9 @@ struct ServeCommand: AsyncParsableCommand {
                                   integrations: integrationSettings(file), auditVerifierKey: auditLog.signer.verifierKey,
                                   acknowledgement: channels.acknowledgement, checkCatalog: { channels.unservedContacts($0) },
                                   web: WebSettings(demonstrationInbox: channels.demonstrationInbox ? deliveryFile : nil, signInMail: channels.signInMail,
-                                                   demoSpeed: speed > 1 ? speed : nil),
+                                                   demoSpeed: speed > 1 ? speed : nil,
+                                                   // In a demonstration the inbox takes every channel: no gap is a real one.
+                                                   providers: channels.demonstrationInbox ? Set(ChannelKind.allCases) : channels.providers),
                                   logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdBcrypt
 import HummingbirdTesting
+import MusterAudit
 import MusterCore
 import MusterHTTP
 import MusterNotify
@@ -377,6 +378,123 @@ struct WebPageTests {
             #expect(page.text.contains("Adaeze Okafor"))
             // Links point at this instance, whatever the public URL.
             #expect(page.text.contains(#"href="/sign-in/link/abc""#))
+        }
+    }
+}
+
+@Suite("Web pages: coordinator, auditor, administrator")
+struct WebRolePageTests {
+    static func raised(_ harness: Harness, _ client: any TestClientProtocol) async throws -> Int {
+        let browser = Browser(client)
+        _ = try await WebPageTests.signIn(browser, "reporter-lincoln")
+        let sent = try await browser.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Goodbye note")])
+        return Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
+    }
+
+    @Test("an auditor finds incidents, exports JSON that verifies offline and CSV, and each export is on the record", arguments: Backend.allCases)
+    func auditorExports(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await WebPageTests.setPasswords(harness)
+            let number = try await Self.raised(harness, client)
+            let auditor = Browser(client)
+            _ = try await WebPageTests.signIn(auditor, "auditor")
+            let found = try await auditor.get("/auditor?site=lincoln-high&type=suicide-risk")
+            #expect(found.status == .ok)
+            #expect(found.text.contains("/incidents/\(number)\""))
+            #expect(!(try await auditor.get("/auditor?site=washington-elementary").text.contains("/incidents/\(number)\"")))
+            #expect(try await auditor.get("/auditor?from=yesterday").status == .badRequest)
+
+            // The sequencer signs a checkpoint within a moment; the export waits for none.
+            var json = try await auditor.get("/auditor/incidents/\(number)/export?format=json")
+            for _ in 0..<100 where json.status != .ok {
+                try await Task.sleep(for: .milliseconds(50))
+                json = try await auditor.get("/auditor/incidents/\(number)/export?format=json")
+            }
+            #expect(json.status == .ok)
+            #expect(json.headers[.contentDisposition] == "attachment; filename=\"muster-incident-\(number).json\"")
+            let verified = try IncidentExport.verify(Array(json.body.readableBytesView))
+            #expect(verified.entries > 0)
+            let csv = try await auditor.get("/auditor/incidents/\(number)/export?format=csv")
+            #expect(csv.text.hasPrefix("sequence,log_index,at,since_report,actor,action"))
+            let id = try #require(try await harness.store.incidentID(number: number))
+            let exports = try await harness.store.timeline(id).filter { $0.action == .accessed && $0.detail?.hasPrefix("exported as") == true }
+            // Only exports that left are recorded: one JSON, one CSV.
+            #expect(exports.compactMap { $0.detail?.split(separator: " ").dropFirst(2).first.map(String.init) } == ["JSON", "CSV"])
+            #expect(exports.allSatisfy { $0.actor == .person(PersonID("auditor")) })
+
+            // Nobody else exports or opens the auditor's pages.
+            let responder = Browser(client)
+            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            #expect(try await responder.get("/auditor").status == .forbidden)
+            #expect(try await responder.get("/auditor/incidents/\(number)/export?format=csv").status == .forbidden)
+        }
+    }
+
+    @Test("a coordinator sees who is on call, the playbooks and the simulator's timeline; a responder does not", arguments: [Backend.sqlite])
+    func coordinator(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await WebPageTests.setPasswords(harness)
+            let coordinator = Browser(client)
+            _ = try await WebPageTests.signIn(coordinator, "coordinator-lincoln")
+            let page = try await coordinator.get("/coordinator")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("School social worker"))
+            #expect(page.text.contains("Student at risk of suicide or self-harm"))
+            #expect(page.text.contains("passes the linter"))
+            // 2 a.m. on a Sunday at Lincoln High (America/Chicago): the after-hours steps.
+            let simulated = try await coordinator.get("/coordinator/simulate?type=suicide-risk&severity=high&site=lincoln-high&when=2026-12-06T02:00")
+            #expect(simulated.status == .ok)
+            #expect(simulated.text.contains("02:00 on 2026-12-06"))
+            #expect(simulated.text.contains("page · step 1"))
+            let responder = Browser(client)
+            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            #expect(try await responder.get("/coordinator").status == .forbidden)
+        }
+    }
+
+    @Test("an administrator changes a role, which takes effect at once, and a reset ends every session", arguments: Backend.allCases)
+    func administrator(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await WebPageTests.setPasswords(harness)
+            let reporter = Browser(client)
+            _ = try await WebPageTests.signIn(reporter, "reporter-lincoln")
+            #expect(try await reporter.get("/board").text.contains("Open incidents at my sites"))
+            #expect(!(try await reporter.get("/").text.contains("href=\"/board\"")))
+
+            let admin = Browser(client)
+            _ = try await WebPageTests.signIn(admin, "admin")
+            #expect(try await admin.get("/admin").text.contains("reporter-lincoln"))
+            let saved = try await admin.post("/admin/people/reporter-lincoln", [("role", "responder"), ("sites", "lincoln-high")])
+            #expect(saved.text.contains("Saved."))
+            #expect(try await harness.store.user("reporter-lincoln")?.role == .responder)
+            #expect(try await reporter.get("/").text.contains("href=\"/board\""))  // the same session, the new role
+
+            let refused = try await admin.post("/admin/people/reporter-lincoln", [("role", "responder")])
+            #expect(refused.text.contains("needs at least one site"))
+            let reset = try await admin.post("/admin/people/reporter-lincoln/reset", [("new_password", "yes")])
+            #expect(reset.text.contains("New password, shown once"))
+            #expect(try await reporter.get("/").status == .seeOther)  // signed out
+            #expect(try await WebPageTests.signIn(Browser(client), "reporter-lincoln").status == .unauthorized)  // the old password is gone
+
+            let added = try await admin.post("/admin/people", [("id", "relief-worker"), ("name", "Relief Worker"), ("role", "responder"), ("sites", "lincoln-high")])
+            #expect(added.status == .seeOther)
+            #expect(try await harness.store.user("relief-worker")?.sites == [SiteID("lincoln-high")])
+            #expect(try await reporter.post("/admin/people", [("id", "x"), ("role", "admin")]).status == .seeOther)  // signed out: to sign-in
+            let responder = Browser(client)
+            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            #expect(try await responder.get("/admin").status == .forbidden)
+        }
+    }
+
+    @Test("a wrong address in a browser is a page, in the API a problem document", arguments: [Backend.sqlite])
+    func wrongAddress(backend: Backend) async throws {
+        try await withService(backend) { _, client in
+            let page = try await client.execute(uri: "/incidents-of-mine", method: .get, headers: [.accept: "text/html,*/*"], body: nil)
+            #expect(page.status == .notFound)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(page.text.contains("<html lang=\"en\">") && page.text.contains("Page not found"))
+            let api = try await client.execute(uri: "/api/v1/nothing", method: .get, headers: [.accept: "text/html,*/*"], body: nil)
+            #expect(api.headers[.contentType] == "application/problem+json")
         }
     }
 }

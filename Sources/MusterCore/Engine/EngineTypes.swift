@@ -246,6 +246,9 @@ public enum IncidentEvent: Hashable, Sendable {
     case refused(by: Actor, action: String, reason: String)
     /// Someone read the incident's details (`from`: where the request came from). Recorded, never refused.
     case accessed(by: Actor, from: String?)
+    /// Someone exported the incident's timeline (`format`: "JSON" or "CSV"): an access like any other,
+    /// recorded with what was taken. Never refused.
+    case exported(by: Actor, format: String, from: String?)
     /// The retention policy destroyed the closed incident's data key: its student text is gone for good.
     case purged(policy: String, closedBefore: Date)
 }

@@ -167,6 +167,8 @@ private struct Run {
             audit(actor, .refused, detail: "\(action) refused: \(reason)")
         case .accessed(let actor, let origin):
             audit(actor, .accessed, detail: origin.map { "from " + $0 })
+        case .exported(let actor, let format, let origin):
+            audit(actor, .accessed, detail: "exported as \(format)" + (origin.map { " from " + $0 } ?? ""))
         case .purged(let policy, let closedBefore):
             guard state.phase == .resolved else { throw .notResolved }
             let date = LocalDateTime(seconds: Int64(closedBefore.timeIntervalSince1970.rounded(.down))).date

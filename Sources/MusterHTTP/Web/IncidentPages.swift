@@ -242,6 +242,7 @@ extension MusterServer {
         var people: [PersonOption]
         var tasks: [TaskItem]
         var canNote: Bool
+        var canExport: Bool
         var timeline: [TimelineItem]
     }
 
@@ -333,7 +334,7 @@ extension MusterServer {
             people: account.role.allows(.reassign)
                 ? directory.people.values.filter { $0.assignments.contains(.site(state.incident.site)) || $0.assignments.contains(.district) }
                     .sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name) } : [],
-            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), timeline: timeline)
+            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), canExport: Self.audits(account), timeline: timeline)
         return WebPage.render(.ok, live ? "incident-live" : "incident", page)
     }
 
@@ -413,7 +414,7 @@ extension MusterServer {
         return WebPage.render(.ok, "list", page)
     }
 
-    private func item(_ summary: IncidentSummary, _ directory: Directory) -> ListPage.Item {
+    func item(_ summary: IncidentSummary, _ directory: Directory) -> ListPage.Item {
         ListPage.Item(number: summary.ref.number, category: directory.incidentTypes.first { $0.id == summary.type }?.title ?? summary.type.rawValue,
                       site: directory.sites[summary.site]?.name ?? summary.site.rawValue, status: summary.phase,
                       statusText: Self.statusText(summary.phase).components(separatedBy: ":").first ?? summary.phase,

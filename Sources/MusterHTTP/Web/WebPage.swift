@@ -59,6 +59,9 @@ enum WebPage {
         var isMine: Bool
         var isBoard: Bool
         var isInbox: Bool
+        var isAudit: Bool
+        var isCoordination: Bool
+        var isAdministration: Bool
     }
 
     static func frame(_ context: MusterRequestContext, title: String, current: String = "", settings: WebSettings? = nil,
@@ -70,7 +73,8 @@ enum WebPage {
                      canCoordinate: role == .coordinator || role == .admin, canAudit: role == .auditor || role == .admin, isAdmin: role == .admin,
                      demonstration: settings?.demonstrationInbox != nil,
                      demoSpeed: demoSpeed.flatMap { $0 > 1 ? "\(Int($0))" : nil },
-                     isRaise: current == "raise", isMine: current == "mine", isBoard: current == "board", isInbox: current == "inbox")
+                     isRaise: current == "raise", isMine: current == "mine", isBoard: current == "board", isInbox: current == "inbox",
+                     isAudit: current == "auditor", isCoordination: current == "coordinator", isAdministration: current == "admin")
     }
 
     static func roleName(_ role: AccessRole) -> String {
@@ -94,5 +98,26 @@ enum WebPage {
 
     static func message(_ context: MusterRequestContext, title: String, text: String, link: (text: String, url: String)? = nil) -> Message {
         Message(frame: frame(context, title: title), heading: title, text: text, linkText: link?.text, linkURL: link?.url)
+    }
+}
+
+/// A person who opens a wrong address in a browser gets a page, not the API's problem document:
+/// outside the API's paths, an error for a client that accepts HTML is rendered as a message page.
+struct PeopleErrorPageMiddleware: RouterMiddleware {
+    typealias Context = MusterRequestContext
+    static let machinePaths = ["/api/", "/v2/", "/audit/", "/health/", "/metrics"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            let path = request.uri.path
+            guard request.headers[.accept]?.contains("text/html") == true, !Self.machinePaths.contains(where: { path.hasPrefix($0) }) else { throw problem }
+            let title = problem.status == .notFound ? "Page not found" : problem.title
+            let text = problem.status == .notFound ? "There is no page at this address. Check it, or start again from the home page." : problem.detail
+            var response = WebPage.render(problem.status, "message", WebPage.message(context, title: title, text: text, link: ("Home", "/")))
+            for field in problem.headers { response.headers.append(field) }
+            return response
+        }
     }
 }

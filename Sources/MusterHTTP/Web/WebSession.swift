@@ -24,10 +24,13 @@ public struct WebSettings: Sendable {
     public var demoSpeed: Double?
     /// Sessions, sign-in links and attempt limits keep wall time, also when timers run faster.
     public var wallClock: any MusterClock
+    /// The channels with a provider, for the coverage check on the coordinator's page; nil: not checked there.
+    public var providers: Set<ChannelKind>?
 
     public init(sessionLifetime: TimeInterval = 12 * 3600, linkLifetime: TimeInterval = 15 * 60,
                 demonstrationInbox: String? = nil, signInMail: (any SignInMailer)? = nil, demoSpeed: Double? = nil,
-                wallClock: any MusterClock = SystemClock()) {
+                wallClock: any MusterClock = SystemClock(), providers: Set<ChannelKind>? = nil) {
+        self.providers = providers
         self.demoSpeed = demoSpeed
         self.wallClock = wallClock
         self.sessionLifetime = sessionLifetime

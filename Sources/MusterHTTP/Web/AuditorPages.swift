@@ -1,0 +1,130 @@
+// The auditor's pages: incidents searched by period, site, type and outcome; the audit log's
+// verification status and latest signed checkpoint; an incident's export as JSON with its proofs
+// (checked offline by `muster audit verify --file` or scripts/verify-export.py) or as CSV. Each
+// export is itself an access entry in the incident's log. The incident's timeline, access entries
+// and delivery outcomes included, is the incident page.
+import Foundation
+import Hummingbird
+import MusterAudit
+import MusterCore
+import MusterRuntime
+import NIOCore
+
+extension MusterServer {
+    var auditorPages: RouteCollection<MusterRequestContext> {
+        let routes = RouteCollection(context: MusterRequestContext.self)
+        routes.get("auditor") { request, context in
+            try await self.signedIn(request, context) { account in try await self.auditorHome(request, context, account, verification: nil) }
+        }
+        routes.post("auditor/verify") { request, context in
+            try await self.signedIn(request, context) { account in
+                guard Self.audits(account) else { return Self.notAllowed(context, "check the audit log") }
+                let result: String
+                if let key = self.auditVerifierKey, let verifier = try? NoteVerifier(verifierKey: key) {
+                    do {
+                        result = "Verified: " + (try await self.runtime.auditVerifier(verifier).verify()).description
+                    } catch {
+                        result = "VERIFICATION FAILED: \(error)"
+                    }
+                } else {
+                    result = "This instance has no audit signing key configured, so the log cannot be checked here."
+                }
+                return try await self.auditorHome(request, context, account, verification: result)
+            }
+        }
+        routes.get("auditor/incidents/:number/export") { request, context in
+            try await self.signedIn(request, context) { account in try await self.export(request, context, account) }
+        }
+        return routes
+    }
+
+    static func audits(_ account: UserAccount) -> Bool { account.role == .auditor || account.role == .admin }
+
+    static func notAllowed(_ context: MusterRequestContext, _ what: String) -> Response {
+        WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(what).", link: ("Home", "/")))
+    }
+
+    struct AuditorPage {
+        struct Option { var id: String; var name: String; var selected: Bool }
+        var frame: WebPage.Frame
+        var from: String
+        var to: String
+        var sites: [Option]
+        var types: [Option]
+        var outcomes: [Option]
+        var searched: Bool
+        var incidents: [ListPage.Item]
+        var checkpointSize: String?
+        var checkpointAt: String?
+        var checkpointNote: String?
+        var verification: String?
+        var verificationFailed: Bool
+        var error: String?
+    }
+
+    private func auditorHome(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount, verification: String?) async throws -> Response {
+        guard Self.audits(account) else { return Self.notAllowed(context, "open the auditor's pages") }
+        let directory = await catalog.directory
+        let query = request.uri.queryParameters
+        let value = { (name: String) in query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        var filter = IncidentFilter(limit: 500)
+        var error: String?
+        // Dates are whole days in UTC: from the start of `from` to the end of `to`.
+        func day(_ name: String, end: Bool) -> Date? {
+            guard let text = value(name) else { return nil }
+            guard let date = InstantParser.parse(text + "T00:00:00Z") else {
+                error = "\(name == "from" ? "From" : "To"): write a date as YYYY-MM-DD, such as 2026-09-01."
+                return nil
+            }
+            return end ? date.addingTimeInterval(86_400) : date
+        }
+        filter.reportedFrom = day("from", end: false)
+        filter.reportedBefore = day("to", end: true)
+        filter.site = value("site").flatMap { directory.sites[SiteID($0)] != nil ? SiteID($0) : nil }
+        filter.type = value("type").flatMap { id in directory.incidentTypes.contains { $0.id.rawValue == id } ? IncidentTypeID(id) : nil }
+        if let outcome = value("outcome"), ["escalating", "acknowledged", "unowned", "resolved"].contains(outcome) { filter.phases = [outcome] }
+        let searched = !query.isEmpty
+        let incidents = searched && error == nil ? try await reads.incidents(filter) : []
+        let checkpoint = try await reads.latestCheckpoint()
+        let page = AuditorPage(
+            frame: frame(context, "Audit", current: "auditor"), from: value("from") ?? "", to: value("to") ?? "",
+            sites: directory.sites.values.sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id == filter.site) },
+            types: directory.incidentTypes.map { .init(id: $0.id.rawValue, name: $0.title, selected: $0.id == filter.type) },
+            outcomes: [("acknowledged", "Owned, open"), ("escalating", "Paging, nobody yet"), ("unowned", "Unowned"), ("resolved", "Resolved")]
+                .map { .init(id: $0.0, name: $0.1, selected: filter.phases.contains($0.0)) },
+            searched: searched, incidents: incidents.map { item($0, directory) },
+            checkpointSize: checkpoint.map { "\($0.size)" }, checkpointAt: checkpoint.map { APIJSON.instant($0.signedAt) },
+            checkpointNote: checkpoint?.note, verification: verification,
+            verificationFailed: verification?.hasPrefix("VERIFICATION FAILED") ?? false, error: error)
+        return WebPage.render(error == nil ? .ok : .badRequest, "auditor", page)
+    }
+
+    private func export(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        guard Self.audits(account) else { return Self.notAllowed(context, "export incidents") }
+        let state = try await visibleIncident(context.parameters.get("number") ?? "", account: account)
+        let format = request.uri.queryParameters["format"].map(String.init) ?? "json"
+        guard format == "json" || format == "csv" else {
+            return WebPage.render(.badRequest, "message", WebPage.message(context, title: "Unknown format", text: "Choose JSON or CSV."))
+        }
+        guard let key = auditVerifierKey else {
+            return WebPage.render(.serviceUnavailable, "message", WebPage.message(context, title: "No signing key",
+                                                                                  text: "This instance has no audit signing key, so it cannot export with proofs."))
+        }
+        let exporter = runtime.auditExporter(verifierKey: key)
+        let number = state.incident.number
+        let bytes: [UInt8]
+        do {
+            bytes = format == "json" ? try await exporter.export(state.incident.id).export.encoded() : Array(try await exporter.csv(state.incident.id).utf8)
+        } catch {
+            return WebPage.render(.serviceUnavailable, "message", WebPage.message(context, title: "The export is not ready",
+                                                                                  text: "\(error) Try again in a few seconds.", link: ("Back", "/incidents/\(number)")))
+        }
+        // On the record before it leaves: no entry, no export.
+        _ = try await apply(.exported(by: account.actor, format: format.uppercased(), from: context.remoteAddress), to: state.incident.id)
+        return Response(status: .ok, headers: [
+            .contentType: format == "json" ? "application/json" : "text/csv; charset=utf-8",
+            .contentDisposition: "attachment; filename=\"muster-incident-\(number).\(format)\"",
+            .cacheControl: "no-store",
+        ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
