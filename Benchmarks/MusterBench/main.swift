@@ -7,6 +7,7 @@
 //   swift run -c release muster-bench fanout sqlite|postgres [--incidents 1000] [--people 2]
 //   swift run -c release muster-bench page-latency URL TOKEN --sink-port P [--rate 200] [--seconds 20]   (Benchmarks/run-page-benchmarks)
 //   swift run -c release muster-bench fanout-playbooks DIR SINK_URL [--people 2]
+//   swift run -c release muster-bench board sqlite|postgres [--incidents 500] [--requests 100]
 //   swift run -c release muster-bench hoax-wave sqlite|postgres [--reports 1000] [--sites 50] [--window 60] [--rate 10]   (Benchmarks/run-store-benchmarks hoax-wave)
 import Foundation
 import MusterAudit
@@ -91,6 +92,8 @@ do {
     case "fanout-playbooks":
         guard arguments.count >= 3 else { throw BenchmarkError("usage: muster-bench fanout-playbooks DIR SINK_URL [--people N]") }
         try fanoutPlaybooksCommand(folder: arguments[1], sink: arguments[2], people: option("--people", default: 2))
+    case "board": try await boardBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 500),
+                                           requests: option("--requests", default: 100))
     case "timeline": try await timelineBenchmark(backend: arguments.dropFirst().first ?? "sqlite", incidents: option("--incidents", default: 1_000_000))
     default: throw BenchmarkError("unknown benchmark '\(arguments[0])': engine, store, timers, timeline, audit, http, fanout or page-latency")
     }

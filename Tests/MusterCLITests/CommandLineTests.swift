@@ -60,6 +60,22 @@ struct CommandLineTests {
         #expect(!run.stdout.contains("Muster is serving"))
     }
 
+    @Test("serve --demo-speed is refused with PostgreSQL and out of range, before anything starts")
+    func demoSpeedRefused() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/none"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-speed-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let postgres = try muster(["serve", "--demo-speed", "60", "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(postgres.status != 0)
+        #expect(postgres.stderr.contains("--demo-speed is for a demonstration on the embedded SQLite database; it is refused with PostgreSQL"))
+        environment["MUSTER_DATABASE_URL"] = nil
+        let tooFast = try muster(["serve", "--demo-speed", "100000", "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(tooFast.status != 0)
+        #expect(tooFast.stderr.contains("is not a speed from 1 to 3600"))
+        #expect(!postgres.stdout.contains("Muster is serving") && !tooFast.stdout.contains("Muster is serving"))
+    }
+
     @Test("serve --help lists every setting; the command line beats the environment, which beats the file; an empty variable is unset")
     func settingsPrecedence() throws {
         let help = try muster(["serve", "--help"])

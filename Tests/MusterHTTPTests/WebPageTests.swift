@@ -326,6 +326,32 @@ struct WebPageTests {
         }
     }
 
+    @Test("live updates: the incident's event stream says 'changed' when someone acknowledges", arguments: [Backend.sqlite])
+    func liveUpdates(backend: Backend) async throws {
+        try await withService(backend, web: WebSettings(eventStreamLifetime: 4)) { harness, client in
+            try await Self.setPasswords(harness)
+            let responder = Browser(client)
+            _ = try await Self.signIn(responder, "responder-lincoln")
+            let sent = try await responder.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Note")])
+            let path = String((sent.headers[.location] ?? "").prefix { $0 != "?" })
+            let before = try await responder.get("\(path)/live")
+            #expect(before.text.contains("Paging: nobody has acknowledged yet"))
+            #expect(!before.text.contains("Note"))  // the live part carries no student text
+            let id = try #require(try await harness.store.incidentID(number: Int(path.split(separator: "/").last ?? "") ?? 0))
+            let accesses = try await harness.store.timeline(id).filter { $0.action == .accessed }.count
+            async let stream = responder.get("\(path)/events")
+            try await Task.sleep(for: .milliseconds(500))
+            // Straight through the runtime: the test client holds one connection, busy with the stream.
+            _ = try await harness.server.runtime.apply(.acknowledged(by: .person(PersonID("responder-lincoln")), path: .api, step: nil), to: id).get()
+            let events = try await stream
+            #expect(events.headers[.contentType] == "text/event-stream")
+            #expect(events.text.contains("event: changed"))
+            #expect(try await responder.get("\(path)/live").text.contains("Acknowledged: someone owns it"))
+            // Neither the stream nor the live part is an access to record.
+            #expect(try await harness.store.timeline(id).filter { $0.action == .accessed }.count == accesses)
+        }
+    }
+
     @Test("a one-time sign-in link: opening it changes nothing, its button signs in once", arguments: Backend.allCases)
     func signInLink(backend: Backend) async throws {
         let mail = CapturedMail()

@@ -70,3 +70,21 @@ struct WorkSignalTests {
         await waiter.value
     }
 }
+
+@Suite("The demonstration clock")
+struct ScaledClockTests {
+    @Test("a scaled clock runs `speed` times faster than the wall from its start, and sleeps that much shorter")
+    func scaled() async throws {
+        let start = Date().addingTimeInterval(-2)  // made two wall seconds ago
+        let clock = ScaledClock(speed: 60, start: start)
+        let now = clock.now()
+        #expect(now.timeIntervalSince(start) >= 120)  // at least 2 s × 60
+        #expect(now.timeIntervalSince(start) < 120 + 60 * 60)  // and not an hour of wall time
+        // A deadline in the past returns at once; one 60 scaled seconds ahead is one wall second away at most.
+        try await clock.sleep(until: now.addingTimeInterval(-5))
+        let before = Date()
+        try await clock.sleep(until: clock.now().addingTimeInterval(30))
+        #expect(Date().timeIntervalSince(before) < 5)
+        #expect(clock.now().timeIntervalSince(now) >= 30)
+    }
+}

@@ -38,6 +38,8 @@ extension MusterServer {
         return routes
     }
 
+    static let auditorPageSize = 200
+
     static func audits(_ account: UserAccount) -> Bool { account.role == .auditor || account.role == .admin }
 
     static func notAllowed(_ context: MusterRequestContext, _ what: String) -> Response {
@@ -54,6 +56,8 @@ extension MusterServer {
         var outcomes: [Option]
         var searched: Bool
         var incidents: [ListPage.Item]
+        /// Set when the search found more than a page.
+        var limited: Int?
         var checkpointSize: String?
         var checkpointAt: String?
         var checkpointNote: String?
@@ -67,7 +71,7 @@ extension MusterServer {
         let directory = await catalog.directory
         let query = request.uri.queryParameters
         let value = { (name: String) in query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
-        var filter = IncidentFilter(limit: 500)
+        var filter = IncidentFilter(limit: Self.auditorPageSize)
         var error: String?
         // Dates are whole days in UTC: from the start of `from` to the end of `to`.
         func day(_ name: String, end: Bool) -> Date? {
@@ -93,6 +97,7 @@ extension MusterServer {
             outcomes: [("acknowledged", "Owned, open"), ("escalating", "Paging, nobody yet"), ("unowned", "Unowned"), ("resolved", "Resolved")]
                 .map { .init(id: $0.0, name: $0.1, selected: filter.phases.contains($0.0)) },
             searched: searched, incidents: incidents.map { item($0, directory) },
+            limited: incidents.count == Self.auditorPageSize ? Self.auditorPageSize : nil,
             checkpointSize: checkpoint.map { "\($0.size)" }, checkpointAt: checkpoint.map { APIJSON.instant($0.signedAt) },
             checkpointNote: checkpoint?.note, verification: verification,
             verificationFailed: verification?.hasPrefix("VERIFICATION FAILED") ?? false, error: error)

@@ -359,11 +359,15 @@ extension MusterServer {
         var filters: Bool
         /// Where the live part is fetched again when the event stream says something changed.
         var liveURL: String
+        var previous: String? = nil
+        var next: String? = nil
         var sites: [Option]
         var statuses: [Option]
         var incidents: [Item]
         var emptyText: String
     }
+
+    static let boardPageSize = 100
 
     private func board(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
         try account.require(.read)
@@ -384,13 +388,20 @@ extension MusterServer {
             (rank[$0.phase] ?? 4, $0.reportedAt) < (rank[$1.phase] ?? 4, $1.reportedAt)
         }
         let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
+        // A page at a time, so that even a district-wide storm stays light on a phone.
+        let pages = max(1, (incidents.count + Self.boardPageSize - 1) / Self.boardPageSize)
+        let number = min(pages, max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1))
+        let shown = incidents.dropFirst((number - 1) * Self.boardPageSize).prefix(Self.boardPageSize)
+        func link(_ page: Int) -> String {
+            "/board?" + [site.map { "site=" + $0 }, "status=" + status, "page=\(page)"].compactMap { $0 }.joined(separator: "&")
+        }
         let page = ListPage(
             frame: frame(context, "Board", current: "board"), heading: account.role.isSiteScoped ? "Open incidents at my sites" : "Incidents",
-            intro: "Waiting for someone first, longest waiting at the top.", filters: true,
-            liveURL: "/board" + (request.uri.query.map { "?" + $0 } ?? ""),
+            intro: "Waiting for someone first, longest waiting at the top." + (pages > 1 ? " Page \(number) of \(pages) (\(incidents.count) incidents)." : ""),
+            filters: true, liveURL: link(number), previous: number > 1 ? link(number - 1) : nil, next: number < pages ? link(number + 1) : nil,
             sites: sites.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id.rawValue == site) },
             statuses: [("open", "Open"), ("resolved", "Resolved"), ("all", "All")].map { .init(id: $0.0, name: $0.1, selected: $0.0 == status) },
-            incidents: incidents.map { item($0, directory) }, emptyText: "Nothing open. When an incident is raised at your sites it appears here.")
+            incidents: shown.map { item($0, directory) }, emptyText: "Nothing open. When an incident is raised at your sites it appears here.")
         return WebPage.render(.ok, "list", page)
     }
 

@@ -10,7 +10,6 @@ import NIOCore
 
 extension MusterServer {
     static let eventPollInterval: Duration = .seconds(2)
-    static let eventStreamLifetime: TimeInterval = 600
 
     var liveRoutes: RouteCollection<MusterRequestContext> {
         let routes = RouteCollection(context: MusterRequestContext.self)
@@ -50,9 +49,9 @@ extension MusterServer {
 
     /// An event stream that sends `changed` each time `version` reads a new value.
     private func eventStream(_ version: @escaping @Sendable () async throws -> Int) -> Response {
-        let clock = web.wallClock
+        let clock = web.wallClock, lifetime = web.eventStreamLifetime
         let body = ResponseBody { writer in
-            let end = clock.now().addingTimeInterval(Self.eventStreamLifetime)
+            let end = clock.now().addingTimeInterval(lifetime)
             var last = try await version()
             try await writer.write(ByteBuffer(string: "retry: 3000\n: connected\n\n"))
             while clock.now() < end {

@@ -26,11 +26,14 @@ public struct WebSettings: Sendable {
     public var wallClock: any MusterClock
     /// The channels with a provider, for the coverage check on the coordinator's page; nil: not checked there.
     public var providers: Set<ChannelKind>?
+    /// How long a live-update stream stays open before the browser reconnects.
+    public var eventStreamLifetime: TimeInterval
 
     public init(sessionLifetime: TimeInterval = 12 * 3600, linkLifetime: TimeInterval = 15 * 60,
                 demonstrationInbox: String? = nil, signInMail: (any SignInMailer)? = nil, demoSpeed: Double? = nil,
-                wallClock: any MusterClock = SystemClock(), providers: Set<ChannelKind>? = nil) {
+                wallClock: any MusterClock = SystemClock(), providers: Set<ChannelKind>? = nil, eventStreamLifetime: TimeInterval = 600) {
         self.providers = providers
+        self.eventStreamLifetime = eventStreamLifetime
         self.demoSpeed = demoSpeed
         self.wallClock = wallClock
         self.sessionLifetime = sessionLifetime
