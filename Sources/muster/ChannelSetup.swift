@@ -102,6 +102,12 @@ enum ChannelFactory {
         var limits: [ChannelKind: Int] = [:]
         for (name, limit) in config.limits { if let kind = ChannelKind(rawValue: name) { limits[kind] = limit } }
         let demonstration = settings.value(.demonstrationInbox) == "true"
+        if demonstration, !configured.isEmpty {
+            // A configuration with real providers is a production one: a page on a channel it lacks
+            // would be shown in a demonstration page instead of reaching anyone.
+            throw ValidationError("the demonstration inbox cannot be switched on beside real providers (\(configured.joined(separator: ", "))): "
+                                  + "give every channel the directory uses a provider and switch the demonstration inbox off")
+        }
         let inbox = demonstration ? FileChannel(path: deliveryFile, demonstration: true) : nil
         let router = ChannelRouter(channels, fallback: inbox)
         let notifier = Notifier(renderer: renderer, channel: router, limiter: ChannelLimiter(limits: limits))

@@ -60,6 +60,21 @@ struct CommandLineTests {
         #expect(!run.stdout.contains("Muster is serving"))
     }
 
+    @Test("the demonstration inbox is refused beside a real provider: a production configuration cannot pretend to deliver")
+    func demonstrationBesideProvidersRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-demo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("muster.yaml")
+        try "channels:\n  demonstration_inbox: true\n  webhook: { secret: a-real-receiver-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["MUSTER_DATABASE_URL", "MUSTER_WEBHOOK_SECRET", "MUSTER_DEMONSTRATION_INBOX"] { environment[name] = nil }
+        let run = try muster(["serve", "--config", config.path, "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("the demonstration inbox cannot be switched on beside real providers (webhook)"), "\(run.stderr.prefix(2000))")
+        #expect(!run.stdout.contains("Muster is serving"))
+    }
+
     @Test("serve --demo-speed is refused with PostgreSQL and out of range, before anything starts")
     func demoSpeedRefused() throws {
         var environment = ProcessInfo.processInfo.environment
