@@ -2,12 +2,13 @@
 import ArgumentParser
 import Foundation
 import MusterCore
+import MusterHTTP
 import MusterPlaybooks
 import MusterStore
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Manage accounts.", subcommands: [UserAdd.self, UserList.self])
+        commandName: "user", abstract: "Manage accounts.", subcommands: [UserAdd.self, UserList.self, UserPassword.self])
 }
 
 extension AccessRole: ExpressibleByArgument {}
@@ -67,6 +68,28 @@ struct UserList: AsyncParsableCommand {
         for user in try await store.users() {
             print("\(user.id)\t\(user.role.rawValue)\t\(user.sites.map(\.rawValue).joined(separator: ","))\t\(user.name)")
         }
+    }
+}
+
+struct UserPassword: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "password", abstract: "Give an account a new web password, printed once; its web sessions end.",
+        discussion: "The password is made here (twelve letters and digits), never chosen. Without a mail relay this is how a first admin signs in to the web pages.")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The account id.")
+    var id: String
+
+    func run() async throws {
+        let (store, _) = try storeOptions.open()
+        try await store.migrate()
+        guard let user = try await store.user(id), user.role != .integration else {
+            throw ValidationError("no person account '\(id)'" + (try await store.user(id) != nil ? " (an integration signs in with its key)" : ""))
+        }
+        let password = Passwords.generate()
+        try await store.setPasswordHash(user: id, hash: Passwords.hash(password))
+        try await store.endCredentials(hash: nil, user: id, at: Date())
+        print("\(id) (\(user.name)): new web password \(password) (shown once); every web session of theirs has ended")
     }
 }
 

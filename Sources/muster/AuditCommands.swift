@@ -43,14 +43,17 @@ struct AuditVerifyCommand: AsyncParsableCommand {
     var witness: [String] = []
     @Option(help: "An export file to check offline.")
     var file: String?
-    @Option(help: "The verifier key the log or the export must be signed with (default: this installation's).")
+    @Option(help: "The verifier key the log or the export must be signed with (default: this installation's, from --data-dir or MUSTER_AUDIT_SIGNING_KEY; an export with neither is checked against the key it carries, with a warning).")
     var key: String?
 
     func run() async throws {
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
             do {
-                print(try IncidentExport.verify(Array(data), pinnedKey: key))
+                // Pinned to --key, else to this installation's key when there is one here: an export
+                // carrying a key of its own proves nothing about who signed it.
+                let pinned = key ?? (try? AuditKeys.signer(dataDir: storeOptions.dataDir, create: false).verifierKey)
+                print(try IncidentExport.verify(Array(data), pinnedKey: pinned))
             } catch {
                 printError("FAILED: \(file): \(error)")
                 throw ExitCode(1)

@@ -49,6 +49,12 @@ enum DemonstrationAccounts {
         let auditorPassword = Passwords.generate()
         try await store.setPasswordHash(user: "auditor", hash: Passwords.hash(auditorPassword, cost: 10))
         rows.append(("Auditor", "auditor", auditorPassword))
+        // The first admin (made with an API token by the bootstrap) signs in to the web pages too.
+        if try await store.user("admin") != nil {
+            let adminPassword = Passwords.generate()
+            try await store.setPasswordHash(user: "admin", hash: Passwords.hash(adminPassword, cost: 10))
+            rows.append(("Administrator", "admin", adminPassword))
+        }
         let width = rows.map(\.0.count).max() ?? 0
         let userWidth = rows.map(\.1.count).max() ?? 0
         for (label, user, password) in rows {

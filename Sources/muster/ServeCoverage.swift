@@ -10,7 +10,8 @@ import MusterPlaybooks
 /// the steps' positions; the gaps come from the catalog the service runs.
 func checkCoverageAtStart(_ catalog: Catalog, folder: String, channels: ChannelsConfig, settings: Settings,
                           metrics: MusterMetrics, logger: Logger, now: Date = Date(), limit: Int = 20) {
-    let providers = ChannelProviders.configured(channels, settings: settings)
+    // With the demonstration inbox every channel is taken (by the inbox), as on the coordinator's page.
+    let providers = settings.value(.demonstrationInbox) == "true" ? Set(ChannelKind.allCases) : ChannelProviders.configured(channels, settings: settings)
     let gaps = CoverageCheck(catalog: catalog, providers: providers).gaps(from: now, days: 1)
     metrics.coverageGaps(gaps.count)
     guard !gaps.isEmpty else { return }

@@ -75,6 +75,29 @@ struct CommandLineTests {
         #expect(!run.stdout.contains("Muster is serving"))
     }
 
+    @Test("user password gives a person account a new web password, printed once, and refuses unknown accounts and integrations")
+    func userPassword() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-password-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_DATABASE_URL"] = nil
+        // The account commands never create keys: an installation's master key, given.
+        environment["MUSTER_MASTER_KEY"] = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        #expect(try muster(["migrate", "--data-dir", folder.path], environment: environment).status == 0)
+        #expect(try muster(["user", "add", "ann", "--role", "responder", "--site", "lincoln-high", "--data-dir", folder.path], environment: environment).status == 0)
+        #expect(try muster(["user", "add", "monitor", "--role", "integration", "--data-dir", folder.path], environment: environment).status == 0)
+        let first = try muster(["user", "password", "ann", "--data-dir", folder.path], environment: environment)
+        #expect(first.status == 0)
+        let pattern = /ann \(.*\): new web password ([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}) \(shown once\)/
+        let password = try #require(first.stdout.firstMatch(of: pattern)?.1)
+        let second = try muster(["user", "password", "ann", "--data-dir", folder.path], environment: environment)
+        #expect(second.stdout.firstMatch(of: pattern)?.1 != password)  // made anew each time
+        #expect(try muster(["user", "password", "nobody", "--data-dir", folder.path], environment: environment).status != 0)
+        let integration = try muster(["user", "password", "monitor", "--data-dir", folder.path], environment: environment)
+        #expect(integration.status != 0)
+        #expect(integration.stderr.contains("an integration signs in with its key"))
+    }
+
     @Test("serve --demo-speed is refused with PostgreSQL and out of range, before anything starts")
     func demoSpeedRefused() throws {
         var environment = ProcessInfo.processInfo.environment

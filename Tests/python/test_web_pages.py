@@ -317,8 +317,9 @@ class WebPages(unittest.TestCase):
                 self.driver.get(href)
                 for meta, links in self.messages():
                     if f"incident #{number}" in meta and "Acknowledge link" in links:
-                        tab = self.driver.find_element(By.CSS_SELECTOR, "ul.tabs a[aria-current=page]").text
-                        return recipient, re.sub(r"\s*\(\d+\)$", "", tab), links["Acknowledge link"]
+                        # The name from the message's line ("sms to Kwame Mensah · +1555... · incident #1"): the
+                        # tab's text may say more than the name.
+                        return recipient, re.match(r"\S+ to (.+?) · ", meta)[1], links["Acknowledge link"]
             return None
         return eventually(look, 30)
 

@@ -20,13 +20,19 @@ extension MusterServer {
     }
 
     struct InboxPage {
-        struct Tab { var id: String; var name: String; var count: Int; var selected: Bool }
+        struct Tab { var id: String; var name: String; var user: String?; var count: Int; var selected: Bool }
         struct Item { var channel: String; var name: String; var address: String; var number: String?; var text: String
                       var incidentURL: String?; var ackURL: String?; var signInURL: String? }
         var frame: WebPage.Frame
         var people: [Tab]
         var messages: [Item]
         var personName: String?
+        /// The user name the person signs in with (their directory id); none for a partner agency.
+        var personUser: String?
+    }
+
+    static func userName(_ recipient: String) -> String {
+        recipient.hasPrefix("person:") ? String(recipient.dropFirst("person:".count)) : recipient
     }
 
     private func inbox(_ request: Request, _ context: MusterRequestContext, file: String) async throws -> Response {
@@ -51,11 +57,13 @@ extension MusterServer {
         var counts: [String: Int] = [:]
         for (recipient, _) in items { counts[recipient, default: 0] += 1 }
         let tabs = counts.keys.sorted().map { recipient in
-            InboxPage.Tab(id: recipient, name: Recipient(recipient).map { directory.name(of: $0) } ?? recipient, count: counts[recipient] ?? 0, selected: recipient == chosen)
+            InboxPage.Tab(id: recipient, name: Recipient(recipient).map { directory.name(of: $0) } ?? recipient,
+                          user: recipient.hasPrefix("person:") ? Self.userName(recipient) : nil, count: counts[recipient] ?? 0, selected: recipient == chosen)
         }
         let page = InboxPage(frame: frame(context, "Demonstration inbox", current: "inbox"), people: tabs,
                              messages: items.filter { $0.recipient == chosen }.map(\.item).reversed(),
-                             personName: chosen.flatMap(Recipient.init).map { directory.name(of: $0) })
+                             personName: chosen.flatMap(Recipient.init).map { directory.name(of: $0) },
+                             personUser: chosen.flatMap { $0.hasPrefix("person:") ? Self.userName($0) : nil })
         return WebPage.render(.ok, "inbox", page)
     }
 

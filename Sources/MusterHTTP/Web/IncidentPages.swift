@@ -311,7 +311,7 @@ extension MusterServer {
         }
         let timeline = records.filter { !live && (!reporterView || $0.actor == account.actor) }.map { record in
             IncidentPage.TimelineItem(offset: Self.offset(record.at.timeIntervalSince(state.incident.reportedAt)),
-                                      text: Self.phrase(record, name: name, directory: directory, withText: true))
+                                      text: Self.phrase(record, name: name, directory: directory, playbook: playbook, withText: true))
         }
         let page = IncidentPage(
             frame: frame(context, "Incident #\(state.incident.number)"), done: done.flatMap { Self.doneMessages[$0] },
@@ -465,8 +465,9 @@ extension MusterServer {
         return text
     }
 
-    static func phrase(_ record: AuditRecord, name: (Actor) -> String, directory: Directory, withText: Bool) -> String {
+    static func phrase(_ record: AuditRecord, name: (Actor) -> String, directory: Directory, playbook: Playbook?, withText: Bool) -> String {
         let who = name(record.actor)
+        let task = record.task.map { id in playbook?.tasks.first { $0.id == id }?.title ?? id.rawValue } ?? "a task"
         let recipient = record.recipient.map { directory.name(of: $0) } ?? ""
         let channel = record.channel.map { " by " + $0.rawValue } ?? ""
         let step = record.step.map { " (step \($0 + 1))" } ?? ""
@@ -475,7 +476,7 @@ extension MusterServer {
         case .reportMerged: "\(who) reported the same; joined to this incident"
         case .joined: "Joined: \(record.detail ?? "")"
         case .severityRaised: "Urgency raised"
-        case .taskScheduled: "Task due: \(record.task?.rawValue ?? "")"
+        case .taskScheduled: "Task due: \(task)"
         case .stepStarted: "Step started\(step)"
         case .stepRepeated: "Step repeated\(step)"
         case .paged: "Paged \(recipient)\(channel)\(step)"
@@ -491,11 +492,11 @@ extension MusterServer {
         case .replyReceived: "Reply from \(who)"
         case .escalatedByHand: "\(who) escalated by hand"
         case .reassigned: "\(who) handed it over to \(record.target.map { directory.name(of: .person(PersonID($0.replacingOccurrences(of: "person:", with: "")))) } ?? "")"
-        case .taskCompleted: "\(who) completed \(record.task?.rawValue ?? "a task")"
-        case .taskWithdrawn: "Task withdrawn: \(record.task?.rawValue ?? "")"
+        case .taskCompleted: "\(who) completed \(task)"
+        case .taskWithdrawn: "Task withdrawn: \(task)"
         case .flagProposed: "\(who) proposed a flag"
         case .flagConfirmed: "\(who) confirmed a flag"
-        case .taskOverdue: "Overdue: \(record.task?.rawValue ?? "")"
+        case .taskOverdue: "Overdue: \(task)"
         case .noteAdded: "\(who) added a note"
         case .resolved: "\(who) resolved it"
         case .reopened: "\(who) reopened it"
@@ -503,7 +504,7 @@ extension MusterServer {
         case .delivered: "Delivered to \(recipient)\(channel)"
         case .demonstrated: "Shown in the demonstration inbox: \(recipient)\(channel)"
         case .deliveryFailed: "Delivery failed: \(recipient)\(channel)" + (record.detail.map { " (\($0))" } ?? "")
-        case .accessed: "\(who) opened the details"
+        case .accessed: "\(who) " + (record.detail.flatMap { $0.hasPrefix("exported as ") ? $0 : nil } ?? "opened the details")
         case .refused: "Refused: \(record.detail ?? "")"
         case .purged: "Student text purged under the retention policy"
         }
