@@ -11,17 +11,19 @@ next contact point, and an integration's resolve never closes a person's report.
 import http.server
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
-import time
+import sys
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when run as `python3 -m unittest Tests/python/...`
+from browser_support import eventually, free_port  # noqa: E402
 
 from twilio.request_validator import RequestValidator
 
@@ -108,22 +110,6 @@ class FakeTwilio:
 
     def close(self):
         self.server.shutdown()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def eventually(condition, seconds=15):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    return condition()
 
 
 class Service:
