@@ -63,7 +63,8 @@ public struct AuditExporter: Sendable {
                 String(record.sequence), indices[record.sequence].flatMap { $0.map(String.init) } ?? "", AuditEntryEncoding.timestamp(record.at),
                 Self.duration(since), record.actor.description, record.action.rawValue, record.step.map { String($0 + 1) } ?? "",
                 record.round.map(String.init) ?? "", record.recipient?.description ?? "", record.channel?.rawValue ?? "",
-                record.task?.rawValue ?? "", record.target ?? "", record.notification?.description ?? "", record.detail ?? "", record.sensitive ?? "",
+                record.task?.rawValue ?? "", record.target ?? "", record.notification?.description ?? "",
+                Self.inert(record.detail ?? ""), Self.inert(record.sensitive ?? ""),
             ]
             lines.append(fields.map(Self.quoted).joined(separator: ","))
         }
@@ -75,6 +76,14 @@ public struct AuditExporter: Sendable {
         let millis = Int((seconds * 1000).rounded())
         let ms = millis % 1000, s = millis / 1000 % 60, m = millis / 60_000 % 60, h = millis / 3_600_000
         return "+\(h):" + String(format: "%02d:%02d.%03d", m, s, ms)
+    }
+
+    /// Free text (a note, a reason, a provider's answer) as a spreadsheet will not run it: a cell that
+    /// starts with =, +, -, @, a tab or a carriage return is a formula to Excel and LibreOffice, so it
+    /// gets a leading apostrophe (OWASP's advice for CSV injection).
+    static func inert(_ text: String) -> String {
+        guard let first = text.first, "=+-@\t\r".contains(first) else { return text }
+        return "'" + text
     }
 
     private static func quoted(_ field: String) -> String {

@@ -430,6 +430,9 @@ struct WebRolePageTests {
             #expect(!(try await auditor.get("/auditor?site=washington-elementary").text.contains("/incidents/\(number)\"")))
             #expect(try await auditor.get("/auditor?from=yesterday").status == .badRequest)
 
+            // A note a spreadsheet would run as a formula.
+            let noted = try #require(try await harness.store.incidentID(number: number))
+            _ = try await harness.server.runtime.apply(.noteAdded(by: .person(PersonID("responder-lincoln")), text: "=1+1"), to: noted).get()
             // The sequencer signs a checkpoint within a moment; the export waits for none.
             var json = try await auditor.get("/auditor/incidents/\(number)/export?format=json")
             for _ in 0..<100 where json.status != .ok {
@@ -442,6 +445,8 @@ struct WebRolePageTests {
             #expect(verified.entries > 0)
             let csv = try await auditor.get("/auditor/incidents/\(number)/export?format=csv")
             #expect(csv.text.hasPrefix("sequence,log_index,at,since_report,actor,action"))
+            #expect(csv.text.contains(",'=1+1\r\n"))  // free text is inert in a spreadsheet
+            #expect(!csv.text.contains(",=1+1"))
             let id = try #require(try await harness.store.incidentID(number: number))
             let exports = try await harness.store.timeline(id).filter { $0.action == .accessed && $0.detail?.hasPrefix("exported as") == true }
             // Only exports that left are recorded: one JSON, one CSV.
