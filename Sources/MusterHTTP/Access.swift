@@ -30,7 +30,7 @@ public struct MusterRequestContext: RequestContext {
 
 /// What an endpoint asks of its caller.
 enum Permission: String, CaseIterable {
-    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, confirmFlag, readOnCall, readPlaybooks, reload, integrate
+    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, confirmFlag, readOnCall, readPlaybooks, reload, integrate, export
 }
 
 extension AccessRole {
@@ -44,6 +44,7 @@ extension AccessRole {
         case .readOnCall, .readPlaybooks: self != .integration
         case .reload: self == .admin
         case .integrate: self == .integration
+        case .export: self == .auditor || self == .admin
         }
     }
 }
@@ -79,6 +80,7 @@ extension Permission {
         case .readPlaybooks: "read the playbooks"
         case .reload: "reload the playbooks and directory"
         case .integrate: "use the integration endpoints"
+        case .export: "export incidents"
         }
     }
 }

@@ -14,6 +14,14 @@ extension MusterServer {
         routes.get("incidents") { request, context in try await self.list(request, context) }
         routes.get("incidents/:id") { request, context in try await self.detail(request, context) }
         routes.post("incidents/:id/join") { request, context in try await self.join(request, context) }
+        // Auditors take an incident's record away: JSON with its proofs, or CSV; each export is in the log.
+        routes.get("incidents/:id/export") { request, context in
+            let account = try context.requireAccount()
+            try account.require(.export)
+            let query = try QueryReader(request, allowed: ["format"])
+            let state = try await self.visibleIncident(context.parameters.get("id") ?? "", account: account)
+            return try await self.exportResponse(state, format: query["format"] ?? "json", account: account, context: context)
+        }
 
         action("acknowledge", .acknowledge, fields: []) { account, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
         action("resolve", .resolve, fields: ["note"]) { account, body in .resolved(by: account.actor, note: body.string("note")) }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import MusterAudit
 import MusterCore
+import MusterPlaybooks
 import MusterRuntime
 import MusterStore
 
@@ -92,6 +93,10 @@ struct AuditExportCommand: AsyncParsableCommand {
     var format: Format = .json
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.")
     var output: String?
+    @Option(name: .customLong("as"), help: "The account exporting (recorded in the incident's log; default: the system, with this machine's user name).")
+    var account: String?
+    @Option(help: "The playbook folder (the export is recorded through the incident's playbook).")
+    var playbooks: String = "playbooks"
 
     func run() async throws {
         let (store, description) = try storeOptions.open()
@@ -118,10 +123,34 @@ struct AuditExportCommand: AsyncParsableCommand {
         } catch let error as ExportError {
             throw ValidationError(error.description)
         }
+        try await recordExport(of: id, in: store)
         if let output {
             try Data(bytes).write(to: URL(fileURLWithPath: output), options: .atomic)
         } else {
             FileHandle.standardOutput.write(Data(bytes))
+        }
+    }
+}
+
+extension AuditExportCommand {
+    /// Every export is an access: recorded in the incident's log (who, which form, from where) before
+    /// the bytes leave. Nothing is written when it cannot be recorded.
+    func recordExport(of id: IncidentID, in store: any Store) async throws {
+        let actor: Actor
+        if let account {
+            guard let user = try await store.user(account) else { throw ValidationError("--as: no account '\(account)'") }
+            actor = user.actor
+        } else {
+            actor = .system
+        }
+        let catalog = try loadCatalog(playbooks)
+        // The incident's own playbook version, also one no longer in the folder.
+        let kept = try await store.keptPlaybooks().compactMap { PlaybookLoader.playbook(from: $0, directory: catalog.directory) }
+        let origin = "the command line, user " + ProcessInfo.processInfo.userName
+        let event = IncidentEvent.exported(by: actor, format: format.rawValue.uppercased(), from: origin)
+        let results = try await Dispatcher(catalog: catalog, kept: kept).outcomes([.event(id, event)], to: store, now: Date())
+        if case .failure(let error) = results.first {
+            throw ValidationError("the export could not be recorded in the incident's log (\(error)); nothing was written")
         }
     }
 }

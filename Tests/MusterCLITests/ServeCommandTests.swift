@@ -170,6 +170,9 @@ struct ServeCommandTests {
         #expect(rows.count >= 3, "the report and its pages")
         #expect(rows.dropFirst().first?.contains("reported") == true)
         #expect(csv.output.contains("Not back from recess"), "an auditor's timeline shows the unsealed text")
+        // Every export is an access, recorded before it leaves: the JSON one above is on the timeline.
+        #expect(csv.output.contains("exported as JSON from the command line, user "), "\(csv.output.suffix(800))")
+        #expect(try muster(["audit", "export", "--incident", "1", "--as", "nobody", "--data-dir", dataDir]).status != 0)
 
         // A data directory with no installation: refused, and nothing is created there (no new keys, no database).
         let empty = work.appendingPathComponent("empty").path

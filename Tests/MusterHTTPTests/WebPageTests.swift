@@ -453,6 +453,14 @@ struct WebRolePageTests {
             #expect(exports.compactMap { $0.detail?.split(separator: " ").dropFirst(2).first.map(String.init) } == ["JSON", "CSV"])
             #expect(exports.allSatisfy { $0.actor == .person(PersonID("auditor")) })
 
+            // The API's export for auditors, recorded the same way.
+            let api = try await client.call(.get, "/api/v1/incidents/\(number)/export?format=csv", headers: harness.auth("auditor"))
+            #expect(api.status == .ok)
+            #expect(api.headers[.contentType] == "text/csv; charset=utf-8")
+            #expect(try await client.call(.get, "/api/v1/incidents/\(number)/export?format=pdf", headers: harness.auth("auditor")).status == .badRequest)
+            #expect(try await client.call(.get, "/api/v1/incidents/\(number)/export", headers: harness.auth("responder-lincoln")).status == .forbidden)
+            #expect(try await harness.store.timeline(id).filter { $0.detail?.hasPrefix("exported as CSV") == true }.count == 2)
+
             // Nobody else exports or opens the auditor's pages.
             let responder = Browser(client)
             _ = try await WebPageTests.signIn(responder, "responder-lincoln")

@@ -107,13 +107,23 @@ extension MusterServer {
     private func export(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
         guard Self.audits(account) else { return Self.notAllowed(context, "export incidents") }
         let state = try await visibleIncident(context.parameters.get("number") ?? "", account: account)
-        let format = request.uri.queryParameters["format"].map(String.init) ?? "json"
+        do {
+            return try await exportResponse(state, format: request.uri.queryParameters["format"].map(String.init) ?? "json", account: account, context: context)
+        } catch let problem as Problem {
+            return WebPage.render(problem.status, "message", WebPage.message(context, title: problem.title, text: problem.detail,
+                                                                             link: ("Back", "/incidents/\(state.incident.number)")))
+        }
+    }
+
+    /// An incident's export as a download, JSON with its proofs or CSV, recorded in the incident's log
+    /// (who, which form, from where) once it is ready and before it leaves: no entry, no export.
+    /// The API's and the auditor page's exports both come here.
+    func exportResponse(_ state: IncidentState, format: String, account: UserAccount, context: MusterRequestContext) async throws -> Response {
         guard format == "json" || format == "csv" else {
-            return WebPage.render(.badRequest, "message", WebPage.message(context, title: "Unknown format", text: "Choose JSON or CSV."))
+            throw Problem.badRequest("format: expected json or csv, found '\(format)'", errors: [.init(pointer: "format", detail: "json or csv")])
         }
         guard let key = auditVerifierKey else {
-            return WebPage.render(.serviceUnavailable, "message", WebPage.message(context, title: "No signing key",
-                                                                                  text: "This instance has no audit signing key, so it cannot export with proofs."))
+            throw Problem.unavailable("this instance has no audit signing key, so it cannot export with proofs")
         }
         let exporter = runtime.auditExporter(verifierKey: key)
         let number = state.incident.number
@@ -121,10 +131,10 @@ extension MusterServer {
         do {
             bytes = format == "json" ? try await exporter.export(state.incident.id).export.encoded() : Array(try await exporter.csv(state.incident.id).utf8)
         } catch {
-            return WebPage.render(.serviceUnavailable, "message", WebPage.message(context, title: "The export is not ready",
-                                                                                  text: "\(error) Try again in a few seconds.", link: ("Back", "/incidents/\(number)")))
+            var problem = Problem.unavailable("the export is not ready: \(error); retry in a few seconds")
+            problem.headers[.retryAfter] = "2"
+            throw problem
         }
-        // On the record before it leaves: no entry, no export.
         _ = try await apply(.exported(by: account.actor, format: format.uppercased(), from: context.remoteAddress), to: state.incident.id)
         return Response(status: .ok, headers: [
             .contentType: format == "json" ? "application/json" : "text/csv; charset=utf-8",
