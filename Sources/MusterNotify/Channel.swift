@@ -65,8 +65,11 @@ public struct DeliveryFailure: Error, Sendable, Hashable, CustomStringConvertibl
     /// Set when nothing was spent on this message: the provider was not asked (its circuit is open,
     /// or it asked every sender to wait), so the message waits until then without counting an attempt.
     public var deferredUntil: Date?
+    /// The provider's answer code ("HTTP 400", "SMTP 550"), when it gave one.
+    public var code: String?
 
-    public init(_ reason: Reason, _ detail: String, retryAfter: RetryAfter? = nil, deferredUntil: Date? = nil) {
+    public init(_ reason: Reason, _ detail: String, retryAfter: RetryAfter? = nil, deferredUntil: Date? = nil, code: String? = nil) {
+        self.code = code
         self.reason = reason
         self.detail = detail
         self.retryAfter = retryAfter
@@ -81,6 +84,11 @@ public struct DeliveryFailure: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String { "\(reason.rawValue): \(detail)" }
+
+    /// What the permanent audit log keeps of a failure: its kind and the provider's code, never the
+    /// provider's own words (they can hold a phone number or an address; `description` goes only to
+    /// the purgeable delivery-attempt rows).
+    public var summary: String { reason.rawValue + (code.map { " (\($0))" } ?? "") }
 }
 
 /// Sends each notification over the channel configured for its kind.

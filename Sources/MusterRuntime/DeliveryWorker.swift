@@ -97,7 +97,7 @@ public struct DeliveryWorker: Sendable {
         case .delivered: "delivered"
         case .accepted: "accepted"
         case .demonstrated: "demonstrated"
-        case .failed(_, let retryAt): retryAt == nil ? "failed" : "retry"
+        case .failed(_, _, let retryAt): retryAt == nil ? "failed" : "retry"
         }
         observer.deliveryAttempted(notification.channel, name)
     }
@@ -154,9 +154,9 @@ public struct DeliveryWorker: Sendable {
         let kind = delivery.notification.kind
         let untilCancelled = kind == .page || kind == .fallback
         if let delay = retry.delay(afterAttempt: delivery.attempts + 1, failure: failure, untilCancelled: untilCancelled, random: random()) {
-            return .failed(reason: failure.description, retryAt: clock.now().addingTimeInterval(delay))
+            return .failed(reason: failure.summary, detail: failure.description, retryAt: clock.now().addingTimeInterval(delay))
         }
-        return .failed(reason: failure.description, retryAt: nil)
+        return .failed(reason: failure.summary, detail: failure.description, retryAt: nil)
     }
 
     private struct SendTimedOut: Error {}

@@ -250,7 +250,7 @@ public struct Dispatcher: Sendable {
         case .delivered(let receipt): .delivered(notificationID: n.id, reference: receipt)
         case .accepted(let receipt): .sent(notificationID: n.id, reference: receipt)
         case .demonstrated: .demonstrated(notificationID: n.id)
-        case .failed(let reason, let retryAt):
+        case .failed(let reason, _, let retryAt):
             .deliveryFailed(notificationID: n.id, recipient: n.recipient, channel: n.channel, reason: reason, permanent: retryAt == nil)
         }
         return apply(event, to: n.incident, known: &known, writes: &writes, now: now)

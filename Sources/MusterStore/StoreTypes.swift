@@ -31,5 +31,7 @@ public enum DeliveryOutcome: Sendable, Hashable {
     /// Written to the demonstration inbox: nobody was reached (outbox status `demonstrated`).
     case demonstrated
     /// A failed attempt; with `retryAt` another attempt follows, without it the notification failed for good.
-    case failed(reason: String, retryAt: Date?)
+    /// `reason` goes to the permanent audit log (a kind and a code, no personal data); `detail`, the
+    /// provider's own words, only to the outbox and delivery-attempt rows, which a retention purge clears.
+    case failed(reason: String, detail: String? = nil, retryAt: Date?)
 }

@@ -127,7 +127,7 @@ struct RuntimeTests {
         }
         let timeline = try await store.timeline(ref.id)
         #expect(timeline.contains { $0.action == .stepUnreachable && $0.step == 0 })
-        #expect(timeline.contains { $0.action == .deliveryFailed && ($0.detail ?? "").contains("number not in service") })
+        #expect(timeline.contains { $0.action == .deliveryFailed && $0.detail == "gave up: bad_address" })
         #expect(try await store.outboxCounts()["failed", default: 0] >= 1)
     }
 }

@@ -82,12 +82,12 @@ public struct EmailChannel: Channel {
         case .tls:
             return DeliveryFailure(.unreachable, detail.contains("TLS") ? detail : "TLS: \(detail)")
         case .rejected(let reply) where reply.isTransientFailure:
-            return DeliveryFailure(.serverError, detail)
+            return DeliveryFailure(.serverError, detail, code: "SMTP \(reply.code)")
         case .rejected(let reply) where error.step == .rcptTo && [550, 551, 553].contains(reply.code):
-            return DeliveryFailure(.badAddress, detail)
-        case .rejected:
+            return DeliveryFailure(.badAddress, detail, code: "SMTP \(reply.code)")
+        case .rejected(let reply):
             // 535 (authentication failed) lands here too: the credentials need fixing, not a retry.
-            return DeliveryFailure(.clientError, detail)
+            return DeliveryFailure(.clientError, detail, code: "SMTP \(reply.code)")
         case .connectionLost, .protocolViolation:
             return DeliveryFailure(.serverError, detail)
         case .refused:

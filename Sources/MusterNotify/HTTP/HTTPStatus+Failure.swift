@@ -17,22 +17,23 @@ extension DeliveryFailure {
         var detail = "HTTP \(code)"
         let snippet = Self.snippet(body)
         if !snippet.isEmpty { detail += ": \(snippet)" }
+        let answer = "HTTP \(code)"
         switch code {
         case 408:
-            self.init(.timeout, detail)
+            self.init(.timeout, detail, code: answer)
         case 429:
             let retryAfter = headers.first(name: "Retry-After")
             if let retryAfter { detail += " (Retry-After: \(Self.snippet(Array(retryAfter.utf8), limit: 64)))" }
-            self.init(.rateLimited, detail, retryAfter: retryAfter.flatMap(Self.retryAfter))
+            self.init(.rateLimited, detail, retryAfter: retryAfter.flatMap(Self.retryAfter), code: answer)
         case 500..<600:
-            self.init(.serverError, detail)
+            self.init(.serverError, detail, code: answer)
         case 300..<400:
             if let location = headers.first(name: "Location") {
                 detail += " (redirect to \(HTTPDelivery.redactedURL(location)) not followed)"
             }
-            self.init(.clientError, detail)
+            self.init(.clientError, detail, code: answer)
         default:
-            self.init(.clientError, detail)
+            self.init(.clientError, detail, code: answer)
         }
     }
 

@@ -268,6 +268,12 @@ struct BatchChanges {
           WHERE i.id = ANY({incidents.id}::text[]) AND i.id = u.id
         ), destroyed_keys AS (
           DELETE FROM incident_keys WHERE incident_id = ANY({purged}::text[])
+        ), cleared_attempts AS (
+          -- Providers' own words (a phone number in an error) go with the student's text.
+          UPDATE delivery_attempts SET detail = NULL
+          WHERE notification_id IN (SELECT id FROM outbox WHERE incident_id = ANY({purged}::text[]))
+        ), cleared_outbox AS (
+          UPDATE outbox SET last_error = NULL, receipt = NULL WHERE incident_id = ANY({purged}::text[])
         ), removed_timers AS (
           DELETE FROM timers AS t USING unnest({removed_timers.incident_id}::text[], {removed_timers.key}::text[]) AS d(incident_id, key)
           WHERE t.incident_id = ANY({removed_timers.incident_id}::text[]) AND t.incident_id = d.incident_id AND t.key = d.key

@@ -252,9 +252,9 @@ public final class PostgresStore: Store {
                 statuses.append("sent"); results.append("accepted"); retries.append(absent); details.append(receipt ?? "")
             case .demonstrated:
                 statuses.append("demonstrated"); results.append("demonstrated"); retries.append(absent); details.append("")
-            case .failed(let reason, let retryAt):
+            case .failed(let reason, let detail, let retryAt):
                 statuses.append(retryAt == nil ? "failed" : "queued"); results.append(retryAt == nil ? "failed" : "retry")
-                retries.append(retryAt ?? absent); details.append(reason)
+                retries.append(retryAt ?? absent); details.append(detail ?? reason)
             }
         }
         let rows = try await connection.query("""

@@ -116,7 +116,7 @@ public final class SQLiteStore: Store {
             let (status, retryAt, receipt, error): (String, Date?, String?, String?) = switch record.outcome {
             case .delivered(let receipt), .accepted(let receipt): ("sent", nil, receipt, nil)
             case .demonstrated: ("demonstrated", nil, nil, nil)
-            case .failed(let reason, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, reason)
+            case .failed(let reason, let detail, let retryAt): (retryAt == nil ? "failed" : "queued", retryAt, nil, detail ?? reason)
             }
             try db.cachedStatement(sql: """
                 UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
@@ -165,6 +165,10 @@ public final class SQLiteStore: Store {
         }
         for id in writes.purgedKeys {
             try db.cachedStatement(sql: "DELETE FROM incident_keys WHERE incident_id = ?").execute(arguments: [id.rawValue])
+            // Providers' own words (a phone number in an error) go with the student's text.
+            try db.cachedStatement(sql: "UPDATE delivery_attempts SET detail = NULL WHERE notification_id IN (SELECT id FROM outbox WHERE incident_id = ?)")
+                .execute(arguments: [id.rawValue])
+            try db.cachedStatement(sql: "UPDATE outbox SET last_error = NULL, receipt = NULL WHERE incident_id = ?").execute(arguments: [id.rawValue])
         }
         for report in writes.reports {
             let r = report.report
