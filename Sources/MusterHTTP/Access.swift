@@ -30,21 +30,22 @@ public struct MusterRequestContext: RequestContext {
 
 /// What an endpoint asks of its caller.
 enum Permission: String, CaseIterable {
-    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, confirmFlag, readOnCall, readPlaybooks, reload, integrate, export
+    case report, read, acknowledge, escalate, completeTask, resolve, note, reopen, reassign, join, confirmFlag, readOnCall, readPlaybooks, reload, integrate, export, readMetrics
 }
 
 extension AccessRole {
     func allows(_ permission: Permission) -> Bool {
         switch permission {
         case .report: [.reporter, .responder, .coordinator, .admin].contains(self)
-        case .read: self != .integration
+        case .read: ![.integration, .scrape].contains(self)
         case .acknowledge, .escalate, .completeTask, .resolve, .join, .confirmFlag: [.responder, .coordinator, .admin].contains(self)
         case .note: [.reporter, .responder, .coordinator, .admin].contains(self)
         case .reopen, .reassign: [.coordinator, .admin].contains(self)
-        case .readOnCall, .readPlaybooks: self != .integration
+        case .readOnCall, .readPlaybooks: ![.integration, .scrape].contains(self)
         case .reload: self == .admin
         case .integrate: self == .integration
         case .export: self == .auditor || self == .admin
+        case .readMetrics: self == .scrape || self == .admin
         }
     }
 }
@@ -81,6 +82,7 @@ extension Permission {
         case .reload: "reload the playbooks and directory"
         case .integrate: "use the integration endpoints"
         case .export: "export incidents"
+        case .readMetrics: "read the metrics"
         }
     }
 }
@@ -96,6 +98,20 @@ public final class Authenticator: Sendable {
     public init(reads: IncidentReads, ttl: TimeInterval = 5) {
         self.reads = reads
         self.ttl = ttl
+    }
+
+    /// The account of a request's `Authorization: Bearer` token; 401 without a valid one.
+    func account(of request: Request, now: Date) async throws -> UserAccount {
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw Problem.unauthenticated
+        }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        guard let account = try await account(token: token, now: now) else {
+            var problem = Problem.unauthenticated
+            problem.detail = "the token is not valid (unknown or revoked)"
+            throw problem
+        }
+        return account
     }
 
     public func account(token: String, now: Date) async throws -> UserAccount? {
@@ -117,15 +133,7 @@ struct AuthMiddleware: RouterMiddleware {
     let clock: @Sendable () -> Date
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            throw Problem.unauthenticated
-        }
-        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        guard let account = try await authenticator.account(token: token, now: clock()) else {
-            var problem = Problem.unauthenticated
-            problem.detail = "the token is not valid (unknown or revoked)"
-            throw problem
-        }
+        let account = try await authenticator.account(of: request, now: clock())
         var context = context
         context.account = account
         context.logger[metadataKey: "account"] = "\(account.id)"

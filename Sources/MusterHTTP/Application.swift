@@ -21,7 +21,10 @@ extension MusterServer {
 
         router.get("health/live") { _, _ in try json(["status": "ok"]) }
         router.get("health/ready") { _, _ in try await self.readiness() }
-        router.get("metrics") { _, _ in
+        router.get("metrics") { request, _ in
+            // Counts of incidents and pages say what is happening in a district: for Prometheus's token only.
+            let account = try await self.bearerAccount(request)
+            try account.require(.readMetrics)
             let text = await self.metrics.render(self.reads)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
@@ -37,9 +40,11 @@ extension MusterServer {
             guard let checkpoint else { throw Problem.notFound("no checkpoint has been signed yet") }
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: checkpoint.note)))
         }
-        router.get("api/v1/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.served(for: await self.catalog))))
+        router.get("api/v1/openapi.json") { request, _ in
+            // Anyone may read how the API works; the directory's ids (people, sites, flags) only with a token.
+            let signedIn = (try? await self.bearerAccount(request)).map { $0.role != .scrape } ?? false
+            let bytes = signedIn ? OpenAPIDocument.served(for: await self.catalog) : OpenAPIDocument.bytes
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         router.group("api/v1").add(middleware: AuthMiddleware(authenticator: authenticator, clock: { [clock] in clock.now() }))
             .addRoutes(incidentRoutes)

@@ -100,6 +100,11 @@ public final class MusterServer: Sendable {
         return state
     }
 
+    /// The account behind the request's bearer token (401 without a valid one).
+    func bearerAccount(_ request: Request) async throws -> UserAccount {
+        try await authenticator.account(of: request, now: clock.now())
+    }
+
     /// Commits an event and returns the incident's state as the commit left it.
     func apply(_ event: IncidentEvent, to id: IncidentID) async throws -> IncidentState {
         switch try await runtime.apply(event, to: id) {

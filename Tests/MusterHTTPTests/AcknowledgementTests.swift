@@ -120,7 +120,7 @@ struct AcknowledgementTests {
             #expect(try await state(harness, other).phase != .acknowledged, "only the incident the reply names")
             let ack = try #require(try await harness.store.timeline(acknowledged.incident.id).first { $0.action == .acknowledged })
             #expect(ack.detail?.contains("sms") == true)
-            let metrics = try await client.call(.get, "/metrics").text
+            let metrics = try await client.call(.get, "/metrics", headers: harness.auth("prometheus")).text
             #expect(metrics.contains("muster_time_to_acknowledge_seconds_count 1"), "an SMS acknowledgement is timed like any other")
         }
     }

@@ -7,43 +7,44 @@ import HummingbirdTesting
 import MusterCore
 import MusterStore
 import MusterTestSupport
+import NIOCore
 import Testing
 
 /// What each role gets from an endpoint: (own site, other site). "own" for a reporter means an
 /// incident they reported.
 private let expected: [String: [String: (own: Int, other: Int)]] = [
     "create": ["reporter-lincoln": (201, 403), "responder-lincoln": (201, 403), "coordinator-lincoln": (201, 403),
-               "auditor": (403, 403), "admin": (201, 201), "monitoring": (403, 403)],
+               "auditor": (403, 403), "admin": (201, 201), "monitoring": (403, 403), "prometheus": (403, 403)],
     "list": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
-             "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403)],
+             "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "detail": ["reporter-lincoln": (200, 404), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-               "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403)],
+               "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "acknowledge": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-                    "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+                    "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "resolve": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-                "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+                "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "escalate": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-                 "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+                 "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "task": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "notes": ["reporter-lincoln": (200, 404), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-              "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+              "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "reassign": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
-                 "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+                 "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "flag": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "join": ["reporter-lincoln": (403, 403), "responder-lincoln": (200, 404), "coordinator-lincoln": (200, 404),
-             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+             "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "reopen": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
-               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "oncall": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
-               "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403)],
+               "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "playbooks": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
-                  "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403)],
+                  "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "reload": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (403, 403),
-               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403)],
+               "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "alertmanager": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (403, 403),
-                     "auditor": (403, 403), "admin": (403, 403), "monitoring": (202, 202)],
+                     "auditor": (403, 403), "admin": (403, 403), "monitoring": (202, 202), "prometheus": (403, 403)],
 ]
 
 @Suite("Authorisation", .serialized)
@@ -152,6 +153,54 @@ struct AuthorizationTests {
                 (try? await client.call(.get, "/api/v1/playbooks", headers: [.authorization: "Bearer \(token)"]).status) == .unauthorized
             }
             #expect(refused)
+        }
+    }
+}
+
+@Suite("Without credentials")
+struct NoCredentialsTests {
+    /// The routes that answer a caller with no token and no session, and why that is safe.
+    static let publicRoutes: Set<String> = [
+        "GET /health/live", "GET /health/ready",            // liveness and readiness, no data
+        "GET /audit/key", "GET /audit/checkpoint",          // the transparency log's public parts (404 before the first checkpoint)
+        "GET /api/v1/openapi.json",                         // how the API works, without the directory's ids
+        "GET /sign-in", "GET /sign-in/link/{token}",        // the sign-in form; a link's page is a button, nothing more
+        "GET /assets/muster.css", "GET /assets/muster.js",
+    ]
+
+    @Test("every route, called with no token and no session, answers nothing but the public routes; the served document names nobody")
+    func walk() async throws {
+        try await withService(.sqlite) { harness, client in
+            var answered: [String] = []
+            var table: [String] = []
+            for route in harness.server.makeRouter().routes {
+                let template = "/" + route.path.description.split(separator: "/").map { part in
+                    part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+                }.joined(separator: "/")
+                let uri = "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") || $0.hasPrefix("{") ? "1" : String($0) }.joined(separator: "/")
+                let name = "\(route.method.rawValue) \(template == "/" ? "/" : template)"
+                let response: TestResponse
+                do {
+                    // An empty body, not none: the test client sends no length for a POST without one.
+                    response = try await client.execute(uri: uri, method: route.method, headers: [:], body: route.method == .post ? ByteBuffer() : nil)
+                } catch {
+                    Issue.record("\(name): \(error)")
+                    continue
+                }
+                let code = Int(response.status.code)
+                table.append("\(name) → \(code)" + (response.headers[.location].map { " \($0)" } ?? ""))
+                let refused = [400, 401, 403, 404, 405, 410].contains(code) || (code == 303 && response.headers[.location]?.hasPrefix("/sign-in") == true)
+                if !refused { answered.append(name) }
+            }
+            let unexpected = Set(answered).subtracting(Self.publicRoutes)
+            #expect(unexpected.isEmpty, "answered without credentials: \(unexpected.sorted())\n\(table.sorted().joined(separator: "\n"))")
+            // The OpenAPI document, read without a token, carries no one's id, no site and no flag.
+            let document = try await client.execute(uri: "/api/v1/openapi.json", method: .get, headers: [:], body: nil).text
+            for id in ["aokafor", "lincoln-high", "guardian-contact-unsafe", "suicide-risk"] {
+                #expect(!document.contains("\"\(id)\""), "\(id) in the public OpenAPI document")
+            }
+            let withToken = try await client.execute(uri: "/api/v1/openapi.json", method: .get, headers: harness.auth("auditor"), body: nil).text
+            #expect(withToken.contains("\"lincoln-high\""))
         }
     }
 }

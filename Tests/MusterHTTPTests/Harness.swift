@@ -31,6 +31,7 @@ let testAccounts: [(id: String, role: AccessRole, sites: [String])] = [
     ("auditor", .auditor, []),
     ("admin", .admin, []),
     ("monitoring", .integration, []),
+    ("prometheus", .scrape, []),
 ]
 
 struct Harness: Sendable {

@@ -95,8 +95,10 @@ struct OpenAPITests {
             _ = try await check(.get, "/api/v1/openapi.json", "/api/v1/openapi.json", as: nil)
             _ = try await check(.get, "/health/live", "/health/live", as: nil)
             _ = try await check(.get, "/health/ready", "/health/ready", as: nil)
+            _ = try await check(.get, "/metrics", "/metrics", as: "prometheus")
             _ = try await check(.get, "/metrics", "/metrics", as: nil)
-            #expect(checked == 37)
+            _ = try await check(.get, "/metrics", "/metrics", as: "auditor")
+            #expect(checked == 39)
         }
     }
 }

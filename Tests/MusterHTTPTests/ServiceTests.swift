@@ -235,7 +235,7 @@ struct ServiceTests {
             let ready = try await client.call(.get, "/health/ready")
             #expect(ready.status == .ok)
             try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"), json: reportJSON())
-            let metrics = try await client.call(.get, "/metrics").text
+            let metrics = try await client.call(.get, "/metrics", headers: harness.auth("prometheus")).text
             #expect(metrics.contains(#"muster_reports_received_total{source="api"} 1"#))
             #expect(metrics.contains(#"muster_incidents_opened_total{type="suicide-risk",severity="high"} 1"#))
             #expect(metrics.contains("muster_time_to_acknowledge_seconds_bucket"))
@@ -276,7 +276,8 @@ struct ServiceTests {
             #expect(Set(items.compactMap { $0["id"] as? String }) == Set(shippedCatalog.playbooks.playbooks.map(\.id.rawValue)))
             #expect(items.allSatisfy { ($0["version"] as? String)?.hasPrefix("sha256:") == true })
 
-            let document = try await client.call(.get, "/api/v1/openapi.json")
+            // With a token, the document names the loaded directory's ids (without one, NoCredentialsTests).
+            let document = try await client.call(.get, "/api/v1/openapi.json", headers: harness.auth("responder-lincoln"))
             #expect(document.object["openapi"] as? String == "3.1.0")
             let report = ((document.object["components"] as? [String: Any])?["schemas"] as? [String: Any])?["ReportRequest"] as? [String: Any]
             let site = (report?["properties"] as? [String: Any])?["site"] as? [String: Any]

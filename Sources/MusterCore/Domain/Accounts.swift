@@ -14,12 +14,14 @@ public enum AccessRole: String, CaseIterable, Sendable, Codable {
     case admin
     /// A monitoring tool that raises incidents through an integration endpoint (Alertmanager, PagerDuty events).
     case integration
+    /// Prometheus: reads /metrics and nothing else.
+    case scrape
 
     /// Roles that are limited to the sites of the account.
     public var isSiteScoped: Bool {
         switch self {
         case .reporter, .responder, .coordinator: true
-        case .auditor, .admin, .integration: false
+        case .auditor, .admin, .integration, .scrape: false
         }
     }
 }

@@ -85,6 +85,7 @@ enum WebPage {
         case .auditor: "Auditor"
         case .admin: "Administrator"
         case .integration: "Integration"
+        case .scrape: "Metrics scraper"
         }
     }
 
