@@ -99,6 +99,19 @@ struct WebPageTests {
         try await browser.post("/sign-in", [("user", user), ("password", password), ("next", next)])
     }
 
+    /// A browser signed in as `user` (with the tests' password).
+    static func browser(_ client: any TestClientProtocol, as user: String) async throws -> Browser {
+        let browser = Browser(client)
+        let answer = try await signIn(browser, user)
+        #expect(answer.status == .seeOther, "\(user) did not sign in")
+        return browser
+    }
+
+    /// The incident number a report form's answer sends the browser to.
+    static func incidentNumber(_ answer: TestResponse) -> Int {
+        Int(((answer.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
+    }
+
     @Test("sign in with a password: a Secure, HttpOnly, SameSite session; sign-out ends it on the server", arguments: Backend.allCases)
     func passwordSession(backend: Backend) async throws {
         try await withService(backend) { harness, client in
@@ -151,8 +164,7 @@ struct WebPageTests {
     func csrfRefused(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let browser = Browser(client)
-            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let browser = try await WebPageTests.browser(client, as: "reporter-lincoln")
             let fields = [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Student wrote a goodbye note")]
             let none = try await browser.post("/raise", fields, csrf: "")
             #expect(none.status == .forbidden)
@@ -172,8 +184,7 @@ struct WebPageTests {
     func raise(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let browser = Browser(client)
-            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let browser = try await WebPageTests.browser(client, as: "reporter-lincoln")
             let form = try await browser.get("/raise")
             #expect(form.status == .ok)
             #expect(form.text.contains(#"<option value="lincoln-high" selected>"#))  // the person's site is the default
@@ -216,8 +227,7 @@ struct WebPageTests {
     func playbookCallsFirst(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let browser = Browser(client)
-            _ = try await Self.signIn(browser, "reporter-lincoln")
+            let browser = try await WebPageTests.browser(client, as: "reporter-lincoln")
             let form = try await browser.get("/raise")
             #expect(form.text.contains(#"<option value="medical-emergency" data-call911="true""#))
             #expect(form.text.contains(#"<option value="suicide-risk" data-call911="false""#))
@@ -230,10 +240,9 @@ struct WebPageTests {
     func responderWorksTheIncident(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let reporter = Browser(client)
-            _ = try await Self.signIn(reporter, "reporter-lincoln")
+            let reporter = try await WebPageTests.browser(client, as: "reporter-lincoln")
             let sent = try await reporter.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Goodbye note")])
-            let number = Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
+            let number = WebPageTests.incidentNumber(sent)
             #expect(number > 0)
             #expect(await eventually { !harness.deliveries().isEmpty })
             // Every message's incident link is the web page, on the public URL.
@@ -282,8 +291,7 @@ struct WebPageTests {
     func otherSitesAreInvisible(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let admin = Browser(client)
-            _ = try await Self.signIn(admin, "admin")
+            let admin = try await WebPageTests.browser(client, as: "admin")
             let sent = try await admin.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "washington-elementary"),
                                                        ("summary", "Elsewhere")])
             let path = String((sent.headers[.location] ?? "").prefix { $0 != "?" })
@@ -299,8 +307,7 @@ struct WebPageTests {
                 let board = try await browser.get("/board")
                 #expect(!board.text.contains(path))
             }
-            let auditor = Browser(client)
-            _ = try await Self.signIn(auditor, "auditor")
+            let auditor = try await WebPageTests.browser(client, as: "auditor")
             #expect(try await auditor.get(path).status == .ok)
         }
     }
@@ -309,13 +316,12 @@ struct WebPageTests {
     func board(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await Self.setPasswords(harness)
-            let browser = Browser(client)
-            _ = try await Self.signIn(browser, "responder-lincoln")
+            let browser = try await WebPageTests.browser(client, as: "responder-lincoln")
             var numbers: [Int] = []
             for subject in ["S-1", "S-2"] {
                 let sent = try await browser.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"),
                                                              ("summary", "Worried"), ("subject", subject)])
-                numbers.append(Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0)
+                numbers.append(WebPageTests.incidentNumber(sent))
             }
             #expect(numbers[0] != numbers[1])
             _ = try await browser.post("/incidents/\(numbers[0])/acknowledge", [])
@@ -330,8 +336,7 @@ struct WebPageTests {
     func liveUpdates(backend: Backend) async throws {
         try await withService(backend, web: WebSettings(eventStreamLifetime: 4)) { harness, client in
             try await Self.setPasswords(harness)
-            let responder = Browser(client)
-            _ = try await Self.signIn(responder, "responder-lincoln")
+            let responder = try await WebPageTests.browser(client, as: "responder-lincoln")
             let sent = try await responder.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Note")])
             let path = String((sent.headers[.location] ?? "").prefix { $0 != "?" })
             let before = try await responder.get("\(path)/live")
@@ -372,6 +377,10 @@ struct WebPageTests {
             let path = String(link.dropFirst(testPublicURL.count))
             let tokenPath = String(path.prefix { $0 != "?" })
 
+            // Something that is not a token Muster made is never put into a page.
+            let forged = try await Browser(client).get("/sign-in/link/%22%3E%3Cscript%3E")
+            #expect(forged.status == .gone)
+            #expect(!forged.text.contains("<script>"))
             // A mail scanner fetching the link signs nobody in and spends nothing.
             #expect(try await Browser(client).get(path).status == .ok)
             let opened = try await browser.get(path)
@@ -411,10 +420,9 @@ struct WebPageTests {
 @Suite("Web pages: coordinator, auditor, administrator")
 struct WebRolePageTests {
     static func raised(_ harness: Harness, _ client: any TestClientProtocol) async throws -> Int {
-        let browser = Browser(client)
-        _ = try await WebPageTests.signIn(browser, "reporter-lincoln")
+        let browser = try await WebPageTests.browser(client, as: "reporter-lincoln")
         let sent = try await browser.post("/raise", [("type", "suicide-risk"), ("severity", "high"), ("site", "lincoln-high"), ("summary", "Goodbye note")])
-        return Int(((sent.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
+        return WebPageTests.incidentNumber(sent)
     }
 
     @Test("an auditor finds incidents, exports JSON that verifies offline and CSV, and each export is on the record", arguments: Backend.allCases)
@@ -422,8 +430,7 @@ struct WebRolePageTests {
         try await withService(backend) { harness, client in
             try await WebPageTests.setPasswords(harness)
             let number = try await Self.raised(harness, client)
-            let auditor = Browser(client)
-            _ = try await WebPageTests.signIn(auditor, "auditor")
+            let auditor = try await WebPageTests.browser(client, as: "auditor")
             let found = try await auditor.get("/auditor?site=lincoln-high&type=suicide-risk")
             #expect(found.status == .ok)
             #expect(found.text.contains("/incidents/\(number)\""))
@@ -462,8 +469,7 @@ struct WebRolePageTests {
             #expect(try await harness.store.timeline(id).filter { $0.detail?.hasPrefix("exported as CSV") == true }.count == 2)
 
             // Nobody else exports or opens the auditor's pages.
-            let responder = Browser(client)
-            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            let responder = try await WebPageTests.browser(client, as: "responder-lincoln")
             #expect(try await responder.get("/auditor").status == .forbidden)
             #expect(try await responder.get("/auditor/incidents/\(number)/export?format=csv").status == .forbidden)
         }
@@ -473,8 +479,7 @@ struct WebRolePageTests {
     func coordinator(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await WebPageTests.setPasswords(harness)
-            let coordinator = Browser(client)
-            _ = try await WebPageTests.signIn(coordinator, "coordinator-lincoln")
+            let coordinator = try await WebPageTests.browser(client, as: "coordinator-lincoln")
             let page = try await coordinator.get("/coordinator")
             #expect(page.status == .ok)
             #expect(page.text.contains("School social worker"))
@@ -485,8 +490,7 @@ struct WebRolePageTests {
             #expect(simulated.status == .ok)
             #expect(simulated.text.contains("02:00 on 2026-12-06"))
             #expect(simulated.text.contains("page · step 1"))
-            let responder = Browser(client)
-            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            let responder = try await WebPageTests.browser(client, as: "responder-lincoln")
             #expect(try await responder.get("/coordinator").status == .forbidden)
         }
     }
@@ -495,13 +499,11 @@ struct WebRolePageTests {
     func administrator(backend: Backend) async throws {
         try await withService(backend) { harness, client in
             try await WebPageTests.setPasswords(harness)
-            let reporter = Browser(client)
-            _ = try await WebPageTests.signIn(reporter, "reporter-lincoln")
+            let reporter = try await WebPageTests.browser(client, as: "reporter-lincoln")
             #expect(try await reporter.get("/board").text.contains("Open incidents at my sites"))
             #expect(!(try await reporter.get("/").text.contains("href=\"/board\"")))
 
-            let admin = Browser(client)
-            _ = try await WebPageTests.signIn(admin, "admin")
+            let admin = try await WebPageTests.browser(client, as: "admin")
             #expect(try await admin.get("/admin").text.contains("reporter-lincoln"))
             let saved = try await admin.post("/admin/people/reporter-lincoln", [("role", "responder"), ("sites", "lincoln-high")])
             #expect(saved.text.contains("Saved."))
@@ -519,8 +521,7 @@ struct WebRolePageTests {
             #expect(added.status == .seeOther)
             #expect(try await harness.store.user("relief-worker")?.sites == [SiteID("lincoln-high")])
             #expect(try await reporter.post("/admin/people", [("id", "x"), ("role", "admin")]).status == .seeOther)  // signed out: to sign-in
-            let responder = Browser(client)
-            _ = try await WebPageTests.signIn(responder, "responder-lincoln")
+            let responder = try await WebPageTests.browser(client, as: "responder-lincoln")
             #expect(try await responder.get("/admin").status == .forbidden)
         }
     }

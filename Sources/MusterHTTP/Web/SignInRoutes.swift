@@ -20,9 +20,10 @@ extension MusterServer {
         routes.post("sign-in/link") { _, context in try await self.sendSignInLink(context) }
         routes.get("sign-in/link/:token") { request, context in
             // A mail scanner that follows the link changes nothing: only the button signs in.
-            WebPage.render(.ok, "sign-in-link", SignInLinkPage(frame: WebPage.frame(context, title: "Sign in", settings: self.web),
-                                                               token: context.parameters.get("token") ?? "",
-                                                               next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
+            let token = context.parameters.get("token") ?? ""
+            guard Self.looksLikeToken(token) else { return self.linkGone(context) }
+            return WebPage.render(.ok, "sign-in-link", SignInLinkPage(frame: self.frame(context, "Sign in"), token: token,
+                                                                      next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
         }
         routes.post("sign-in/link/:token") { _, context in try await self.takeSignInLink(context) }
         routes.post("sign-out") { _, context in
@@ -121,13 +122,23 @@ extension MusterServer {
 
     private func takeSignInLink(_ context: MusterRequestContext) async throws -> Response {
         let token = context.parameters.get("token") ?? ""
-        guard token.count <= 100, let user = try await runtime.accounts.takeSignInLink(token: token, now: web.wallClock.now()),
+        guard Self.looksLikeToken(token), let user = try await runtime.accounts.takeSignInLink(token: token, now: web.wallClock.now()),
               let account = try await runtime.accounts.user(user) else {
-            return WebPage.render(.gone, "message", WebPage.message(context, title: "This sign-in link no longer works",
-                                                                    text: "Links work once, for a few minutes. Ask for a new one.",
-                                                                    link: ("Sign in", "/sign-in")))
+            return linkGone(context)
         }
         return try await startSession(for: account, next: context.form?["next"])
+    }
+
+    private func linkGone(_ context: MusterRequestContext) -> Response {
+        WebPage.render(.gone, "message", WebPage.message(context, title: "This sign-in link no longer works",
+                                                         text: "Links work once, for a few minutes. Ask for a new one.", link: ("Sign in", "/sign-in")))
+    }
+
+    /// What a token Muster made looks like ("mst_" and base64url): anything else is not one, and is never put in a page.
+    static func looksLikeToken(_ text: String) -> Bool {
+        text.count <= 100 && text.hasPrefix("mst_") && text.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+        }
     }
 
     private func startSession(for account: UserAccount, next: String?) async throws -> Response {
