@@ -63,13 +63,15 @@ enum AuditKeys {
 
     static func readOrCreate(_ path: String, what: String, variable: String, create: (() throws -> String)?) throws -> String {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            try requireOwnerOnly(path, what: what)
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let create else {
             throw ValidationError("\(path) does not exist: \(what) is kept there by the installation that uses this data directory. "
                 + "Pass its --data-dir or set \(variable); this command does not create keys")
         }
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         let text = try create()
         // Created exclusively (O_EXCL) and readable by the owner only: of two processes starting at
         // once, one writes the key and the other reads it; nobody else may read it.
@@ -84,5 +86,17 @@ enum AuditKeys {
             throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
         return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A key file anyone but its owner can read is refused, as ssh refuses such a private key: whoever
+    /// read it could sign checkpoints, forge acknowledgement links or open sealed text.
+    static func requireOwnerOnly(_ path: String, what: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw ValidationError("\(path) holds \(what) and can be read by others (mode \(String(mode, radix: 8))): "
+                                  + "run `chmod 600 \(path)` (and check who read it), then start again")
+        }
     }
 }

@@ -210,10 +210,16 @@ func openStore(databaseURL: String?, dataDir: String, create: Bool = true,
         let settings = try PostgresSettings(url: url)
         return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
     }
-    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+    // The owner's only: it holds the database and the keys.
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let path = (dataDir as NSString).appendingPathComponent("muster.sqlite")
     guard create || FileManager.default.fileExists(atPath: path) else {
         throw ValidationError("no database at \(path): start `muster serve` or run `muster migrate` first, or pass the installation's --data-dir")
+    }
+    // Made the owner's only before SQLite opens it: its journal files take the same mode.
+    if !FileManager.default.fileExists(atPath: path) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if descriptor >= 0 { close(descriptor) }
     }
     return (try SQLiteStore(path: path, masterKey: masterKey), "SQLite \(path)")
 }

@@ -98,6 +98,27 @@ struct CommandLineTests {
         #expect(integration.stderr.contains("an integration signs in with its key"))
     }
 
+    @Test("the data directory and the database are the owner's only, and a key file others can read is refused")
+    func ownerOnlyFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-modes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["MUSTER_DATABASE_URL", "MUSTER_MASTER_KEY"] { environment[name] = nil }
+        let data = folder.appendingPathComponent("data").path
+        #expect(try muster(["migrate", "--data-dir", data], environment: environment).status == 0)
+        func mode(_ path: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        }
+        #expect(try mode(data) == 0o700)
+        #expect(try mode(data + "/muster.sqlite") == 0o600)
+        #expect(try mode(data + "/master.key") == 0o600)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: data + "/master.key")
+        let refused = try muster(["user", "list", "--data-dir", data], environment: environment)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("master.key holds the master key"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("can be read by others (mode 644): run `chmod 600"))
+    }
+
     @Test("serve --demo-speed is refused with PostgreSQL and out of range, before anything starts")
     func demoSpeedRefused() throws {
         var environment = ProcessInfo.processInfo.environment
