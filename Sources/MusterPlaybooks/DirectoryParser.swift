@@ -38,6 +38,7 @@ struct DirectoryParser {
                       let contacts = parseContacts(fields["contacts"], of: .partner(PartnerID(id))) else { return nil }
                 return Partner(id: PartnerID(id), name: name, contacts: contacts)
             } : []
+        refuseSharedNumbers()
         let peopleByID = Dictionary(people.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let schedules = top.has("schedules")
             ? entries(top["schedules"], "schedule", required: ["role", "scope", "layers"], optional: ["overrides"]) { fields, id in
@@ -164,6 +165,22 @@ struct DirectoryParser {
         }
         guard let name, let contacts = parseContacts(fields["contacts"], of: .person(PersonID(id))) else { return nil }
         return Person(id: PersonID(id), name: name, roles: roles, assignments: assignments, contacts: contacts)
+    }
+
+    /// A phone number belongs to one person or agency: an SMS reply or a call from it must say who
+    /// answered, and a number two entries share would act as whichever a list gives first.
+    private func refuseSharedNumbers() {
+        var owners: [String: ContactSource] = [:]
+        for source in contactSources.entries where [.sms, .voice].contains(source.contact.channel) {
+            let number = source.contact.address
+            guard let first = owners[number] else {
+                owners[number] = source
+                continue
+            }
+            guard first.owner != source.owner else { continue }
+            reader.error("\(number) is already \(first.owner)'s (line \(first.location.line)): SMS replies and calls from it could not be "
+                         + "told apart; give \(source.owner) a number of their own", at: source.location)
+        }
     }
 
     private func parseContacts(_ node: Node?, of owner: Recipient) -> [ContactPoint]? {

@@ -38,6 +38,10 @@ final class YAMLReader {
         diagnostics.append(Diagnostic(.error, location(node), message))
     }
 
+    func error(_ message: String, at location: SourceLocation) {
+        diagnostics.append(Diagnostic(.error, location, message))
+    }
+
     func warning(_ message: String, at node: Node?) {
         diagnostics.append(Diagnostic(.warning, location(node), message))
     }

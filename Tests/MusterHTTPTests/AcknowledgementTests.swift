@@ -399,21 +399,24 @@ struct PartnerAcknowledgementTests {
         }
     }
 
-    @Test("a number the directory gives to a person and a partner acts as neither", arguments: Backend.allCases)
-    func sharedNumberActsAsNobody(backend: Backend) async throws {
+    @Test("a number the directory gives to a person and a partner is refused at reload, naming both; the loaded set stays", arguments: Backend.allCases)
+    func sharedNumberRefused(backend: Backend) async throws {
         let folder = try Self.partnerFirstFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        // The partner's numbers become a person's too.
+        // The partner's numbers become a person's too: a reply from it could not say who answered.
         let file = folder.appendingPathComponent("directory.yaml")
         let directory = try String(contentsOf: file, encoding: .utf8)
         let phones = shippedCatalog.directory.people.values.compactMap { person in person.contacts.first { $0.channel == .sms }?.address }
         let personPhone = try #require(phones.sorted().first)
         try directory.replacingOccurrences(of: "+15555550190", with: personPhone).write(to: file, atomically: true, encoding: .utf8)
         try await withService(backend, playbookFolder: folder.path) { harness, client in
-            let (number, _) = try await partnerPage(harness, client, channel: "sms")
-            let reply = try await AcknowledgementTests().sms(client, from: personPhone, "ACK \(number)", sid: "SMshared\(backend)")
-            #expect(reply.reply.contains("belongs to more than one"))
-            #expect(try await AcknowledgementTests().state(harness, number).phase != .acknowledged)
+            let reload = try await client.call(.post, "/api/v1/playbooks/reload", headers: harness.auth("admin"))
+            #expect(reload.status == .unprocessableContent)
+            #expect(reload.text.contains("\(personPhone) is already person:"), "\(reload.text)")
+            #expect(reload.text.contains("give partner:county-mobile-crisis a number of their own"))
+            // Still the shipped threat playbook, not the partner-first one the refused folder holds.
+            let playbooks = try await client.call(.get, "/api/v1/playbooks", headers: harness.auth("admin"))
+            #expect(!playbooks.text.contains("partner first"))
         }
     }
 

@@ -201,6 +201,9 @@ struct PlaybookDiagnosticsTests {
         ("members: [ann]", "members: [bo]", "directory.yaml:22:85: error: 'bo' is on call for counselor but does not hold that role; add it to their roles"),
         ("scope: north", "scope: nroth", "directory.yaml:21:12: error: unknown scope 'nroth': use a site id or 'district'; did you mean 'north'?"),
         ("name: District,", "nmae: District,", "directory.yaml:1:20: error: unknown key 'nmae' in district; did you mean 'name'?"),
+        // A number two people share: replies from it could not say who answered.
+        ("{ voice: \"+15555550101\" }", "{ voice: \"+15555550100\" }",
+         "directory.yaml:15:81: error: +15555550100 is already person:ann's (line 13): SMS replies and calls from it could not be told apart; give person:cy a number of their own"),
     ])
     func directoryError(old: String, new: String, expected: String) {
         let diagnostics = load(playbook: basePlaybook, directory: replacing(old, with: new, in: baseDirectory))
