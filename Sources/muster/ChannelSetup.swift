@@ -79,6 +79,13 @@ enum ChannelFactory {
                 throw ValidationError("channels.twilio needs an auth token: set MUSTER_TWILIO_AUTH_TOKEN or channels.twilio.auth_token")
             }
             twilioAuthToken = token
+            if !publicURL.lowercased().hasPrefix("https://") {
+                // Twilio signs each webhook over the URL it called: behind a proxy with an http public_url,
+                // every reply, key press and delivery report would fail its signature check.
+                printError("muster: warning: channels.twilio is configured but public_url is \(publicURL): Twilio calls and signs "
+                           + "the public https:// address, so replies, key presses and delivery reports would be refused; "
+                           + "set public_url (MUSTER_PUBLIC_URL) to it")
+            }
             let settings = TwilioSettings(baseURL: twilio.baseURL ?? "https://api.twilio.com", accountSID: twilio.accountSID,
                                           authToken: token, from: twilio.from)
             // Twilio reports each SMS's delivery and each call's end here: only that counts as delivered.

@@ -60,6 +60,26 @@ struct CommandLineTests {
         #expect(!run.stdout.contains("Muster is serving"))
     }
 
+    @Test("serve warns when Twilio is configured and public_url is not https: its webhooks would fail their signature check")
+    func twilioNeedsHTTPS() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-twilio-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("muster.yaml")
+        try "public_url: http://muster.district.example\nchannels:\n  twilio: { account_sid: AC123, from: \"+15555550199\" }\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["MUSTER_DATABASE_URL", "MUSTER_DEMONSTRATION_INBOX", "MUSTER_PUBLIC_URL"] { environment[name] = nil }
+        environment["MUSTER_TWILIO_AUTH_TOKEN"] = "twilio-auth-token"
+        // It stops afterwards anyway (push and email contact points have no provider): the warning comes first.
+        let run = try muster(["serve", "--config", config.path, "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(run.stderr.contains("warning: channels.twilio is configured but public_url is http://muster.district.example"), "\(run.stderr.prefix(2000))")
+        try "public_url: https://muster.district.example\nchannels:\n  twilio: { account_sid: AC123, from: \"+15555550199\" }\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let secure = try muster(["serve", "--config", config.path, "--data-dir", folder.path, "--port", "1"], environment: environment)
+        #expect(!secure.stderr.contains("warning: channels.twilio"))
+    }
+
     @Test("the demonstration inbox is refused beside a real provider: a production configuration cannot pretend to deliver")
     func demonstrationBesideProvidersRefused() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-demo-\(UUID().uuidString)")
