@@ -21,6 +21,8 @@ public struct AuditVerificationSummary: Sendable, CustomStringConvertible {
     public var consistencyProofs = 0
     /// Committed entries the sequencer has not integrated yet (checked, but in no checkpoint).
     public var pending = 0
+    /// When the oldest of them was written.
+    public var oldestPending: Date?
 
     public var description: String {
         "OK: \(entries) audit entries of \(incidents) incidents; tree of \(treeSize) leaves matches \(checkpoints) signed checkpoints"
@@ -40,6 +42,17 @@ public struct AuditLogVerifier: Sendable {
         self.store = store
         self.verifiers = verifiers
         self.page = page
+    }
+
+    /// Verifies everything, and fails when an entry has waited for the sequencer longer than
+    /// `maxPending` at `now`: a log nothing integrates any more proves nothing new.
+    public func verify(witnesses: [DirectoryWitness] = [], maxPending: TimeInterval, now: Date) async throws -> AuditVerificationSummary {
+        let summary = try await verify(witnesses: witnesses)
+        if let oldest = summary.oldestPending, now.timeIntervalSince(oldest) > maxPending {
+            throw fail("\(summary.pending) entries are not in the tree; the oldest was written \(AuditEntryEncoding.timestamp(oldest)), "
+                       + "\(Int(now.timeIntervalSince(oldest))) s ago (the bound is \(Int(maxPending)) s): is a sequencer running (muster serve)?")
+        }
+        return summary
     }
 
     public func verify(witnesses: [DirectoryWitness] = []) async throws -> AuditVerificationSummary {
@@ -105,7 +118,14 @@ public struct AuditLogVerifier: Sendable {
                     guard fields.string("prev") == nil else { throw fail("\(name()): the first entry of an incident names a previous one") }
                     summary.incidents += 1
                 }
-                if entry.logIndex != nil { inLog += 1 } else { summary.pending += 1 }
+                if entry.logIndex != nil {
+                    inLog += 1
+                } else {
+                    summary.pending += 1
+                    if let at = try? AuditEntryEncoding.decode(entry.body).record.at, at < summary.oldestPending ?? .distantFuture {
+                        summary.oldestPending = at
+                    }
+                }
                 summary.entries += 1
                 last = (entry.incident, entry.sequence, leaf)
             }

@@ -44,6 +44,8 @@ struct AuditVerifyCommand: AsyncParsableCommand {
     var witness: [String] = []
     @Option(help: "An export file to check offline.")
     var file: String?
+    @Option(help: "Fail when an entry has waited for the sequencer longer than this (e.g. 10m; the sequencer of a running service signs every second).")
+    var maxPending: String = "10m"
     @Option(help: "The verifier key the log or the export must be signed with (default: this installation's, from --data-dir or MUSTER_AUDIT_SIGNING_KEY; an export with neither is checked against the key it carries, with a warning).")
     var key: String?
 
@@ -69,7 +71,8 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         try await requireCurrentSchema(store, description)
         let witnesses = witness.map { DirectoryWitness(directory: URL(fileURLWithPath: $0)) }
         do {
-            print(try await AuditLogVerifier(store: store, verifiers: [verifier]).verify(witnesses: witnesses))
+            guard let bound = TimeSpan.parse(maxPending) else { throw ValidationError("--max-pending: write a duration such as 10m") }
+            print(try await AuditLogVerifier(store: store, verifiers: [verifier]).verify(witnesses: witnesses, maxPending: TimeInterval(bound.seconds), now: Date()))
         } catch let failure as AuditVerificationFailure {
             printError("FAILED: \(failure)")
             throw ExitCode(1)

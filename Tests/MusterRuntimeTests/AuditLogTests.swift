@@ -197,6 +197,27 @@ struct AuditLogTests {
         await expectFailure(verifier, mentioning: ["log index \(index)", victim, "(reported)"])
     }
 
+    @Test("verify fails when entries have waited for the sequencer longer than the bound", arguments: [Backend.sqlite])
+    func stalledSequencerFails(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let signer = try testSigner()
+        _ = try await populate(database.store)
+        try await sequence(database.store, signer)
+        _ = try await populate(database.store, count: 1)  // written at schoolMorning, and no sequencer runs after it
+        let verifier = AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier])
+        let fresh = try await verifier.verify(maxPending: 600, now: schoolMorning.addingTimeInterval(60))
+        #expect(fresh.pending > 0)
+        #expect(fresh.oldestPending == schoolMorning)
+        do {
+            _ = try await verifier.verify(maxPending: 600, now: schoolMorning.addingTimeInterval(3600))
+            Issue.record("a log nothing integrates verified")
+        } catch let failure as AuditVerificationFailure {
+            #expect(failure.description.contains("entries are not in the tree"))
+            #expect(failure.description.contains("3600 s ago (the bound is 600 s)"))
+        }
+    }
+
     @Test("a row deleted behind the triggers is named: an incident's entry, or a leaf of the log", arguments: Backend.allCases)
     func deletedRowsNamed(backend: Backend) async throws {
         let database = try await AuditDatabase.make(backend)
