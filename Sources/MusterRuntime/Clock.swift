@@ -92,7 +92,12 @@ public struct ScaledClock: MusterClock {
     }
 
     public func sleep(until deadline: Date) async throws {
-        let seconds = deadline.timeIntervalSince(now()) / speed
+        let seconds = wallSeconds(until: deadline)
         if seconds > 0 { try await Task.sleep(for: .seconds(seconds)) }
+    }
+
+    /// How long on the wall until this clock shows `deadline`.
+    public func wallSeconds(until deadline: Date) -> TimeInterval {
+        deadline.timeIntervalSince(now()) / speed
     }
 }

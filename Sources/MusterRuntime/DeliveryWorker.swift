@@ -144,6 +144,11 @@ public struct DeliveryWorker: Sendable {
             }
             return .attempted(failed(delivery, failure))
         } catch {
+            // A worker stopping (shutdown) cuts the wait short: that is no answer from the provider, so no
+            // attempt is spent; the page goes again at once, from this instance or another.
+            if Task.isCancelled || clock.now() < deadline {
+                return .deferred(until: clock.now(), why: "the worker stopped before the provider answered")
+            }
             let timeout = DeliveryFailure(.timeout, "no answer within \(Int(sendDeadline)) s of the claim; abandoned before its lease ran out")
             return .attempted(failed(delivery, timeout))
         }

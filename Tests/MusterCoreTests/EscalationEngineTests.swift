@@ -442,6 +442,24 @@ struct EscalationEngineTests {
         }
     }
 
+    @Test("a purge takes an incident closed before its date only: one reopened and closed again since keeps its text")
+    func purgeRechecksTheClosingTime() throws {
+        let engine = Fixture.engine
+        let reported = Fixture.instant(schoolHours)
+        var (state, _) = try engine.step(nil, .reported(Fixture.incident(at: schoolHours)), now: reported)
+        (state, _) = try engine.step(state, .resolved(by: .person("sw2"), note: nil), now: reported.addingTimeInterval(3600))
+        let cutOff = reported.addingTimeInterval(86_400)
+        // Chosen for the purge, then reopened and closed again after the cut-off, before the purge commits.
+        var reopened = state
+        (reopened, _) = try engine.step(reopened, .reopened(by: .person("sw2"), reason: nil), now: cutOff.addingTimeInterval(60))
+        (reopened, _) = try engine.step(reopened, .resolved(by: .person("sw2"), note: nil), now: cutOff.addingTimeInterval(120))
+        #expect(throws: EngineRejection.closedTooRecently(cutOff)) {
+            try engine.step(reopened, .purged(policy: "7y", closedBefore: cutOff), now: cutOff.addingTimeInterval(180))
+        }
+        let (purged, _) = try engine.step(state, .purged(policy: "7y", closedBefore: cutOff), now: cutOff.addingTimeInterval(180))
+        #expect(purged.nextAuditSequence == state.nextAuditSequence + 1)
+    }
+
     @Test("a timer that was cancelled but delivered anyway is ignored")
     func staleTimer() throws {
         let engine = Fixture.engine

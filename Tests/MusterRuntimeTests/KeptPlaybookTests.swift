@@ -101,7 +101,7 @@ struct KeptPlaybookTests {
         let timeline = try await store.timeline(ref.id)
         let paged = timeline.filter { $0.action == .paged || $0.action == .fallbackPaged }.compactMap(\.recipient)
         #expect(paged == [.person("ann"), .person("bo"), .person("cy")], "its own ladder to the end; nobody from the new playbook")
-        #expect(!timeline.contains { $0.action == .deliveryFailed })
+        #expect(!timeline.contains { $0.action == .deliveryFailed }, "\(timeline.filter { $0.action == .deliveryFailed }.map { "\($0.recipient.map(String.init(describing:)) ?? "") \($0.channel?.rawValue ?? "") \($0.detail ?? "")" })")
         #expect(timeline.first?.detail?.contains("playbook suicide-risk \(v1.kept.first?.version ?? "?")") == true, "the timeline says which version it runs")
         #expect(Set(try await store.keptPlaybooks().map(\.version)) == Set((v1.kept + v2.kept).map(\.version)))
     }

@@ -80,11 +80,12 @@ struct ScaledClockTests {
         let now = clock.now()
         #expect(now.timeIntervalSince(start) >= 120)  // at least 2 s × 60
         #expect(now.timeIntervalSince(start) < 120 + 60 * 60)  // and not an hour of wall time
-        // A deadline in the past returns at once; one 60 scaled seconds ahead is one wall second away at most.
-        try await clock.sleep(until: now.addingTimeInterval(-5))
-        let before = Date()
-        try await clock.sleep(until: clock.now().addingTimeInterval(30))
-        #expect(Date().timeIntervalSince(before) < 5)
-        #expect(clock.now().timeIntervalSince(now) >= 30)
+        // A deadline 60 scaled seconds ahead is at most one wall second away; one in the past, none.
+        let wall = clock.wallSeconds(until: clock.now().addingTimeInterval(60))
+        #expect(wall > 0.5 && wall <= 1)
+        #expect(clock.wallSeconds(until: now.addingTimeInterval(-5)) < 0)
+        try await clock.sleep(until: now.addingTimeInterval(-5))  // returns at once
+        try await clock.sleep(until: clock.now().addingTimeInterval(6))
+        #expect(clock.now().timeIntervalSince(now) >= 6)
     }
 }

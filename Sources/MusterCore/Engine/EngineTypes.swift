@@ -393,6 +393,8 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case unknownPerson(PersonID)
     case joinItself
     case unknownFlag(IncidentFlag)
+    /// A purge for incidents closed before a date, of one closed (again) since.
+    case closedTooRecently(Date)
 
     public var description: String {
         switch self {
@@ -406,6 +408,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .unknownPerson(let id): "no person '\(id)' in the directory"
         case .joinItself: "an incident cannot join itself"
         case .unknownFlag(let flag): "the incident's playbook has no flag '\(flag)'"
+        case .closedTooRecently(let date): "the incident was closed after \(date), too recently for this purge"
         }
     }
 }

@@ -171,6 +171,9 @@ private struct Run {
             audit(actor, .accessed, detail: "exported as \(format)" + (origin.map { " from " + $0 } ?? ""))
         case .purged(let policy, let closedBefore):
             guard state.phase == .resolved else { throw .notResolved }
+            // Checked here, where the commit holds the incident: one reopened and closed again since the
+            // purge chose it keeps its text until its own time comes.
+            guard let resolvedAt = state.resolvedAt, resolvedAt < closedBefore else { throw .closedTooRecently(closedBefore) }
             let date = LocalDateTime(seconds: Int64(closedBefore.timeIntervalSince1970.rounded(.down))).date
             audit(.system, .purged, detail: "student text purged under the retention policy '\(policy)' (closed before \(date))")
         }
