@@ -1,6 +1,7 @@
 // Who is calling and what they may do. Every request to the API carries a bearer token; the
 // account it belongs to has one role, and the site-scoped roles act only at their sites.
 import Foundation
+import HTTPTypes
 import Hummingbird
 import MusterCore
 import MusterRuntime
@@ -10,7 +11,8 @@ import Synchronization
 public struct MusterRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var account: UserAccount?
-    public let remoteAddress: String?
+    /// The client's address: the connection's, or behind a trusted proxy the one it forwarded.
+    public var remoteAddress: String?
     /// Web pages: the browser's secret (its forms' CSRF tokens derive from it), the session token, and the posted form.
     var browserSecret = ""
     var sessionToken: String?
@@ -139,4 +141,25 @@ struct AuthMiddleware: RouterMiddleware {
         context.logger[metadataKey: "account"] = "\(account.id)"
         return try await next(request, context)
     }
+}
+
+/// Behind a reverse proxy every connection comes from the proxy: the client is the address the
+/// proxy forwarded, read from the right of X-Forwarded-For past any trusted proxy. The header is
+/// believed only from the proxies the configuration names; anyone else could write it.
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = MusterRequestContext
+    let trusted: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let hops = request.headers[values: Self.forwardedFor].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard let peer = context.remoteAddress, trusted.contains(peer), let client = hops.last(where: { !trusted.contains($0) }) ?? hops.first else {
+            return try await next(request, context)
+        }
+        var context = context
+        context.remoteAddress = client
+        return try await next(request, context)
+    }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

@@ -14,6 +14,7 @@ extension MusterServer {
     public func makeRouter() -> Router<MusterRequestContext> {
         let router = Router(context: MusterRequestContext.self)
         let routes = RouteTableBox()
+        router.add(middleware: ClientAddressMiddleware(trusted: trustedProxies))
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: PeopleErrorPageMiddleware())

@@ -27,6 +27,8 @@ public final class MusterServer: Sendable {
     public let acknowledgement: AcknowledgementSettings
     /// The web pages: sessions, sign-in links, the demonstration inbox.
     public let web: WebSettings
+    /// Reverse proxies whose X-Forwarded-For names the client (for access entries and attempt limits).
+    public let trustedProxies: Set<String>
     let webSessions: WebSessions
     let signInLimiter = SignInLimiter()
     let logger: Logger
@@ -35,9 +37,10 @@ public final class MusterServer: Sendable {
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
                 acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
                 checkCatalog: @escaping @Sendable (LoadResult) -> [Diagnostic] = { _ in [] },
-                web: WebSettings = WebSettings(),
+                web: WebSettings = WebSettings(), trustedProxies: Set<String> = [],
                 logger: Logger = Logger(label: "muster.http")) {
         self.web = web
+        self.trustedProxies = trustedProxies
         self.webSessions = WebSessions(accounts: runtime.accounts)
         self.checkCatalog = checkCatalog
         self.auditVerifierKey = auditVerifierKey

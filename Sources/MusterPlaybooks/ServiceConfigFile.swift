@@ -15,12 +15,21 @@ public struct ServiceConfigFile: Sendable, Hashable {
     public var integrations: [String: IntegrationMappingConfig] = [:]
     /// The base URL people and providers reach this service at (links in messages, Twilio's signatures).
     public var publicURL: String?
+    /// The reverse proxies in front of the service (IP addresses): only their X-Forwarded-For is believed.
+    public var trustedProxies: [String] = []
     public var channels = ChannelsConfig()
     public var audit = AuditConfig()
     /// The daily retention purge; nil when the configuration names no policy.
     public var retention: RetentionPolicy?
 
     public init() {}
+
+    /// An address as a connection shows it: IPv4 dotted decimal, or IPv6 (hex digits and colons).
+    static func isIPAddress(_ text: String) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 4 { return parts.allSatisfy { UInt8($0) != nil } }
+        return text.contains(":") && text.allSatisfy { $0.isHexDigit || $0 == ":" }
+    }
 
     /// Reads the file; on errors, the diagnostics say what is wrong and where.
     public static func parse(_ text: String, file: String) -> (config: ServiceConfigFile?, diagnostics: [Diagnostic]) {
@@ -29,7 +38,7 @@ public struct ServiceConfigFile: Sendable, Hashable {
         if let root = reader.document(text),
            let fields = reader.fields(root, "the configuration", required: [],
                                       optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations",
-                                                 "public_url", "channels", "audit", "retention"]) {
+                                                 "public_url", "trusted_proxies", "channels", "audit", "retention"]) {
             config.host = reader.string(fields["host"], "host")
             config.port = fields["port"].flatMap { reader.integer($0, "port", in: 1...65535) }
             config.dataDir = reader.string(fields["data_dir"], "data_dir")
@@ -39,6 +48,15 @@ public struct ServiceConfigFile: Sendable, Hashable {
             config.publicURL = reader.string(fields["public_url"], "public_url")
             if let url = config.publicURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
                 reader.error("public_url must be an http(s) URL, not '\(url)'", at: fields["public_url"])
+            }
+            for item in fields.has("trusted_proxies") ? reader.list(fields["trusted_proxies"], "trusted_proxies") ?? [] : [] {
+                guard let address = reader.string(item, "a trusted proxy's address") else { continue }
+                // An address, as the connection shows it: IPv4 dotted or IPv6 (hex digits, colons).
+                guard Self.isIPAddress(address) else {
+                    reader.error("trusted_proxies: '\(address)' is not an IP address (write each proxy's address, e.g. 10.0.0.5)", at: item)
+                    continue
+                }
+                config.trustedProxies.append(address)
             }
             if let node = fields["channels"] { config.channels = ChannelsConfig.parse(node, reader: reader) }
             if let node = fields["audit"] { config.audit = AuditConfig.parse(node, reader: reader) }

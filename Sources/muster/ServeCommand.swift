@@ -118,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                    demoSpeed: speed > 1 ? speed : nil,
                                                    // In a demonstration the inbox takes every channel: no gap is a real one.
                                                    providers: channels.demonstrationInbox ? Set(ChannelKind.allCases) : channels.providers),
+                                  trustedProxies: Set(file.trustedProxies),
                                   logger: logger)
         let app = server.makeApplication(host: host, port: port, logger: logger)
         let reload = ReloadSignal {

@@ -204,3 +204,22 @@ struct NoCredentialsTests {
         }
     }
 }
+
+@Suite("The client's address")
+struct ClientAddressTests {
+    @Test("X-Forwarded-For is believed from a configured proxy only: the access entry names the client, never a spoofed one")
+    func forwardedFor() async throws {
+        for trusted in [Set<String>(), ["127.0.0.1"]] {
+            try await withService(.sqlite, trustedProxies: trusted) { harness, client in
+                let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("admin"), json: reportJSON(subject: "xff"))
+                let id = try #require((created.object["incident"] as? [String: Any])?["id"] as? String)
+                var headers = harness.auth("admin")
+                headers[HTTPField.Name("X-Forwarded-For")!] = "198.51.100.9, 203.0.113.7"
+                #expect(try await client.call(.get, "/api/v1/incidents/\(id)", headers: headers).status == .ok)
+                let access = try #require(try await harness.store.timeline(IncidentID(id)).last { $0.action == .accessed })
+                // Behind the trusted proxy the client is the last address it forwarded; without one, the header is anyone's.
+                #expect(access.detail == (trusted.isEmpty ? "from 127.0.0.1" : "from 203.0.113.7"), "\(access.detail ?? "")")
+            }
+        }
+    }
+}

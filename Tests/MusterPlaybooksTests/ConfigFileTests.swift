@@ -60,6 +60,17 @@ struct ConfigFileTests {
         #expect(RetentionPolicy.parsePeriod("26w").map { $0.days } == 182)
     }
 
+    @Test("trusted_proxies takes IP addresses; anything else is an error at its line and column")
+    func trustedProxies() throws {
+        let good = ServiceConfigFile.parse("trusted_proxies: [10.0.0.5, \"fd00::1\"]\n", file: "muster.yaml")
+        #expect(good.diagnostics.isEmpty)
+        #expect(good.config?.trustedProxies == ["10.0.0.5", "fd00::1"])
+        let bad = ServiceConfigFile.parse("trusted_proxies: [10.0.0.5, proxy.internal]\n", file: "muster.yaml")
+        #expect(bad.diagnostics.map(\.description) == [
+            "muster.yaml:1:29: error: trusted_proxies: 'proxy.internal' is not an IP address (write each proxy's address, e.g. 10.0.0.5)",
+        ])
+    }
+
     @Test("mistakes in the channels section are errors at their line and column, with a suggestion", arguments: [
         ("channels:\n  email: { hots: a, from: b@c.d }\n", "muster.yaml:2:12: error: unknown key 'hots'"),
         ("channels:\n  email: { host: a, from: b@c.d, tls: startls }\n", "muster.yaml:2:39: error: unknown channels.email.tls 'startls'; did you mean 'starttls'?"),
