@@ -65,6 +65,16 @@ extension UserAccount {
     }
 }
 
+extension IncidentFilter {
+    /// The filter narrowed to what `account` may list: its sites, and for a reporter what they reported.
+    func limited(to account: UserAccount) -> IncidentFilter {
+        var filter = self
+        if account.role.isSiteScoped { filter.scope = Set(account.sites) }
+        if account.role == .reporter { filter.reporter = account.actor }
+        return filter
+    }
+}
+
 extension Permission {
     var phrase: String {
         switch self {

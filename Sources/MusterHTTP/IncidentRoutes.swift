@@ -190,7 +190,7 @@ extension MusterServer {
         if let status = query["status"] {
             for name in status.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
                 switch name {
-                case "open": filter.phases.formUnion(["escalating", "acknowledged", "unowned"])
+                case "open": filter.phases.formUnion(IncidentFilter.openPhases)
                 case "escalating", "acknowledged", "unowned", "resolved": filter.phases.insert(name)
                 default:
                     throw Problem.badRequest("status: unknown status '\(name)'; expected open, escalating, acknowledged, unowned or resolved",
@@ -205,8 +205,7 @@ extension MusterServer {
         filter.reportedBefore = try query.instant("to")
         filter.before = try query.integer("before", in: 1...Int(Int32.max))
         filter.limit = try query.integer("limit", in: 1...500) ?? 50
-        if account.role.isSiteScoped { filter.scope = Set(account.sites) }
-        if account.role == .reporter { filter.reporter = account.actor }
+        filter = filter.limited(to: account)
         let incidents = try await reads.incidents(filter)
         let next = incidents.count == filter.limit ? incidents.last?.ref.number : nil
         return try json(IncidentList(incidents: incidents.map(IncidentSummaryView.init), nextBefore: next))

@@ -25,7 +25,6 @@ enum DemonstrationAccounts {
     static func create(store: any Store, directory: Directory, now: Date) async throws -> String {
         let allSites = directory.sites.keys.sorted { $0.rawValue < $1.rawValue }
         var lines = ["Demonstration sign-ins (shown once; everyone else in the directory can ask for a sign-in link, which arrives in /inbox):"]
-        var shownRoles = Set<String>()
         for person in directory.people.values.sorted(by: { $0.id.rawValue < $1.id.rawValue }) {
             let sites = person.assignments.flatMap { assignment -> [SiteID] in
                 if case .site(let site) = assignment { return [site] }
@@ -33,27 +32,26 @@ enum DemonstrationAccounts {
             }
             try await store.addUser(UserAccount(id: person.id.rawValue, name: person.name, role: access(for: person), sites: sites, createdAt: now))
         }
-        var rows: [(String, String, String)] = []
+        var rows: [(label: String, user: String, password: String)] = []
+        /// A password for the account, printed once on the row `label`.
+        func givePassword(_ id: String, label: String, shown: String) async throws {
+            let password = Passwords.generate()
+            try await store.setPasswordHash(user: id, hash: Passwords.hash(password, cost: 10))  // a quicker first start for a demonstration
+            rows.append((label, shown, password))
+        }
         for (role, label) in shown {
             // The first person with the job at the first site (or in the district), by id: the same on every fresh start.
             let candidates = directory.people.values.filter { $0.roles.contains(RoleID(role)) }.sorted { $0.id.rawValue < $1.id.rawValue }
             let firstSite = allSites.first.map(Assignment.site)
             guard let person = candidates.first(where: { firstSite.map($0.assignments.contains) ?? false }) ?? candidates.first,
-                  !shownRoles.contains(person.id.rawValue) else { continue }
-            shownRoles.insert(person.id.rawValue)
-            let password = Passwords.generate()
-            try await store.setPasswordHash(user: person.id.rawValue, hash: Passwords.hash(password, cost: 10))  // a quicker first start for a demonstration
-            rows.append((label, person.id.rawValue + " (" + person.name + ")", password))
+                  !rows.contains(where: { $0.user.hasPrefix(person.id.rawValue + " ") }) else { continue }
+            try await givePassword(person.id.rawValue, label: label, shown: person.id.rawValue + " (" + person.name + ")")
         }
         try await store.addUser(UserAccount(id: "auditor", name: "District auditor", role: .auditor, sites: [], createdAt: now))
-        let auditorPassword = Passwords.generate()
-        try await store.setPasswordHash(user: "auditor", hash: Passwords.hash(auditorPassword, cost: 10))
-        rows.append(("Auditor", "auditor", auditorPassword))
+        try await givePassword("auditor", label: "Auditor", shown: "auditor")
         // The first admin (made with an API token by the bootstrap) signs in to the web pages too.
         if try await store.user("admin") != nil {
-            let adminPassword = Passwords.generate()
-            try await store.setPasswordHash(user: "admin", hash: Passwords.hash(adminPassword, cost: 10))
-            rows.append(("Administrator", "admin", adminPassword))
+            try await givePassword("admin", label: "Administrator", shown: "admin")
         }
         let width = rows.map(\.0.count).max() ?? 0
         let userWidth = rows.map(\.1.count).max() ?? 0

@@ -73,6 +73,9 @@ public struct IncidentSummary: Sendable, Hashable {
 }
 
 public struct IncidentFilter: Sendable, Hashable {
+    /// The phases of an incident not yet resolved.
+    public static let openPhases: Set<String> = ["escalating", "acknowledged", "unowned"]
+
     public var phases: Set<String>
     public var site: SiteID?
     /// When set, only incidents at these sites (an account's scope).

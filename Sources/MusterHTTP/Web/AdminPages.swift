@@ -31,13 +31,12 @@ extension MusterServer {
 
     struct PeoplePage {
         struct Row { var id: String; var name: String; var role: String; var sites: String }
-        struct Option { var id: String; var name: String; var selected: Bool }
         var frame: WebPage.Frame
         var done: String?
         var error: String?
         var people: [Row]
-        var roles: [Option]
-        var sites: [Option]
+        var roles: [WebPage.Option]
+        var sites: [WebPage.Option]
     }
 
     struct PersonPage {
@@ -46,8 +45,8 @@ extension MusterServer {
         var name: String
         var done: String?
         var password: String?
-        var roles: [PeoplePage.Option]
-        var sites: [PeoplePage.Option]
+        var roles: [WebPage.Option]
+        var sites: [WebPage.Option]
     }
 
     static let assignableRoles: [AccessRole] = [.reporter, .responder, .coordinator, .auditor, .admin]
@@ -62,7 +61,7 @@ extension MusterServer {
             people: users.map { .init(id: $0.id, name: $0.name, role: WebPage.roleName($0.role),
                                       sites: $0.role.isSiteScoped ? $0.sites.map { directory.sites[$0]?.name ?? $0.rawValue }.joined(separator: ", ") : "everywhere") },
             roles: Self.assignableRoles.map { .init(id: $0.rawValue, name: WebPage.roleName($0), selected: $0 == .reporter) },
-            sites: directory.sites.values.sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name, selected: false) })
+            sites: WebPage.sites(directory) { _ in false })
         return WebPage.render(status, "admin", page)
     }
 
@@ -110,7 +109,7 @@ extension MusterServer {
         let page = PersonPage(
             frame: frame(context, user.name, current: "admin"), id: user.id, name: user.name, done: done, password: password,
             roles: Self.assignableRoles.map { .init(id: $0.rawValue, name: WebPage.roleName($0), selected: $0 == user.role) },
-            sites: directory.sites.values.sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name, selected: user.sites.contains($0.id)) })
+            sites: WebPage.sites(directory) { user.sites.contains($0) })
         return WebPage.render(.ok, "person", page)
     }
 

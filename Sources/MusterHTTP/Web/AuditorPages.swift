@@ -47,13 +47,12 @@ extension MusterServer {
     }
 
     struct AuditorPage {
-        struct Option { var id: String; var name: String; var selected: Bool }
         var frame: WebPage.Frame
         var from: String
         var to: String
-        var sites: [Option]
-        var types: [Option]
-        var outcomes: [Option]
+        var sites: [WebPage.Option]
+        var types: [WebPage.Option]
+        var outcomes: [WebPage.Option]
         var searched: Bool
         var incidents: [ListPage.Item]
         /// Set when the search found more than a page.
@@ -69,13 +68,11 @@ extension MusterServer {
     private func auditorHome(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount, verification: String?) async throws -> Response {
         guard Self.audits(account) else { return Self.notAllowed(context, "open the auditor's pages") }
         let directory = await catalog.directory
-        let query = request.uri.queryParameters
-        let value = { (name: String) in query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
         var filter = IncidentFilter(limit: Self.auditorPageSize)
         var error: String?
         // Dates are whole days in UTC: from the start of `from` to the end of `to`.
         func day(_ name: String, end: Bool) -> Date? {
-            guard let text = value(name) else { return nil }
+            guard let text = request.query(name) else { return nil }
             guard let date = InstantParser.parse(text + "T00:00:00Z") else {
                 error = "\(name == "from" ? "From" : "To"): write a date as YYYY-MM-DD, such as 2026-09-01."
                 return nil
@@ -84,15 +81,15 @@ extension MusterServer {
         }
         filter.reportedFrom = day("from", end: false)
         filter.reportedBefore = day("to", end: true)
-        filter.site = value("site").flatMap { directory.sites[SiteID($0)] != nil ? SiteID($0) : nil }
-        filter.type = value("type").flatMap { id in directory.incidentTypes.contains { $0.id.rawValue == id } ? IncidentTypeID(id) : nil }
-        if let outcome = value("outcome"), ["escalating", "acknowledged", "unowned", "resolved"].contains(outcome) { filter.phases = [outcome] }
-        let searched = !query.isEmpty
+        filter.site = request.query("site").flatMap { directory.sites[SiteID($0)] != nil ? SiteID($0) : nil }
+        filter.type = request.query("type").flatMap { id in directory.incidentTypes.contains { $0.id.rawValue == id } ? IncidentTypeID(id) : nil }
+        if let outcome = request.query("outcome"), IncidentFilter.openPhases.union(["resolved"]).contains(outcome) { filter.phases = [outcome] }
+        let searched = !request.uri.queryParameters.isEmpty
         let incidents = searched && error == nil ? try await reads.incidents(filter) : []
         let checkpoint = try await reads.latestCheckpoint()
         let page = AuditorPage(
-            frame: frame(context, "Audit", current: "auditor"), from: value("from") ?? "", to: value("to") ?? "",
-            sites: directory.sites.values.sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id == filter.site) },
+            frame: frame(context, "Audit", current: "auditor"), from: request.query("from") ?? "", to: request.query("to") ?? "",
+            sites: WebPage.sites(directory) { $0 == filter.site },
             types: directory.incidentTypes.map { .init(id: $0.id.rawValue, name: $0.title, selected: $0.id == filter.type) },
             outcomes: [("acknowledged", "Owned, open"), ("escalating", "Paging, nobody yet"), ("unowned", "Unowned"), ("resolved", "Resolved")]
                 .map { .init(id: $0.0, name: $0.1, selected: filter.phases.contains($0.0)) },
@@ -108,7 +105,7 @@ extension MusterServer {
         guard Self.audits(account) else { return Self.notAllowed(context, "export incidents") }
         let state = try await visibleIncident(context.parameters.get("number") ?? "", account: account)
         do {
-            return try await exportResponse(state, format: request.uri.queryParameters["format"].map(String.init) ?? "json", account: account, context: context)
+            return try await exportResponse(state, format: request.query("format") ?? "json", account: account, context: context)
         } catch let problem as Problem {
             return WebPage.render(problem.status, "message", WebPage.message(context, title: problem.title, text: problem.detail,
                                                                              link: ("Back", "/incidents/\(state.incident.number)")))

@@ -22,13 +22,12 @@ extension MusterServer {
     static func coordinates(_ account: UserAccount) -> Bool { account.role == .coordinator || account.role == .admin }
 
     struct CoordinatorPage {
-        struct Option { var id: String; var name: String; var selected: Bool }
         struct Schedule { var role: String; var scope: String; var now: String; var shifts: [Shift] }
         struct Shift { var who: String; var from: String; var to: String; var gap: Bool }
         struct PlaybookItem { var title: String; var id: String; var version: String; var types: String; var steps: Int }
         struct Gap { var text: String }
         var frame: WebPage.Frame
-        var sites: [Option]
+        var sites: [WebPage.Option]
         var siteName: String
         var schedules: [Schedule]
         var playbooks: [PlaybookItem]
@@ -37,9 +36,9 @@ extension MusterServer {
         var coverageChecked: Bool
         var gaps: [Gap]
         var moreGaps: Int
-        var types: [Option]
-        var severities: [Option]
-        var people: [Option]
+        var types: [WebPage.Option]
+        var severities: [WebPage.Option]
+        var people: [WebPage.Option]
     }
 
     private func coordinatorHome(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
@@ -47,7 +46,7 @@ extension MusterServer {
         let catalog = await catalog
         let directory = catalog.directory
         let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
-        let chosen = request.uri.queryParameters["site"].map(String.init).flatMap { id in sites.first { $0.id.rawValue == id } } ?? sites.first
+        let chosen = request.query("site").flatMap { id in sites.first { $0.id.rawValue == id } } ?? sites.first
         let now = clock.now()
         let zone = chosen?.zone ?? directory.district.zone
         let week = now.addingTimeInterval(7 * 86_400)
@@ -77,7 +76,7 @@ extension MusterServer {
         }
         let page = CoordinatorPage(
             frame: frame(context, "On call and playbooks", current: "coordinator"),
-            sites: sites.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id == chosen?.id) }, siteName: chosen?.name ?? "",
+            sites: WebPage.sites(directory, servedBy: account) { $0 == chosen?.id }, siteName: chosen?.name ?? "",
             schedules: rows,
             playbooks: catalog.playbooks.playbooks.map { playbook in
                 .init(title: playbook.title, id: playbook.id.rawValue, version: String(playbook.version.dropFirst(7).prefix(12)),
@@ -106,16 +105,14 @@ extension MusterServer {
         guard Self.coordinates(account) else { return Self.notAllowed(context, "run the simulator") }
         let catalog = await catalog
         let directory = catalog.directory
-        let query = request.uri.queryParameters
-        let value = { (name: String) in query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
-        let type = IncidentTypeID(value("type") ?? "")
-        let site = SiteID(value("site") ?? account.sites.first?.rawValue ?? directory.sites.keys.first?.rawValue ?? "")
-        let severity = value("severity").flatMap(Severity.init(rawValue:)) ?? .high
+        let type = IncidentTypeID(request.query("type") ?? "")
+        let site = SiteID(request.query("site") ?? account.sites.first?.rawValue ?? directory.sites.keys.first?.rawValue ?? "")
+        let severity = request.query("severity").flatMap(Severity.init(rawValue:)) ?? .high
         let zone = directory.zone(of: site)
         var error: String?
         // "When" is the site's local time (an HTML datetime-local field); empty means now.
         var reportedAt = clock.now()
-        if let when = value("when") {
+        if let when = request.query("when") {
             if let local = LocalDateTime.parse(String(when.prefix(16))) {
                 reportedAt = zone.instant(local)
             } else {
@@ -124,9 +121,9 @@ extension MusterServer {
         }
         if let problem = IntakeCheck(catalog: catalog).problems(type: type, severity: severity, site: site, flags: []).first { error = problem.detail }
         var script: [ScriptedEvent] = []
-        if let who = value("ack") {
+        if let who = request.query("ack") {
             guard directory.people[PersonID(who)] != nil else { throw Problem.notFound("no person '\(who)'") }
-            let minutes = Int(value("after") ?? "") ?? 0
+            let minutes = Int(request.query("after") ?? "") ?? 0
             guard (0...10_080).contains(minutes) else { throw Problem.badRequest("after: 0 to 10080 minutes") }
             script.append(ScriptedEvent(offset: minutes * 60, event: .acknowledged(by: .person(PersonID(who)), path: .api, step: nil)))
         }

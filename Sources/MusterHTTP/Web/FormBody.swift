@@ -5,7 +5,7 @@ import Hummingbird
 
 struct FormBody: Sendable {
     static let limit = 64 * 1024
-    var fields: [(name: String, value: String)] = []
+    private(set) var fields: [(name: String, value: String)] = []
 
     init(_ text: String) {
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) {

@@ -53,7 +53,7 @@ extension MusterServer {
                                                     incidentURL: local(object["incident_url"]),
                                                     ackURL: local(object["ack_url"]), signInURL: local(object["sign_in_url"]))))
         }
-        let chosen = request.uri.queryParameters["to"].map(String.init) ?? items.last?.recipient
+        let chosen = request.query("to") ?? items.last?.recipient
         var counts: [String: Int] = [:]
         for (recipient, _) in items { counts[recipient, default: 0] += 1 }
         let tabs = counts.keys.sorted().map { recipient in

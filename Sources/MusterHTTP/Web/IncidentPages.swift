@@ -17,39 +17,34 @@ extension MusterServer {
         routes.post("raise") { request, context in try await self.signedIn(request, context) { account in try await self.raise(context, account) } }
         routes.get("incidents/:number") { request, context in
             try await self.signedIn(request, context) { account in
-                try await self.incidentPage(context, account, done: request.uri.queryParameters["done"].map(String.init))
+                try await self.incidentPage(context, account, done: request.query("done"))
             }
         }
         routes.get("board") { request, context in try await self.signedIn(request, context) { account in try await self.board(request, context, account) } }
         routes.get("mine") { request, context in try await self.signedIn(request, context) { account in try await self.mine(context, account) } }
 
-        action("acknowledge", .acknowledge, done: "You own this incident. Escalation has stopped.") { account, _ in
-            .acknowledged(by: account.actor, path: .api, step: nil)
-        }
-        action("decline", .acknowledge, done: "Declined. The others paged are still asked; if nobody can take it, it escalates.") { account, _ in
-            .declined(by: account.actor, path: .api)
-        }
-        action("escalate", .escalate, done: "Escalated to the next step.") { account, form in
-            .escalatedByHand(by: account.actor, reason: form["reason"].map { String($0.prefix(2000)) })
-        }
-        action("reassign", .reassign, done: "Handed over.") { account, form in .reassigned(to: PersonID(form["to"] ?? ""), by: account.actor) }
-        action("resolve", .resolve, done: "Resolved.") { account, form in .resolved(by: account.actor, note: form["note"]) }
-        action("notes", .note, done: "Note added.") { account, form in .noteAdded(by: account.actor, text: form["text"] ?? "") }
-        action("tasks/:task/complete", .completeTask, done: "Task marked done.") { account, form in
-            .taskCompleted(TaskID(form["task"] ?? ""), by: account.actor)
+        // Each answers with the incident page and a word on what was done (`doneMessages`, by the path's first part).
+        action("acknowledge", .acknowledge) { account, _, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
+        action("decline", .acknowledge) { account, _, _ in .declined(by: account.actor, path: .api) }
+        action("escalate", .escalate) { account, form, _ in .escalatedByHand(by: account.actor, reason: form["reason"].map { String($0.prefix(2000)) }) }
+        action("reassign", .reassign) { account, form, _ in .reassigned(to: PersonID(form["to"] ?? ""), by: account.actor) }
+        action("resolve", .resolve) { account, form, _ in .resolved(by: account.actor, note: form["note"]) }
+        action("notes", .note) { account, form, _ in .noteAdded(by: account.actor, text: form["text"] ?? "") }
+        action("tasks/:task/complete", .completeTask) { account, _, context in
+            .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
         }
 
-        func action(_ path: String, _ permission: Permission, done: String, _ event: @escaping @Sendable (UserAccount, FormBody) -> IncidentEvent) {
+        func action(_ path: String, _ permission: Permission,
+                    _ event: @escaping @Sendable (UserAccount, FormBody, MusterRequestContext) -> IncidentEvent) {
             routes.post("incidents/:number/\(path)") { request, context in
                 try await self.signedIn(request, context) { account in
-                    var form = context.form ?? FormBody("")
-                    if let task = context.parameters.get("task") { form = FormBody("task=" + (task.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) .merged(form) }
+                    let form = context.form ?? FormBody("")
                     let number = context.parameters.get("number") ?? ""
                     guard account.role.allows(permission) else {
                         return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
                                                                                      link: ("Back to the incident", "/incidents/\(number)")))
                     }
-                    let made = event(account, form)
+                    let made = event(account, form, context)
                     if case .noteAdded(_, let text) = made, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                         return WebPage.redirect("/incidents/\(number)?done=empty-note")
                     }
@@ -60,7 +55,7 @@ extension MusterServer {
                         return WebPage.render(problem.status, "message", WebPage.message(context, title: "That did not work", text: problem.detail,
                                                                                          link: ("Back to the incident", "/incidents/\(state.incident.number)")))
                     }
-                    return WebPage.redirect("/incidents/\(state.incident.number)?done=" + path.split(separator: "/").first.map(String.init)!)
+                    return WebPage.redirect("/incidents/\(state.incident.number)?done=" + path.prefix { $0 != "/" })
                 }
             }
         }
@@ -91,8 +86,7 @@ extension MusterServer {
     private func home(_ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
         var waiting: Int?
         if account.role.allows(.acknowledge) {
-            var filter = IncidentFilter(phases: ["escalating", "unowned"], limit: 500)
-            if account.role.isSiteScoped { filter.scope = Set(account.sites) }
+            let filter = IncidentFilter(phases: ["escalating", "unowned"], limit: 500).limited(to: account)
             let count = try await reads.incidents(filter).count
             waiting = count > 0 ? count : nil
         }
@@ -100,7 +94,7 @@ extension MusterServer {
     }
 
     func frame(_ context: MusterRequestContext, _ title: String, current: String = "") -> WebPage.Frame {
-        WebPage.frame(context, title: title, current: current, settings: web, demoSpeed: web.demoSpeed)
+        WebPage.frame(context, title: title, current: current, settings: web)
     }
 
     // MARK: Raise
@@ -108,13 +102,12 @@ extension MusterServer {
     struct RaisePage {
         struct TypeOption { var id: String; var title: String; var selected: Bool; var call911: Bool; var flagIDs: String }
         struct SeverityOption { var id: String; var title: String; var hint: String; var selected: Bool }
-        struct SiteOption { var id: String; var name: String; var selected: Bool }
         struct FlagOption { var id: String; var question: String; var checked: Bool }
         struct FieldError { var field: String; var text: String }
         var frame: WebPage.Frame
         var types: [TypeOption]
         var severities: [SeverityOption]
-        var sites: [SiteOption]
+        var sites: [WebPage.Option]
         var flags: [FlagOption]
         var summary: String
         var subject: String
@@ -140,10 +133,10 @@ extension MusterServer {
         let site = form?["site"] ?? account.sites.first?.rawValue
         let chosenType = form?["type"]
         let severity = form?["severity"]
-        let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
+        let sites = WebPage.sites(directory, servedBy: account) { $0.rawValue == site }
         // Each type's questions are those of the playbook its reports go to (at the person's site, high severity).
         func playbook(_ type: IncidentTypeID) -> Playbook? {
-            let at = SiteID(site ?? sites.first?.id.rawValue ?? "")
+            let at = SiteID(site ?? sites.first?.id ?? "")
             return catalog.playbooks.playbook(type: type, severity: .high, site: at)
                 ?? catalog.playbooks.playbooks.first { $0.match.types.contains(type) }
         }
@@ -160,7 +153,7 @@ extension MusterServer {
         let page = RaisePage(
             frame: frame(context, "Raise an incident", current: "raise"), types: types,
             severities: Self.severityWords.map { RaisePage.SeverityOption(id: $0.0.rawValue, title: $0.1, hint: $0.2, selected: severity == $0.0.rawValue) },
-            sites: sites.map { RaisePage.SiteOption(id: $0.id.rawValue, name: $0.name, selected: $0.id.rawValue == site) },
+            sites: sites,
             flags: flagQuestions.sorted { $0.key < $1.key }.map { RaisePage.FlagOption(id: $0.key, question: $0.value, checked: checked.contains($0.key)) },
             summary: form?["summary"] ?? "", subject: form?["subject"] ?? "", call911: call911, errors: errors, plural: errors.count > 1)
         return WebPage.render(status, "raise", page)
@@ -187,7 +180,7 @@ extension MusterServer {
             let asked = catalog.playbooks.playbook(type: type, severity: severity, site: site)?.flags.keys.map(\.rawValue) ?? []
             let flags = form.all("flags").filter(asked.contains).map(IncidentFlag.init)
             let problems = IntakeCheck(catalog: catalog).problems(type: type, severity: severity, site: site, flags: flags, subject: subject)
-            errors += problems.map { RaisePage.FieldError(field: $0.field.rawValue == "flags" ? "flags" : $0.field.rawValue, text: $0.detail) }
+            errors += problems.map { RaisePage.FieldError(field: $0.field.rawValue, text: $0.detail) }
             if !account.serves(site) { errors.append(.init(field: "site", text: "You may raise incidents only at your own sites.")) }
             if errors.isEmpty {
                 let report = Report(type: type, severity: severity, site: site, reporter: account.actor, summary: summary,
@@ -352,7 +345,6 @@ extension MusterServer {
 
     struct ListPage {
         struct Item { var number: Int; var category: String; var site: String; var status: String; var statusText: String; var severity: String; var since: String }
-        struct Option { var id: String; var name: String; var selected: Bool }
         var frame: WebPage.Frame
         var heading: String
         var intro: String?
@@ -361,8 +353,8 @@ extension MusterServer {
         var liveURL: String
         var previous: String? = nil
         var next: String? = nil
-        var sites: [Option]
-        var statuses: [Option]
+        var sites: [WebPage.Option]
+        var statuses: [WebPage.Option]
         var incidents: [Item]
         var emptyText: String
     }
@@ -372,25 +364,22 @@ extension MusterServer {
     private func board(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
         try account.require(.read)
         let directory = await catalog.directory
-        let site = request.uri.queryParameters["site"].map(String.init).flatMap { directory.sites[SiteID($0)] != nil ? $0 : nil }
-        let status = request.uri.queryParameters["status"].map(String.init) ?? "open"
-        var filter = IncidentFilter(limit: 500)
+        let site = request.query("site").flatMap { directory.sites[SiteID($0)] != nil ? $0 : nil }
+        let status = request.query("status") ?? "open"
+        var filter = IncidentFilter(limit: 500).limited(to: account)
         switch status {
         case "resolved": filter.phases = ["resolved"]
         case "all": break
-        default: filter.phases = ["escalating", "acknowledged", "unowned"]
+        default: filter.phases = IncidentFilter.openPhases
         }
         filter.site = site.map(SiteID.init)
-        if account.role.isSiteScoped { filter.scope = Set(account.sites) }
-        if account.role == .reporter { filter.reporter = account.actor }
         let rank = ["unowned": 0, "escalating": 1, "acknowledged": 2, "resolved": 3]
         let incidents = try await reads.incidents(filter).sorted {
             (rank[$0.phase] ?? 4, $0.reportedAt) < (rank[$1.phase] ?? 4, $1.reportedAt)
         }
-        let sites = directory.sites.values.filter { account.serves($0.id) }.sorted { $0.name < $1.name }
         // A page at a time, so that even a district-wide storm stays light on a phone.
         let pages = max(1, (incidents.count + Self.boardPageSize - 1) / Self.boardPageSize)
-        let number = min(pages, max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1))
+        let number = min(pages, max(1, request.query("page").flatMap(Int.init) ?? 1))
         let shown = incidents.dropFirst((number - 1) * Self.boardPageSize).prefix(Self.boardPageSize)
         func link(_ page: Int) -> String {
             "/board?" + [site.map { "site=" + $0 }, "status=" + status, "page=\(page)"].compactMap { $0 }.joined(separator: "&")
@@ -399,7 +388,7 @@ extension MusterServer {
             frame: frame(context, "Board", current: "board"), heading: account.role.isSiteScoped ? "Open incidents at my sites" : "Incidents",
             intro: "Waiting for someone first, longest waiting at the top." + (pages > 1 ? " Page \(number) of \(pages) (\(incidents.count) incidents)." : ""),
             filters: true, liveURL: link(number), previous: number > 1 ? link(number - 1) : nil, next: number < pages ? link(number + 1) : nil,
-            sites: sites.map { .init(id: $0.id.rawValue, name: $0.name, selected: $0.id.rawValue == site) },
+            sites: WebPage.sites(directory, servedBy: account) { $0.rawValue == site },
             statuses: [("open", "Open"), ("resolved", "Resolved"), ("all", "All")].map { .init(id: $0.0, name: $0.1, selected: $0.0 == status) },
             incidents: shown.map { item($0, directory) }, emptyText: "Nothing open. When an incident is raised at your sites it appears here.")
         return WebPage.render(.ok, "list", page)
@@ -412,8 +401,7 @@ extension MusterServer {
         var incidents = try await reads.incidents(filter)
         if account.role.allows(.acknowledge) {
             // Also those I own: open incidents at my sites whose owner is me.
-            var open = IncidentFilter(phases: ["acknowledged"], limit: 500)
-            if account.role.isSiteScoped { open.scope = Set(account.sites) }
+            let open = IncidentFilter(phases: ["acknowledged"], limit: 500).limited(to: account)
             for summary in try await reads.incidents(open) where !incidents.contains(where: { $0.ref == summary.ref }) {
                 if try await reads.incident(summary.ref.id)?.owner == account.actor { incidents.append(summary) }
             }
@@ -512,14 +500,5 @@ extension MusterServer {
             text += ": " + sensitive
         }
         return text
-    }
-}
-
-extension FormBody {
-    /// This form's fields after `other`'s.
-    func merged(_ other: FormBody) -> FormBody {
-        var copy = self
-        copy.fields += other.fields
-        return copy
     }
 }

@@ -30,10 +30,8 @@ extension MusterServer {
         }
         routes.get("board/events") { request, context in
             try await self.signedIn(request, context) { account in
-                var filter = IncidentFilter(phases: ["escalating", "acknowledged", "unowned"], limit: 500)
-                if account.role.isSiteScoped { filter.scope = Set(account.sites) }
-                if account.role == .reporter { filter.reporter = account.actor }
-                return self.eventStream { [filter] in
+                let filter = IncidentFilter(phases: IncidentFilter.openPhases, limit: 500).limited(to: account)
+                return self.eventStream {
                     // Any change of an open incident's phase, or one opening or closing, changes this.
                     var hasher = Hasher()
                     for summary in try await self.reads.incidents(filter) {

@@ -13,8 +13,8 @@ extension MusterServer {
     var signInRoutes: RouteCollection<MusterRequestContext> {
         let routes = RouteCollection(context: MusterRequestContext.self)
         routes.get("sign-in") { request, context in
-            if context.account != nil { return WebPage.redirect(Self.safeNext(request.uri.queryParameters["next"].map(String.init))) }
-            return self.signInPage(context, next: request.uri.queryParameters["next"].map(String.init))
+            if context.account != nil { return WebPage.redirect(Self.safeNext(request.query("next"))) }
+            return self.signInPage(context, next: request.query("next"))
         }
         routes.post("sign-in") { _, context in try await self.signIn(context) }
         routes.post("sign-in/link") { _, context in try await self.sendSignInLink(context) }
@@ -23,7 +23,7 @@ extension MusterServer {
             let token = context.parameters.get("token") ?? ""
             guard Self.looksLikeToken(token) else { return self.linkGone(context) }
             return WebPage.render(.ok, "sign-in-link", SignInLinkPage(frame: self.frame(context, "Sign in"), token: token,
-                                                                      next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
+                                                                      next: Self.safeNext(request.query("next"))))
         }
         routes.post("sign-in/link/:token") { _, context in try await self.takeSignInLink(context) }
         routes.post("sign-out") { _, context in
@@ -56,7 +56,7 @@ extension MusterServer {
 
     func signInPage(_ context: MusterRequestContext, next: String?, user: String? = nil, error: String? = nil, sent: String? = nil,
                     status: HTTPResponse.Status = .ok) -> Response {
-        WebPage.render(status, "sign-in", SignInPage(frame: WebPage.frame(context, title: "Sign in", settings: web), next: Self.safeNext(next),
+        WebPage.render(status, "sign-in", SignInPage(frame: frame(context, "Sign in"), next: Self.safeNext(next),
                                                      user: user, error: error, sent: sent, linksOn: web.signInMail != nil))
     }
 
@@ -72,12 +72,7 @@ extension MusterServer {
         let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         let password = form["password"] ?? ""
         let next = form["next"]
-        if let wait = signInLimiter.attempt(account: user, address: context.remoteAddress, now: web.wallClock.now()) {
-            var response = signInPage(context, next: next, user: user, error: "Too many attempts. Wait \(Self.minutes(wait)) and try again, or ask your administrator.",
-                                      status: .tooManyRequests)
-            response.headers[.retryAfter] = "\(Int(wait))"
-            return response
-        }
+        if let refused = tooManyAttempts(context, user: user, next: next, keepUser: true) { return refused }
         guard !user.isEmpty, !password.isEmpty, password.utf8.count <= 72,
               let hash = try await runtime.accounts.passwordHash(user: user),
               try await NIOThreadPool.singleton.runIfActive({ Bcrypt.verify(password, hash: hash) }),
@@ -89,6 +84,16 @@ extension MusterServer {
         return try await startSession(for: account, next: next)
     }
 
+    /// Takes one attempt for the account and the address; past either limit, the sign-in page says how long to wait (429).
+    private func tooManyAttempts(_ context: MusterRequestContext, user: String, next: String?, keepUser: Bool) -> Response? {
+        guard let wait = signInLimiter.attempt(account: user, address: context.remoteAddress, now: web.wallClock.now()) else { return nil }
+        var response = signInPage(context, next: next, user: keepUser ? user : nil,
+                                  error: "Too many attempts. Wait \(Self.minutes(wait)) and try again" + (keepUser ? ", or ask your administrator." : "."),
+                                  status: .tooManyRequests)
+        response.headers[.retryAfter] = "\(Int(wait))"
+        return response
+    }
+
     private func sendSignInLink(_ context: MusterRequestContext) async throws -> Response {
         let form = context.form ?? FormBody("")
         let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
@@ -97,11 +102,7 @@ extension MusterServer {
         guard let mailer = web.signInMail, !user.isEmpty else {
             return signInPage(context, next: next, error: "Sign-in links are not available here. Use your password.", status: .unprocessableContent)
         }
-        if let wait = signInLimiter.attempt(account: user, address: context.remoteAddress, now: web.wallClock.now()) {
-            var response = signInPage(context, next: next, error: "Too many attempts. Wait \(Self.minutes(wait)) and try again.", status: .tooManyRequests)
-            response.headers[.retryAfter] = "\(Int(wait))"
-            return response
-        }
+        if let refused = tooManyAttempts(context, user: user, next: next, keepUser: false) { return refused }
         // The same answer whether or not the account exists or has an address: nothing to learn here.
         if let account = try await runtime.accounts.user(user), account.role != .integration,
            let email = await catalog.directory.people[PersonID(account.id)]?.contacts.first(where: { $0.channel == .email })?.address {

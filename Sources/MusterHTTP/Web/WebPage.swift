@@ -64,15 +64,14 @@ enum WebPage {
         var isAdministration: Bool
     }
 
-    static func frame(_ context: MusterRequestContext, title: String, current: String = "", settings: WebSettings? = nil,
-                      demoSpeed: Double? = nil) -> Frame {
+    static func frame(_ context: MusterRequestContext, title: String, current: String = "", settings: WebSettings? = nil) -> Frame {
         let account = context.account
         let role = account?.role
         return Frame(title: title, csrf: WebCookie.csrfToken(context.browserSecret), signedIn: account != nil, name: account?.name,
                      roleName: role.map(Self.roleName), canReport: role?.allows(.report) ?? false, canRespond: role?.allows(.acknowledge) ?? false,
                      canCoordinate: role == .coordinator || role == .admin, canAudit: role == .auditor || role == .admin, isAdmin: role == .admin,
                      demonstration: settings?.demonstrationInbox != nil,
-                     demoSpeed: demoSpeed.flatMap { $0 > 1 ? "\(Int($0))" : nil },
+                     demoSpeed: settings?.demoSpeed.flatMap { $0 > 1 ? "\(Int($0))" : nil },
                      isRaise: current == "raise", isMine: current == "mine", isBoard: current == "board", isInbox: current == "inbox",
                      isAudit: current == "auditor", isCoordination: current == "coordinator", isAdministration: current == "admin")
     }
@@ -87,6 +86,19 @@ enum WebPage {
         case .integration: "Integration"
         case .scrape: "Metrics scraper"
         }
+    }
+
+    /// One choice of a select, a radio group or a checkbox list.
+    struct Option {
+        var id: String
+        var name: String
+        var selected: Bool
+    }
+
+    /// The sites, by name, that `account` works at (all of them for the roles not scoped to sites, or with no account).
+    static func sites(_ directory: Directory, servedBy account: UserAccount? = nil, selected: (SiteID) -> Bool) -> [Option] {
+        directory.sites.values.filter { account?.serves($0.id) ?? true }.sorted { $0.name < $1.name }
+            .map { Option(id: $0.id.rawValue, name: $0.name, selected: selected($0.id)) }
     }
 
     struct Message {
@@ -120,5 +132,12 @@ struct PeopleErrorPageMiddleware: RouterMiddleware {
             for field in problem.headers { response.headers.append(field) }
             return response
         }
+    }
+}
+
+extension Request {
+    /// A query parameter of a page's URL; empty counts as absent. Pages read leniently, the API strictly (QueryReader).
+    func query(_ name: String) -> String? {
+        uri.queryParameters[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
     }
 }
