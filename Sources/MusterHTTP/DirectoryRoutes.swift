@@ -52,8 +52,13 @@ extension MusterServer {
         if let from, let to, to < from || to.timeIntervalSince(from) > Self.longestPeriod {
             throw Problem.badRequest("'to' must not be before 'from', and at most 31 days after it", errors: [.init(pointer: "to", detail: "out of range")])
         }
+        if let site, !account.serves(site) {
+            throw Problem.forbidden("this account does not serve the site '\(site.rawValue)'")
+        }
+        // Each caller sees the district's schedules and those of the sites they serve.
         let schedules = directory.schedules.filter { schedule in
-            (role == nil || schedule.role == role) && (site == nil || schedule.scope == .district || schedule.scope == .site(site ?? SiteID("")))
+            let visible = if case .site(let own) = schedule.scope { account.serves(own) } else { true }
+            return visible && (role == nil || schedule.role == role) && (site == nil || schedule.scope == .district || schedule.scope == .site(site ?? SiteID("")))
         }
         let views = schedules.map { schedule -> OnCallView in
             var view = OnCallView(schedule: schedule.id.rawValue, role: schedule.role.rawValue, scope: schedule.scope.description,
@@ -68,22 +73,18 @@ extension MusterServer {
         return try json(OnCallList(at: from == nil ? at : nil, from: from, to: to, schedules: views))
     }
 
-    /// Who is on call over a period, as consecutive shifts. Hand-offs, overrides and active windows
-    /// all fall on whole minutes of local time, so the answer is sampled minute by minute and
-    /// consecutive equal answers are joined.
+    /// Who is on call over a period, as consecutive shifts: the answer at the start and at each
+    /// instant it may change (OnCallSchedule.changes), with equal neighbours joined.
     static func shifts(_ schedule: OnCallSchedule, from: Date, to: Date, directory: Directory) -> [ShiftView] {
         var result: [ShiftView] = []
         var current = schedule.onCall(at: from), start = from
-        var minute = (from.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
-        while minute < to.timeIntervalSince1970 {
-            let instant = Date(timeIntervalSince1970: minute)
+        for instant in schedule.changes(from: from, to: to) {
             let answer = schedule.onCall(at: instant)
             if !sameShift(answer, current) {
                 result.append(shift(current, from: start, to: instant, directory: directory))
                 current = answer
                 start = instant
             }
-            minute += 60
         }
         result.append(shift(current, from: start, to: to, directory: directory))
         return result

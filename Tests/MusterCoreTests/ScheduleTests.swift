@@ -132,6 +132,43 @@ struct ScheduleTests {
         #expect(s.onCall(at: utc("2026-12-04T22:59:00Z")).person == nil)   // Friday 16:59
     }
 
+    @Test("a period's changes, found from the schedule's boundaries, are exactly where minute-by-minute sampling sees them", arguments: [
+        ("2026-03-05T00:00:00Z", "2026-03-12T00:00:00Z"), ("2026-10-29T00:00:00Z", "2026-11-04T00:00:00Z"), ("2026-12-01T00:00:00Z", "2026-12-08T00:00:00Z"),
+        ("2026-08-10T00:00:00Z", "2026-08-20T00:00:00Z"),
+    ])
+    func changesMatchSampling(from: String, to: String) {
+        // Layers, an overnight window across the DST nights, a hand-off in the repeated hour, an override: every kind of edge.
+        let weekday = WeeklyWindow(days: [.mon, .tue, .wed, .thu, .fri], from: LocalTime(hour: 7, minute: 15), to: LocalTime(hour: 17, minute: 0))
+        let nights = WeeklyWindow(days: [.sat, .sun], from: LocalTime(hour: 1, minute: 30), to: LocalTime(hour: 2, minute: 30))
+        let top = ScheduleLayer(id: "school-day", rotation: Rotation(start: local("2026-08-17T00:00"), shiftLength: .days(2), members: ["d1", "d2"]),
+                                active: [weekday])
+        let small = ScheduleLayer(id: "small-hours", rotation: Rotation(start: local("2026-01-01T00:00"), shiftLength: .hours(7), members: ["n1", "n2", "n3"]),
+                                  active: [nights])
+        let swap = ScheduleOverride(person: "c", from: local("2026-12-05T18:00"), to: local("2026-12-07T08:00"), reason: "swap")
+        let s = schedule(start: "2026-08-17T01:30", shift: .days(1), members: ["a", "b", "c"], overrides: [swap], extraLayers: [top, small])
+        let start = utc(from), end = utc(to)
+        var sampled: [Date] = []
+        var previous = s.onCall(at: start)
+        var minute = start.addingTimeInterval(60)
+        while minute < end {
+            let answer = s.onCall(at: minute)
+            if answer.person != previous.person { sampled.append(minute) }
+            previous = answer
+            minute = minute.addingTimeInterval(60)
+        }
+        let changes = s.changes(from: start, to: end)
+        var found: [Date] = []
+        previous = s.onCall(at: start)
+        for instant in changes {
+            let answer = s.onCall(at: instant)
+            if answer.person != previous.person { found.append(instant) }
+            previous = answer
+        }
+        #expect(!sampled.isEmpty)
+        #expect(found == sampled)
+        #expect(changes.count < 200, "a week has few boundaries, not 10,080 minutes")
+    }
+
     @Test("an override wins over every layer for its period, in local time")
     func overrides() {
         let swap = ScheduleOverride(person: "c", from: local("2026-12-05T18:00"), to: local("2026-12-07T08:00"), reason: "swap")

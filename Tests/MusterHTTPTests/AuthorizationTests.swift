@@ -37,7 +37,7 @@ private let expected: [String: [String: (own: Int, other: Int)]] = [
              "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "reopen": ["reporter-lincoln": (403, 403), "responder-lincoln": (403, 403), "coordinator-lincoln": (200, 404),
                "auditor": (403, 403), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
-    "oncall": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
+    "oncall": ["reporter-lincoln": (200, 403), "responder-lincoln": (200, 403), "coordinator-lincoln": (200, 403),
                "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],
     "playbooks": ["reporter-lincoln": (200, 200), "responder-lincoln": (200, 200), "coordinator-lincoln": (200, 200),
                   "auditor": (200, 200), "admin": (200, 200), "monitoring": (403, 403), "prometheus": (403, 403)],

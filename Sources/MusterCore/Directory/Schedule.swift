@@ -119,6 +119,37 @@ public final class OnCallSchedule: Sendable {
     }
 }
 
+extension OnCallSchedule {
+    /// The instants in `from..<to` at which who is on call may change: shift hand-offs, the ends of
+    /// overrides, the edges of active windows and the time zone's own changes. Between two of them the
+    /// answer is constant, so a period is answered from its boundaries, not by sampling it.
+    public func changes(from: Date, to: Date) -> [Date] {
+        guard from < to else { return [] }
+        let range = from..<to
+        var instants = Set(overridePeriods.flatMap { [$0.lowerBound, $0.upperBound] })
+        instants.formUnion(zone.transitions(in: range))
+        for layer in layers {
+            let rotation = layer.rotation
+            instants.insert(zone.instant(rotation.start))  // before it, the layer has nobody
+            var cursor = from
+            while cursor < to, let shift = rotation.shift(at: cursor, zone: zone), shift.end > cursor {
+                instants.insert(shift.end)
+                cursor = shift.end
+            }
+            // Each day's window edges, from the day before the period (an overnight window) to the day after it.
+            guard !layer.active.isEmpty else { continue }
+            for day in zone.local(from).dayNumber - 1...zone.local(to).dayNumber + 1 {
+                for window in layer.active {
+                    for time in [window.from, window.to] {
+                        instants.formUnion(zone.instants(LocalDateTime(date: LocalDate(dayNumber: day), time: time)))
+                    }
+                }
+            }
+        }
+        return instants.filter { $0 > from && $0 < to }.sorted()
+    }
+}
+
 public enum OnCallSource: Hashable, Sendable, Codable {
     case layer(String)
     case override(reason: String?)

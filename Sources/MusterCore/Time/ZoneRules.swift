@@ -73,6 +73,18 @@ public struct ZoneRules: Sendable, Hashable {
 
     public func offset(at instant: Date) -> Int { offset(atEpoch: instant.epochSeconds) }
 
+    /// The instants in `range` at which the offset changes.
+    public func transitions(in range: Range<Date>) -> [Date] {
+        starts.dropFirst().lazy.map { Date(epochSeconds: $0) }.filter(range.contains)
+    }
+
+    /// Every instant that reads `local` on the wall clock: two in a fall-back overlap, else one.
+    public func instants(_ local: LocalDateTime) -> [Date] {
+        let before = offset(atEpoch: local.seconds - 86_400), after = offset(atEpoch: local.seconds + 86_400)
+        let readings = Set([before, after].map { local.seconds - Int64($0) }.filter { offset(atEpoch: $0) == Int(local.seconds - $0) })
+        return readings.isEmpty ? [instant(local)] : readings.sorted().map { Date(epochSeconds: $0) }
+    }
+
     /// The wall-clock reading at an instant.
     public func local(_ instant: Date) -> LocalDateTime {
         let t = instant.epochSeconds
