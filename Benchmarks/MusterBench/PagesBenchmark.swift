@@ -108,7 +108,9 @@ func fanoutBenchmark(backend: String, incidents: Int, people: Int) async throws 
     let names = DirectoryNames(catalog)
     let renderer = try MessageRenderer(publicURL: "http://127.0.0.1:8080", links: AckLinkSigner(secret: Data(repeating: 5, count: 32)),
                                        names: { names.current })
-    let notifier = Notifier(renderer: renderer, channel: ChannelRouter([.webhook: WebhookChannel(http: HTTPDelivery(client: http), secret: "bench")]),
+    let notifier = Notifier(renderer: renderer, channel: ChannelRouter([.webhook: WebhookChannel(http: HTTPDelivery(client: http),
+                                                                                        signing: WebhookSigning(defaultSecrets: [WebhookSecret(key: Array(repeating: 9, count: 32))]),
+                                                                                        egress: EgressPolicy(allowedHosts: ["127.0.0.1"]))]),
                             limiter: ChannelLimiter(limits: [.webhook: 64]))
     let runtime = Runtime(store: store, catalog: catalog, notifier: notifier, names: names, instance: "bench")
     let workers = Task { await runtime.run() }

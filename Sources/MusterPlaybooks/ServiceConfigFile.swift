@@ -117,7 +117,8 @@ public struct ChannelsConfig: Sendable, Hashable {
     public struct Email: Sendable, Hashable {
         public var host: String
         public var port: Int?
-        /// starttls (when offered), starttls_required, tls (implicit, port 465), none
+        /// starttls (the default: STARTTLS that must succeed; `starttls_required` says the same), tls (implicit,
+        /// port 465), and, said in so many words, starttls_if_offered or none (mail may travel in clear)
         public var tls: String?
         public var username: String?
         public var password: String?
@@ -141,7 +142,19 @@ public struct ChannelsConfig: Sendable, Hashable {
         public var password: String?
     }
 
+    /// A receiver with its own signing secrets: every webhook target whose URL starts with `url`.
+    public struct WebhookReceiver: Sendable, Hashable {
+        public var url: String
+        /// One or more `whsec_` secrets separated by spaces (two during a rotation).
+        public var secret: String
+        public var location: SourceLocation
+    }
+
+    /// The default signing secrets (space-separated `whsec_` values), for receivers without their own.
     public var webhookSecret: String?
+    public var webhookReceivers: [WebhookReceiver] = []
+    /// Hosts webhooks may reach over http:// or at private addresses (the egress policy's exceptions).
+    public var webhookAllowHosts: [String] = []
     public var email: Email?
     public var twilio: Twilio?
     public var ntfy: Ntfy?
@@ -153,7 +166,7 @@ public struct ChannelsConfig: Sendable, Hashable {
 
     public init() {}
 
-    static let tlsModes = ["starttls", "starttls_required", "tls", "none"]
+    static let tlsModes = ["starttls", "starttls_required", "tls", "starttls_if_offered", "none"]
     static let channelNames = ["sms", "voice", "email", "push", "chat", "webhook", "inbox"]
 
     static func parse(_ node: Node, reader: YAMLReader) -> ChannelsConfig {
@@ -171,8 +184,21 @@ public struct ChannelsConfig: Sendable, Hashable {
                                username: reader.string(ntfy["username"], "channels.ntfy.username"),
                                password: reader.string(ntfy["password"], "channels.ntfy.password"))
         }
-        if let node = fields["webhook"], let webhook = reader.fields(node, "channels.webhook", required: [], optional: ["secret"]) {
+        if let node = fields["webhook"],
+           let webhook = reader.fields(node, "channels.webhook", required: [], optional: ["secret", "receivers", "allow_hosts"]) {
             config.webhookSecret = reader.string(webhook["secret"], "channels.webhook.secret")
+            if let hosts = reader.list(webhook["allow_hosts"], "channels.webhook.allow_hosts", nonEmpty: false) {
+                config.webhookAllowHosts = hosts.enumerated().compactMap { reader.string($1, "channels.webhook.allow_hosts[\($0)]") }
+            }
+            if let entries = reader.list(webhook["receivers"], "channels.webhook.receivers", nonEmpty: false) {
+                for (index, entry) in entries.enumerated() {
+                    let what = "channels.webhook.receivers[\(index)]"
+                    guard let receiver = reader.fields(entry, what, required: ["url", "secret"], optional: []),
+                          let url = reader.string(receiver["url"], what + ".url"),
+                          let secret = reader.string(receiver["secret"], what + ".secret") else { continue }
+                    config.webhookReceivers.append(WebhookReceiver(url: url, secret: secret, location: reader.location(entry)))
+                }
+            }
         }
         if let node = fields["email"],
            let email = reader.fields(node, "channels.email", required: ["host", "from"],

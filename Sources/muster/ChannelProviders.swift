@@ -11,7 +11,7 @@ enum ChannelProviders {
     /// ntfy server. Inbox has none.
     static func configured(_ channels: ChannelsConfig, settings: Settings) -> Set<ChannelKind> {
         var kinds: Set<ChannelKind> = [.chat]
-        if settings.string(.webhookSecret) != nil { kinds.insert(.webhook) }
+        if settings.string(.webhookSecret) != nil || !channels.webhookReceivers.isEmpty { kinds.insert(.webhook) }
         if channels.email != nil { kinds.insert(.email) }
         // Without the token `serve` refuses to start; here SMS and voice simply count as unprovided.
         if channels.twilio != nil, settings.string(.twilioAuthToken) != nil { kinds.formUnion([.sms, .voice]) }

@@ -24,10 +24,24 @@ struct ChannelSetup {
     /// Where one-time sign-in links for the web pages go: the mail relay, else the demonstration inbox.
     var signInMail: (any SignInMailer)?
 
+    /// Who signs webhooks for which receiver, and where webhooks may go.
+    var webhookSigning = WebhookSigning()
+    var webhookEgress = EgressPolicy()
+
     /// Refuses a playbook set whose directory has contact points no provider serves, unless the
-    /// demonstration inbox takes them: the errors, each at its contact point.
+    /// demonstration inbox takes them, and webhook targets the egress policy or the signing secrets
+    /// refuse: the errors, each at its contact point.
     func unservedContacts(_ loaded: LoadResult) -> [Diagnostic] {
-        demonstrationInbox ? [] : loaded.contactsWithoutProvider(providers)
+        let unserved = demonstrationInbox ? [] : loaded.contactsWithoutProvider(providers)
+        guard providers.contains(.webhook) else { return unserved }
+        return unserved + loaded.contacts.filter { $0.contact.channel == .webhook }.compactMap { source in
+            if let problem = webhookEgress.problem(with: source.contact.address) {
+                return Diagnostic(.error, source.location, "\(source.owner)'s webhook contact point: \(problem)")
+            }
+            guard webhookSigning.secrets(for: source.contact.address).isEmpty else { return nil }
+            return Diagnostic(.error, source.location, "\(source.owner)'s webhook contact point has no signing secret: set channels.webhook.secret "
+                              + "(MUSTER_WEBHOOK_SECRET) or list its URL under channels.webhook.receivers")
+        }
     }
 
     /// Refuses to start on a directory with contact points no provider serves (each printed at its place).
@@ -35,7 +49,14 @@ struct ChannelSetup {
         let errors = unservedContacts(loaded)
         guard !errors.isEmpty else { return }
         for error in errors { printError(error.description) }
-        let channels = Set(errors.compactMap { error in ChannelKind.allCases.first { error.message.contains("'s \($0.rawValue) contact point") } })
+        let channels = Set(errors.filter { $0.message.contains("has no provider") }.compactMap { error in
+            ChannelKind.allCases.first { error.message.contains("'s \($0.rawValue) contact point") }
+        })
+        guard !channels.isEmpty else {
+            throw ValidationError("\(errors.count) webhook contact point\(errors.count == 1 ? "" : "s") in \(folder) cannot be used (see above): "
+                                  + "webhook targets must be https:// to public addresses unless channels.webhook.allow_hosts names them, "
+                                  + "and each needs a signing secret")
+        }
         throw ValidationError("\(errors.count) contact point\(errors.count == 1 ? "" : "s") in \(folder) \(errors.count == 1 ? "has" : "have") no provider "
                               + "(\(ChannelKind.allCases.filter(channels.contains).map(\.rawValue).joined(separator: ", "))): configure them, "
                               + "or switch on the demonstration inbox (--demonstration-inbox, or channels.demonstration_inbox: true) to try Muster out")
@@ -50,9 +71,10 @@ enum ChannelFactory {
         var channels: [ChannelKind: any Channel] = [:]
         var configured: [String] = []
 
-        let webhookSecret = settings.string(.webhookSecret)
-        if let webhookSecret {
-            channels[.webhook] = WebhookChannel(http: delivery, secret: webhookSecret)
+        let signing = try webhookSigning(config, settings: settings)
+        let egress = EgressPolicy(allowedHosts: Set(config.webhookAllowHosts))
+        if !signing.isEmpty {
+            channels[.webhook] = WebhookChannel(http: delivery, signing: signing, egress: egress)
             configured.append("webhook")
         }
         // Slack and Teams need no account: a contact's address is the incoming-webhook URL.
@@ -60,9 +82,13 @@ enum ChannelFactory {
         if let email = config.email {
             let security: SMTPSettings.Security = switch email.tls ?? "starttls" {
             case "none": .none
-            case "starttls_required": .startTLSRequired
+            case "starttls_if_offered": .startTLSIfOffered
             case "tls": .implicitTLS
-            default: .startTLSIfOffered
+            default: .startTLSRequired
+            }
+            if security.allowsPlainText {
+                printError("muster: warning: channels.email.tls is \(email.tls ?? ""): mail to \(email.host) may travel in clear text, "
+                           + "and whoever reads it can acknowledge with its links; use starttls (the default) or tls")
             }
             let password = settings.string(.smtpPassword)
             let settings = SMTPSettings(host: email.host, port: email.port ?? (security == .implicitTLS ? 465 : 587), security: security,
@@ -125,7 +151,27 @@ enum ChannelFactory {
         return ChannelSetup(notifier: notifier,
                             acknowledgement: AcknowledgementSettings(links: links, publicURL: publicURL, twilioAuthToken: twilioAuthToken),
                             summary: summary, providers: Set(channels.keys), demonstrationInbox: demonstration,
-                            signInMail: (channels[.email] as? EmailChannel) ?? inbox)
+                            signInMail: (channels[.email] as? EmailChannel) ?? inbox, webhookSigning: signing, webhookEgress: egress)
+    }
+
+    /// The default secrets (MUSTER_WEBHOOK_SECRET or channels.webhook.secret) and each receiver's own,
+    /// all Standard Webhooks `whsec_` secrets.
+    static func webhookSigning(_ config: ChannelsConfig, settings: Settings) throws -> WebhookSigning {
+        var signing = WebhookSigning()
+        if let text = settings.string(.webhookSecret) {
+            switch WebhookSecret.parseList(text) {
+            case .success(let secrets): signing.defaultSecrets = secrets
+            case .failure(let error): throw ValidationError("the webhook secret (MUSTER_WEBHOOK_SECRET or channels.webhook.secret): \(error)")
+            }
+        }
+        for (index, receiver) in config.webhookReceivers.enumerated() {
+            switch WebhookSecret.parseList(receiver.secret) {
+            case .success(let secrets): signing.receivers.append((receiver.url, secrets))
+            case .failure(let error):
+                throw ValidationError(Diagnostic(.error, receiver.location, "channels.webhook.receivers[\(index)].secret: \(error)").description)
+            }
+        }
+        return signing
     }
 
     /// `MUSTER_LINK_KEY` (32 bytes or more, base64), else DATA_DIR/link.key, created on first use.

@@ -82,12 +82,12 @@ struct ServeCommand: AsyncParsableCommand {
         if !noMigrate { try await store.migrate() }
         try await requireCurrentSchema(store, description)
         let firstStart = try await store.users().isEmpty
-        let signIn = try await bootstrapAdmin(store: store, settings: settings)
+        let publicURL = settings.string(.publicURL) ?? "http://\(host):\(port)"
+        let signIn = try await bootstrapAdmin(store: store, settings: settings, dataDir: dataDir, publicURL: publicURL)
 
         let metrics = MusterMetrics()
         checkCoverageAtStart(catalog, folder: folder, channels: file.channels, settings: settings, metrics: metrics, logger: logger)
         let instance = ProcessInfo.processInfo.hostName + "/\(ProcessInfo.processInfo.processIdentifier)"
-        let publicURL = settings.string(.publicURL) ?? "http://\(host):\(port)"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPDeliverySettings().clientConfiguration())
         let names = DirectoryNames(catalog)
         let auditLog: AuditLogSettings, channels: ChannelSetup
@@ -173,21 +173,50 @@ struct ServeCommand: AsyncParsableCommand {
         return settings
     }
 
-    /// On a database with no accounts, creates the first admin: with MUSTER_BOOTSTRAP_ADMIN_TOKEN's
-    /// token when set, otherwise with a new token printed once. Says how to sign in.
-    private func bootstrapAdmin(store: any Store, settings: Settings) async throws -> String {
+    /// On a database with no accounts, creates the first admin: with MUSTER_BOOTSTRAP_ADMIN_TOKEN's token
+    /// when set (the operator's own secret, never printed), otherwise with a one-time sign-in link for the web
+    /// pages, valid for 24 hours, written to DATA_DIR/first-sign-in.txt (the owner's only) and shown on a
+    /// terminal: standard output, often kept in a journal, never carries a credential that lasts.
+    private func bootstrapAdmin(store: any Store, settings: Settings, dataDir: String, publicURL: String) async throws -> String {
         guard try await store.users().isEmpty else {
             return "Sign in with an API token (`muster token create USER`); send it as 'Authorization: Bearer TOKEN'."
         }
         let given = settings.string(.bootstrapAdminToken)
         if let given, given.count < 20 { throw ValidationError("MUSTER_BOOTSTRAP_ADMIN_TOKEN must have at least 20 characters") }
-        let token = given ?? APIToken.generate()
         let now = Date()
         try await store.addUser(UserAccount(id: "admin", name: "Administrator", role: .admin, sites: [], createdAt: now))
-        try await store.addToken(id: APIToken.generateID(), user: "admin", label: "bootstrap", hash: APIToken.hash(token), at: now)
-        return given == nil
-            ? "First start: created the account 'admin' with the API token \(token) (shown once; keep it). Send it as 'Authorization: Bearer TOKEN'."
-            : "First start: created the account 'admin' with the token from MUSTER_BOOTSTRAP_ADMIN_TOKEN."
+        if let given {
+            try await store.addToken(id: APIToken.generateID(), user: "admin", label: "bootstrap", hash: APIToken.hash(given), at: now)
+            return "First start: created the account 'admin' with the token from MUSTER_BOOTSTRAP_ADMIN_TOKEN."
+        }
+        let token = AccountRecords.newToken()
+        try await store.addCredential(.signInLink, hash: APIToken.hash(token), user: "admin", at: now, expires: now.addingTimeInterval(24 * 3600))
+        let link = publicURL + "/sign-in/link/" + token + "?next=%2Fadmin"
+        let path = (dataDir as NSString).appendingPathComponent("first-sign-in.txt")
+        try writeOwnerOnly(path, """
+            The first administrator of this Muster signs in once with this link, within 24 hours of \(now.formatted(.iso8601)):
+
+            \(link)
+
+            Then give people their accounts on the admin page, and make API tokens with `muster token create USER`.
+            The link works once; delete this file afterwards.
+
+            """)
+        let shown = isatty(STDOUT_FILENO) == 1 ? "\n  \(link)\n" : " "
+        return "First start: created the account 'admin'. Sign in once, within 24 hours, with the link in \(path) (readable by this user only)."
+            + shown + "API tokens: `muster token create USER`."
+    }
+
+    /// Writes `text` to a new file only its owner may read.
+    private func writeOwnerOnly(_ path: String, _ text: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        unlink(path)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw ValidationError("cannot write \(path)") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        guard write(descriptor, bytes, bytes.count) == bytes.count else { throw ValidationError("cannot write \(path)") }
     }
 }
 

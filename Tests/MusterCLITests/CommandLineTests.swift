@@ -86,7 +86,7 @@ struct CommandLineTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let config = folder.appendingPathComponent("muster.yaml")
-        try "channels:\n  demonstration_inbox: true\n  webhook: { secret: a-real-receiver-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+        try "channels:\n  demonstration_inbox: true\n  webhook: { secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }\n".write(to: config, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         for name in ["MUSTER_DATABASE_URL", "MUSTER_WEBHOOK_SECRET", "MUSTER_DEMONSTRATION_INBOX"] { environment[name] = nil }
         let run = try muster(["serve", "--config", config.path, "--data-dir", folder.path, "--port", "1"], environment: environment)

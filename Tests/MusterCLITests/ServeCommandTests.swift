@@ -140,6 +140,72 @@ struct ServeCommandTests {
         try auditCommands(dataDir: dataDir, work: work)
     }
 
+    @Test("a first start without a bootstrap token prints no credential: a one-time sign-in link in a 0600 file")
+    func firstStartWritesAOneTimeSignInLink() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("muster-first-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let port = Int.random(in: 30_000..<60_000)
+        let base = "http://127.0.0.1:\(port)"
+        let dataDir = work.appendingPathComponent("data").path
+        let server = Process()
+        server.executableURL = try executable()
+        server.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDir, "--playbooks", root.appendingPathComponent("playbooks").path,
+                            "--demonstration-inbox"]
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["MUSTER_BOOTSTRAP_ADMIN_TOKEN", "MUSTER_DATABASE_URL"] { environment[name] = nil }
+        server.environment = environment
+        let stdout = work.appendingPathComponent("stdout.log")
+        _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
+        server.standardOutput = try FileHandle(forWritingTo: stdout)
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        var ready = false
+        for _ in 0..<300 where !ready {
+            ready = await request("GET", base + "/health/ready").status == 200
+            if !ready { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(ready)
+        let banner = (try? String(contentsOf: stdout, encoding: .utf8)) ?? ""
+        #expect(!banner.contains("mst_"), "no lasting credential on standard output: \(banner)")
+        let file = dataDir + "/first-sign-in.txt"
+        #expect(banner.contains(file))
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let link = try #require(text.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix(base + "/sign-in/link/mst_") }.map(String.init))
+
+        // The link signs the administrator in once; the second use finds it gone.
+        final class NoRedirects: NSObject, URLSessionTaskDelegate {
+            func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                            newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) { completionHandler(nil) }
+        }
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieAcceptPolicy = .never
+        let session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
+        // As a browser does: open the page (a browser cookie and the form's CSRF token), then press the button.
+        func take() async throws -> (status: Int, cookie: String?) {
+            let (page, opened) = try await session.data(from: try #require(URL(string: link)))
+            let browser = try #require((opened as? HTTPURLResponse)?.value(forHTTPHeaderField: "Set-Cookie")?.split(separator: ";").first)
+            let html = String(decoding: page, as: UTF8.self)
+            let csrf = try #require(html.firstMatch(of: /name="csrf" value="([^"]+)"/)?.1)
+            var request = URLRequest(url: try #require(URL(string: link)))
+            request.httpMethod = "POST"
+            request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            request.setValue(String(browser), forHTTPHeaderField: "Cookie")
+            request.httpBody = Data("csrf=\(csrf)&next=%2F".utf8)
+            let (_, response) = try await session.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            return (http.statusCode, http.value(forHTTPHeaderField: "Set-Cookie"))
+        }
+        let first = try await take()
+        #expect(first.status == 303)
+        #expect(first.cookie?.contains("muster_session=") == true)
+        #expect(try await take().status == 410)
+    }
+
     /// `muster audit key|verify|export` on the installation `serve` made, and on a data directory that has none.
     private func auditCommands(dataDir: String, work: URL) throws {
         let key = try muster(["audit", "key", "--data-dir", dataDir])
@@ -191,23 +257,38 @@ struct ServeCommandTests {
         try FileManager.default.createDirectory(at: playbooks, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
 
+        let newSecret = "whsec_" + Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let oldSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         // A real HTTP receiver (Python's http.server) that writes each POST's headers and body to a file.
         let received = work.appendingPathComponent("received.jsonl")
         let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        receiver.arguments = ["-c", """
+        // It checks each signature with the Standard Webhooks library (PyPI's standardwebhooks), with the
+        // new secret and with the old one: during a rotation both must verify.
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", "-c", """
             import http.server, json, sys
+            from standardwebhooks.webhooks import Webhook
+            def verified(secret, body, headers):
+                try:
+                    Webhook(secret).verify(body, headers)
+                    return True
+                except Exception as error:
+                    return str(error)
             class Hook(http.server.BaseHTTPRequestHandler):
                 def do_POST(self):
-                    body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                    raw = self.rfile.read(int(self.headers["Content-Length"]))
+                    headers = {name.lower(): value for name, value in self.headers.items()}
+                    record = {"path": self.path, "headers": headers, "body": raw.decode(),
+                              "new": verified(sys.argv[2], raw, headers), "old": verified(sys.argv[3], raw, headers),
+                              "stranger": verified("whsec_" + "A" * 32, raw, headers)}
                     with open(sys.argv[1], "a") as out:
-                        out.write(json.dumps({"path": self.path, "headers": dict(self.headers), "body": body}) + "\\n")
+                        out.write(json.dumps(record) + "\\n")
                     self.send_response(200); self.end_headers()
                 def log_message(self, *args): pass
             server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
             print(server.server_port, flush=True)
             server.serve_forever()
-            """, received.path]
+            """, received.path, newSecret, oldSecret]
         let receiverOut = Pipe()
         receiver.standardOutput = receiverOut
         receiver.standardError = FileHandle.nullDevice
@@ -239,7 +320,7 @@ struct ServeCommandTests {
             """.write(to: playbooks.appendingPathComponent("suicide-risk.yaml"), atomically: true, encoding: .utf8)
         let config = work.appendingPathComponent("muster.yaml")
         let port = Int.random(in: 30_000..<60_000)
-        try "public_url: https://muster.cli.example\nchannels:\n  webhook: { secret: cli-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+        try "public_url: https://muster.cli.example\nchannels:\n  webhook: { secret: \(newSecret) \(oldSecret), allow_hosts: [127.0.0.1] }\n".write(to: config, atomically: true, encoding: .utf8)
 
         func serve(stderr: URL) throws -> Process {
             let server = Process()
@@ -280,18 +361,11 @@ struct ServeCommandTests {
         #expect(!body.contains("Jamie"))
         #expect(body.contains("\"incident\":\"https://muster.cli.example/"), "links use public_url")
         #expect(body.contains("\"acknowledge\":null") && !body.contains("/ack/"), "a webhook never carries a personal acknowledgement link")
-        // The signature, recomputed here from the documented scheme: HMAC-SHA256(secret, timestamp + "." + body).
-        let timestamp = try #require(headers["Muster-Timestamp"])
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        check.arguments = ["-c", "import hmac, hashlib, sys; print('v1=' + hmac.new(b'cli-secret', (sys.argv[1] + '.' + sys.argv[2]).encode(), hashlib.sha256).hexdigest())",
-                           timestamp, body]
-        let checkOut = Pipe()
-        check.standardOutput = checkOut
-        try check.run()
-        check.waitUntilExit()
-        let expected = String(decoding: checkOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(headers["Muster-Signature"] == expected)
+        // Standard Webhooks' own library verifies the signature with either secret of the rotation, and no other.
+        #expect(headers["webhook-id"] != nil && headers["webhook-timestamp"] != nil)
+        #expect(hook["new"] as? Bool == true, "\(hook["new"] ?? "")")
+        #expect(hook["old"] as? Bool == true, "\(hook["old"] ?? "")")
+        #expect(hook["stranger"] as? Bool != true)
         server.terminate()
         server.waitUntilExit()
 
@@ -304,5 +378,23 @@ struct ServeCommandTests {
         let errors = (try? String(contentsOf: refusedLog, encoding: .utf8)) ?? ""
         #expect(errors.contains("muster.yaml:2:"), "\(errors)")
         #expect(errors.contains("did you mean 'starttls'?"))
+
+        // A webhook target on loopback over http://, with no exception in the egress policy: refused at its contact point.
+        try "channels:\n  webhook: { secret: \(newSecret) }\n".write(to: config, atomically: true, encoding: .utf8)
+        let egressLog = work.appendingPathComponent("egress.log")
+        let egress = try serve(stderr: egressLog)
+        egress.waitUntilExit()
+        #expect(egress.terminationStatus != 0)
+        let egressErrors = (try? String(contentsOf: egressLog, encoding: .utf8)) ?? ""
+        #expect(egressErrors.contains("directory.yaml:10:"), "\(egressErrors)")
+        #expect(egressErrors.contains("webhook targets must be https://"), "\(egressErrors)")
+
+        // A secret that is not Standard Webhooks' whsec_ form: refused, saying how to make one.
+        try "channels:\n  webhook: { secret: cli-secret, allow_hosts: [127.0.0.1] }\n".write(to: config, atomically: true, encoding: .utf8)
+        let secretLog = work.appendingPathComponent("secret.log")
+        let badSecret = try serve(stderr: secretLog)
+        badSecret.waitUntilExit()
+        #expect(badSecret.terminationStatus != 0)
+        #expect(((try? String(contentsOf: secretLog, encoding: .utf8)) ?? "").contains("whsec_"))
     }
 }

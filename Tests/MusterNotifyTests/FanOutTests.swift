@@ -20,7 +20,7 @@ import Testing
 struct FanOutTests {
     static let summary = "Jamie Quinlan-Ortiz told me she has pills saved up"
     static let subject = "student 88217 Jamie Quinlan-Ortiz"
-    static let secret = "webhook-secret-for-the-fan-out-test"
+    static let secret = WebhookSecret(key: Array("webhook-secret-for-the-fan-out-test".utf8))
 
     static func catalog(sink: String) throws -> Catalog {
         let directory = """
@@ -94,7 +94,7 @@ struct FanOutTests {
         let catalog = try Self.catalog(sink: api.baseURL)
         let twilio = TwilioSettings(baseURL: api.baseURL, accountSID: "ACfanout", authToken: "fan-out-token", from: "+15555550100")
         let channels: [ChannelKind: any MusterNotify.Channel] = [
-            .webhook: WebhookChannel(http: delivery, secret: Self.secret),
+            .webhook: WebhookChannel(http: delivery, signing: WebhookSigning(defaultSecrets: [Self.secret]), egress: EgressPolicy(allowedHosts: ["127.0.0.1"])),
             .chat: ChatChannel(http: delivery),
             .sms: TwilioSMSChannel(http: delivery, settings: twilio),
             .voice: TwilioVoiceChannel(http: delivery, settings: twilio, gatherAction: { message in
@@ -142,8 +142,8 @@ struct FanOutTests {
         }
         func request(_ path: String) -> RecordedRequest? { requests.first { $0.path == path } }
         let webhook = try #require(request("/hook"))
-        #expect(WebhookSignature.verify(body: webhook.body, timestamp: webhook.header("Muster-Timestamp") ?? "",
-                                        signature: webhook.header("Muster-Signature") ?? "", secret: Self.secret, now: Date()))
+        #expect(WebhookSignature.verify(id: webhook.header("webhook-id") ?? "", timestamp: webhook.header("webhook-timestamp") ?? "", body: webhook.body,
+                                        signature: webhook.header("webhook-signature") ?? "", secret: Self.secret, now: Date()))
         let incident = try #require(webhook.json?["incident"] as? [String: Any])
         #expect(incident["number"] as? Int == ref.number)
         #expect(incident["site"] as? String == "Lincoln High School")

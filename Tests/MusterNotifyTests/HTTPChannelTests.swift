@@ -72,22 +72,23 @@ private func failure(of channel: some MusterNotify.Channel, _ message: Message) 
     }
 }
 
-private func hex(_ bytes: some Sequence<UInt8>) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
+// MARK: - Webhook
+
+/// A webhook channel allowed to reach the test servers on 127.0.0.1, signing with `testWebhookSecret`.
+private func localWebhook(_ http: HTTPDelivery, now: @escaping @Sendable () -> Date = { Date() }) -> WebhookChannel {
+    WebhookChannel(http: http, signing: WebhookSigning(defaultSecrets: [testWebhookSecret]), egress: EgressPolicy(allowedHosts: ["127.0.0.1"]), now: now)
 }
 
-// MARK: - Webhook
+private let testWebhookSecretText = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+private let testWebhookSecret = (try? WebhookSecret.parse(testWebhookSecretText).get()) ?? WebhookSecret(key: [])
 
 @Suite("HTTPChannel webhook")
 struct WebhookChannelTests {
-    @Test func postsSignedJSONWithTheDocumentedHeadersAndBody() async throws {
-        let secret = "whsec_test_0123456789"
+    @Test func postsStandardWebhooksSignedJSONWithTheDocumentedBody() async throws {
         let sentAt = Date(timeIntervalSince1970: 1_796_000_000)
         try await withServer(respond: { _ in .status(.ok) }) { server in
             let message = sampleMessage(address: server.baseURL + "/hooks/muster?district=7", channel: .webhook)
-            let receipt = try await withDelivery { http in
-                try await WebhookChannel(http: http, secret: secret, now: { sentAt }).deliver(message)
-            }
+            let receipt = try await withDelivery { http in try await localWebhook(http, now: { sentAt }).deliver(message) }
             #expect(receipt.reference == message.id)
 
             let requests = server.requests
@@ -97,16 +98,17 @@ struct WebhookChannelTests {
             #expect(request.uri == "/hooks/muster?district=7")
             #expect(request.header("Content-Type") == "application/json")
             #expect(request.header("User-Agent") == "Muster")
-            #expect(request.header("Muster-Notification-Id") == "inc-1/c0/page/s2r1/person:ann/webhook")
-            #expect(request.header("Muster-Timestamp") == "1796000000")
+            #expect(request.header("webhook-id") == "inc-1/c0/page/s2r1/person:ann/webhook")
+            #expect(request.header("webhook-timestamp") == "1796000000")
 
-            // The signature, recomputed here from the documented recipe: hex HMAC-SHA256 of "timestamp.body".
-            let expected = HMAC<SHA256>.authenticationCode(for: Array("1796000000.".utf8) + request.body,
-                                                           using: SymmetricKey(data: Array(secret.utf8)))
-            #expect(request.header("Muster-Signature") == "v1=" + hex(expected))
-            let signature = try #require(request.header("Muster-Signature"))
-            #expect(WebhookSignature.verify(body: request.body, timestamp: "1796000000", signature: signature, secret: secret,
-                                            now: sentAt.addingTimeInterval(30)))
+            // The signature, recomputed here from Standard Webhooks' recipe: base64 HMAC-SHA256 of "id.timestamp.body",
+            // keyed by the bytes the whsec_ secret encodes.
+            let expected = HMAC<SHA256>.authenticationCode(for: Array("inc-1/c0/page/s2r1/person:ann/webhook.1796000000.".utf8) + request.body,
+                                                           using: SymmetricKey(data: testWebhookSecret.key))
+            #expect(request.header("webhook-signature") == "v1," + Data(expected).base64EncodedString())
+            let signature = try #require(request.header("webhook-signature"))
+            #expect(WebhookSignature.verify(id: message.id, timestamp: "1796000000", body: request.body, signature: signature,
+                                            secret: testWebhookSecret, now: sentAt.addingTimeInterval(30)))
 
             // The body: exactly the documented keys, snake_case, sorted.
             let json = try #require(request.json)
@@ -134,34 +136,122 @@ struct WebhookChannelTests {
         }
     }
 
-    @Test func signatureVerificationRefusesTamperingWrongSecretsAndReplays() {
+    @Test func theSignatureMatchesStandardWebhooksTestVector() throws {
+        // standard-webhooks/standard-webhooks, libraries/python/tests/test_webhooks.py (test_sign_function).
+        let body = Array(#"{"test": 2432232314}"#.utf8)
+        #expect(WebhookSignature.sign(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: "1614265330", body: body, secrets: [testWebhookSecret])
+                == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+    }
+
+    @Test func secretsAreWhsecBase64OfTwentyFourToSixtyFourBytes() {
+        #expect((try? WebhookSecret.parse(testWebhookSecretText).get())?.key.count == 24)
+        #expect(throws: WebhookSecretError.self) { try WebhookSecret.parse("cli-secret").get() }
+        #expect(throws: WebhookSecretError.self) { try WebhookSecret.parse("whsec_not*base64").get() }
+        #expect(throws: WebhookSecretError.self) { try WebhookSecret.parse("whsec_" + Data(count: 16).base64EncodedString()).get() }
+        #expect(throws: WebhookSecretError.self) { try WebhookSecret.parse("whsec_" + Data(count: 65).base64EncodedString()).get() }
+        let two = try? WebhookSecret.parseList(testWebhookSecretText + " whsec_" + Data(count: 32).base64EncodedString()).get()
+        #expect(two?.count == 2)
+    }
+
+    @Test func signatureVerificationRefusesTamperingWrongSecretsAndReplays() throws {
         let body = Array("{\"id\":\"x\"}".utf8)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let timestamp = "1800000000"
-        let signature = WebhookSignature.sign(body: body, timestamp: timestamp, secret: "s3cret")
-        #expect(signature.hasPrefix("v1=") && signature.count == 3 + 64)
-        #expect(WebhookSignature.verify(body: body, timestamp: timestamp, signature: signature, secret: "s3cret", now: now))
-        #expect(!WebhookSignature.verify(body: Array("{\"id\":\"y\"}".utf8), timestamp: timestamp, signature: signature, secret: "s3cret", now: now))
-        #expect(!WebhookSignature.verify(body: body, timestamp: timestamp, signature: signature, secret: "other", now: now))
-        #expect(!WebhookSignature.verify(body: body, timestamp: "1800000001", signature: signature, secret: "s3cret", now: now))
+        let other = try WebhookSecret.parse("whsec_" + Data(repeating: 7, count: 32).base64EncodedString()).get()
+        let signature = WebhookSignature.sign(id: "msg_1", timestamp: timestamp, body: body, secrets: [testWebhookSecret])
+        #expect(signature.hasPrefix("v1,") && signature.count == 3 + 44)
+        func verify(_ id: String = "msg_1", _ time: String = timestamp, body: [UInt8] = body, header: String? = nil,
+                    secret: WebhookSecret = testWebhookSecret, at moment: Date = now) -> Bool {
+            WebhookSignature.verify(id: id, timestamp: time, body: body, signature: header ?? signature, secret: secret, now: moment)
+        }
+        #expect(verify())
+        #expect(!verify(body: Array("{\"id\":\"y\"}".utf8)))
+        #expect(!verify("msg_2"))
+        #expect(!verify(secret: other))
+        #expect(!verify("msg_1", "1800000001"))
         // Replay protection: five minutes either way by default.
-        #expect(WebhookSignature.verify(body: body, timestamp: timestamp, signature: signature, secret: "s3cret", now: now.addingTimeInterval(299)))
-        #expect(!WebhookSignature.verify(body: body, timestamp: timestamp, signature: signature, secret: "s3cret", now: now.addingTimeInterval(301)))
-        #expect(!WebhookSignature.verify(body: body, timestamp: timestamp, signature: signature, secret: "s3cret", now: now.addingTimeInterval(-301)))
-        // Several signatures (a secret being rotated): one match is enough; junk is ignored.
-        let rotated = "v1=" + String(repeating: "0", count: 64) + " " + signature + ",v0=zz"
-        #expect(WebhookSignature.verify(body: body, timestamp: timestamp, signature: rotated, secret: "s3cret", now: now))
-        #expect(!WebhookSignature.verify(body: body, timestamp: timestamp, signature: "v1=nothex", secret: "s3cret", now: now))
-        #expect(!WebhookSignature.verify(body: body, timestamp: "soon", signature: signature, secret: "s3cret", now: now))
+        #expect(verify(at: now.addingTimeInterval(299)))
+        #expect(!verify(at: now.addingTimeInterval(301)))
+        #expect(!verify(at: now.addingTimeInterval(-301)))
+        // Rotation: both secrets sign, each verifies alone; junk is ignored.
+        let rotated = WebhookSignature.sign(id: "msg_1", timestamp: timestamp, body: body, secrets: [other, testWebhookSecret])
+        #expect(rotated.split(separator: " ").count == 2)
+        #expect(verify(header: rotated) && verify(header: rotated, secret: other))
+        #expect(!verify(header: "v1,nothex"))
+        #expect(!verify("msg_1", "soon"))
+    }
+
+    @Test func eachReceiverIsSignedWithItsOwnSecrets() throws {
+        let bridge = try WebhookSecret.parse("whsec_" + Data(repeating: 1, count: 32).base64EncodedString()).get()
+        let bridgeOld = try WebhookSecret.parse("whsec_" + Data(repeating: 2, count: 32).base64EncodedString()).get()
+        let signing = WebhookSigning(defaultSecrets: [testWebhookSecret],
+                                     receivers: [("https://bridge.example/", [bridge, bridgeOld]), ("https://bridge.example/radio/", [bridgeOld])])
+        #expect(signing.secrets(for: "https://bridge.example/hooks") == [bridge, bridgeOld])
+        #expect(signing.secrets(for: "https://bridge.example/radio/1") == [bridgeOld])  // the longest prefix wins
+        #expect(signing.secrets(for: "https://other.example/") == [testWebhookSecret])
     }
 
     @Test func anUnsetSecretIsNotConfiguredAndABadURLIsABadAddress() async throws {
         try await withDelivery { http in
-            let unset = await failure(of: WebhookChannel(http: http, secret: ""), sampleMessage(address: "http://127.0.0.1:9/x", channel: .webhook))
+            let unset = await failure(of: WebhookChannel(http: http, signing: WebhookSigning()), sampleMessage(address: "https://127.0.0.1:9/x", channel: .webhook))
             #expect(unset?.reason == .notConfigured)
-            let bad = await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: "mailto:ann@example.org", channel: .webhook))
+            let bad = await failure(of: localWebhook(http), sampleMessage(address: "mailto:ann@example.org", channel: .webhook))
             #expect(bad?.reason == .badAddress)
             #expect(bad?.retryable == false)
+        }
+    }
+}
+
+@Suite("Webhook egress policy")
+struct EgressPolicyTests {
+    @Test func targetsMustBeHTTPSUnlessTheirHostIsAllowed() {
+        let policy = EgressPolicy(allowedHosts: ["Bridge.District.Internal"])
+        #expect(policy.problem(with: "https://pager.example/hook") == nil)
+        #expect(policy.problem(with: "http://pager.example/hook")?.contains("https://") == true)
+        #expect(policy.problem(with: "http://bridge.district.internal:8080/hook") == nil)
+        #expect(policy.problem(with: "ftp://pager.example/x") != nil)
+        #expect(policy.problem(with: "/relative") != nil)
+    }
+
+    @Test func privateLoopbackLinkLocalAndReservedAddressesAreNotPublic() throws {
+        for text in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+                     "224.0.0.1", "255.255.255.255", "198.18.0.1", "::1", "::", "fe80::1", "fd00::1", "fc00::2", "ff02::1", "2001:db8::1",
+                     "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"] {
+            #expect(try #require(IPAddress(text)).isPublic == false, "\(text)")
+        }
+        for text in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            #expect(try #require(IPAddress(text)).isPublic, "\(text)")
+        }
+    }
+
+    @Test func aTargetResolvingToAPrivateAddressIsRefusedAsABadAddress() async throws {
+        let resolver: @Sendable (String) async -> [IPAddress] = { host in
+            host == "metadata.example" ? [IPAddress("169.254.169.254")].compactMap { $0 } : [IPAddress("93.184.216.34")].compactMap { $0 }
+        }
+        let policy = EgressPolicy(resolve: resolver)
+        await #expect(throws: DeliveryFailure.self) { try await policy.check("https://metadata.example/latest") }
+        do {
+            try await policy.check("https://metadata.example/latest")
+        } catch {
+            #expect(error.reason == .badAddress && !error.retryable)
+            #expect(error.detail.contains("169.254.169.254"))
+        }
+        try await policy.check("https://pager.example/hook")
+        // Literal addresses are judged without a lookup; localhost resolves to loopback.
+        await #expect(throws: DeliveryFailure.self) { try await EgressPolicy().check("https://127.0.0.1:8443/x") }
+        await #expect(throws: DeliveryFailure.self) { try await EgressPolicy().check("https://[::1]/x") }
+        await #expect(throws: DeliveryFailure.self) { try await EgressPolicy().check("https://localhost/x") }
+    }
+
+    @Test func aPageIsNeverSentToARefusedTarget() async throws {
+        try await withServer(respond: { _ in .status(.ok) }) { server in
+            let https = server.baseURL.replacingOccurrences(of: "http://", with: "https://")
+            let outcome = try await withDelivery { http in
+                await failure(of: WebhookChannel(http: http, signing: WebhookSigning(defaultSecrets: [testWebhookSecret])),
+                              sampleMessage(address: https + "/hook", channel: .webhook))
+            }
+            #expect(outcome?.reason == .badAddress)
+            #expect(server.requests.isEmpty)
         }
     }
 }
@@ -197,7 +287,7 @@ struct HTTPFailureTests {
             .status(status, expected.body, headers: [("Retry-After", "30"), ("Location", "https://elsewhere.example/x")])
         }) { server in
             let message = sampleMessage(address: server.baseURL + "/hook", channel: .webhook)
-            let outcome = try await withDelivery { http in await failure(of: WebhookChannel(http: http, secret: "s"), message) }
+            let outcome = try await withDelivery { http in await failure(of: localWebhook(http), message) }
             let got = try #require(outcome)
             #expect(got.reason == expected.reason)
             #expect(got.retryable == expected.retryable)
@@ -218,7 +308,7 @@ struct HTTPFailureTests {
         // total deadline must be longer than that, with room for a busy machine (a CI run with every
         // suite in parallel on two cores took 23 s here, and a 10 s deadline passed first).
         let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 60)) { http in
-            await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: url, channel: .webhook))
+            await failure(of: localWebhook(http), sampleMessage(address: url, channel: .webhook))
         }
         let got = try #require(outcome)
         #expect(got.reason == .unreachable)
@@ -229,7 +319,7 @@ struct HTTPFailureTests {
         try await withServer(respond: { _ in nil }) { server in
             let started = ContinuousClock.now
             let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 0.5)) { http in
-                await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: server.baseURL + "/slow", channel: .webhook))
+                await failure(of: localWebhook(http), sampleMessage(address: server.baseURL + "/slow", channel: .webhook))
             }
             let got = try #require(outcome)
             #expect(got.reason == .timeout)
@@ -243,7 +333,7 @@ struct HTTPFailureTests {
         try await withServer(tls: true, respond: { _ in .status(.ok) }) { server in
             #expect(server.baseURL.hasPrefix("https://"))
             let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5)) { http in
-                await failure(of: WebhookChannel(http: http, secret: "s"), sampleMessage(address: server.baseURL + "/hook", channel: .webhook))
+                await failure(of: localWebhook(http), sampleMessage(address: server.baseURL + "/hook", channel: .webhook))
             }
             let got = try #require(outcome)
             #expect(got.reason == .unreachable)

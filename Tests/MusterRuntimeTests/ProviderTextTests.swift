@@ -62,7 +62,7 @@ struct ProviderTextTests {
         }
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
                             summary: "text", receivedAt: schoolMorning)
-        let ref = try #require(try await runtime.report(ReportIntake(report: report)).get().outcome.incident)
+        let ref = try await runtime.report(ReportIntake(report: report)).get().outcome.incident
         try await eventually("a page to fail for good") { try await store.outboxCounts()["failed", default: 0] >= 1 }
         let failures = try await store.timeline(ref.id).filter { $0.action == .deliveryFailed }
         #expect(!failures.isEmpty)

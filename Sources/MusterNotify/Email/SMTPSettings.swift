@@ -7,9 +7,10 @@ public struct SMTPSettings: Sendable, Hashable {
     public enum Security: String, Sendable, Hashable {
         /// Plain text throughout; for a relay on the same host or a test server.
         case none
-        /// STARTTLS when the server offers it, plain text otherwise (never with credentials, unless allowed).
+        /// STARTTLS when the server offers it, plain text otherwise (never with credentials, unless allowed):
+        /// whoever strips STARTTLS from the relay's answer reads every acknowledgement link.
         case startTLSIfOffered
-        /// STARTTLS or nothing: a server that does not offer it is not sent any mail.
+        /// STARTTLS or nothing: a server that does not offer it is not sent any mail. The default.
         case startTLSRequired
         /// TLS from the first byte ("submissions", port 465).
         case implicitTLS
@@ -45,7 +46,7 @@ public struct SMTPSettings: Sendable, Hashable {
     public var commandTimeout: Duration
     public var additionalTrustRoots: [TrustRoot]
 
-    public init(host: String, port: Int = 587, security: Security = .startTLSIfOffered,
+    public init(host: String, port: Int = 587, security: Security = .startTLSRequired,
                 username: String? = nil, password: String? = nil, allowsCredentialsOverPlainText: Bool = false,
                 fromAddress: String, fromName: String? = "Muster", heloName: String = "localhost",
                 messageIDDomain: String? = nil, connectTimeout: Duration = .seconds(10),
@@ -81,4 +82,9 @@ extension SMTPSettings: CustomStringConvertible {
         "smtp://\(username.map { "\($0)@" } ?? "")\(host):\(port) (\(security.rawValue), from \(fromAddress)"
             + (password == nil ? "" : ", password set") + ")"
     }
+}
+
+extension SMTPSettings.Security {
+    /// Whether mail may travel in clear text (a configuration must say so in so many words).
+    public var allowsPlainText: Bool { self == .none || self == .startTLSIfOffered }
 }

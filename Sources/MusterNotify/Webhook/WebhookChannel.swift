@@ -5,18 +5,21 @@ import Foundation
 import MusterCore
 import NIOHTTP1
 
-/// The webhook channel: `message.address` is the receiver's URL. See docs/notifications.md ("Webhook")
-/// for the body, the headers and how a receiver verifies the signature.
+/// The webhook channel: `message.address` is the receiver's URL. Each request is signed as Standard
+/// Webhooks specifies (docs/notifications.md, "Webhook"), with the receiver's own secrets, and goes
+/// only where the egress policy allows.
 public struct WebhookChannel: Channel {
     private let http: HTTPDelivery
-    private let secret: String
+    private let signing: WebhookSigning
+    private let egress: EgressPolicy
     private let now: @Sendable () -> Date
 
-    /// `secret` signs every request (HMAC-SHA256); receivers are given the same secret.
     /// `now` is injectable for tests.
-    public init(http: HTTPDelivery, secret: String, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(http: HTTPDelivery, signing: WebhookSigning, egress: EgressPolicy = EgressPolicy(),
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.http = http
-        self.secret = secret
+        self.signing = signing
+        self.egress = egress
         self.now = now
     }
 
@@ -24,7 +27,11 @@ public struct WebhookChannel: Channel {
     public func forms(for notification: QueuedNotification) -> Set<MessageForm> { [] }
 
     public func deliver(_ message: Message) async throws(DeliveryFailure) -> DeliveryReceipt {
-        guard !secret.isEmpty else { throw DeliveryFailure(.notConfigured, "the webhook signing secret is not set") }
+        let secrets = signing.secrets(for: message.address)
+        guard !secrets.isEmpty else {
+            throw DeliveryFailure(.notConfigured, "no webhook signing secret is configured for \(HTTPDelivery.redactedURL(message.address))")
+        }
+        try await egress.check(message.address)
         let sentAt = now()
         let body: [UInt8]
         do {
@@ -38,7 +45,8 @@ public struct WebhookChannel: Channel {
         headers.add(name: "User-Agent", value: "Muster")
         headers.add(name: WebhookSignature.idHeader, value: message.id)
         headers.add(name: WebhookSignature.timestampHeader, value: timestamp)
-        headers.add(name: WebhookSignature.signatureHeader, value: WebhookSignature.sign(body: body, timestamp: timestamp, secret: secret))
+        headers.add(name: WebhookSignature.signatureHeader,
+                    value: WebhookSignature.sign(id: message.id, timestamp: timestamp, body: body, secrets: secrets))
         let response = try await http.post(message.address, headers: headers, body: body)
         try response.check()
         return DeliveryReceipt(reference: message.id)
@@ -92,65 +100,99 @@ struct WebhookBody: Encodable {
     }
 }
 
-/// Muster's webhook signature: `Muster-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>`
-/// with the Unix time in `Muster-Timestamp`, in the manner of Stripe and Standard Webhooks.
-public enum WebhookSignature {
-    public static let idHeader = "Muster-Notification-Id"
-    public static let timestampHeader = "Muster-Timestamp"
-    public static let signatureHeader = "Muster-Signature"
+/// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes (the key is the bytes).
+public struct WebhookSecret: Sendable, Hashable {
+    public let key: [UInt8]
 
-    /// The header value for a body sent at `timestamp` (Unix seconds, as sent in `Muster-Timestamp`).
-    public static func sign(body: some DataProtocol, timestamp: String, secret: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: signedBytes(body: body, timestamp: timestamp),
-                                                  using: SymmetricKey(data: Array(secret.utf8)))
-        return "v1=" + mac.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+    /// The secret, or why the text is not one.
+    public static func parse(_ text: String) -> Result<WebhookSecret, WebhookSecretError> {
+        guard text.hasPrefix("whsec_") else {
+            return .failure(WebhookSecretError(description: "a webhook secret starts with whsec_ (Standard Webhooks); "
+                                               + "make one with: echo whsec_$(openssl rand -base64 32)"))
+        }
+        guard let bytes = Data(base64Encoded: String(text.dropFirst(6))) else {
+            return .failure(WebhookSecretError(description: "the part after whsec_ is not base64"))
+        }
+        guard (24...64).contains(bytes.count) else {
+            return .failure(WebhookSecretError(description: "the secret holds \(bytes.count) bytes; Standard Webhooks asks for 24 to 64"))
+        }
+        return .success(WebhookSecret(key: Array(bytes)))
     }
 
-    /// Whether `signature` (the `Muster-Signature` header) signs `body` at `timestamp` with `secret`,
-    /// and the timestamp is within `tolerance` seconds of `now` (which refuses replays of old requests).
-    /// The header may hold several space- or comma-separated `v1=` values (a secret being rotated);
-    /// one match is enough. Comparison is constant-time.
-    public static func verify(body: some DataProtocol, timestamp: String, signature: String, secret: String,
+    /// The secrets in `text`, separated by spaces (during a rotation: the new one and the old one).
+    public static func parseList(_ text: String) -> Result<[WebhookSecret], WebhookSecretError> {
+        var secrets: [WebhookSecret] = []
+        for part in text.split(whereSeparator: \.isWhitespace) {
+            switch parse(String(part)) {
+            case .success(let secret): secrets.append(secret)
+            case .failure(let error): return .failure(error)
+            }
+        }
+        return secrets.isEmpty ? .failure(WebhookSecretError(description: "no secret given")) : .success(secrets)
+    }
+
+    public init(key: [UInt8]) {
+        self.key = key
+    }
+}
+
+public struct WebhookSecretError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Which secrets sign a request: a receiver's own (the longest configured URL prefix of its address),
+/// else the default. Each listed secret adds a signature, so during a rotation both verify.
+public struct WebhookSigning: Sendable {
+    public var defaultSecrets: [WebhookSecret]
+    public var receivers: [(url: String, secrets: [WebhookSecret])]
+
+    public init(defaultSecrets: [WebhookSecret] = [], receivers: [(url: String, secrets: [WebhookSecret])] = []) {
+        self.defaultSecrets = defaultSecrets
+        self.receivers = receivers
+    }
+
+    public var isEmpty: Bool { defaultSecrets.isEmpty && receivers.isEmpty }
+
+    public func secrets(for address: String) -> [WebhookSecret] {
+        receivers.filter { address.hasPrefix($0.url) }.max { $0.url.count < $1.url.count }?.secrets ?? defaultSecrets
+    }
+}
+
+/// Standard Webhooks' signature (standardwebhooks.com): `webhook-signature: v1,<base64 HMAC-SHA256>` over
+/// `webhook-id + "." + webhook-timestamp + "." + body`, keyed by the secret's bytes; several
+/// signatures are separated by spaces.
+public enum WebhookSignature {
+    public static let idHeader = "webhook-id"
+    public static let timestampHeader = "webhook-timestamp"
+    public static let signatureHeader = "webhook-signature"
+
+    /// The header value: one `v1,` signature per secret.
+    public static func sign(id: String, timestamp: String, body: some DataProtocol, secrets: [WebhookSecret]) -> String {
+        let signed = signedBytes(id: id, timestamp: timestamp, body: body)
+        return secrets.map { secret in
+            "v1," + Data(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: secret.key))).base64EncodedString()
+        }.joined(separator: " ")
+    }
+
+    /// Whether one of the header's `v1,` signatures signs the request with `secret`, and the timestamp is
+    /// within `tolerance` seconds of `now` (which refuses replays). Comparison is constant-time.
+    public static func verify(id: String, timestamp: String, body: some DataProtocol, signature: String, secret: WebhookSecret,
                               now: Date = Date(), tolerance: TimeInterval = 300) -> Bool {
         guard let seconds = Int64(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { return false }
-        let key = SymmetricKey(data: Array(secret.utf8))
-        let signed = signedBytes(body: body, timestamp: timestamp)
+        let key = SymmetricKey(data: secret.key)
+        let signed = signedBytes(id: id, timestamp: timestamp, body: body)
         var matched = false
-        for candidate in signature.split(whereSeparator: { $0 == " " || $0 == "," }) {
-            guard candidate.hasPrefix("v1="), let mac = hexBytes(candidate.dropFirst(3)), mac.count == SHA256.byteCount else { continue }
+        for candidate in signature.split(separator: " ") {
+            guard candidate.hasPrefix("v1,"), let mac = Data(base64Encoded: String(candidate.dropFirst(3))), mac.count == SHA256.byteCount else {
+                continue
+            }
             // Every candidate is checked, so the time taken does not say which one matched.
             if HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: key) { matched = true }
         }
         return matched
     }
 
-    static func signedBytes(body: some DataProtocol, timestamp: String) -> [UInt8] {
-        Array(timestamp.utf8) + [UInt8(ascii: ".")] + Array(body)
-    }
-
-    static func hexBytes(_ text: Substring) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
-        default: nil
-        }
+    static func signedBytes(id: String, timestamp: String, body: some DataProtocol) -> [UInt8] {
+        Array(id.utf8) + [UInt8(ascii: ".")] + Array(timestamp.utf8) + [UInt8(ascii: ".")] + Array(body)
     }
 }
