@@ -238,6 +238,7 @@ func openStore(databaseURL: String?, dataDir: String, create: Bool = true,
     let masterKey = try AuditKeys.masterKey(dataDir: dataDir, create: create, settings: settings)
     if let url = databaseURL {
         let settings = try PostgresSettings(url: url)
+        if let warning = settings.transportWarning { printError("muster: warning: " + warning) }
         return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
     }
     // The owner's only: it holds the database and the keys.

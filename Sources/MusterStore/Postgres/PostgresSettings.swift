@@ -59,6 +59,17 @@ public struct PostgresSettings: Sendable, Hashable {
                   sslMode: environment["PGSSLMODE"].flatMap(SSLMode.init(rawValue:)) ?? .prefer)
     }
 
+    /// Why the connection could be read or redirected on the network, or nil: anything short of
+    /// verify-full to a host that is not this machine (libpq's default, prefer, falls back to clear text
+    /// and checks no certificate).
+    public var transportWarning: String? {
+        let local = host.hasPrefix("/") || ["localhost", "127.0.0.1", "::1"].contains(host)
+        guard !local, sslMode != .verifyFull else { return nil }
+        return "the database connection to \(host) uses sslmode=\(sslMode.rawValue): "
+            + (sslMode == .verifyCA ? "the server's name is not checked" : "it is not checked to be encrypted to the right server")
+            + "; use sslmode=verify-full"
+    }
+
     var clientConfiguration: PostgresClient.Configuration {
         var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
         let tls: PostgresClient.Configuration.TLS
