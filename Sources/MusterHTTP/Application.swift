@@ -67,10 +67,10 @@ extension MusterServer {
         return router
     }
 
-    public func makeApplication(host: String = "127.0.0.1", port: Int = 8080, logger: Logger = Logger(label: "muster.http"))
-        -> some ApplicationProtocol {
-        Application(router: makeRouter(), configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "Muster"),
-                    logger: logger)
+    public func makeApplication(host: String = "127.0.0.1", port: Int = 8080, limits: ConnectionLimits = ConnectionLimits(),
+                                logger: Logger = Logger(label: "muster.http")) -> some ApplicationProtocol {
+        Application(router: makeRouter(), server: limits.http1(),
+                    configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "Muster"), logger: logger)
     }
 
     private func readiness() async throws -> Response {

@@ -21,6 +21,7 @@ public struct ServiceConfigFile: Sendable, Hashable {
     public var audit = AuditConfig()
     /// The daily retention purge; nil when the configuration names no policy.
     public var retention: RetentionPolicy?
+    public var server = ServerConfig()
 
     public init() {}
 
@@ -38,7 +39,8 @@ public struct ServiceConfigFile: Sendable, Hashable {
         if let root = reader.document(text),
            let fields = reader.fields(root, "the configuration", required: [],
                                       optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations",
-                                                 "public_url", "trusted_proxies", "channels", "audit", "retention"]) {
+                                                 "public_url", "trusted_proxies", "channels", "audit", "retention", "server"]) {
+            if let node = fields["server"] { config.server = ServerConfig.parse(node, reader: reader) }
             config.host = reader.string(fields["host"], "host")
             config.port = fields["port"].flatMap { reader.integer($0, "port", in: 1...65535) }
             config.dataDir = reader.string(fields["data_dir"], "data_dir")
@@ -312,5 +314,26 @@ public struct RetentionPolicy: Sendable, Hashable {
             return nil
         }
         return RetentionPolicy(name: name, years: years, days: days)
+    }
+}
+
+/// How the HTTP server treats slow and numerous clients (docs/configuration.md, "Server"); unset values keep their defaults.
+public struct ServerConfig: Sendable, Hashable {
+    public var headerTimeout: TimeSpan?
+    public var bodyTimeout: TimeSpan?
+    public var idleTimeout: TimeSpan?
+    public var maxConnections: Int?
+
+    public init() {}
+
+    static func parse(_ node: Node, reader: YAMLReader) -> ServerConfig {
+        var config = ServerConfig()
+        guard let fields = reader.fields(node, "server", required: [],
+                                         optional: ["header_timeout", "body_timeout", "idle_timeout", "max_connections"]) else { return config }
+        config.headerTimeout = reader.duration(fields["header_timeout"], "server.header_timeout")
+        config.bodyTimeout = reader.duration(fields["body_timeout"], "server.body_timeout")
+        config.idleTimeout = reader.duration(fields["idle_timeout"], "server.idle_timeout")
+        config.maxConnections = fields["max_connections"].flatMap { reader.integer($0, "server.max_connections", in: 1...1_000_000) }
+        return config
     }
 }

@@ -120,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                    providers: channels.demonstrationInbox ? Set(ChannelKind.allCases) : channels.providers),
                                   trustedProxies: Set(file.trustedProxies),
                                   logger: logger)
-        let app = server.makeApplication(host: host, port: port, logger: logger)
+        let app = server.makeApplication(host: host, port: port, limits: connectionLimits(file.server), logger: logger)
         let reload = ReloadSignal {
             Task {
                 switch await server.reloadPlaybooks() {
@@ -154,6 +154,15 @@ struct ServeCommand: AsyncParsableCommand {
         try? await http.shutdown()
         withExtendedLifetime(reload) {}
         (store as? PostgresStore)?.shutdown()
+    }
+
+    private func connectionLimits(_ config: ServerConfig) -> ConnectionLimits {
+        var limits = ConnectionLimits()
+        if let span = config.headerTimeout { limits.headerTimeout = .seconds(span.seconds) }
+        if let span = config.bodyTimeout { limits.bodyTimeout = .seconds(span.seconds) }
+        if let span = config.idleTimeout { limits.idleTimeout = .seconds(span.seconds) }
+        if let count = config.maxConnections { limits.maxConnections = count }
+        return limits
     }
 
     private func integrationSettings(_ file: ServiceConfigFile) -> IntegrationSettings {
