@@ -135,7 +135,7 @@ extension MusterServer {
         let report = Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: summary,
                             subject: subject, flags: Set(flags.map(IncidentFlag.init)), receivedAt: clock.now())
         metrics.reportReceived(source: "api")
-        return try await accept(ReportIntake(report: report, idempotencyKey: key), catalog: catalog, reporterOnly: account.role == .reporter)
+        return try await accept(intake(report, by: account, idempotencyKey: key, source: "api"), catalog: catalog, reporterOnly: account.role == .reporter)
     }
 
     /// Commits a report and answers with the incident it created or joined and who is being paged.

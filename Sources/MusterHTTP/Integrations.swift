@@ -73,6 +73,7 @@ extension MusterServer {
     private func alertmanager(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
         let account = try context.requireAccount()
         try account.require(.integrate)
+        try rateLimiter.admitIntegration(account, now: clock.now())
         var body = try ObjectReader(try await JSONBody.read(request, limit: 1024 * 1024), allowed: nil)
         if let version = body.string("version"), version != "4" {
             body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4")
@@ -175,8 +176,20 @@ extension MusterServer {
     /// 400 "invalid event" with a list of errors.
     private func pagerDuty(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
         let value: JSONValue?
+        var admitted: String?
         do {
-            value = try await JSONBody.read(request, limit: 512 * 1024)
+            // PagerDuty takes events of up to 512 KB. The routing key is checked before the body is decoded:
+            // a flood with a wrong or throttled key costs one pass over its bytes.
+            let bytes = try await JSONBody.bytes(request, limit: 512 * 1024)
+            try bytes.withUnsafeReadableBytes { bytes throws(Problem) in try JSONShape.check(bytes) }
+            if let key = bytes.withUnsafeReadableBytes({ JSONShape.topLevelString("routing_key", in: $0) }) {
+                guard let account = try await authenticator.account(token: key, now: clock.now()), account.role == .integration else {
+                    return try pagerDutyInvalid(["'routing_key' is not a valid integration key"])
+                }
+                if let throttled = try pagerDutyThrottle(account) { return throttled }
+                admitted = account.id
+            }
+            value = try JSONBody.decode(bytes, contentType: request.headers[.contentType])
         } catch let problem as Problem {
             return try pagerDutyInvalid([problem.detail], status: problem.status == .contentTooLarge ? .contentTooLarge : .badRequest)
         }
@@ -211,6 +224,7 @@ extension MusterServer {
         guard let account = try await authenticator.account(token: routingKey, now: clock.now()), account.role == .integration else {
             return try pagerDutyInvalid(["'routing_key' is not a valid integration key"])
         }
+        if admitted != account.id, let throttled = try pagerDutyThrottle(account) { return throttled }
         if action == "trigger", dedupKey == nil { dedupKey = UUID().uuidString.lowercased() }
         let dedup = dedupKey ?? ""
         // The open incident for this dedup key: a resolved one is followed by the next trigger's.
@@ -290,6 +304,18 @@ extension MusterServer {
             key = base + "#\(number)"
         }
         return last
+    }
+
+    /// PagerDuty's throttle when the key is over its budget: 429 with Retry-After, and the event is not
+    /// taken (PagerDuty's clients retry with back-off).
+    private func pagerDutyThrottle(_ account: UserAccount) throws -> Response? {
+        do {
+            try rateLimiter.admitIntegration(account, now: clock.now())
+            return nil
+        } catch {
+            return try json(PagerDutyResponse(status: "throttle event", message: "Requests for this routing key are arriving too quickly",
+                                              dedupKey: nil, errors: [error.detail]), status: .tooManyRequests, headers: error.headers)
+        }
     }
 
     private func pagerDutyAccepted(_ dedupKey: String) throws -> Response {

@@ -45,23 +45,107 @@ public enum JSONValue: Sendable, Hashable, Decodable {
     }
 }
 
+/// One pass over JSON bytes before any decoder sees them. A generic decoder's cost grows with the
+/// nesting depth and the number of values, so both are capped; and a top-level string field (the
+/// routing key of a PagerDuty event) can be read without decoding the rest, so the sender is
+/// authenticated before the body is parsed.
+enum JSONShape {
+    static let maxDepth = 32
+    static let maxValues = 20_000
+
+    static func check(_ bytes: UnsafeRawBufferPointer) throws(Problem) {
+        var depth = 0, values = 1, inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                values += 1
+                if depth > maxDepth { throw Problem.badRequest("the body nests deeper than \(maxDepth) levels") }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: ","):
+                values += 1
+                if values > maxValues { throw Problem.badRequest("the body holds more than \(maxValues) values") }
+            default: break
+            }
+        }
+    }
+
+    /// The string value of `key` in the top-level object, read without decoding the rest; nil when it is
+    /// absent, not a plain string, or escaped (the full decode then decides).
+    static func topLevelString(_ key: String, in bytes: UnsafeRawBufferPointer) -> String? {
+        let wanted = Array(key.utf8)
+        var depth = 0, index = 0
+        let count = bytes.count
+        func skipSpace(_ position: Int) -> Int {
+            var position = position
+            while position < count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+            return position
+        }
+        while index < count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                // A string: its end, and whether it is the wanted key at the top level.
+                var end = index + 1, plain = true
+                while end < count, bytes[end] != UInt8(ascii: "\"") {
+                    if bytes[end] == UInt8(ascii: "\\") { plain = false; end += 1 }
+                    end += 1
+                }
+                guard end < count else { return nil }
+                let colon = skipSpace(end + 1)
+                if depth == 1, plain, colon < count, bytes[colon] == UInt8(ascii: ":"), end - index - 1 == wanted.count,
+                   zip(bytes[(index + 1)..<end], wanted).allSatisfy({ $0 == $1 }) {
+                    let start = skipSpace(colon + 1)
+                    guard start < count, bytes[start] == UInt8(ascii: "\"") else { return nil }
+                    var close = start + 1
+                    while close < count, bytes[close] != UInt8(ascii: "\"") {
+                        if bytes[close] == UInt8(ascii: "\\") { return nil }
+                        close += 1
+                    }
+                    guard close < count else { return nil }
+                    return String(decoding: bytes[(start + 1)..<close], as: UTF8.self)
+                }
+                index = end + 1
+                continue
+            }
+            if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") { depth += 1 }
+            if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") { depth -= 1 }
+            index += 1
+        }
+        return nil
+    }
+}
+
 enum JSONBody {
     /// The largest body any endpoint takes.
     static let limit = 64 * 1024
 
     /// Reads the body as JSON; an empty body is `nil` (for endpoints whose body is optional).
     static func read(_ request: Request, limit: Int = limit) async throws -> JSONValue? {
-        let buffer: ByteBuffer
+        try decode(try await bytes(request, limit: limit), contentType: request.headers[.contentType])
+    }
+
+    /// The body's bytes, up to `limit`.
+    static func bytes(_ request: Request, limit: Int = limit) async throws -> ByteBuffer {
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw Problem(.contentTooLarge, "too-large", "The body is too large", detail: "the body is larger than \(limit) bytes")
         }
+    }
+
+    /// Decodes JSON bytes, after checking their shape (JSONShape) so no decoder works on a hostile one.
+    static func decode(_ buffer: ByteBuffer, contentType: String?) throws -> JSONValue? {
         if buffer.readableBytes == 0 { return nil }
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json"), !type.lowercased().contains("+json") {
+        if let type = contentType, !type.lowercased().hasPrefix("application/json"), !type.lowercased().contains("+json") {
             throw Problem(.unsupportedMediaType, "unsupported-media-type", "Send JSON",
                           detail: "the body is '\(type)'; send it as application/json")
         }
+        try buffer.withUnsafeReadableBytes { bytes throws(Problem) in try JSONShape.check(bytes) }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
         } catch let error as DecodingError {

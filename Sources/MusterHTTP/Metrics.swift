@@ -49,6 +49,11 @@ public final class MusterMetrics: Sendable {
         counter("reports_received", "Reports received, by source.", [("source", source)]).increment()
     }
 
+    /// A person's report past their account's budget, taken and grouped (RateLimiter).
+    public func reportOverBudget(source: String) {
+        counter("reports_over_budget", "Reports taken past their account's rate budget and grouped, by source.", [("source", source)]).increment()
+    }
+
     /// How many coverage gaps (`muster playbook coverage`) the next 24 hours held when the service started.
     public func coverageGaps(_ count: Int) {
         registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "coverage_gaps", unitName: "",

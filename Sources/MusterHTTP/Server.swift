@@ -31,14 +31,16 @@ public final class MusterServer: Sendable {
     public let trustedProxies: Set<String>
     let webSessions: WebSessions
     let signInLimiter = SignInLimiter()
+    let rateLimiter: RateLimiter
     let logger: Logger
 
     public init(runtime: Runtime, metrics: MusterMetrics, clock: any MusterClock, playbookFolder: String?,
                 integrations: IntegrationSettings = IntegrationSettings(), auditVerifierKey: String? = nil,
                 acknowledgement: AcknowledgementSettings = AcknowledgementSettings(links: nil, publicURL: "http://127.0.0.1:8080"),
                 checkCatalog: @escaping @Sendable (LoadResult) -> [Diagnostic] = { _ in [] },
-                web: WebSettings = WebSettings(), trustedProxies: Set<String> = [],
+                web: WebSettings = WebSettings(), trustedProxies: Set<String> = [], rateLimits: RateLimitSettings = RateLimitSettings(),
                 logger: Logger = Logger(label: "muster.http")) {
+        rateLimiter = RateLimiter(rateLimits)
         self.web = web
         self.trustedProxies = trustedProxies
         self.webSessions = WebSessions(accounts: runtime.accounts)
@@ -106,6 +108,18 @@ public final class MusterServer: Sendable {
     /// The account behind the request's bearer token (401 without a valid one).
     func bearerAccount(_ request: Request) async throws -> UserAccount {
         try await authenticator.account(of: request, now: clock.now())
+    }
+
+    /// How a person's report is taken: past their account's budget it is grouped with their other reports
+    /// at the site and of the type (one incident, paged once), and the admins are told.
+    func intake(_ report: Report, by account: UserAccount, idempotencyKey: String?, source: String) -> ReportIntake {
+        let grouping = rateLimiter.grouping(for: report, by: account, now: clock.now())
+        if grouping != nil {
+            metrics.reportOverBudget(source: source)
+            logger.error("reports from an account are over their budget: taken and grouped into one incident per site and type",
+                         metadata: ["account": "\(account.id)", "site": "\(report.site.rawValue)", "type": "\(report.type.rawValue)"])
+        }
+        return ReportIntake(report: report, idempotencyKey: idempotencyKey, grouping: grouping)
     }
 
     /// Commits an event and returns the incident's state as the commit left it.

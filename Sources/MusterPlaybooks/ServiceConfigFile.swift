@@ -22,6 +22,7 @@ public struct ServiceConfigFile: Sendable, Hashable {
     /// The daily retention purge; nil when the configuration names no policy.
     public var retention: RetentionPolicy?
     public var server = ServerConfig()
+    public var rateLimits = RateLimitsConfig()
 
     public init() {}
 
@@ -39,8 +40,9 @@ public struct ServiceConfigFile: Sendable, Hashable {
         if let root = reader.document(text),
            let fields = reader.fields(root, "the configuration", required: [],
                                       optional: ["host", "port", "data_dir", "database_url", "playbooks", "delivery_file", "integrations",
-                                                 "public_url", "trusted_proxies", "channels", "audit", "retention", "server"]) {
+                                                 "public_url", "trusted_proxies", "channels", "audit", "retention", "server", "rate_limits"]) {
             if let node = fields["server"] { config.server = ServerConfig.parse(node, reader: reader) }
+            if let node = fields["rate_limits"] { config.rateLimits = RateLimitsConfig.parse(node, reader: reader) }
             config.host = reader.string(fields["host"], "host")
             config.port = fields["port"].flatMap { reader.integer($0, "port", in: 1...65535) }
             config.dataDir = reader.string(fields["data_dir"], "data_dir")
@@ -334,6 +336,35 @@ public struct ServerConfig: Sendable, Hashable {
         config.bodyTimeout = reader.duration(fields["body_timeout"], "server.body_timeout")
         config.idleTimeout = reader.duration(fields["idle_timeout"], "server.idle_timeout")
         config.maxConnections = fields["max_connections"].flatMap { reader.integer($0, "server.max_connections", in: 1...1_000_000) }
+        return config
+    }
+}
+
+/// Token-bucket limits per integration key and per person's account (docs/configuration.md); unset values keep their defaults.
+public struct RateLimitsConfig: Sendable, Hashable {
+    public struct Limit: Sendable, Hashable {
+        public var perMinute: Int
+        public var burst: Int?
+    }
+
+    public var integration: Limit?
+    public var account: Limit?
+    public var groupWithin: TimeSpan?
+
+    public init() {}
+
+    static func parse(_ node: Node, reader: YAMLReader) -> RateLimitsConfig {
+        var config = RateLimitsConfig()
+        guard let fields = reader.fields(node, "rate_limits", required: [], optional: ["integration", "account", "group_within"]) else { return config }
+        func limit(_ name: String) -> Limit? {
+            guard let node = fields[name],
+                  let limit = reader.fields(node, "rate_limits.\(name)", required: ["per_minute"], optional: ["burst"]),
+                  let perMinute = limit["per_minute"].flatMap({ reader.integer($0, "rate_limits.\(name).per_minute", in: 1...1_000_000) }) else { return nil }
+            return Limit(perMinute: perMinute, burst: limit["burst"].flatMap { reader.integer($0, "rate_limits.\(name).burst", in: 1...1_000_000) })
+        }
+        config.integration = limit("integration")
+        config.account = limit("account")
+        config.groupWithin = reader.duration(fields["group_within"], "rate_limits.group_within")
         return config
     }
 }

@@ -8,10 +8,24 @@ import MusterStore
 public struct ReportIntake: Sendable, Hashable {
     public var report: Report
     public var idempotencyKey: String?
+    /// Groups the report by this key instead of its playbook's grouping (a flood of reports from one account).
+    public var grouping: ReportGrouping?
 
-    public init(report: Report, idempotencyKey: String? = nil) {
+    public init(report: Report, idempotencyKey: String? = nil, grouping: ReportGrouping? = nil) {
         self.report = report
         self.idempotencyKey = idempotencyKey
+        self.grouping = grouping
+    }
+}
+
+/// Reports with the same key join the open incident the first of them opened, for `within` after it.
+public struct ReportGrouping: Sendable, Hashable {
+    public var key: String
+    public var within: TimeSpan
+
+    public init(key: String, within: TimeSpan) {
+        self.key = key
+        self.within = within
     }
 }
 

@@ -102,6 +102,7 @@ public struct Dispatcher: Sendable {
                     hashes.insert(hash)
                     groupHashes[index] = hash
                 }
+                if let grouping = intake.grouping { hashes.insert(GroupKey.hash(grouping.key)) }
             case .event(let id, _):
                 ids.insert(id)
             case .join(let source, let target, _, _):
@@ -189,7 +190,12 @@ public struct Dispatcher: Sendable {
         guard let engine = catalog.engines[playbook.id] else {
             return .failure(.noPlaybook(type: report.type, severity: report.severity, site: report.site))
         }
-        if let hash, let openID = known.openByGroup[hash], var state = known.states[openID], state.isOpen {
+        // A report the playbook groups joins its group's open incident; one taken past its account's
+        // budget (intake.grouping) otherwise joins that account's open incident for the site and type.
+        let budgetHash = intake.grouping.map { GroupKey.hash($0.key) }
+        let candidates = [hash, budgetHash].compactMap { $0.flatMap { known.openByGroup[$0] } }
+        let openID = candidates.first { known.states[$0]?.isOpen == true }
+        if let openID, var state = known.states[openID], state.isOpen {
             // The open incident goes on under the playbook version it started with.
             guard let incidentEngine = self.engine(for: state) else { return .failure(.unknownPlaybook(state.playbook)) }
             var effects: [Effect] = []
@@ -215,10 +221,12 @@ public struct Dispatcher: Sendable {
         let dataKey = DataKey.generate()
         known.states[incident.id] = state
         known.dataKeys[incident.id] = dataKey
-        if let hash { known.openByGroup[hash] = incident.id }
+        for key in [hash, budgetHash].compactMap({ $0 }) { known.openByGroup[key] = incident.id }
         if let key = intake.idempotencyKey { known.idempotent[key] = ref }
-        record(state, isNew: true, effects: effects, known: &known, into: &writes, groupKeyHash: hash,
-               groupUntil: playbook.grouping.map { report.receivedAt.adding($0.within) })
+        // The incident keeps one grouping key: past the budget, the account's (so its next reports join it).
+        let grouping = intake.grouping.map { (budgetHash, $0.within) } ?? (hash, playbook.grouping?.within)
+        record(state, isNew: true, effects: effects, known: &known, into: &writes, groupKeyHash: grouping.0,
+               groupUntil: grouping.1.map { report.receivedAt.adding($0) })
         writes.incidents[incident.id]?.dataKey = dataKey
         writes.incidents[incident.id]?.summarySealed = Seal.seal(incident.summary, key: dataKey, context: SealedText.incidentSummary(incident.id))
         writes.incidents[incident.id]?.subjectSealed = incident.subject.map {

@@ -118,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                    demoSpeed: speed > 1 ? speed : nil,
                                                    // In a demonstration the inbox takes every channel: no gap is a real one.
                                                    providers: channels.demonstrationInbox ? Set(ChannelKind.allCases) : channels.providers),
-                                  trustedProxies: Set(file.trustedProxies),
+                                  trustedProxies: Set(file.trustedProxies), rateLimits: rateLimits(file.rateLimits),
                                   logger: logger)
         let app = server.makeApplication(host: host, port: port, limits: connectionLimits(file.server), logger: logger)
         let reload = ReloadSignal {
@@ -154,6 +154,18 @@ struct ServeCommand: AsyncParsableCommand {
         try? await http.shutdown()
         withExtendedLifetime(reload) {}
         (store as? PostgresStore)?.shutdown()
+    }
+
+    private func rateLimits(_ config: RateLimitsConfig) -> RateLimitSettings {
+        var settings = RateLimitSettings()
+        if let limit = config.integration {
+            settings.integration = RateLimit(perMinute: Double(limit.perMinute), burst: Double(limit.burst ?? limit.perMinute))
+        }
+        if let limit = config.account {
+            settings.account = RateLimit(perMinute: Double(limit.perMinute), burst: Double(limit.burst ?? limit.perMinute))
+        }
+        if let span = config.groupWithin { settings.groupWithin = span }
+        return settings
     }
 
     private func connectionLimits(_ config: ServerConfig) -> ConnectionLimits {

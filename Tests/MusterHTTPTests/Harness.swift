@@ -62,7 +62,7 @@ struct Harness: Sendable {
 /// `providerReports`: SMS and voice pages are taken as a provider with status callbacks takes them
 /// (`sent`, sid "SID-" + the notification id), so the tests can post the callbacks.
 func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCapture? = nil, providerReports: Bool = false,
-                 web: WebSettings = WebSettings(), trustedProxies: Set<String> = [],
+                 web: WebSettings = WebSettings(), trustedProxies: Set<String> = [], rateLimits: RateLimitSettings = RateLimitSettings(),
                  _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
     let (store, cleanup) = try await freshStore(backend)
     do {
@@ -93,7 +93,7 @@ func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCap
                                   playbookFolder: playbookFolder ?? repositoryRoot.appendingPathComponent("playbooks").path,
                                   auditVerifierKey: signer.verifierKey,
                                   acknowledgement: AcknowledgementSettings(links: links, publicURL: testPublicURL, twilioAuthToken: testTwilioAuthToken),
-                                  web: web, trustedProxies: trustedProxies, logger: logger)
+                                  web: web, trustedProxies: trustedProxies, rateLimits: rateLimits, logger: logger)
         let harness = Harness(backend: backend, store: store, server: server, tokens: tokens, deliveryFile: deliveryFile, links: links)
         let workers = Task { await runtime.run() }
         let app = Application(router: server.makeRouter(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),

@@ -37,6 +37,9 @@ extension MusterServer {
         var people: [Row]
         var roles: [WebPage.Option]
         var sites: [WebPage.Option]
+        /// Accounts whose reports went over their budget in the last day (taken, and grouped).
+        var overBudget: [String]
+        var anyOverBudget: Bool
     }
 
     struct PersonPage {
@@ -56,12 +59,17 @@ extension MusterServer {
         guard account.role == .admin else { return Self.notAllowed(context, "manage people") }
         let directory = await catalog.directory
         let users = try await runtime.accounts.users().filter { $0.role != .integration }
+        let overBudget = rateLimiter.accountsOverBudget(now: clock.now()).map { entry in
+            "\(entry.account): reports over the budget of \(Int(rateLimiter.settings.account.perMinute)) a minute, last at "
+                + entry.last.formatted(.iso8601) + "; each site and type became one incident"
+        }
         let page = PeoplePage(
             frame: frame(context, "People", current: "admin"), done: done, error: error,
             people: users.map { .init(id: $0.id, name: $0.name, role: WebPage.roleName($0.role),
                                       sites: $0.role.isSiteScoped ? $0.sites.map { directory.sites[$0]?.name ?? $0.rawValue }.joined(separator: ", ") : "everywhere") },
             roles: Self.assignableRoles.map { .init(id: $0.rawValue, name: WebPage.roleName($0), selected: $0 == .reporter) },
-            sites: WebPage.sites(directory) { _ in false })
+            sites: WebPage.sites(directory) { _ in false },
+            overBudget: overBudget, anyOverBudget: !overBudget.isEmpty)
         return WebPage.render(status, "admin", page)
     }
 

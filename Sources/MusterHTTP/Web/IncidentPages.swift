@@ -189,7 +189,7 @@ extension MusterServer {
                 // The form's token makes a double tap one report: the same browser secret and text give the same key.
                 let fields = [context.browserSecret, type.rawValue, severity.rawValue, site.rawValue, summary, subject ?? ""] + flags.map(\.rawValue).sorted()
                 let key = account.id + ":web:" + WebCookie.csrfToken(fields.joined(separator: "\u{1F}"))
-                switch try await runtime.report(ReportIntake(report: report, idempotencyKey: key)) {
+                switch try await runtime.report(intake(report, by: account, idempotencyKey: key, source: "web")) {
                 case .failure(let error):
                     let problem = Problem.from(error)
                     return WebPage.render(problem.status, "message", WebPage.message(context, title: "The report was not sent",
