@@ -75,9 +75,16 @@ extension MusterServer {
         try account.require(.integrate)
         try rateLimiter.admitIntegration(account, now: clock.now())
         var body = try ObjectReader(try await JSONBody.read(request, limit: 1024 * 1024), allowed: nil)
+        // Alertmanager never sends null: in its payload a null is a mistake, not an absent field.
+        for (key, value) in body.fields.sorted(by: { $0.key < $1.key }) where value == .null { body.fail(key, "must not be null") }
         if let version = body.string("version"), version != "4" {
             body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4")
         }
+        // The rest of Alertmanager's envelope is not used, but it must have Alertmanager's shape.
+        _ = body.choice("status", ["firing", "resolved"])
+        for key in ["receiver", "groupKey", "externalURL"] { _ = body.string(key) }
+        _ = body.integer("truncatedAlerts", in: 0...Int.max)
+        for key in ["groupLabels", "commonLabels", "commonAnnotations"] { _ = body.stringMap(key) }
         guard case .array(let alerts)? = body.fields["alerts"] else {
             body.fail("alerts", "expected the array of alerts of an Alertmanager webhook payload")
             try body.refuse()
@@ -90,12 +97,14 @@ extension MusterServer {
         var problems: [Problem.FieldError] = []
         for (index, value) in alerts.enumerated() {
             var alert = try ObjectReader(value, pointer: "/alerts/\(index)", allowed: nil)
+            for (key, value) in alert.fields.sorted(by: { $0.key < $1.key }) where value == .null { alert.fail(key, "must not be null") }
             let status = alert.string("status", required: true)
             let fingerprint = alert.string("fingerprint", maxLength: 200)
             let startsAt = alert.string("startsAt", maxLength: 64)
             let endsAt = alert.string("endsAt", maxLength: 64)
-            let labels = stringMap(alert.fields["labels"])
-            let annotations = stringMap(alert.fields["annotations"])
+            _ = alert.string("generatorURL")
+            let labels = alert.stringMap("labels", required: true) ?? [:]
+            let annotations = alert.stringMap("annotations") ?? [:]
             problems += alert.problems
             // The alert's identity: its fingerprint, or its sorted labels when a sender leaves it out.
             let identity = fingerprint ?? labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
@@ -135,11 +144,6 @@ extension MusterServer {
             }
         }
         return try json(IntegrationAccepted(status: "success", incidents: incidents), status: .accepted)
-    }
-
-    private func stringMap(_ value: JSONValue?) -> [String: String] {
-        guard case .object(let fields)? = value else { return [:] }
-        return fields.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
     }
 
     /// Type, site and severity from an event's fields by the mapping, checked as every report is (IntakeCheck).
@@ -206,6 +210,7 @@ extension MusterServer {
             errors.append("'event_action' must be one of trigger, acknowledge, resolve")
         }
         if let key = dedupKey, key.count > 255 { errors.append("'dedup_key' is longer than 255 characters") }
+        if let key = dedupKey, key.contains("\u{0}") { errors.append("'dedup_key' must not contain NUL characters") }
         if action != "trigger", action != nil, dedupKey == nil { errors.append("'dedup_key' is required for \(action ?? "") events") }
         var payload: [String: JSONValue] = [:]
         if action == "trigger" {

@@ -244,6 +244,36 @@ struct ObjectReader {
         }
     }
 
+    /// An object of strings (labels, annotations); nil when absent, and a problem when it is anything else.
+    mutating func stringMap(_ key: String, required: Bool = false) -> [String: String]? {
+        switch fields[key] {
+        case .object(let object)?:
+            var result: [String: String] = [:]
+            for (name, value) in object.sorted(by: { $0.key < $1.key }) {
+                guard case .string(let text) = value else {
+                    fail(key + "/" + name, "expected a string, found \(value.typeName)")
+                    continue
+                }
+                if text.contains("\u{0}") || name.contains("\u{0}") { fail(key + "/" + name, "must not contain NUL characters") }
+                result[name] = text
+            }
+            return result
+        case nil:
+            if required { fail(key, "is required") }
+            return nil
+        case let other?:
+            fail(key, "expected an object of strings, found \(other.typeName)")
+            return nil
+        }
+    }
+
+    /// Fails when the field is present with a value that is not one of `values`.
+    mutating func choice(_ key: String, _ values: [String], required: Bool = false) -> String? {
+        guard let text = string(key, required: required) else { return nil }
+        if !values.contains(text) { fail(key, "'\(text)' is not one of " + values.joined(separator: ", ")) }
+        return text
+    }
+
     /// Throws the problems found so far, for a field without which the rest cannot be read.
     func refuse() throws(Problem) -> Never {
         try finish()

@@ -28,7 +28,7 @@ public struct AuditExporter: Sendable {
             guard let index = entry.logIndex, index < checkpoint.size else { break }
             covered.append(entry)
         }
-        guard !covered.isEmpty else { throw ExportError("incident \(id) has no entries in a checkpoint yet: retry in a second") }
+        guard !covered.isEmpty else { throw ExportError("incident \(id) has no entries in a checkpoint yet") }
         let size = checkpoint.size
         var needed = Set<Int64>()
         for entry in covered { needed.formUnion(MerkleTree.inclusionProofIndices(index: entry.logIndex ?? 0, size: size)) }

@@ -57,12 +57,20 @@ struct Harness: Sendable {
     }
 }
 
+/// Rate limits no test reaches unless it means to (the rate limit tests set their own).
+let generousRateLimits: RateLimitSettings = {
+    var limits = RateLimitSettings()
+    limits.integration = RateLimit(perMinute: 100_000, burst: 100_000)
+    limits.account = RateLimit(perMinute: 100_000, burst: 100_000)
+    return limits
+}()
+
 /// Runs `body` against a live server on a fresh database of `backend`, with the workers running.
 /// `logs`, when given, receives every log line of the service at every level (the tests read what a log would show).
 /// `providerReports`: SMS and voice pages are taken as a provider with status callbacks takes them
 /// (`sent`, sid "SID-" + the notification id), so the tests can post the callbacks.
 func withService(_ backend: Backend, playbookFolder: String? = nil, logs: LogCapture? = nil, providerReports: Bool = false,
-                 web: WebSettings = WebSettings(), trustedProxies: Set<String> = [], rateLimits: RateLimitSettings = RateLimitSettings(),
+                 web: WebSettings = WebSettings(), trustedProxies: Set<String> = [], rateLimits: RateLimitSettings = generousRateLimits,
                  _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
     let (store, cleanup) = try await freshStore(backend)
     do {

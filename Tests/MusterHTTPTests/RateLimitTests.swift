@@ -142,3 +142,31 @@ struct RateLimitTests {
         #expect(!check(String(repeating: "[", count: 40) + String(repeating: "]", count: 40)))
     }
 }
+
+@Suite("Integration payload shapes")
+struct IntegrationShapeTests {
+    @Test("Alertmanager's envelope must have Alertmanager's shape; NUL characters never reach the database as a 503", arguments: Backend.allCases)
+    func shapesAndNUL(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            var headers = harness.auth("monitoring")
+            headers[.contentType] = "application/json"
+            for (body, pointer) in [(#"{"alerts":[],"version":null}"#, "/version"), (#"{"alerts":[],"status":123}"#, "/status"),
+                                    (#"{"alerts":[],"status":"bogus"}"#, "/status"), (#"{"alerts":[],"truncatedAlerts":null}"#, "/truncatedAlerts"),
+                                    (#"{"alerts":[{"status":"resolved","labels":{},"endsAt":null}]}"#, "/alerts/0/endsAt"), (#"{"alerts":[],"truncatedAlerts":"x"}"#, "/truncatedAlerts"),
+                                    (#"{"alerts":[],"commonLabels":{"a":1}}"#, "/commonLabels/a"),
+                                    (#"{"alerts":[{"status":"firing"}]}"#, "/alerts/0/labels"),
+                                    (#"{"alerts":[{"status":"resolved","labels":{"a":"\u0000"}}]}"#, "/alerts/0/labels/a"),
+                                    (#"{"alerts":[{"status":"firing","labels":{"site":"lincoln-high","muster_type":"suicide-risk","x":"\u0000"}}]}"#, "/alerts/0/labels/x")] {
+                let response = try await client.call(.post, "/api/v1/integrations/alertmanager", headers: headers, json: body)
+                #expect(response.status == .badRequest || response.status == .unprocessableContent, "\(body) → \(response.status)")
+                let pointers = (response.object["errors"] as? [[String: Any]])?.compactMap { $0["pointer"] as? String } ?? []
+                #expect(pointers.contains(pointer), "\(body): \(pointers)")
+            }
+            let key = try #require(harness.tokens["monitoring"])
+            let nul = #"{"routing_key":"\#(key)","event_action":"resolve","dedup_key":"a\u0000b"}"#
+            let refused = try await client.call(.post, "/v2/enqueue", headers: [.contentType: "application/json"], json: nul)
+            #expect(refused.status == .badRequest)
+            #expect((refused.object["errors"] as? [String])?.contains { $0.contains("NUL") } == true)
+        }
+    }
+}

@@ -151,7 +151,7 @@ struct WorkerChannelTests {
                 def do_POST(self):
                     body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                     with open(sys.argv[1], "a") as out:
-                        out.write(json.dumps({"path": self.path, "signature": self.headers.get("Muster-Signature"), "body": body}) + "\\n")
+                        out.write(json.dumps({"path": self.path, "signature": self.headers.get("webhook-signature"), "body": body}) + "\\n")
                     self.send_response(200); self.end_headers()
                 def log_message(self, *args): pass
             server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
@@ -187,7 +187,7 @@ struct WorkerChannelTests {
             fallback: { notify: [person:ann], via: [webhook] }
             """.write(to: playbooks.appendingPathComponent("suicide-risk.yaml"), atomically: true, encoding: .utf8)
         let config = folder.appendingPathComponent("muster.yaml")
-        try "public_url: https://muster.worker.example\nchannels:\n  webhook: { secret: worker-secret }\n".write(to: config, atomically: true, encoding: .utf8)
+        try "public_url: https://muster.worker.example\nchannels:\n  webhook: { secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, allow_hosts: [127.0.0.1] }\n".write(to: config, atomically: true, encoding: .utf8)
         let catalog = try #require(PlaybookLoader.load(folder: playbooks).catalog)
         let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("ann"), summary: "worker drill",
                             receivedAt: Date())
@@ -219,7 +219,7 @@ struct WorkerChannelTests {
         }
         let hook = try #require(hooks().first { $0["body"]?.contains("\"number\":\(number),") == true })
         #expect(hook["path"] == "/hook")
-        #expect(hook["signature"]?.hasPrefix("v1=") == true, "signed, as the configuration's webhook secret asks")
+        #expect(hook["signature"]?.hasPrefix("v1,") == true, "signed, as the configuration's webhook secret asks")
         #expect(hook["body"]?.contains("https://muster.worker.example/") == true, "links use the configuration's public URL")
         #expect(!FileManager.default.fileExists(atPath: file) || !((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("webhook"),
                 "nothing went into the demonstration file")
