@@ -217,8 +217,29 @@ extension PostgresStore {
 
     public func scrubDestroyedKeys() async throws {
         // VACUUM FULL writes the table anew and removes the old file, dead key rows with it; plain
-        // VACUUM would leave their bytes in the pages' free space. The table is small (one row per incident).
-        try await unboundedQuery("VACUUM FULL incident_keys")
+        // VACUUM would leave their bytes in the pages' free space. It needs the table's exclusive lock,
+        // and every commit reads the table: it is taken only when free within 50 ms (a lock request that
+        // queued behind a long transaction would hold up every commit after it), and kept only for the
+        // rewrite of one small row per incident. When the table stays busy, the next purge tries again.
+        var rewritten = false
+        for attempt in 0..<20 where !rewritten {
+            do {
+                try await unbounded { [self] in
+                    try await client.withConnection { connection in
+                        try await connection.query("SET lock_timeout = '50ms'", logger: logger)
+                        defer { Task { _ = try? await connection.query("RESET lock_timeout", logger: logger) } }
+                        try await connection.query("VACUUM FULL incident_keys", logger: logger)
+                    }
+                }
+                rewritten = true
+            } catch {
+                logger.info("retention purge: the key table was busy; trying again", metadata: ["attempt": "\(attempt + 1)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        if !rewritten {
+            logger.warning("retention purge: the key table stayed busy; destroyed keys stay in its free space until the next purge rewrites it")
+        }
         // The write-ahead log still holds the keys as they were written. Finishing the current segment
         // and checkpointing twice lets PostgreSQL remove every segment from before the purge; with
         // wal_recycle = off they are deleted rather than renamed for reuse with their bytes (docs/audit.md).

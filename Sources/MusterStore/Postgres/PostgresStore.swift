@@ -113,7 +113,7 @@ public final class PostgresStore: Store {
         }
     }
 
-    private func unbounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    func unbounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch {
