@@ -260,7 +260,7 @@ func openStore(databaseURL: String?, dataDir: String, create: Bool = true,
     if let url = databaseURL {
         let settings = try PostgresSettings(url: url)
         if let warning = settings.transportWarning { printError("muster: warning: " + warning) }
-        return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.host):\(settings.port)")
+        return (PostgresStore(settings: settings, masterKey: masterKey), "PostgreSQL \(settings.database) on \(settings.hostDescription)")
     }
     // The owner's only: it holds the database and the keys.
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -14,7 +14,11 @@ import Testing
 private final class OwnCluster: @unchecked Sendable {
     let bin: String, dir: String, port: Int
 
-    init() throws {
+    /// `options` are added to the server's command line (`-c default_transaction_read_only=on`: a stand-in standby).
+    var options: String
+
+    init(options: String = "") throws {
+        self.options = options
         guard let bin = ProcessInfo.processInfo.environment["MUSTER_TEST_PG_BIN"] else { throw MissingPostgres() }
         self.bin = bin
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("muster-restart-\(UUID().uuidString.prefix(8))").path
@@ -28,7 +32,7 @@ private final class OwnCluster: @unchecked Sendable {
 
     func start() throws {
         try pg("pg_ctl", ["-D", dir + "/data", "-l", dir + "/log", "-w", "-t", "30",
-                          "-o", "-p \(port) -k \(dir) -c listen_addresses=127.0.0.1", "start"])
+                          "-o", "-p \(port) -k \(dir) -c listen_addresses=127.0.0.1 \(options)", "start"])
     }
 
     func stop() throws {
@@ -155,4 +159,62 @@ struct DatabaseRestartTests {
         }
         print("database restart: \(committed.count) reports committed, \(failuresWhileDown) refused while down (longest \(String(format: "%.2f", longest)) s), recovered \(String(format: "%.2f", recoveredIn)) s after start")
     }
+
+    @Test("a libpq host list with target_session_attrs=read-write: the store uses the host that takes writes, and follows a failover by itself")
+    func hostListFollowsThePrimary() async throws {
+        // A stands in for a standby (its sessions are read-only), B for the primary; then B dies and A is promoted.
+        let standby = try OwnCluster(options: "-c default_transaction_read_only=on")
+        defer { standby.remove() }
+        let primary = try OwnCluster()
+        defer { primary.remove() }
+        let url = "postgres://postgres@127.0.0.1:\(standby.port),127.0.0.1:\(primary.port)/postgres?sslmode=disable&target_session_attrs=read-write"
+        let settings = try PostgresSettings(url: url)
+        #expect(settings.hosts.map(\.port) == [standby.port, primary.port])
+        let store = PostgresStore(settings: settings, masterKey: MasterKey.generate())
+        defer { store.shutdown() }
+        try await store.migrate()
+        func report(_ index: Int) async throws -> IncidentRef? {
+            let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .integration("failover-test"),
+                                summary: "report \(index)", subject: "S-\(index)", receivedAt: Date())
+            let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report, idempotencyKey: "f-\(index)"))],
+                                                                                 to: store, now: Date())
+            if case .success(let outcome)? = results.first { return outcome.incident }
+            return nil
+        }
+        let first = try #require(try await report(1))
+        // It went to the primary: the read-only host has no tables at all.
+        let onPrimary = PostgresStore(settings: PostgresSettings(host: "127.0.0.1", port: primary.port, user: "postgres", database: "postgres",
+                                                                 sslMode: .disable), masterKey: MasterKey.generate())
+        #expect(try await onPrimary.incidents(IncidentFilter()).map(\.ref) == [first])
+        onPrimary.shutdown()
+
+        // The primary dies; the standby is promoted (restarted writable) and gets the schema, as a replica would have it.
+        try primary.stop()
+        let started = Date()
+        var refusedQuickly = true
+        do {
+            _ = try await report(2)
+        } catch let error as StoreError {
+            guard case .unavailable = error else { throw error }
+            refusedQuickly = Date().timeIntervalSince(started) < 10
+        }
+        #expect(refusedQuickly, "while no host takes writes, callers are told so at once")
+        try standby.stop()
+        standby.options = ""
+        try standby.start()
+        var migrated = false
+        for _ in 0..<100 where !migrated {
+            do {
+                try await store.migrate()
+                migrated = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(migrated, "the same store reached the promoted host by itself")
+        let after = try #require(try await report(3))
+        #expect(try await store.incident(after.id) != nil)
+        #expect(try await store.incident(first.id) == nil, "the old primary's rows are not on the new one in this stand-in (no replication)")
+    }
 }
+

@@ -29,15 +29,21 @@ public final class PostgresStore: Store {
     public let settings: PostgresSettings
     /// Wakes other instances' workers after commits that queued work (coalesced: one NOTIFY at a time).
     private let notifier: WorkNotifier
+    /// Relays connections to the listed host that accepts writes, for a host list; nil for one host.
+    private let forwarder: PrimaryForwarder?
 
     public init(settings: PostgresSettings, masterKey: MasterKey, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3) {
         self.timeout = timeout
         self.masterKey = masterKey
         self.settings = settings
-        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        // A host list (libpq's h1:p1,h2:p2 and target_session_attrs) goes through the host chooser.
+        forwarder = settings.choosesHost ? PrimaryForwarder(settings: settings, logger: logger) : nil
+        if settings.choosesHost, forwarder == nil { logger.error("the database host chooser did not start; connecting to the first host only") }
+        let configuration = settings.clientConfiguration(via: forwarder?.endpoint)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
-        var workConfiguration = settings.clientConfiguration
+        var workConfiguration = configuration
         workConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
         // Claims take the first due rows in order: walking the due index and stopping after them is
         // the only plan that does not grow with the backlog. Statistics lag exactly when a backlog
