@@ -116,6 +116,22 @@ public final class MusterMetrics: Sendable {
                                    labels: [("status", status)]).set(Double(counts[status] ?? 0))
             }
         }
+        // What an alert on "nobody owns this" needs: how many open incidents are in each phase, and how long
+        // the oldest one still escalating (unacknowledged) or unowned has waited.
+        if let open = try? await reads.incidents(IncidentFilter(phases: IncidentFilter.openPhases, limit: 10_000)) {
+            let now = Date()
+            for phase in IncidentFilter.openPhases.sorted() {
+                let inPhase = open.filter { $0.phase == phase }
+                registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "incidents_open", unitName: "",
+                                                                    helpText: "Open incidents, by phase (escalating: nobody has acknowledged yet; unowned: every step and the fallback were paged)."),
+                                   labels: [("phase", phase)]).set(Double(inPhase.count))
+                guard phase != "acknowledged" else { continue }
+                let oldest = inPhase.map { now.timeIntervalSince($0.reportedAt) }.max() ?? 0
+                registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "incident_oldest_waiting", unitName: "seconds",
+                                                                    helpText: "How long the oldest open incident in the phase has waited since its report (0 when there is none)."),
+                                   labels: [("phase", phase)]).set(oldest)
+            }
+        }
         if let pending = try? await reads.pendingAuditEntries() {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "audit_entries_pending", unitName: "",
                                                                 helpText: "Committed audit entries not yet in a signed checkpoint (the sequencer's queue)."),

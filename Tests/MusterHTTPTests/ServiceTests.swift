@@ -242,6 +242,10 @@ struct ServiceTests {
             #expect(metrics.contains("muster_outbox_notifications"))
             #expect(metrics.contains("muster_audit_entries_pending"))
             #expect(metrics.contains("muster_audit_checkpoint_latency_seconds_bucket"))
+            // The open incident waits for an owner: counted by phase, with how long the oldest has waited.
+            #expect(metrics.contains(#"muster_incidents_open{phase="escalating"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"muster_incidents_open{phase="unowned"} 0"#))
+            #expect(metrics.contains(#"muster_incident_oldest_waiting_seconds{phase="escalating"}"#))
 
             // The audit log's public parts: the verifier key, and a checkpoint it signed covering the report's entries.
             let key = try await client.call(.get, "/audit/key")
