@@ -87,6 +87,16 @@ public struct MasterKey: Sendable, CustomStringConvertible {
     }
 
     private static func aad(_ incident: String) -> [UInt8] { Array("muster/data-key\n\(incident)".utf8) }
+
+    /// A grouping key as stored (hex HMAC-SHA256 under a key derived from this one): whoever reads the
+    /// database cannot test student numbers against it, as they could an unkeyed hash.
+    public func groupKeyMAC(_ digest: String) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("muster/group-key".utf8), outputByteCount: 32)
+        return HMAC<SHA256>.authenticationCode(for: Array(digest.utf8), using: derived).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
 }
 
 public enum Seal: Sendable {

@@ -142,6 +142,26 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test("the grouping key names a student: stored keyed, never as a plain hash of the reference, and cleared at resolution",
+          arguments: Backend.allCases)
+    func groupKeysAreKeyedAndCleared(backend: Backend) async throws {
+        try await withStore(backend) { t in
+            let first = try created(try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report()))], to: t.store, now: schoolMorning).first).0
+            let stored = try await t.strings("SELECT group_key_hash FROM incidents WHERE group_key_hash IS NOT NULL")
+            #expect(stored.count == 1)
+            // Anyone could compute the unkeyed hash of "suicide-risk|site=lincoln-high|subject=S-1042" and find the student.
+            let plain = GroupKey.hash("suicide-risk|site=lincoln-high|subject=S-1042")
+            #expect(!stored.contains(plain))
+            #expect(!stored.contains(GroupKey.hash(plain)))
+            // Grouping still works on the keyed form.
+            let later = schoolMorning.addingTimeInterval(60)
+            let merged = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report(at: later)))], to: t.store, now: later)
+            #expect(try merged.first?.get() == .merged(first))
+            _ = try await Dispatcher(catalog: shippedCatalog).outcomes([.event(first.id, .resolved(by: .person("aokafor"), note: nil))], to: t.store, now: later)
+            #expect(try await t.strings("SELECT group_key_hash FROM incidents WHERE group_key_hash IS NOT NULL").isEmpty, "cleared at resolution")
+        }
+    }
+
     @Test("a resolved incident takes no more reports: the next one opens a new incident", arguments: Backend.allCases)
     func noMergeIntoResolved(backend: Backend) async throws {
         try await withStore(backend) { t in

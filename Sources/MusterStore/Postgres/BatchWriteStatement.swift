@@ -77,7 +77,7 @@ struct IncidentRows {
         phase.append(state.phase.name)
         reportedAt.append(incident.reportedAt)
         reportCount.append(Int64(state.reportCount))
-        groupKeyHash.append(write.groupKeyHash ?? "")
+        groupKeyHash.append(write.groupKeyHash.map(masterKey.groupKeyMAC) ?? "")
         groupUntil.append(write.groupUntil ?? absent)
         self.state.append(ByteBuffer(bytes: StateCodec.encode(state).bytes))
         summarySealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
@@ -261,7 +261,8 @@ struct BatchChanges {
         WITH changed_incidents AS (
           UPDATE incidents AS i SET severity = u.severity, phase = u.phase, report_count = u.report_count, state = u.state,
             audit_head = COALESCE(NULLIF(u.audit_head, ''::bytea), i.audit_head),
-            purged_at = CASE WHEN u.id = ANY({purged}::text[]) THEN {now} ELSE i.purged_at END, updated_at = {now}
+            purged_at = CASE WHEN u.id = ANY({purged}::text[]) THEN {now} ELSE i.purged_at END, updated_at = {now},
+            group_key_hash = CASE WHEN u.phase = 'resolved' THEN NULL ELSE i.group_key_hash END
           FROM unnest({incidents.id}::text[], {incidents.severity}::text[], {incidents.phase}::text[], {incidents.report_count}::int8[],
             {incidents.state}::bytea[], {incidents.audit_head}::bytea[])
             AS u(id, severity, phase, report_count, state, audit_head)

@@ -193,13 +193,15 @@ public final class PostgresStore: Store {
         // One round trip for what the locks protect: reports already taken by idempotency key, open
         // incidents for the grouping keys, and fresh incident numbers.
         var ids = Set(needs.incidentIDs)
+        // Grouping keys are stored keyed (MasterKey.groupKeyMAC): looked up by the stored form, handed back by the runtime's.
+        let storedGroups = Dictionary(needs.groupKeyHashes.map { (masterKey.groupKeyMAC($0), $0) }, uniquingKeysWith: { first, _ in first })
         if !needs.idempotencyKeys.isEmpty || !needs.groupKeyHashes.isEmpty || needs.newNumbers > 0 {
             let rows = try await connection.query("""
                 SELECT 'idempotent', r.idempotency_key, i.id, i.number FROM reports r JOIN incidents i ON i.id = r.incident_id
                   WHERE r.idempotency_key = ANY(\(needs.idempotencyKeys)::text[])
                 UNION ALL
                 SELECT 'group', group_key_hash, id, number FROM incidents
-                  WHERE group_key_hash = ANY(\(needs.groupKeyHashes)::text[]) AND phase <> 'resolved' AND group_until >= \(now)
+                  WHERE group_key_hash = ANY(\(Array(storedGroups.keys))::text[]) AND phase <> 'resolved' AND group_until >= \(now)
                 UNION ALL
                 SELECT 'number', '', '', nextval('incident_numbers') FROM generate_series(1, \(needs.newNumbers))
                 """, logger: logger)
@@ -210,7 +212,7 @@ public final class PostgresStore: Store {
                     // A retried report is answered with its incident as it stands: read it too.
                     prefetched.idempotent[key] = IncidentRef(id: IncidentID(id), number: number)
                     ids.insert(IncidentID(id))
-                case "group": groups.append((key, id, number))
+                case "group": if let hash = storedGroups[key] { groups.append((hash, id, number)) }
                 default: prefetched.numbers.append(number)
                 }
             }

@@ -182,6 +182,12 @@ enum SQLiteSchema {
         );
         CREATE INDEX web_credentials_by_user ON web_credentials (user_id) WHERE ended_at IS NULL;
         """),
+        // Grouping keys were unkeyed SHA-256 of a student reference, kept for ever: they are keyed now
+        // (MasterKey.groupKeyMAC) and cleared at resolution. The old ones go; an open incident's group
+        // takes no new reports for the rest of its window.
+        ("009-keyed-group-keys", """
+        UPDATE incidents SET group_key_hash = NULL;
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

@@ -76,14 +76,17 @@ public final class SQLiteStore: Store {
             }
         }
         if !needs.groupKeyHashes.isEmpty {
+            // Stored keyed (MasterKey.groupKeyMAC): looked up by the stored form, handed back by the runtime's.
+            let stored = Dictionary(needs.groupKeyHashes.map { (masterKey.groupKeyMAC($0), $0) }, uniquingKeysWith: { first, _ in first })
             let rows = try Row.fetchAll(db, sql: """
                 SELECT group_key_hash, id FROM incidents
-                WHERE group_key_hash IN (\(placeholders(needs.groupKeyHashes.count))) AND phase <> 'resolved' AND group_until >= ?
+                WHERE group_key_hash IN (\(placeholders(stored.count))) AND phase <> 'resolved' AND group_until >= ?
                 ORDER BY number
-                """, arguments: StatementArguments(needs.groupKeyHashes) + [now.milliseconds])
+                """, arguments: StatementArguments(Array(stored.keys)) + [now.milliseconds])
             for row in rows {
                 let id = IncidentID(row[1] as String)
-                prefetched.openByGroup[row[0]] = id
+                guard let hash = stored[row[0] as String] else { continue }
+                prefetched.openByGroup[hash] = id
                 ids.insert(id)
             }
         }
@@ -148,7 +151,7 @@ public final class SQLiteStore: Store {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?, ?, ?)
                     """).execute(arguments: [id.rawValue, state.incident.number, state.incident.type.rawValue, state.incident.severity.rawValue,
                                      state.incident.site.rawValue, state.playbook.rawValue, state.playbookVersion, state.phase.name,
-                                     state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash,
+                                     state.incident.reportedAt.milliseconds, state.reportCount, write.groupKeyHash.map(masterKey.groupKeyMAC),
                                      write.groupUntil?.milliseconds, Data(stored), write.summarySealed.map { Data($0) },
                                      write.subjectSealed.map { Data($0) }, write.auditHead.map { Data($0) }, nowMS])
                 if let key = write.dataKey {
@@ -158,9 +161,11 @@ public final class SQLiteStore: Store {
             } else {
                 try db.cachedStatement(sql: """
                     UPDATE incidents SET severity = ?, phase = ?, report_count = ?, state = ?, audit_head = COALESCE(?, audit_head),
-                      purged_at = CASE WHEN ? THEN ? ELSE purged_at END, updated_at = ? WHERE id = ?
+                      purged_at = CASE WHEN ? THEN ? ELSE purged_at END, updated_at = ?,
+                      group_key_hash = CASE WHEN ? = 'resolved' THEN NULL ELSE group_key_hash END
+                    WHERE id = ?
                     """).execute(arguments: [state.incident.severity.rawValue, state.phase.name, state.reportCount, Data(stored),
-                                     write.auditHead.map { Data($0) }, writes.purgedKeys.contains(id), nowMS, nowMS, id.rawValue])
+                                     write.auditHead.map { Data($0) }, writes.purgedKeys.contains(id), nowMS, nowMS, state.phase.name, id.rawValue])
             }
         }
         for id in writes.purgedKeys {
