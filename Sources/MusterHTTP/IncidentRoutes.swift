@@ -42,6 +42,14 @@ extension MusterServer {
         action("flags/:flag/confirm", .confirmFlag, fields: []) { account, _, context in
             .flagConfirmed(IncidentFlag(context.parameters.get("flag") ?? ""), by: account.actor)
         }
+        // A responder's decision on a flag, later ("telling the family could endanger the student", or no
+        // longer): who and why go on the record, the why sealed; the tasks it rules out go or come back.
+        for (verb, set) in [("set", true), ("clear", false)] {
+            action("flags/:flag/\(verb)", .confirmFlag, fields: ["reason"], bodyRequired: true) { account, body, context in
+                .flagDecided(IncidentFlag(context.parameters.get("flag") ?? ""), set: set, by: account.actor,
+                             reason: body.string("reason", required: true, maxLength: 2_000) ?? "")
+            }
+        }
 
         func action(_ path: String, _ permission: Permission, fields: Set<String>, bodyRequired: Bool = false,
                     _ event: @escaping @Sendable (UserAccount, inout ObjectReader) -> IncidentEvent) {

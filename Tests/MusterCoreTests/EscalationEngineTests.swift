@@ -155,7 +155,8 @@ struct EscalationEngineTests {
     func unlessFlag() {
         let run = Fixture.simulate(at: schoolHours, flags: ["family-may-be-source"])
         #expect(run.state.tasks.map(\.id) == ["screening"])
-        #expect(!run.lines.contains { $0.task == "guardian" })
+        // Never scheduled or paged; only the record that the report left it out.
+        #expect(run.lines.filter { $0.task == "guardian" }.map(\.kind) == ["task_withdrawn"])
     }
 
     @Test("a flag in a later report by the first reporter withdraws the open tasks it rules out, timer and all")
@@ -189,6 +190,47 @@ struct EscalationEngineTests {
         #expect(confirmed.state.incident.flags == ["family-may-be-source"])
         #expect(confirmed.lines("task_withdrawn") == ["+15m task_withdrawn guardian"])
         #expect(confirmed.lines.contains { $0.kind == "flag_confirmed" && $0.target == "family-may-be-source" })
+    }
+
+    @Test("the family decision is on the record: the report's flag and the task it leaves out; a responder clears it with a reason and the task comes back")
+    func familyDecisionIsRecorded() throws {
+        let engine = Fixture.engine
+        var effects: [Effect] = []
+        let start = Fixture.instant(schoolHours)
+        var state = engine.start(Fixture.incident(at: schoolHours, flags: ["family-may-be-source"]), now: start, effects: &effects)
+        func records(_ action: AuditAction) -> [AuditRecord] {
+            effects.compactMap { if case .audit(let record) = $0, record.action == action { record } else { nil } }
+        }
+        #expect(state.tasks.map(\.id) == ["screening"])
+        #expect(records(.flagSet).map(\.target) == ["family-may-be-source"])
+        #expect(records(.flagSet).first?.actor == .person("pr1"))
+        #expect(records(.taskWithdrawn).map(\.task) == ["guardian"])
+        #expect(records(.taskWithdrawn).first?.detail == "left out: the report set family-may-be-source")
+
+        // Five hours later a responder learns the family is safe: the guardian task is back, already past its 4h deadline.
+        effects = []
+        let later = start.addingTimeInterval(5 * 3600)
+        try engine.apply(.flagDecided("family-may-be-source", set: false, by: .person("sw2"), reason: "Spoke with the aunt; the threat is a classmate"),
+                         to: &state, now: later, effects: &effects)
+        #expect(state.incident.flags.isEmpty)
+        #expect(state.tasks.map(\.id) == ["screening", "guardian"])
+        #expect(state.tasks.first { $0.id == "guardian" }?.dueAt == start.addingTimeInterval(4 * 3600))
+        let cleared = try #require(records(.flagCleared).first)
+        #expect(cleared.actor == .person("sw2") && cleared.target == "family-may-be-source")
+        #expect(cleared.sensitive == "Spoke with the aunt; the threat is a classmate", "the why is sealed, not in the detail")
+        #expect(cleared.detail?.contains("aunt") == false)
+        #expect(records(.taskRestored).map(\.task) == ["guardian"])
+        #expect(effects.contains { $0 == .scheduleTimer(.taskDue("guardian"), at: start.addingTimeInterval(4 * 3600)) })
+        #expect(throws: EngineRejection.flagNotSet("family-may-be-source")) {
+            try engine.apply(.flagDecided("family-may-be-source", set: false, by: .person("sw2"), reason: "again"), to: &state, now: later, effects: &effects)
+        }
+        // Set again by a responder, with why: the task goes again.
+        effects = []
+        try engine.apply(.flagDecided("family-may-be-source", set: true, by: .person("sw2"), reason: "The aunt called back: it is the stepfather"),
+                         to: &state, now: later.addingTimeInterval(60), effects: &effects)
+        #expect(state.tasks.map(\.id) == ["screening"])
+        #expect(records(.flagSet).first?.sensitive == "The aunt called back: it is the stepfather")
+        #expect(records(.taskWithdrawn).map(\.task) == ["guardian"])
     }
 
     @Test("confirming a flag the playbook does not have is refused")

@@ -347,6 +347,23 @@ struct ReporterVisibilityTests {
             let unknown = try await client.call(.post, "/api/v1/incidents/\(number)/flags/no-such-flag/confirm", headers: harness.auth("responder-lincoln"))
             #expect(unknown.status == .conflict)
             #expect(unknown.text.contains("no flag 'no-such-flag'"))
+
+            // The decision reversed, with why: the task comes back, and the why is sealed on the timeline.
+            let noReason = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/clear",
+                                                 headers: harness.auth("responder-lincoln"), json: "{}")
+            #expect(noReason.status == .badRequest)
+            let cleared = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/clear",
+                                                headers: harness.auth("responder-lincoln"), json: #"{"reason": "Mother is not the concern after all"}"#)
+            #expect(cleared.status == .ok)
+            #expect(try await harness.store.incident(id)?.tasks.contains { $0.id == "guardian" } == true)
+            let after = try await harness.store.timeline(id)
+            #expect(after.contains { $0.action == .flagCleared && $0.actor == .person("responder-lincoln") && $0.sensitive == "Mother is not the concern after all" })
+            #expect(after.contains { $0.action == .taskRestored && $0.task == "guardian" })
+            let again = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/clear",
+                                              headers: harness.auth("responder-lincoln"), json: #"{"reason": "twice"}"#)
+            #expect(again.status == .conflict)
+            #expect(try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/set",
+                                          headers: harness.auth("reporter-lincoln"), json: #"{"reason": "x"}"#).status == .forbidden)
         }
     }
 }

@@ -208,6 +208,9 @@ public enum IncidentEvent: Hashable, Sendable {
     /// A responder confirms a flag (one a later report proposed, or their own finding): it is added to
     /// the incident and withdraws the open tasks it rules out.
     case flagConfirmed(IncidentFlag, by: Actor)
+    /// A responder's decision on a flag (such as "telling the family could endanger the student"), with
+    /// why (sealed): setting it withdraws the open tasks it rules out; clearing it restores them.
+    case flagDecided(IncidentFlag, set: Bool, by: Actor, reason: String)
     /// A responder joined another open incident into this one (an explicit action, audited): its
     /// reports come along, as merged reports do, and so do the flags in force there (`flags`, its
     /// first reporter's and those confirmed), confirmed by whoever joined them. Reports never join
@@ -323,6 +326,11 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case taskWithdrawn = "task_withdrawn"
     case flagProposed = "flag_proposed"
     case flagConfirmed = "flag_confirmed"
+    /// A flag in force from the report, or set by a responder's decision.
+    case flagSet = "flag_set"
+    case flagCleared = "flag_cleared"
+    /// A task a cleared flag had ruled out, put back on the checklist.
+    case taskRestored = "task_restored"
     case taskOverdue = "task_overdue"
     case noteAdded = "note_added"
     case resolved
@@ -393,6 +401,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case unknownPerson(PersonID)
     case joinItself
     case unknownFlag(IncidentFlag)
+    case flagNotSet(IncidentFlag)
     /// A purge for incidents closed before a date, of one closed (again) since.
     case closedTooRecently(Date)
 
@@ -408,6 +417,7 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .unknownPerson(let id): "no person '\(id)' in the directory"
         case .joinItself: "an incident cannot join itself"
         case .unknownFlag(let flag): "the incident's playbook has no flag '\(flag)'"
+        case .flagNotSet(let flag): "the flag '\(flag)' is not set on this incident"
         case .closedTooRecently(let date): "the incident was closed after \(date), too recently for this purge"
         }
     }

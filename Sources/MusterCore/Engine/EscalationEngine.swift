@@ -56,6 +56,14 @@ public final class EscalationEngine: Sendable {
         for task in playbook.tasks where incident.flags.isEmpty || task.unless.isDisjoint(with: incident.flags) {
             run.state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
         }
+        // The report's answers are decisions too: who set each flag, and which task it left out, are on the record.
+        for flag in incident.flags.sorted(by: { $0.rawValue < $1.rawValue }) {
+            run.audit(incident.reporter, .flagSet, target: flag.rawValue, detail: "\(flag.rawValue) set in the report")
+        }
+        for task in playbook.tasks where !task.unless.isDisjoint(with: incident.flags) {
+            let flags = task.unless.intersection(incident.flags).map(\.rawValue).sorted().joined(separator: ", ")
+            run.audit(incident.reporter, .taskWithdrawn, task: task.id, detail: "left out: the report set \(flags)")
+        }
         run.scheduleTasks(anchor: .report, at: incident.reportedAt)
         run.page(step: 0, round: 0)
         swap(&effects, &run.effects)
@@ -104,6 +112,20 @@ private struct Run {
             state.incident.flags.insert(flag)
             audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) confirmed")
             withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
+        case .flagDecided(let flag, let set, let actor, let reason):
+            guard state.isOpen else { throw .resolved }
+            guard playbook.flags[flag] != nil else { throw .unknownFlag(flag) }
+            if set {
+                guard !state.incident.flags.contains(flag) else { return }
+                state.incident.flags.insert(flag)
+                audit(actor, .flagSet, target: flag.rawValue, detail: "\(flag.rawValue) set by a responder", sensitive: reason)
+                withdrawTasks(excludedBy: [flag], by: actor, because: "a responder set")
+            } else {
+                guard state.incident.flags.contains(flag) else { throw .flagNotSet(flag) }
+                state.incident.flags.remove(flag)
+                audit(actor, .flagCleared, target: flag.rawValue, detail: "\(flag.rawValue) cleared by a responder", sensitive: reason)
+                restoreTasks(clearedFlag: flag, by: actor)
+            }
         case .joinedFrom(let source, let reports, let flags, let actor):
             guard state.isOpen else { throw .resolved }
             audit(actor, .joined, target: "incident:\(source.number)",
@@ -559,6 +581,18 @@ private struct Run {
             let flagList = task.unless.intersection(flags).map(\.rawValue).sorted().joined(separator: ", ")
             audit(actor, .taskWithdrawn, task: task.id, detail: "\(why) \(flagList)")
         }
+    }
+
+    /// A cleared flag puts back the tasks it alone ruled out, with their deadlines from their anchors
+    /// (a deadline already past makes the task overdue at once, and its overdue pages go out).
+    mutating func restoreTasks(clearedFlag flag: IncidentFlag, by actor: Actor) {
+        for task in engine.playbook.tasks where task.unless.contains(flag) && task.unless.isDisjoint(with: state.incident.flags) {
+            guard !state.tasks.contains(where: { $0.id == task.id }) else { continue }
+            state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
+            audit(actor, .taskRestored, task: task.id, detail: "restored: \(flag.rawValue) cleared")
+        }
+        scheduleTasks(anchor: .report, at: state.incident.reportedAt)
+        if let acknowledgedAt = state.acknowledgedAt { scheduleTasks(anchor: .acknowledgement, at: acknowledgedAt) }
     }
 
     mutating func taskDue(_ id: TaskID) {
