@@ -268,6 +268,14 @@ struct WebPageTests {
             #expect(try await responder.post("\(path)/tasks/\(task.id.rawValue)/complete", []).status == .seeOther)
             #expect(try await harness.store.incident(id)?.tasks.first?.completedBy == .person(PersonID("responder-lincoln")))
             #expect(try await responder.post("\(path)/notes", [("text", "Met the student with the counselor")]).status == .seeOther)
+            // The family decision, from the page: a reason is required, and the task it rules out goes.
+            #expect(try await responder.get(path).text.contains("Decisions"))
+            #expect(try await responder.post("\(path)/flags/guardian-contact-unsafe/set", [("reason", " ")]).headers[.location] == "\(path)?done=empty-reason")
+            #expect(try await harness.store.incident(id)?.incident.flags.isEmpty == true)
+            #expect(try await responder.post("\(path)/flags/guardian-contact-unsafe/set", [("reason", "Student says home is not safe")]).headers[.location]
+                    == "\(path)?done=flags")
+            #expect(try await harness.store.incident(id)?.incident.flags == ["guardian-contact-unsafe"])
+            #expect(try await harness.store.timeline(id).contains { $0.action == .flagSet && $0.sensitive == "Student says home is not safe" })
             #expect(try await responder.post("\(path)/resolve", [("note", "Safe at home; follow-up Monday")]).status == .seeOther)
             let after = try await responder.get(path)
             #expect(after.text.contains("Resolved"))

@@ -33,6 +33,13 @@ extension MusterServer {
         action("tasks/:task/complete", .completeTask) { account, _, context in
             .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
         }
+        // The family decision (and any other flag), later, with why: the why is sealed.
+        for (verb, set) in [("set", true), ("clear", false)] {
+            action("flags/:flag/\(verb)", .confirmFlag) { account, form, context in
+                .flagDecided(IncidentFlag(context.parameters.get("flag") ?? ""), set: set, by: account.actor,
+                             reason: String((form["reason"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines).prefix(2000)))
+            }
+        }
 
         func action(_ path: String, _ permission: Permission,
                     _ event: @escaping @Sendable (UserAccount, FormBody, MusterRequestContext) -> IncidentEvent) {
@@ -47,6 +54,9 @@ extension MusterServer {
                     let made = event(account, form, context)
                     if case .noteAdded(_, let text) = made, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                         return WebPage.redirect("/incidents/\(number)?done=empty-note")
+                    }
+                    if case .flagDecided(_, _, _, let reason) = made, reason.isEmpty {
+                        return WebPage.redirect("/incidents/\(number)?done=empty-reason")
                     }
                     let state = try await self.visibleIncident(number, account: account)
                     do {
@@ -212,6 +222,7 @@ extension MusterServer {
         struct TaskItem { var id: String; var title: String; var done: Bool; var doneText: String?; var overdue: Bool; var dueText: String?; var canComplete: Bool }
         struct TimelineItem { var offset: String; var text: String }
         struct PersonOption { var id: String; var name: String }
+        struct Decision { var id: String; var question: String; var isSet: Bool; var verb: String; var button: String }
         var frame: WebPage.Frame
         var done: String?
         var call911: Bool
@@ -236,6 +247,8 @@ extension MusterServer {
         var tasks: [TaskItem]
         var canNote: Bool
         var canExport: Bool
+        /// The playbook's questions (the family decision among them), as they stand, for who may change them.
+        var decisions: [Decision]
         var timeline: [TimelineItem]
     }
 
@@ -250,6 +263,8 @@ extension MusterServer {
         "notes": "Note added.",
         "tasks": "Task marked done.",
         "empty-note": "The note was empty, so nothing was added.",
+        "flags": "Decision recorded.",
+        "empty-reason": "Say why: a decision needs a reason, so nothing was changed.",
     ]
 
     private func incidentPage(_ context: MusterRequestContext, _ account: UserAccount, done: String?) async throws -> Response {
@@ -327,7 +342,14 @@ extension MusterServer {
             people: account.role.allows(.reassign)
                 ? directory.people.values.filter { $0.assignments.contains(.site(state.incident.site)) || $0.assignments.contains(.district) }
                     .sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name) } : [],
-            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), canExport: Self.audits(account), timeline: timeline)
+            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), canExport: Self.audits(account),
+            decisions: state.isOpen && account.role.allows(.confirmFlag)
+                ? (playbook?.flags ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map { flag, question in
+                    let isSet = state.incident.flags.contains(flag)
+                    return .init(id: flag.rawValue, question: question, isSet: isSet, verb: isSet ? "clear" : "set",
+                                 button: isSet ? "Change to no" : "Change to yes")
+                } : [],
+            timeline: timeline)
         return WebPage.render(.ok, live ? "incident-live" : "incident", page)
     }
 
