@@ -57,20 +57,28 @@ public struct AuditLogVerifier: Sendable {
 
     public func verify(witnesses: [DirectoryWitness] = []) async throws -> AuditVerificationSummary {
         // The entries and the tree are checked side by side (each pass keeps a core and the database busy).
+        // On a running service the sequencer adds leaves meanwhile: the log's size is read once the
+        // checkpoints are (none covers more), before either pass, and the passes stop there: an entry with an
+        // index below it was in the log before the entries were read.
+        let roots = try await expectedRoots(witnesses: witnesses)
+        let bound = try await store.auditLogSize()
         async let entries = verifyEntries()
-        async let tree = verifyTree(witnesses: witnesses)
+        async let tree = verifyTree(roots, bound: bound)
         var summary: AuditVerificationSummary
+        let inLog: [Int64]
         let size: Int64, checkpoints: Int, witnessed: Int, proofs: Int
         do {
-            summary = try await entries
+            (summary, inLog) = try await entries
             (size, checkpoints, witnessed, proofs) = try await tree
         } catch let gap as AuditLogGap {
             // A row missing from the log or its stored hashes: deleted behind the triggers.
             throw fail("\(gap.description): rows were deleted from the log")
         }
-        guard size == summary.treeSize else {
-            throw fail("the log holds \(size) leaves but \(summary.treeSize) stored entries are in it: entries were deleted or added behind its back")
+        let counted = Int64(inLog.lazy.filter { $0 < size }.count)
+        guard counted == size else {
+            throw fail("the log holds \(size) leaves but \(counted) stored entries are in it: entries were deleted or added behind its back")
         }
+        summary.treeSize = size
         summary.checkpoints = checkpoints
         summary.witnessCheckpoints = witnessed
         summary.consistencyProofs = proofs
@@ -80,10 +88,11 @@ public struct AuditLogVerifier: Sendable {
     private func fail(_ message: String) -> AuditVerificationFailure { AuditVerificationFailure(description: message) }
 
     /// Every entry's bytes, leaf hash and place in its incident's chain, in (incident, sequence) order.
-    private func verifyEntries() async throws -> AuditVerificationSummary {
+    /// Also the log index of every entry found in the log.
+    private func verifyEntries() async throws -> (AuditVerificationSummary, [Int64]) {
         var summary = AuditVerificationSummary()
         var last: (incident: IncidentID, sequence: Int, leaf: LogHash)?
-        var inLog = 0
+        var inLog: [Int64] = []
         let (store, page) = (store, page)
         var next = Task { try await store.auditEntries(after: nil, limit: page) }
         while true {
@@ -118,8 +127,8 @@ public struct AuditLogVerifier: Sendable {
                     guard fields.string("prev") == nil else { throw fail("\(name()): the first entry of an incident names a previous one") }
                     summary.incidents += 1
                 }
-                if entry.logIndex != nil {
-                    inLog += 1
+                if let index = entry.logIndex {
+                    inLog.append(index)
                 } else {
                     summary.pending += 1
                     if let at = try? AuditEntryEncoding.decode(entry.body).record.at, at < summary.oldestPending ?? .distantFuture {
@@ -131,24 +140,27 @@ public struct AuditLogVerifier: Sendable {
             }
             guard entries.count == page else { break }
         }
-        summary.treeSize = Int64(inLog)
-        return summary
+        summary.treeSize = Int64(inLog.count)
+        return (summary, inLog)
     }
 
-    /// The tree recomputed from the log's leaves, against every stored hash, stored checkpoint and witness checkpoint.
-    /// The log's size, how many stored and witness checkpoints were checked, and how many consistency proofs.
-    private func verifyTree(witnesses: [DirectoryWitness]) async throws -> (Int64, Int, Int, Int) {
+    /// The roots the log's tree must have at each size, and how many stored and witness checkpoints gave them.
+    private struct ExpectedRoots {
+        var bySize: [Int64: [(what: String, root: LogHash)]] = [:]
         var checkpoints = 0, witnessed = 0
-        // The roots to check, by tree size: stored checkpoints, then witness copies.
-        var expected: [Int64: [(what: String, root: LogHash)]] = [:]
+    }
+
+    /// The roots to check, by tree size: stored checkpoints, then witness copies.
+    private func expectedRoots(witnesses: [DirectoryWitness]) async throws -> ExpectedRoots {
+        var roots = ExpectedRoots()
         var from: Int64 = 0
         while true {
             let batch = try await store.checkpoints(fromSize: from, limit: page)
             for stored in batch {
                 let checkpoint = try open(stored.note, what: "stored checkpoint \(stored.size)")
                 guard checkpoint.size == stored.size else { throw fail("stored checkpoint \(stored.size) signs a tree of \(checkpoint.size)") }
-                expected[checkpoint.size, default: []].append(("stored checkpoint \(stored.size)", checkpoint.root))
-                checkpoints += 1
+                roots.bySize[checkpoint.size, default: []].append(("stored checkpoint \(stored.size)", checkpoint.root))
+                roots.checkpoints += 1
             }
             guard let last = batch.last, batch.count == page else { break }
             from = last.size + 1
@@ -157,10 +169,18 @@ public struct AuditLogVerifier: Sendable {
             for (file, note) in try witness.checkpoints() {
                 let what = "witness checkpoint \(witness.directory.appendingPathComponent(file).path)"
                 let checkpoint = try open(note, what: what)
-                expected[checkpoint.size, default: []].append((what, checkpoint.root))
-                witnessed += 1
+                roots.bySize[checkpoint.size, default: []].append((what, checkpoint.root))
+                roots.witnessed += 1
             }
         }
+        return roots
+    }
+
+    /// The tree recomputed from the log's first `bound` leaves, against every stored hash and the expected roots.
+    /// The log's size, how many stored and witness checkpoints were checked, and how many consistency proofs.
+    private func verifyTree(_ roots: ExpectedRoots, bound: Int64) async throws -> (Int64, Int, Int, Int) {
+        let expected = roots.bySize
+        let (checkpoints, witnessed) = (roots.checkpoints, roots.witnessed)
         var tree = CompactRange()
         var storedIndex: Int64 = 0
         var storedPage: [LogHash] = [], storedOffset = 0
@@ -171,12 +191,15 @@ public struct AuditLogVerifier: Sendable {
         }
         try check()
         let (store, page) = (store, page)
-        var nextLeaves = Task { try await store.logLeaves(from: 0, limit: page) }
+        var nextLeaves = Task { try await store.logLeaves(from: 0, limit: Int(min(Int64(page), bound))) }
         var nextStored = Task { try await store.treeHashes(from: 0, limit: page) }
         while true {
             // Each next page is read while this one is checked.
             let leaves = try await nextLeaves.value
-            if leaves.count == page { nextLeaves = Task { [from = tree.size + Int64(page)] in try await store.logLeaves(from: from, limit: page) } }
+            let read = tree.size + Int64(leaves.count)
+            if leaves.count == page, read < bound {
+                nextLeaves = Task { [from = read] in try await store.logLeaves(from: from, limit: Int(min(Int64(page), bound - from))) }
+            }
             for leaf in leaves {
                 for hash in tree.append(leaf) {
                     if storedOffset == storedPage.count {
@@ -193,7 +216,7 @@ public struct AuditLogVerifier: Sendable {
                 }
                 try check()
             }
-            if leaves.count < page { break }
+            if leaves.count < page || tree.size >= bound { break }
         }
         if let beyond = expected.keys.filter({ $0 > tree.size }).min(), let what = expected[beyond]?.first?.what {
             throw fail("\(what) covers \(beyond) entries but the log holds only \(tree.size): the log was truncated")

@@ -74,6 +74,8 @@ public protocol AuditLogStore: Sendable {
     func treeHashes(from: Int64, limit: Int) async throws -> [LogHash]
     /// The log's leaf hashes from log index `from` on, in order, at most `limit` (verification).
     func logLeaves(from: Int64, limit: Int) async throws -> [LogHash]
+    /// How many leaves the log holds now (its highest index plus one).
+    func auditLogSize() async throws -> Int64
     /// Entries in (incident, sequence) order after the given position, at most `limit` (verification).
     func auditEntries(after: (incident: IncidentID, sequence: Int)?, limit: Int) async throws -> [StoredAuditEntry]
     /// One incident's entries in sequence order (exports).
@@ -87,6 +89,16 @@ public protocol AuditLogStore: Sendable {
 }
 
 extension AuditLogStore {
+    /// By counting pages of leaves; the stores answer from the index.
+    public func auditLogSize() async throws -> Int64 {
+        var size: Int64 = 0
+        while true {
+            let page = try await logLeaves(from: size, limit: 10_000)
+            size += Int64(page.count)
+            if page.count < 10_000 { return size }
+        }
+    }
+
     /// The RFC 6962 consistency proof from the tree of `old` leaves to that of `new`, from the stored hashes.
     public func consistencyProof(from old: Int64, to new: Int64) async throws -> [LogHash] {
         try MerkleTree.consistencyProof(from: old, to: new, hashes: try await treeHashes(MerkleTree.consistencyProofIndices(from: old, to: new)))

@@ -197,6 +197,33 @@ struct AuditLogTests {
         await expectFailure(verifier, mentioning: ["log index \(index)", victim, "(reported)"])
     }
 
+    @Test("verify passes while the log grows: reports and sequencing go on between its passes' reads", arguments: Backend.allCases)
+    func verifyWhileGrowing(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        let signer = try testSigner()
+        _ = try await populate(database.store, count: 20)
+        try await sequence(database.store, signer)
+        let runtime = try Runtime(store: database.store, catalog: shippedCatalog, channel: FileChannel(path: "/dev/null"),
+                                  auditLog: AuditLogSettings(signer: signer, batch: 7))
+        let store = database.store
+        let writer = Task {
+            while !Task.isCancelled {
+                _ = try? await populate(store, count: 1)
+                _ = try? await runtime.sequenceAuditLog()
+            }
+        }
+        defer { writer.cancel() }
+        // Small pages make each pass many reads, so the sequencer adds leaves between them.
+        let verifier = AuditLogVerifier(store: store, verifiers: [signer.signer.verifier], page: 5)
+        for _ in 0..<10 {
+            let summary = try await verifier.verify()
+            #expect(summary.treeSize > 0)
+        }
+        writer.cancel()
+        _ = await writer.value
+    }
+
     @Test("verify fails when entries have waited for the sequencer longer than the bound", arguments: [Backend.sqlite])
     func stalledSequencerFails(backend: Backend) async throws {
         let database = try await AuditDatabase.make(backend)

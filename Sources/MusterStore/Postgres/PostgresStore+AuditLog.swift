@@ -112,6 +112,16 @@ extension PostgresStore {
         try await hashPage(table: "audit_tree", index: "stored_index", hash: "hash", from: from, limit: limit, what: "stored tree hash")
     }
 
+    public func auditLogSize() async throws -> Int64 {
+        try await database { [self] in
+            var size: Int64 = 0
+            for try await value in try await client.query("SELECT COALESCE(MAX(log_index) + 1, 0)::int8 FROM audit_log", logger: logger).decode(Int64.self) {
+                size = value
+            }
+            return size
+        }
+    }
+
     public func logLeaves(from: Int64, limit: Int) async throws -> [LogHash] {
         try await hashPage(table: "audit_log", index: "log_index", hash: "leaf_hash", from: from, limit: limit, what: "log entry")
     }

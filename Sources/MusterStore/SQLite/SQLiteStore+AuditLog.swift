@@ -82,6 +82,10 @@ extension SQLiteStore {
         }
     }
 
+    public func auditLogSize() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(log_index) + 1, 0) FROM audit_log") ?? 0 }
+    }
+
     public func logLeaves(from: Int64, limit: Int) async throws -> [LogHash] {
         try await pool.read { db in
             try Self.consecutive(db, sql: "SELECT log_index, leaf_hash FROM audit_log WHERE log_index >= ? ORDER BY log_index LIMIT ?",
