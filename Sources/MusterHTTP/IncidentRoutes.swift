@@ -42,6 +42,13 @@ extension MusterServer {
         action("flags/:flag/confirm", .confirmFlag, fields: []) { account, _, context in
             .flagConfirmed(IncidentFlag(context.parameters.get("flag") ?? ""), by: account.actor)
         }
+        // A disclosure a person made outside Muster (records handed to the police, a call to child protective
+        // services): recipient in the clear, what and the basis sealed (FERPA keeps a record of each, 34 CFR 99.32).
+        action("disclosures", .note, fields: ["recipient", "what", "basis"], bodyRequired: true) { account, body, _ in
+            .disclosureRecorded(by: account.actor, recipient: body.string("recipient", required: true, maxLength: 200) ?? "",
+                                what: body.string("what", required: true, maxLength: 2_000) ?? "",
+                                basis: body.string("basis", required: true, maxLength: 2_000) ?? "")
+        }
         // A responder's decision on a flag, later ("telling the family could endanger the student", or no
         // longer): who and why go on the record, the why sealed; the tasks it rules out go or come back.
         for (verb, set) in [("set", true), ("clear", false)] {

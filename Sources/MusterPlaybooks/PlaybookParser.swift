@@ -45,17 +45,18 @@ struct PlaybookParser {
             variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites, source: &source.steps[variant])
         }
         let fallback = top["fallback"].flatMap { node -> Fallback? in
-            guard let f = reader.fields(node, "fallback", required: ["notify", "via"], optional: ["repeat_every"]),
+            guard let f = reader.fields(node, "fallback", required: ["notify", "via"], optional: ["repeat_every", "disclosure_basis"]),
                   let targets = parseTargets(f["notify"], sites: sites),
                   let channels = reader.choices(f["via"], "channel", ChannelKind.self) else { return nil }
-            guard f.has("repeat_every") else { return Fallback(targets: targets, channels: channels) }
+            let basis = disclosureBasis(f, targets: targets, what: "the fallback", at: node)
+            guard f.has("repeat_every") else { return Fallback(targets: targets, channels: channels, disclosureBasis: basis) }
             guard let every = reader.duration(f["repeat_every"], "the fallback's repeat_every") else { return nil }
             if every < .minutes(1) {
                 reader.error("the fallback's repeat_every must be at least 1m: people paged more often cannot answer between pages",
                              at: f["repeat_every"])
                 return nil
             }
-            return Fallback(targets: targets, channels: channels, repeatEvery: every)
+            return Fallback(targets: targets, channels: channels, repeatEvery: every, disclosureBasis: basis)
         }
         let defaultOverdue = top.has("overdue") ? parseOverdue(top["overdue"], "overdue", sites: sites) : nil
         // A playbook `overdue` with errors of its own is reported there, not again on every task.
@@ -148,7 +149,8 @@ struct PlaybookParser {
         var steps: [EscalationStep] = []
         var failed = false
         for (index, item) in items.enumerated() {
-            guard let fields = reader.fields(item, "step \(index + 1)", required: ["notify", "via", "ack_within"], optional: ["repeat"]) else {
+            guard let fields = reader.fields(item, "step \(index + 1)", required: ["notify", "via", "ack_within"],
+                                             optional: ["repeat", "disclosure_basis"]) else {
                 failed = true
                 continue
             }
@@ -160,9 +162,23 @@ struct PlaybookParser {
                 failed = true
                 continue
             }
-            steps.append(EscalationStep(targets: targets, channels: channels, ackWithin: ack, repeats: repeats))
+            let basis = disclosureBasis(fields, targets: targets, what: "step \(index + 1)", at: item)
+            steps.append(EscalationStep(targets: targets, channels: channels, ackWithin: ack, repeats: repeats, disclosureBasis: basis))
         }
         return failed ? nil : steps
+    }
+
+    /// A page to a partner agency discloses a student's situation outside the school: FERPA (34 CFR 99.36,
+    /// 99.32(a)(5)) asks that its basis be recorded, so a step or fallback that names a partner must say it.
+    private func disclosureBasis(_ fields: Fields, targets: [Target], what: String, at node: Node) -> String? {
+        let basis = reader.string(fields["disclosure_basis"], "\(what)'s disclosure_basis")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let partners = targets.filter { if case .partner = $0 { true } else { false } }
+        if !partners.isEmpty, basis?.isEmpty ?? true {
+            reader.error("\(what) pages a partner agency (\(partners.map(\.description).joined(separator: ", "))): every such page is a disclosure "
+                         + "outside the school, so say why it is lawful with disclosure_basis: (e.g. \"FERPA health or safety emergency, "
+                         + "34 CFR 99.36: imminent risk to the student\")", at: fields.keyNode("notify") ?? node)
+        }
+        return basis?.isEmpty == false ? basis : nil
     }
 
     private func parseOverdue(_ node: Node?, _ what: String, sites: [SiteID]?) -> OverdueAlert? {

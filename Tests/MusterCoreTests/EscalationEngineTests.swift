@@ -233,6 +233,29 @@ struct EscalationEngineTests {
         #expect(records(.taskWithdrawn).map(\.task) == ["guardian"])
     }
 
+    @Test("a page to a partner agency is a disclosure: recorded with the page, with its channel and the playbook's basis; a person's own is sealed")
+    func partnerPagesAreDisclosures() throws {
+        let run = Fixture.simulate(at: schoolHours, [])
+        let pages = run.lines.filter { $0.kind == "fallback" && $0.partner == "mcrt" }
+        let disclosures = run.lines.filter { $0.kind == "disclosed" }
+        #expect(!pages.isEmpty)
+        #expect(disclosures.count == pages.count, "one disclosure per page to the partner")
+        #expect(disclosures.allSatisfy { $0.partner == "mcrt" && $0.detail?.contains("basis: FERPA health or safety emergency, 34 CFR 99.36") == true })
+        #expect(run.lines.filter { $0.kind == "page" }.allSatisfy { $0.partner == nil }, "pages to staff are not disclosures")
+
+        let engine = Fixture.engine
+        var effects: [Effect] = []
+        var state = engine.start(Fixture.incident(at: schoolHours), now: Fixture.instant(schoolHours), effects: &effects)
+        effects = []
+        try engine.apply(.disclosureRecorded(by: .person("sw2"), recipient: "Riverbend Police Department",
+                                             what: "the attendance record for the last month", basis: "the student is missing, believed at risk"),
+                         to: &state, now: Fixture.instant(schoolHours), effects: &effects)
+        guard case .audit(let record)? = effects.first else { Issue.record("no audit entry"); return }
+        #expect(record.action == .disclosed && record.actor == .person("sw2") && record.target == "Riverbend Police Department")
+        #expect(record.sensitive?.contains("the attendance record for the last month") == true)
+        #expect(record.detail?.contains("attendance") == false, "what and why are sealed")
+    }
+
     @Test("confirming a flag the playbook does not have is refused")
     func unknownFlagRefused() throws {
         let engine = Fixture.engine

@@ -61,7 +61,7 @@ enum Fixture {
           - { notify: [on-call:social-worker@site], via: [sms, push], ack_within: 5m, repeat: 1 }
           - { notify: [on-call:counselor@site], via: [sms], ack_within: 5m }
           - { notify: [on-call:crisis-team@district, role:principal@site], via: [voice, sms], ack_within: 10m }
-        fallback: { notify: [partner:mcrt], via: [voice] }
+        fallback: { notify: [partner:mcrt], via: [voice], disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36" }
         tasks:
           - { id: screening, title: Risk screening, due: 2h, after: acknowledgement }
           - { id: guardian, title: Guardian notified, due: 4h, after: report, unless: [family-may-be-source] }
@@ -79,7 +79,7 @@ enum Fixture {
             - { notify: [on-call:crisis-team@district], via: [voice], ack_within: 10m }
         non_school_days:
           steps:
-            - { notify: [partner:mcrt], via: [voice], ack_within: 15m }
+            - { notify: [partner:mcrt], via: [voice], ack_within: 15m, disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36" }
         fallback: { notify: [person:pr1], via: [voice] }
         """
 

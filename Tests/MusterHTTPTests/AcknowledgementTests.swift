@@ -361,7 +361,7 @@ struct PartnerAcknowledgementTests {
             title: Threat of violence (partner first)
             match: { types: [threat-of-violence] }
             steps:
-              - { notify: [partner:county-mobile-crisis], via: [sms, voice, email], ack_within: 10m }
+              - { notify: [partner:county-mobile-crisis], via: [sms, voice, email], ack_within: 10m, disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36" }
             fallback: { notify: [role:principal@site], via: [sms] }
             """.write(to: folder.appendingPathComponent("threat-of-violence.yaml"), atomically: true, encoding: .utf8)
         return folder

@@ -359,6 +359,15 @@ struct ReporterVisibilityTests {
             let after = try await harness.store.timeline(id)
             #expect(after.contains { $0.action == .flagCleared && $0.actor == .person("responder-lincoln") && $0.sensitive == "Mother is not the concern after all" })
             #expect(after.contains { $0.action == .taskRestored && $0.task == "guardian" })
+            // A disclosure the responder made outside Muster, on the record with what and why sealed.
+            let disclosure = try await client.call(.post, "/api/v1/incidents/\(number)/disclosures", headers: harness.auth("responder-lincoln"),
+                                                   json: #"{"recipient": "Riverbend Police Department", "what": "Class schedule and photo", "basis": "Missing, believed at risk"}"#)
+            #expect(disclosure.status == .ok)
+            let disclosed = try #require(try await harness.store.timeline(id).last { $0.action == .disclosed })
+            #expect(disclosed.target == "Riverbend Police Department" && disclosed.actor == .person("responder-lincoln"))
+            #expect(disclosed.sensitive == "What: Class schedule and photo\nBasis: Missing, believed at risk")
+            #expect(try await client.call(.post, "/api/v1/incidents/\(number)/disclosures", headers: harness.auth("responder-lincoln"),
+                                          json: #"{"recipient": "Police"}"#).status == .badRequest, "what and the basis are required")
             let again = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/clear",
                                               headers: harness.auth("responder-lincoln"), json: #"{"reason": "twice"}"#)
             #expect(again.status == .conflict)

@@ -38,7 +38,7 @@ let basePlaybook = """
       - notify: [on-call:counselor@north]
         via: [sms]
         ack_within: 5m
-    fallback: { notify: [partner:mcrt], via: [voice] }
+    fallback: { disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36", notify: [partner:mcrt], via: [voice] }
     """
 
 func load(playbook: String, directory: String = baseDirectory, more: [(String, String)] = []) -> [Diagnostic] {
@@ -105,15 +105,17 @@ struct PlaybookDiagnosticsTests {
          "p.yaml:5:14: error: bad target 'on-call:counselor': write on-call:ROLE@SCOPE, where SCOPE is site, district or a site id"),
         (replacing("on-call:counselor@north", with: "person:anne"),
          "p.yaml:5:14: error: unknown person 'anne'; did you mean 'ann'?"),
+        (replacing(#"disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36", "#, with: ""),
+         #"p.yaml:8:13: error: the fallback pages a partner agency (partner:mcrt): every such page is a disclosure outside the school, so say why it is lawful with disclosure_basis: (e.g. "FERPA health or safety emergency, 34 CFR 99.36: imminent risk to the student")"#),
         (replacing("partner:mcrt", with: "partner:mcrtt"),
-         "p.yaml:8:22: error: unknown partner 'mcrtt'; did you mean 'mcrt'?"),
+         "p.yaml:8:90: error: unknown partner 'mcrtt'; did you mean 'mcrt'?"),
         (replacing("on-call:counselor@north", with: "on-call:principal@north"),
          "p.yaml:5:14: error: target 'on-call:principal@north' names no one: no on-call schedule for principal at north"),
         (replacing("on-call:counselor@north", with: "role:psychologist@north"),
          "p.yaml:5:14: error: target 'role:psychologist@north' names no one: nobody holds the role psychologist at north"),
         (replacing("types: [suicide-risk]", with: "types: [suicide-risc]"),
          "p.yaml:3:18: error: unknown incident type 'suicide-risc'; did you mean 'suicide-risk'? (incident types are declared in directory.yaml)"),
-        (replacing("fallback: { notify: [partner:mcrt], via: [voice] }", with: ""),
+        (replacing(#"fallback: { disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36", notify: [partner:mcrt], via: [voice] }"#, with: ""),
          "p.yaml:1:1: error: missing required key 'fallback' in the playbook"),
         (replacing("id: suicide-risk", with: "id: Suicide Risk"),
          "p.yaml:1:5: error: the playbook id 'Suicide Risk' is not a valid id: use lowercase letters, digits and '-'"),
@@ -124,11 +126,11 @@ struct PlaybookDiagnosticsTests {
         (replacing("ack_within: 5m", with: "ack_within: 5m\n    repeat: 11"),
          "p.yaml:8:13: error: repeat must be a whole number from 0 to 10, not '11'"),
         (replacing("via: [voice] }", with: "via: [voice], repeat_every: 30s }"),
-         "p.yaml:8:65: error: the fallback's repeat_every must be at least 1m: people paged more often cannot answer between pages"),
+         "p.yaml:8:133: error: the fallback's repeat_every must be at least 1m: people paged more often cannot answer between pages"),
         (replacing("via: [voice] }", with: "via: [voice], repeat_every: often }"),
-         "p.yaml:8:65: error: bad duration 'often' for the fallback's repeat_every: write a number and a unit (s, m, h, d, w), e.g. 5m, 2h, 1h30m"),
+         "p.yaml:8:133: error: bad duration 'often' for the fallback's repeat_every: write a number and a unit (s, m, h, d, w), e.g. 5m, 2h, 1h30m"),
         (replacing("via: [voice] }", with: "via: [voice], repeat_evry: 5m }"),
-         "p.yaml:8:51: error: unknown key 'repeat_evry' in fallback; did you mean 'repeat_every'?"),
+         "p.yaml:8:119: error: unknown key 'repeat_evry' in fallback; did you mean 'repeat_every'?"),
         (replacing("title: Suicide risk", with: "title: [Suicide risk]"),
          "p.yaml:2:8: error: the playbook's title must be a single value, not a list"),
         (replacing("title: Suicide risk", with: "title: Suicide risk\ntitle: Again"),

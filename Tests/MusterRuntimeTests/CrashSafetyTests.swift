@@ -19,7 +19,7 @@ private let drillPlaybook = """
     steps:
       - { notify: [on-call:crisis-team@district], via: [sms], ack_within: 2s, repeat: 1 }
       - { notify: [on-call:district-crisis-lead@district], via: [sms, email], ack_within: 2s }
-      - { notify: [partner:county-mobile-crisis], via: [voice], ack_within: 2s }
+      - { notify: [partner:county-mobile-crisis], via: [voice], ack_within: 2s, disclosure_basis: "FERPA health or safety emergency, 34 CFR 99.36" }
     fallback: { notify: [on-call:crisis-team@district], via: [voice] }
     """
 

@@ -211,6 +211,9 @@ public enum IncidentEvent: Hashable, Sendable {
     /// A responder's decision on a flag (such as "telling the family could endanger the student"), with
     /// why (sealed): setting it withdraws the open tasks it rules out; clearing it restores them.
     case flagDecided(IncidentFlag, set: Bool, by: Actor, reason: String)
+    /// A disclosure a person made outside Muster (records handed to the police or child protective
+    /// services), with what and why (sealed): kept with the incident, as FERPA asks (34 CFR 99.32).
+    case disclosureRecorded(by: Actor, recipient: String, what: String, basis: String)
     /// A responder joined another open incident into this one (an explicit action, audited): its
     /// reports come along, as merged reports do, and so do the flags in force there (`flags`, its
     /// first reporter's and those confirmed), confirmed by whoever joined them. Reports never join
@@ -331,6 +334,9 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     case flagCleared = "flag_cleared"
     /// A task a cleared flag had ruled out, put back on the checklist.
     case taskRestored = "task_restored"
+    /// Information about the incident left the school: a page to a partner agency, or a disclosure a
+    /// person recorded; with the recipient and the basis.
+    case disclosed
     case taskOverdue = "task_overdue"
     case noteAdded = "note_added"
     case resolved

@@ -126,6 +126,9 @@ private struct Run {
                 audit(actor, .flagCleared, target: flag.rawValue, detail: "\(flag.rawValue) cleared by a responder", sensitive: reason)
                 restoreTasks(clearedFlag: flag, by: actor)
             }
+        case .disclosureRecorded(let actor, let recipient, let what, let basis):
+            audit(actor, .disclosed, target: recipient, detail: "recorded by \(actor): what and why are sealed",
+                  sensitive: "What: \(what)\nBasis: \(basis)")
         case .joinedFrom(let source, let reports, let flags, let actor):
             guard state.isOpen else { throw .resolved }
             audit(actor, .joined, target: "incident:\(source.number)",
@@ -250,7 +253,7 @@ private struct Run {
                 audit(.system, round == 0 ? .stepStarted : .stepRepeated, step: index, round: round,
                       detail: engine.ackWindowText[state.variant.index][index])
                 for recipient in recipients {
-                    send(to: recipient, channels: step.channels, kind: .page, step: index, round: round)
+                    send(to: recipient, channels: step.channels, kind: .page, step: index, round: round, disclosureBasis: step.disclosureBasis)
                 }
             }
             if !state.currentPages.isEmpty {
@@ -270,19 +273,19 @@ private struct Run {
 
     /// Notifies one recipient over each of the channels they have; with none of them, over their first contact point.
     mutating func send(to recipient: Recipient, channels: [ChannelKind], kind: NotificationKind,
-                       step: Int?, round: Int?, task: TaskID? = nil) {
+                       step: Int?, round: Int?, task: TaskID? = nil, disclosureBasis: String? = nil) {
         let contacts = engine.directory.contacts(of: recipient)
         var sent = 0
         for channel in channels {
             guard let contact = contacts.first(where: { $0.channel == channel }) else { continue }
-            emit(contact, to: recipient, kind: kind, step: step, round: round, task: task)
+            emit(contact, to: recipient, kind: kind, step: step, round: round, task: task, disclosureBasis: disclosureBasis)
             sent += 1
         }
         guard sent == 0 else { return }
         if let first = contacts.first {
             audit(.system, .channelSubstituted, step: step, round: round, recipient: recipient, channel: first.channel, task: task,
                   detail: "no \(channels.map(\.rawValue).joined(separator: " or ")) contact point; using " + first.channel.rawValue)
-            emit(first, to: recipient, kind: kind, step: step, round: round, task: task)
+            emit(first, to: recipient, kind: kind, step: step, round: round, task: task, disclosureBasis: disclosureBasis)
         } else {
             audit(.system, .targetUnresolved, step: step, round: round, recipient: recipient, task: task,
                   detail: "\(recipient) has no contact points")
@@ -290,7 +293,7 @@ private struct Run {
     }
 
     private mutating func emit(_ contact: ContactPoint, to recipient: Recipient, kind: NotificationKind,
-                               step: Int?, round: Int?, task: TaskID?) {
+                               step: Int?, round: Int?, task: TaskID?, disclosureBasis: String? = nil) {
         let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
         effects.append(.notify(QueuedNotification(
             id: id, incidentNumber: state.incident.number, type: state.incident.type,
@@ -298,6 +301,12 @@ private struct Run {
         if kind == .page { state.currentPages.append(OutstandingPage(notificationID: id, failed: false)) }
         audit(.system, kind == .fallback ? .fallbackPaged : .paged, step: step, round: round, recipient: recipient,
               channel: contact.channel, task: task, notification: id, detail: kind == .page ? nil : kind.rawValue)
+        // A page to a partner agency is a disclosure outside the school: recorded with it, in the same commit.
+        if case .partner = recipient {
+            audit(.system, .disclosed, step: step, round: round, recipient: recipient, channel: contact.channel, task: task, notification: id,
+                  detail: "incident number, category, site, severity and a link, by \(contact.channel.rawValue); basis: "
+                      + (disclosureBasis ?? "none recorded in the playbook"))
+        }
     }
 
     /// Everyone the targets name now, each once, in order; a target that names nobody is audited with why.
@@ -372,7 +381,7 @@ private struct Run {
         }
         let repeated = round > 0 ? round : nil
         for recipient in resolve(fallback.targets, round: repeated, context: "fallback: ") {
-            send(to: recipient, channels: fallback.channels, kind: .fallback, step: nil, round: repeated)
+            send(to: recipient, channels: fallback.channels, kind: .fallback, step: nil, round: repeated, disclosureBasis: fallback.disclosureBasis)
         }
         if round == 0 {
             state.phase = .unowned

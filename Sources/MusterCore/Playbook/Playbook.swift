@@ -45,12 +45,16 @@ public struct EscalationStep: Hashable, Sendable {
     public var ackWithin: TimeSpan
     /// How many times the step pages again before escalating (0: page once).
     public var repeats: Int
+    /// Why paging a partner agency is a lawful disclosure (FERPA's health-or-safety emergency): recorded
+    /// with every page to a partner. Required when the step names one.
+    public var disclosureBasis: String?
 
-    public init(targets: [Target], channels: [ChannelKind], ackWithin: TimeSpan, repeats: Int = 0) {
+    public init(targets: [Target], channels: [ChannelKind], ackWithin: TimeSpan, repeats: Int = 0, disclosureBasis: String? = nil) {
         self.targets = targets
         self.channels = channels
         self.ackWithin = ackWithin
         self.repeats = repeats
+        self.disclosureBasis = disclosureBasis
     }
 }
 
@@ -62,10 +66,13 @@ public struct Fallback: Hashable, Sendable {
     public var targets: [Target]
     public var channels: [ChannelKind]
     public var repeatEvery: TimeSpan
-    public init(targets: [Target], channels: [ChannelKind], repeatEvery: TimeSpan = Fallback.defaultRepeatEvery) {
+    /// As a step's: required when the fallback names a partner agency.
+    public var disclosureBasis: String?
+    public init(targets: [Target], channels: [ChannelKind], repeatEvery: TimeSpan = Fallback.defaultRepeatEvery, disclosureBasis: String? = nil) {
         self.targets = targets
         self.channels = channels
         self.repeatEvery = repeatEvery
+        self.disclosureBasis = disclosureBasis
     }
 }
 

@@ -509,6 +509,7 @@ extension MusterServer {
         case .flagSet: "\(who) set a flag"
         case .flagCleared: "\(who) cleared a flag"
         case .taskRestored: "Task restored: \(task)"
+        case .disclosed: record.recipient != nil ? "Disclosed to \(recipient)\(channel)" : "\(who) recorded a disclosure to \(record.target ?? "")"
         case .taskOverdue: "Overdue: \(task)"
         case .noteAdded: "\(who) added a note"
         case .resolved: "\(who) resolved it"
