@@ -14,6 +14,21 @@ extension MusterServer {
         routes.get("incidents") { request, context in try await self.list(request, context) }
         routes.get("incidents/:id") { request, context in try await self.detail(request, context) }
         routes.post("incidents/:id/join") { request, context in try await self.join(request, context) }
+        // A parent's request under FERPA: every disclosure concerning one student reference. Each incident
+        // read for it records the access in its log first.
+        routes.get("disclosures") { request, context in
+            let account = try context.requireAccount()
+            try account.require(.export)
+            let query = try QueryReader(request, allowed: ["subject"])
+            guard let subject = query["subject"] else {
+                throw Problem.badRequest("name the student reference: ?subject=REF", errors: [.init(pointer: "subject", detail: "required")])
+            }
+            let found = try await self.reads.disclosures(concerningSubject: subject)
+            for incident in Set(found.map(\.incident.id)) {
+                _ = try await self.apply(.accessed(by: account.actor, from: context.remoteAddress), to: incident)
+            }
+            return try json(DisclosureList(subject: subject, disclosures: found.map(DisclosureView.init)))
+        }
         // Auditors take an incident's record away: JSON with its proofs, or CSV; each export is in the log.
         routes.get("incidents/:id/export") { request, context in
             let account = try context.requireAccount()
@@ -325,5 +340,33 @@ enum InstantParser {
         fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         guard let date = plain.date(from: text) ?? fractional.date(from: text), range.contains(date) else { return nil }
         return date
+    }
+}
+
+struct DisclosureList: Encodable {
+    var subject: String
+    var disclosures: [DisclosureView]
+}
+
+/// One disclosure: when, who made it (the system for a page), to whom, and what the record says.
+struct DisclosureView: Encodable {
+    var incident: Int
+    var at: Date
+    var by: String
+    var recipient: String
+    var channel: String?
+    var detail: String?
+    /// What was disclosed and the basis, for a disclosure a person recorded (sealed in the log).
+    var statement: String?
+
+    init(_ disclosure: Disclosure) {
+        let record = disclosure.record
+        incident = disclosure.incident.number
+        at = record.at
+        by = record.actor.description
+        recipient = record.recipient?.description ?? record.target ?? ""
+        channel = record.channel?.rawValue
+        detail = record.detail
+        statement = record.sensitive
     }
 }

@@ -39,4 +39,31 @@ public struct IncidentReads: Sendable {
     public func outboxCounts() async throws -> [String: Int] { try await store.outboxCounts() }
     /// Committed audit entries not yet in the tree.
     public func pendingAuditEntries() async throws -> Int { try await store.pendingAuditEntries() }
+
+    /// Every disclosure concerning one student reference (a parent's request under FERPA, 34 CFR 99.32):
+    /// the incidents with a report naming the reference, and their `disclosed` entries, oldest first.
+    /// References are sealed, so each incident's reports are opened to compare.
+    public func disclosures(concerningSubject subject: String) async throws -> [Disclosure] {
+        let wanted = subject.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !wanted.isEmpty else { return [] }
+        var found: [Disclosure] = []
+        var before: Int?
+        while true {
+            let page = try await store.incidents(IncidentFilter(before: before, limit: 500))
+            for incident in page where try await store.reports(incident.ref.id).contains(where: { $0.subject == wanted }) {
+                for entry in try await store.timeline(incident.ref.id) where entry.action == .disclosed {
+                    found.append(Disclosure(incident: incident.ref, record: entry))
+                }
+            }
+            guard page.count == 500, let last = page.last else { break }
+            before = last.ref.number
+        }
+        return found.sorted { $0.record.at < $1.record.at }
+    }
+}
+
+/// A `disclosed` entry and its incident.
+public struct Disclosure: Sendable {
+    public var incident: IncidentRef
+    public var record: AuditRecord
 }

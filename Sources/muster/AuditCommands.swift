@@ -11,7 +11,7 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Verify and export the audit log.",
-        subcommands: [AuditKeyCommand.self, AuditVerifyCommand.self, AuditExportCommand.self]
+        subcommands: [AuditKeyCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditDisclosuresCommand.self]
     )
 }
 
@@ -154,6 +154,56 @@ extension AuditExportCommand {
         let results = try await Dispatcher(catalog: catalog, kept: kept).outcomes([.event(id, event)], to: store, now: Date())
         if case .failure(let error) = results.first {
             throw ValidationError("the export could not be recorded in the incident's log (\(error)); nothing was written")
+        }
+    }
+}
+
+struct AuditDisclosuresCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disclosures",
+        abstract: "List every disclosure concerning one student reference (a parent's request under FERPA): pages to partner agencies with their basis, and disclosures people recorded.")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "The student reference, as reports give it.")
+    var subject: String
+    @Option(name: .customLong("as"), help: "The account asking (each incident read is recorded in its log; default: the system, with this machine's user name).")
+    var account: String?
+    @Option(help: "The playbook folder (the reads are recorded through the incidents' playbooks).")
+    var playbooks: String = "playbooks"
+
+    func run() async throws {
+        let (store, description) = try storeOptions.open()
+        defer { (store as? PostgresStore)?.shutdown() }
+        try await requireCurrentSchema(store, description)
+        let found = try await IncidentReads(store: store).disclosures(concerningSubject: subject)
+        let actor: Actor
+        if let account {
+            guard let user = try await store.user(account) else { throw ValidationError("--as: no account '\(account)'") }
+            actor = user.actor
+        } else {
+            actor = .system
+        }
+        // Each incident read is an access, recorded before anything is shown.
+        let catalog = try loadCatalog(playbooks)
+        let kept = try await store.keptPlaybooks().compactMap { PlaybookLoader.playbook(from: $0, directory: catalog.directory) }
+        let origin = "the command line, user " + ProcessInfo.processInfo.userName
+        let reads = Set(found.map(\.incident.id)).sorted { $0.rawValue < $1.rawValue }.map { IncidentCommand.event($0, .accessed(by: actor, from: origin)) }
+        for result in try await Dispatcher(catalog: catalog, kept: kept).outcomes(reads, to: store, now: Date()) {
+            if case .failure(let error) = result { throw ValidationError("the read could not be recorded in an incident's log (\(error)); nothing is shown") }
+        }
+        guard !found.isEmpty else {
+            print("No disclosures concerning \(subject).")
+            return
+        }
+        for disclosure in found {
+            let record = disclosure.record
+            let recipient = record.recipient?.description ?? record.target ?? "?"
+            var line = "\(AuditEntryEncoding.timestamp(record.at))  incident #\(disclosure.incident.number)  to \(recipient)"
+            if let channel = record.channel { line += " by \(channel.rawValue)" }
+            line += "  (\(record.actor))"
+            if let detail = record.detail { line += "\n    " + detail }
+            if let statement = record.sensitive { line += "\n    " + statement.replacingOccurrences(of: "\n", with: "\n    ") }
+            print(line)
         }
     }
 }

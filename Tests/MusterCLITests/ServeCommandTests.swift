@@ -94,8 +94,17 @@ struct ServeCommandTests {
         #expect(banner.contains("Muster is serving \(base)"))
         #expect(banner.contains("MUSTER_BOOTSTRAP_ADMIN_TOKEN"))
 
-        let report = #"{"type":"missing-student","severity":"high","site":"washington-elementary","summary":"Not back from recess"}"#
+        let report = #"{"type":"missing-student","severity":"high","site":"washington-elementary","summary":"Not back from recess","subject":"S-CLI-7"}"#
         #expect(await request("POST", base + "/api/v1/incidents", token: token, body: report).status == 201)
+        // A disclosure recorded through the API, listed for a parent's request by the command line (which records the read).
+        let disclosure = #"{"recipient":"Riverbend Police Department","what":"Photo and schedule","basis":"Missing, believed at risk"}"#
+        #expect(await request("POST", base + "/api/v1/incidents/1/disclosures", token: token, body: disclosure).status == 200)
+        let listed = try muster(["audit", "disclosures", "--subject", "S-CLI-7", "--data-dir", dataDir, "--playbooks", playbooks.path])
+        #expect(listed.status == 0, "\(listed.errors)")
+        #expect(listed.output.contains("incident #1  to Riverbend Police Department"), "\(listed.output)")
+        #expect(listed.output.contains("What: Photo and schedule"))
+        #expect(try muster(["audit", "disclosures", "--subject", "S-OTHER", "--data-dir", dataDir, "--playbooks", playbooks.path]).output
+                    .contains("No disclosures concerning S-OTHER."))
 
         // SIGHUP with a broken playbook: the loaded set stays, and the log says why.
         let file = playbooks.appendingPathComponent("suicide-risk.yaml")

@@ -368,6 +368,16 @@ struct ReporterVisibilityTests {
             #expect(disclosed.sensitive == "What: Class schedule and photo\nBasis: Missing, believed at risk")
             #expect(try await client.call(.post, "/api/v1/incidents/\(number)/disclosures", headers: harness.auth("responder-lincoln"),
                                           json: #"{"recipient": "Police"}"#).status == .badRequest, "what and the basis are required")
+            // A parent's request: every disclosure concerning the student reference, for an auditor, each read on the record.
+            let listed = try await client.call(.get, "/api/v1/disclosures?subject=S-OWN", headers: harness.auth("auditor"))
+            #expect(listed.status == .ok)
+            let items = try #require(listed.object["disclosures"] as? [[String: Any]])
+            #expect(items.contains { $0["recipient"] as? String == "Riverbend Police Department" && $0["incident"] as? Int == number
+                && ($0["statement"] as? String)?.contains("Class schedule and photo") == true })
+            #expect(try await harness.store.timeline(id).last?.action == .accessed)
+            #expect(try await client.call(.get, "/api/v1/disclosures?subject=S-NOBODY", headers: harness.auth("auditor")).object["disclosures"] as? [Any] != nil)
+            #expect(try await client.call(.get, "/api/v1/disclosures?subject=S-OWN", headers: harness.auth("responder-lincoln")).status == .forbidden)
+            #expect(try await client.call(.get, "/api/v1/disclosures", headers: harness.auth("auditor")).status == .badRequest)
             let again = try await client.call(.post, "/api/v1/incidents/\(number)/flags/guardian-contact-unsafe/clear",
                                               headers: harness.auth("responder-lincoln"), json: #"{"reason": "twice"}"#)
             #expect(again.status == .conflict)
