@@ -276,6 +276,13 @@ struct WebPageTests {
                     == "\(path)?done=flags")
             #expect(try await harness.store.incident(id)?.incident.flags == ["guardian-contact-unsafe"])
             #expect(try await harness.store.timeline(id).contains { $0.action == .flagSet && $0.sensitive == "Student says home is not safe" })
+            // A disclosure made outside Muster, recorded from the page; all three answers are needed.
+            #expect(try await responder.post("\(path)/disclosures", [("recipient", "Officer Diaz"), ("what", ""), ("basis", "x")]).headers[.location]
+                    == "\(path)?done=empty-disclosure")
+            #expect(try await responder.post("\(path)/disclosures", [("recipient", "Officer Diaz"), ("what", "The student's photo"),
+                                                                    ("basis", "Missing, believed at risk")]).headers[.location] == "\(path)?done=disclosures")
+            #expect(try await harness.store.timeline(id).contains { $0.action == .disclosed && $0.target == "Officer Diaz"
+                && $0.sensitive == "What: The student's photo\nBasis: Missing, believed at risk" })
             #expect(try await responder.post("\(path)/resolve", [("note", "Safe at home; follow-up Monday")]).status == .seeOther)
             let after = try await responder.get(path)
             #expect(after.text.contains("Resolved"))

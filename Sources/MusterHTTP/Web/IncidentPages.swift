@@ -33,6 +33,11 @@ extension MusterServer {
         action("tasks/:task/complete", .completeTask) { account, _, context in
             .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
         }
+        // A disclosure made outside Muster (records handed to the police): what and why sealed.
+        action("disclosures", .note) { account, form, _ in
+            func field(_ name: String) -> String { String((form[name] ?? "").trimmingCharacters(in: .whitespacesAndNewlines).prefix(2000)) }
+            return .disclosureRecorded(by: account.actor, recipient: String(field("recipient").prefix(200)), what: field("what"), basis: field("basis"))
+        }
         // The family decision (and any other flag), later, with why: the why is sealed.
         for (verb, set) in [("set", true), ("clear", false)] {
             action("flags/:flag/\(verb)", .confirmFlag) { account, form, context in
@@ -57,6 +62,9 @@ extension MusterServer {
                     }
                     if case .flagDecided(_, _, _, let reason) = made, reason.isEmpty {
                         return WebPage.redirect("/incidents/\(number)?done=empty-reason")
+                    }
+                    if case .disclosureRecorded(_, let recipient, let what, let basis) = made, recipient.isEmpty || what.isEmpty || basis.isEmpty {
+                        return WebPage.redirect("/incidents/\(number)?done=empty-disclosure")
                     }
                     let state = try await self.visibleIncident(number, account: account)
                     do {
@@ -246,6 +254,8 @@ extension MusterServer {
         var people: [PersonOption]
         var tasks: [TaskItem]
         var canNote: Bool
+        /// A disclosure can be recorded also after the incident is resolved.
+        var canDisclose: Bool
         var canExport: Bool
         /// The playbook's questions (the family decision among them), as they stand, for who may change them.
         var decisions: [Decision]
@@ -264,6 +274,8 @@ extension MusterServer {
         "tasks": "Task marked done.",
         "empty-note": "The note was empty, so nothing was added.",
         "flags": "Decision recorded.",
+        "disclosures": "Disclosure recorded.",
+        "empty-disclosure": "Say who received what, and why it was lawful: nothing was recorded.",
         "empty-reason": "Say why: a decision needs a reason, so nothing was changed.",
     ]
 
@@ -342,7 +354,7 @@ extension MusterServer {
             people: account.role.allows(.reassign)
                 ? directory.people.values.filter { $0.assignments.contains(.site(state.incident.site)) || $0.assignments.contains(.district) }
                     .sorted { $0.name < $1.name }.map { .init(id: $0.id.rawValue, name: $0.name) } : [],
-            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), canExport: Self.audits(account),
+            tasks: tasks, canNote: state.isOpen && account.role.allows(.note), canDisclose: account.role.allows(.note), canExport: Self.audits(account),
             decisions: state.isOpen && account.role.allows(.confirmFlag)
                 ? (playbook?.flags ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map { flag, question in
                     let isSet = state.incident.flags.contains(flag)
