@@ -139,23 +139,34 @@ extension AuditExportCommand {
     /// Every export is an access: recorded in the incident's log (who, which form, from where) before
     /// the bytes leave. Nothing is written when it cannot be recorded.
     func recordExport(of id: IncidentID, in store: any Store) async throws {
-        let actor: Actor
-        if let account {
-            guard let user = try await store.user(account) else { throw ValidationError("--as: no account '\(account)'") }
-            actor = user.actor
-        } else {
-            actor = .system
-        }
-        let catalog = try loadCatalog(playbooks)
-        // The incident's own playbook version, also one no longer in the folder.
-        let kept = try await store.keptPlaybooks().compactMap { PlaybookLoader.playbook(from: $0, directory: catalog.directory) }
-        let origin = "the command line, user " + ProcessInfo.processInfo.userName
-        let event = IncidentEvent.exported(by: actor, format: format.rawValue.uppercased(), from: origin)
-        let results = try await Dispatcher(catalog: catalog, kept: kept).outcomes([.event(id, event)], to: store, now: Date())
-        if case .failure(let error) = results.first {
+        let format = format.rawValue.uppercased()
+        if let error = try await recordFromCommandLine(as: account, playbooks: playbooks, in: store, { actor, origin in
+            [(id, .exported(by: actor, format: format, from: origin))]
+        }) {
             throw ValidationError("the export could not be recorded in the incident's log (\(error)); nothing was written")
         }
     }
+}
+
+/// Appends events to incidents' logs from the command line, as `--as ACCOUNT` (or the system), with the
+/// machine's user as where from, through each incident's own playbook version (also one no longer in
+/// the folder). The first failure, if any.
+func recordFromCommandLine(as account: String?, playbooks: String, in store: any Store,
+                           _ events: (Actor, String) -> [(IncidentID, IncidentEvent)]) async throws -> StoreError? {
+    let actor: Actor
+    if let account {
+        guard let user = try await store.user(account) else { throw ValidationError("--as: no account '\(account)'") }
+        actor = user.actor
+    } else {
+        actor = .system
+    }
+    let catalog = try loadCatalog(playbooks)
+    let kept = try await store.keptPlaybooks().compactMap { PlaybookLoader.playbook(from: $0, directory: catalog.directory) }
+    let commands = events(actor, "the command line, user " + ProcessInfo.processInfo.userName).map { IncidentCommand.event($0.0, $0.1) }
+    for result in try await Dispatcher(catalog: catalog, kept: kept).outcomes(commands, to: store, now: Date()) {
+        if case .failure(let error) = result { return error }
+    }
+    return nil
 }
 
 struct AuditDisclosuresCommand: AsyncParsableCommand {
@@ -176,20 +187,12 @@ struct AuditDisclosuresCommand: AsyncParsableCommand {
         defer { (store as? PostgresStore)?.shutdown() }
         try await requireCurrentSchema(store, description)
         let found = try await IncidentReads(store: store).disclosures(concerningSubject: subject)
-        let actor: Actor
-        if let account {
-            guard let user = try await store.user(account) else { throw ValidationError("--as: no account '\(account)'") }
-            actor = user.actor
-        } else {
-            actor = .system
-        }
         // Each incident read is an access, recorded before anything is shown.
-        let catalog = try loadCatalog(playbooks)
-        let kept = try await store.keptPlaybooks().compactMap { PlaybookLoader.playbook(from: $0, directory: catalog.directory) }
-        let origin = "the command line, user " + ProcessInfo.processInfo.userName
-        let reads = Set(found.map(\.incident.id)).sorted { $0.rawValue < $1.rawValue }.map { IncidentCommand.event($0, .accessed(by: actor, from: origin)) }
-        for result in try await Dispatcher(catalog: catalog, kept: kept).outcomes(reads, to: store, now: Date()) {
-            if case .failure(let error) = result { throw ValidationError("the read could not be recorded in an incident's log (\(error)); nothing is shown") }
+        let incidents = Set(found.map(\.incident.id)).sorted { $0.rawValue < $1.rawValue }
+        if let error = try await recordFromCommandLine(as: account, playbooks: playbooks, in: store, { actor, origin in
+            incidents.map { ($0, .accessed(by: actor, from: origin)) }
+        }) {
+            throw ValidationError("the read could not be recorded in an incident's log (\(error)); nothing is shown")
         }
         guard !found.isEmpty else {
             print("No disclosures concerning \(subject).")
