@@ -42,12 +42,14 @@ public struct DataKey: Hashable, Sendable, CustomStringConvertible {
 /// The 256-bit key that wraps every data key; kept outside the database.
 public struct MasterKey: Sendable, CustomStringConvertible {
     private let key: SymmetricKey
+    /// Keys the stored grouping keys (groupKeyMAC), derived once: every commit that groups uses it.
+    private let groupKey: SymmetricKey
 
     public init(bytes: [UInt8]) throws {
         guard bytes.count == 32 else {
             throw SealingError("a master key is 32 bytes, not \(bytes.count)")
         }
-        key = SymmetricKey(data: bytes)
+        self.init(key: SymmetricKey(data: bytes))
     }
 
     /// Standard padded base64 of the 32 bytes, surrounding white space ignored (keys come from files
@@ -63,7 +65,10 @@ public struct MasterKey: Sendable, CustomStringConvertible {
         MasterKey(key: SymmetricKey(size: .bits256))
     }
 
-    private init(key: SymmetricKey) { self.key = key }
+    private init(key: SymmetricKey) {
+        self.key = key
+        groupKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("muster/group-key".utf8), outputByteCount: 32)
+    }
 
     public var base64: String { key.withUnsafeBytes { Base64.encode($0) } }
 
@@ -91,8 +96,7 @@ public struct MasterKey: Sendable, CustomStringConvertible {
     /// A grouping key as stored (hex HMAC-SHA256 under a key derived from this one): whoever reads the
     /// database cannot test student numbers against it, as they could an unkeyed hash.
     public func groupKeyMAC(_ digest: String) -> String {
-        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("muster/group-key".utf8), outputByteCount: 32)
-        return HMAC<SHA256>.authenticationCode(for: Array(digest.utf8), using: derived).map { byte in
+        HMAC<SHA256>.authenticationCode(for: Array(digest.utf8), using: groupKey).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()

@@ -26,7 +26,7 @@ extension MusterServer {
             // Counts of incidents and pages say what is happening in a district: for Prometheus's token only.
             let account = try await self.bearerAccount(request)
             try account.require(.readMetrics)
-            let text = await self.metrics.render(self.reads)
+            let text = await self.metrics.render(self.reads, now: self.clock.now())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }

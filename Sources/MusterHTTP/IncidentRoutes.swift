@@ -364,7 +364,7 @@ struct DisclosureView: Encodable {
         incident = disclosure.incident.number
         at = record.at
         by = record.actor.description
-        recipient = record.recipient?.description ?? record.target ?? ""
+        recipient = disclosure.recipient
         channel = record.channel?.rawValue
         detail = record.detail
         statement = record.sensitive

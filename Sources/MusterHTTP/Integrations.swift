@@ -76,7 +76,7 @@ extension MusterServer {
         try rateLimiter.admitIntegration(account, now: clock.now())
         var body = try ObjectReader(try await JSONBody.read(request, limit: 1024 * 1024), allowed: nil)
         // Alertmanager never sends null: in its payload a null is a mistake, not an absent field.
-        for (key, value) in body.fields.sorted(by: { $0.key < $1.key }) where value == .null { body.fail(key, "must not be null") }
+        body.failNulls()
         if let version = body.string("version"), version != "4" {
             body.fail("version", "payload version '\(version)' is not supported; Alertmanager sends version 4")
         }
@@ -97,7 +97,7 @@ extension MusterServer {
         var problems: [Problem.FieldError] = []
         for (index, value) in alerts.enumerated() {
             var alert = try ObjectReader(value, pointer: "/alerts/\(index)", allowed: nil)
-            for (key, value) in alert.fields.sorted(by: { $0.key < $1.key }) where value == .null { alert.fail(key, "must not be null") }
+            alert.failNulls()
             let status = alert.string("status", required: true)
             let fingerprint = alert.string("fingerprint", maxLength: 200)
             let startsAt = alert.string("startsAt", maxLength: 64)
@@ -193,7 +193,7 @@ extension MusterServer {
                 if let throttled = try pagerDutyThrottle(account) { return throttled }
                 admitted = account.id
             }
-            value = try JSONBody.decode(bytes, contentType: request.headers[.contentType])
+            value = try JSONBody.decode(bytes, contentType: request.headers[.contentType], shapeChecked: true)
         } catch let problem as Problem {
             return try pagerDutyInvalid([problem.detail], status: problem.status == .contentTooLarge ? .contentTooLarge : .badRequest)
         }

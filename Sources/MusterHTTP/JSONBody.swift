@@ -138,14 +138,15 @@ enum JSONBody {
         }
     }
 
-    /// Decodes JSON bytes, after checking their shape (JSONShape) so no decoder works on a hostile one.
-    static func decode(_ buffer: ByteBuffer, contentType: String?) throws -> JSONValue? {
+    /// Decodes JSON bytes, after checking their shape (JSONShape) so no decoder works on a hostile one;
+    /// `shapeChecked` when the caller has already checked it.
+    static func decode(_ buffer: ByteBuffer, contentType: String?, shapeChecked: Bool = false) throws -> JSONValue? {
         if buffer.readableBytes == 0 { return nil }
         if let type = contentType, !type.lowercased().hasPrefix("application/json"), !type.lowercased().contains("+json") {
             throw Problem(.unsupportedMediaType, "unsupported-media-type", "Send JSON",
                           detail: "the body is '\(type)'; send it as application/json")
         }
-        try buffer.withUnsafeReadableBytes { bytes throws(Problem) in try JSONShape.check(bytes) }
+        if !shapeChecked { try buffer.withUnsafeReadableBytes { bytes throws(Problem) in try JSONShape.check(bytes) } }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
         } catch let error as DecodingError {
@@ -265,6 +266,11 @@ struct ObjectReader {
             fail(key, "expected an object of strings, found \(other.typeName)")
             return nil
         }
+    }
+
+    /// Fails every field given as null: for payloads whose senders never send null (it is a mistake, not an absent field).
+    mutating func failNulls() {
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) where value == .null { fail(key, "must not be null") }
     }
 
     /// Fails when the field is present with a value that is not one of `values`.

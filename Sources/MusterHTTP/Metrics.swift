@@ -108,7 +108,7 @@ public final class MusterMetrics: Sendable {
     }
 
     /// The exposition text, with the queue depths read now.
-    public func render(_ reads: IncidentReads) async -> [UInt8] {
+    public func render(_ reads: IncidentReads, now: Date) async -> [UInt8] {
         if let counts = try? await reads.outboxCounts() {
             for status in ["queued", "sent", "failed", "demonstrated"] {
                 registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "outbox_notifications", unitName: "",
@@ -119,7 +119,6 @@ public final class MusterMetrics: Sendable {
         // What an alert on "nobody owns this" needs: how many open incidents are in each phase, and how long
         // the oldest one still escalating (unacknowledged) or unowned has waited.
         if let open = try? await reads.incidents(IncidentFilter(phases: IncidentFilter.openPhases, limit: 10_000)) {
-            let now = Date()
             for phase in IncidentFilter.openPhases.sorted() {
                 let inPhase = open.filter { $0.phase == phase }
                 registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "muster", metricName: "incidents_open", unitName: "",

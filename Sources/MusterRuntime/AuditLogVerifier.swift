@@ -66,10 +66,10 @@ public struct AuditLogVerifier: Sendable {
         async let tree = verifyTree(roots, bound: bound)
         var summary: AuditVerificationSummary
         let inLog: [Int64]
-        let size: Int64, checkpoints: Int, witnessed: Int, proofs: Int
+        let size: Int64, proofs: Int
         do {
             (summary, inLog) = try await entries
-            (size, checkpoints, witnessed, proofs) = try await tree
+            (size, proofs) = try await tree
         } catch let gap as AuditLogGap {
             // A row missing from the log or its stored hashes: deleted behind the triggers.
             throw fail("\(gap.description): rows were deleted from the log")
@@ -79,8 +79,8 @@ public struct AuditLogVerifier: Sendable {
             throw fail("the log holds \(size) leaves but \(counted) stored entries are in it: entries were deleted or added behind its back")
         }
         summary.treeSize = size
-        summary.checkpoints = checkpoints
-        summary.witnessCheckpoints = witnessed
+        summary.checkpoints = roots.checkpoints
+        summary.witnessCheckpoints = roots.witnessed
         summary.consistencyProofs = proofs
         return summary
     }
@@ -140,7 +140,6 @@ public struct AuditLogVerifier: Sendable {
             }
             guard entries.count == page else { break }
         }
-        summary.treeSize = Int64(inLog.count)
         return (summary, inLog)
     }
 
@@ -177,10 +176,9 @@ public struct AuditLogVerifier: Sendable {
     }
 
     /// The tree recomputed from the log's first `bound` leaves, against every stored hash and the expected roots.
-    /// The log's size, how many stored and witness checkpoints were checked, and how many consistency proofs.
-    private func verifyTree(_ roots: ExpectedRoots, bound: Int64) async throws -> (Int64, Int, Int, Int) {
+    /// The log's size, and how many consistency proofs were checked.
+    private func verifyTree(_ roots: ExpectedRoots, bound: Int64) async throws -> (Int64, Int) {
         let expected = roots.bySize
-        let (checkpoints, witnessed) = (roots.checkpoints, roots.witnessed)
         var tree = CompactRange()
         var storedIndex: Int64 = 0
         var storedPage: [LogHash] = [], storedOffset = 0
@@ -222,7 +220,7 @@ public struct AuditLogVerifier: Sendable {
             throw fail("\(what) covers \(beyond) entries but the log holds only \(tree.size): the log was truncated")
         }
         let proofs = try await checkConsecutiveCheckpoints(expected)
-        return (tree.size, checkpoints, witnessed, proofs)
+        return (tree.size, proofs)
     }
 
     /// Each stored checkpoint is consistent with the next (RFC 6962 §2.1.2), as a witness checks it:

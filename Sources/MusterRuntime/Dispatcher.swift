@@ -195,7 +195,7 @@ public struct Dispatcher: Sendable {
         let budgetHash = intake.grouping.map { GroupKey.hash($0.key) }
         let candidates = [hash, budgetHash].compactMap { $0.flatMap { known.openByGroup[$0] } }
         let openID = candidates.first { known.states[$0]?.isOpen == true }
-        if let openID, var state = known.states[openID], state.isOpen {
+        if let openID, var state = known.states[openID] {
             // The open incident goes on under the playbook version it started with.
             guard let incidentEngine = self.engine(for: state) else { return .failure(.unknownPlaybook(state.playbook)) }
             var effects: [Effect] = []

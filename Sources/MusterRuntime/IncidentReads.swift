@@ -66,4 +66,7 @@ public struct IncidentReads: Sendable {
 public struct Disclosure: Sendable {
     public var incident: IncidentRef
     public var record: AuditRecord
+
+    /// Who received it: the partner paged, or the recipient a person named.
+    public var recipient: String { record.recipient?.description ?? record.target ?? "" }
 }

@@ -200,8 +200,7 @@ struct AuditDisclosuresCommand: AsyncParsableCommand {
         }
         for disclosure in found {
             let record = disclosure.record
-            let recipient = record.recipient?.description ?? record.target ?? "?"
-            var line = "\(AuditEntryEncoding.timestamp(record.at))  incident #\(disclosure.incident.number)  to \(recipient)"
+            var line = "\(AuditEntryEncoding.timestamp(record.at))  incident #\(disclosure.incident.number)  to \(disclosure.recipient)"
             if let channel = record.channel { line += " by \(channel.rawValue)" }
             line += "  (\(record.actor))"
             if let detail = record.detail { line += "\n    " + detail }

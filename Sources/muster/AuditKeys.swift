@@ -70,22 +70,27 @@ enum AuditKeys {
             throw ValidationError("\(path) does not exist: \(what) is kept there by the installation that uses this data directory. "
                 + "Pass its --data-dir or set \(variable); this command does not create keys")
         }
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let text = try create()
-        // Created exclusively (O_EXCL) and readable by the owner only: of two processes starting at
-        // once, one writes the key and the other reads it; nobody else may read it.
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        if descriptor >= 0 {
-            let bytes = Array((text + "\n").utf8)
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            close(descriptor)
-            guard written == bytes.count else { throw ValidationError("cannot write \(path)") }
+        // Of two processes starting at once, one writes the key and the other reads it.
+        if try createOwnerOnly(path, try create() + "\n") {
             printError("muster: created \(what) in \(path) (keep a copy somewhere safe; set it in the environment in production)")
-        } else if errno != EEXIST {
-            throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
         return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Creates `path` exclusively (O_EXCL), readable by its owner only, in a directory only they may
+    /// enter, and writes `text`; false when the file already exists.
+    static func createOwnerOnly(_ path: String, _ text: String) throws -> Bool {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else {
+            if errno == EEXIST { return false }
+            throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else { throw ValidationError("cannot write \(path)") }
+        return true
     }
 
     /// A key file anyone but its owner can read is refused, as ssh refuses such a private key: whoever

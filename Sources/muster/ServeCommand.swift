@@ -214,7 +214,8 @@ struct ServeCommand: AsyncParsableCommand {
         try await store.addCredential(.signInLink, hash: APIToken.hash(token), user: "admin", at: now, expires: now.addingTimeInterval(24 * 3600))
         let link = publicURL + "/sign-in/link/" + token + "?next=%2Fadmin"
         let path = (dataDir as NSString).appendingPathComponent("first-sign-in.txt")
-        try writeOwnerOnly(path, """
+        unlink(path)  // a link left by an earlier first start that never finished
+        guard try AuditKeys.createOwnerOnly(path, """
             The first administrator of this Muster signs in once with this link, within 24 hours of \(now.formatted(.iso8601)):
 
             \(link)
@@ -222,23 +223,12 @@ struct ServeCommand: AsyncParsableCommand {
             Then give people their accounts on the admin page, and make API tokens with `muster token create USER`.
             The link works once; delete this file afterwards.
 
-            """)
+            """) else { throw ValidationError("cannot create \(path): it appeared while it was written") }
         let shown = isatty(STDOUT_FILENO) == 1 ? "\n  \(link)\n" : " "
         return "First start: created the account 'admin'. Sign in once, within 24 hours, with the link in \(path) (readable by this user only)."
             + shown + "API tokens: `muster token create USER`."
     }
 
-    /// Writes `text` to a new file only its owner may read.
-    private func writeOwnerOnly(_ path: String, _ text: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        unlink(path)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard descriptor >= 0 else { throw ValidationError("cannot write \(path)") }
-        defer { close(descriptor) }
-        let bytes = Array(text.utf8)
-        guard write(descriptor, bytes, bytes.count) == bytes.count else { throw ValidationError("cannot write \(path)") }
-    }
 }
 
 /// The configuration file: `path`, else the `config` setting (MUSTER_CONFIG), else ./muster.yaml when it exists, else none.
@@ -269,10 +259,7 @@ func openStore(databaseURL: String?, dataDir: String, create: Bool = true,
         throw ValidationError("no database at \(path): start `muster serve` or run `muster migrate` first, or pass the installation's --data-dir")
     }
     // Made the owner's only before SQLite opens it: its journal files take the same mode.
-    if !FileManager.default.fileExists(atPath: path) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        if descriptor >= 0 { close(descriptor) }
-    }
+    _ = try AuditKeys.createOwnerOnly(path, "")
     return (try SQLiteStore(path: path, masterKey: masterKey), "SQLite \(path)")
 }
 

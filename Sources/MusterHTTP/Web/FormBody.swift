@@ -27,6 +27,12 @@ struct FormBody: Sendable {
         fields.first { $0.name == name }.flatMap { $0.value.isEmpty ? nil : $0.value }
     }
 
+    /// A text answer, trimmed and cut to `maxLength`; nil when it is missing or blank.
+    func text(_ name: String, maxLength: Int = 2_000) -> String? {
+        guard let value = self[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
+        return String(value.prefix(maxLength))
+    }
+
     func all(_ name: String) -> [String] {
         fields.filter { $0.name == name && !$0.value.isEmpty }.map(\.value)
     }

@@ -29,25 +29,27 @@ extension MusterServer {
         action("escalate", .escalate) { account, form, _ in .escalatedByHand(by: account.actor, reason: form["reason"].map { String($0.prefix(2000)) }) }
         action("reassign", .reassign) { account, form, _ in .reassigned(to: PersonID(form["to"] ?? ""), by: account.actor) }
         action("resolve", .resolve) { account, form, _ in .resolved(by: account.actor, note: form["note"]) }
-        action("notes", .note) { account, form, _ in .noteAdded(by: account.actor, text: form["text"] ?? "") }
+        action("notes", .note, incomplete: "empty-note") { account, form, _ in
+            form.text("text", maxLength: .max) == nil ? nil : .noteAdded(by: account.actor, text: form["text"] ?? "")
+        }
         action("tasks/:task/complete", .completeTask) { account, _, context in
             .taskCompleted(TaskID(context.parameters.get("task") ?? ""), by: account.actor)
         }
         // A disclosure made outside Muster (records handed to the police): what and why sealed.
-        action("disclosures", .note) { account, form, _ in
-            func field(_ name: String) -> String { String((form[name] ?? "").trimmingCharacters(in: .whitespacesAndNewlines).prefix(2000)) }
-            return .disclosureRecorded(by: account.actor, recipient: String(field("recipient").prefix(200)), what: field("what"), basis: field("basis"))
+        action("disclosures", .note, incomplete: "empty-disclosure") { account, form, _ in
+            guard let recipient = form.text("recipient", maxLength: 200), let what = form.text("what"), let basis = form.text("basis") else { return nil }
+            return .disclosureRecorded(by: account.actor, recipient: recipient, what: what, basis: basis)
         }
         // The family decision (and any other flag), later, with why: the why is sealed.
         for (verb, set) in [("set", true), ("clear", false)] {
-            action("flags/:flag/\(verb)", .confirmFlag) { account, form, context in
-                .flagDecided(IncidentFlag(context.parameters.get("flag") ?? ""), set: set, by: account.actor,
-                             reason: String((form["reason"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines).prefix(2000)))
+            action("flags/:flag/\(verb)", .confirmFlag, incomplete: "empty-reason") { account, form, context in
+                form.text("reason").map { .flagDecided(IncidentFlag(context.parameters.get("flag") ?? ""), set: set, by: account.actor, reason: $0) }
             }
         }
 
-        func action(_ path: String, _ permission: Permission,
-                    _ event: @escaping @Sendable (UserAccount, FormBody, MusterRequestContext) -> IncidentEvent) {
+        /// `event` answers nil when the form lacks an answer it needs: the page then says `incomplete` and nothing changes.
+        func action(_ path: String, _ permission: Permission, incomplete: String? = nil,
+                    _ event: @escaping @Sendable (UserAccount, FormBody, MusterRequestContext) -> IncidentEvent?) {
             routes.post("incidents/:number/\(path)") { request, context in
                 try await self.signedIn(request, context) { account in
                     let form = context.form ?? FormBody("")
@@ -56,15 +58,8 @@ extension MusterServer {
                         return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
                                                                                      link: ("Back to the incident", "/incidents/\(number)")))
                     }
-                    let made = event(account, form, context)
-                    if case .noteAdded(_, let text) = made, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                        return WebPage.redirect("/incidents/\(number)?done=empty-note")
-                    }
-                    if case .flagDecided(_, _, _, let reason) = made, reason.isEmpty {
-                        return WebPage.redirect("/incidents/\(number)?done=empty-reason")
-                    }
-                    if case .disclosureRecorded(_, let recipient, let what, let basis) = made, recipient.isEmpty || what.isEmpty || basis.isEmpty {
-                        return WebPage.redirect("/incidents/\(number)?done=empty-disclosure")
+                    guard let made = event(account, form, context) else {
+                        return WebPage.redirect("/incidents/\(number)?done=" + (incomplete ?? "incomplete"))
                     }
                     let state = try await self.visibleIncident(number, account: account)
                     do {

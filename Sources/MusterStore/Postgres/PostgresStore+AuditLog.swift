@@ -236,9 +236,15 @@ extension PostgresStore {
             do {
                 try await unbounded { [self] in
                     try await client.withConnection { connection in
+                        // The setting is the session's: put back before the connection returns to the pool.
                         try await connection.query("SET lock_timeout = '50ms'", logger: logger)
-                        defer { Task { _ = try? await connection.query("RESET lock_timeout", logger: logger) } }
-                        try await connection.query("VACUUM FULL incident_keys", logger: logger)
+                        do {
+                            try await connection.query("VACUUM FULL incident_keys", logger: logger)
+                        } catch {
+                            _ = try? await connection.query("RESET lock_timeout", logger: logger)
+                            throw error
+                        }
+                        try await connection.query("RESET lock_timeout", logger: logger)
                     }
                 }
                 rewritten = true
