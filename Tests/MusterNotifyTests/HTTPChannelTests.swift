@@ -35,7 +35,7 @@ private func sampleMessage(address: String, channel: ChannelKind, ackURL: String
 }
 
 /// Runs `body` with a fresh client built from `settings`, and shuts the client down afterwards.
-func withDelivery<T>(_ settings: HTTPDeliverySettings = HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5),
+func withDelivery<T>(_ settings: HTTPDeliverySettings = HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10),
                              _ body: (HTTPDelivery) async throws -> T) async throws -> T {
     let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: settings.clientConfiguration())
     do {

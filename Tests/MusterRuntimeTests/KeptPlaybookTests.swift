@@ -61,8 +61,11 @@ struct KeptPlaybookTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("muster-kept-\(UUID().uuidString).jsonl").path
         defer { try? FileManager.default.removeItem(atPath: file) }
         let clock = ManualClock(schoolMorning)
+        // Sends finish before the clock moves on: advancing the virtual clock past a send still in
+        // flight would time it out, which is the clock's doing, not the provider's.
         func settle() async throws {
             try await eventually("the timers to catch up") { (try await store.nextTimerDue(now: clock.now()) ?? .distantFuture) > clock.now() }
+            try await eventually("the sends to finish") { try await store.outboxCounts()["queued", default: 0] == 0 }
         }
 
         let before = try Runtime(store: store, catalog: try #require(v1.catalog), channel: FileChannel(path: file), clock: clock, instance: "a")
@@ -77,6 +80,7 @@ struct KeptPlaybookTests {
         // The edit is loaded while the incident runs step 1.
         await before.reload(try #require(v2.catalog))
         try await before.keepPlaybooks(v2.kept)
+        try await settle()
         clock.advance(by: 60)
         try await settle()
         // Step 2 of its own version, which the new files no longer have.
@@ -93,6 +97,7 @@ struct KeptPlaybookTests {
             restarted.cancel()
             clock.wakeAll()
         }
+        try await settle()
         clock.advance(by: 60)
         try await settle()
         try await eventually("the fallback") { try await store.incident(ref.id)?.phase == .unowned }
