@@ -6,7 +6,7 @@ import Foundation
 /// A sealed value or key that cannot be opened: wrong key, wrong context, damaged bytes or bad length.
 public struct SealingError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// The format byte that begins every sealed value and wrapped key, so the format can change later.
@@ -91,7 +91,15 @@ public struct MasterKey: Sendable, CustomStringConvertible {
         return dataKey
     }
 
-    private static func aad(_ incident: String) -> [UInt8] { Array("muster/data-key\n\(incident)".utf8) }
+    static func aad(_ incident: String) -> [UInt8] { Array("muster/data-key\n\(incident)".utf8) }
+
+    /// The key that wraps data keys in one key generation: HKDF of this key with the generation's
+    /// random secret (stored apart from the keys it wraps). Destroying the secret makes every copy of
+    /// a key wrapped under it, live or left behind in a table's free space, a backup or the WAL, useless.
+    public func keyEncryptionKey(secret: [UInt8], generation: Int64) -> KeyEncryptionKey {
+        KeyEncryptionKey(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: secret,
+                                                     info: Array("muster/key-generation\n\(generation)".utf8), outputByteCount: 32))
+    }
 
     /// A grouping key as stored (hex HMAC-SHA256 under a key derived from this one): whoever reads the
     /// database cannot test student numbers against it, as they could an unkeyed hash.
@@ -100,6 +108,27 @@ public struct MasterKey: Sendable, CustomStringConvertible {
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()
+    }
+}
+
+/// Wraps and unwraps data keys in one key generation (`MasterKey.keyEncryptionKey`), in the master
+/// key's format: the same bytes and the same binding to the incident.
+public struct KeyEncryptionKey: Sendable {
+    fileprivate let key: SymmetricKey
+
+    /// 32 random bytes: a new generation's secret.
+    public static func generateSecret() -> [UInt8] { SymmetricKey(size: .bits256).withUnsafeBytes { [UInt8]($0) } }
+
+    public func wrap(_ dataKey: DataKey, incident: String) -> [UInt8] {
+        AESGCM.seal(dataKey.bytes, key: key, aad: MasterKey.aad(incident))
+    }
+
+    public func unwrap(_ wrapped: [UInt8], incident: String) throws -> DataKey {
+        let bytes = try AESGCM.open(wrapped, key: key, aad: MasterKey.aad(incident), what: "the data key of incident \(incident)")
+        guard let dataKey = DataKey(bytes: bytes) else {
+            throw SealingError("the data key of incident \(incident) unwrapped to \(bytes.count) bytes, not 32")
+        }
+        return dataKey
     }
 }
 

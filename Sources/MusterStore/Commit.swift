@@ -86,8 +86,8 @@ public struct CommitSnapshot: Sendable {
 
     public init() {}
 
-    mutating func add(_ row: StoredIncidentRow, masterKey: MasterKey) throws {
-        let (state, key) = try row.open(masterKey: masterKey)
+    mutating func add(_ row: StoredIncidentRow, keys: some DataKeyOpening) throws {
+        let (state, key) = try row.open(keys: keys)
         states[row.id] = state
         dataKeys[row.id] = key
         auditHeads[row.id] = row.auditHead

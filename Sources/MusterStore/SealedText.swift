@@ -23,6 +23,19 @@ public enum SealedText {
     }
 }
 
+/// What opens an incident's stored (wrapped) data key: the master key itself on SQLite, the key
+/// generations on PostgreSQL (KeyRing), where `generation` says which one wrapped it.
+protocol DataKeyOpening: Sendable {
+    func openDataKey(_ wrapped: [UInt8], generation: Int64?, incident: IncidentID) throws -> DataKey
+}
+
+extension MasterKey: DataKeyOpening {
+    func openDataKey(_ wrapped: [UInt8], generation: Int64?, incident: IncidentID) throws -> DataKey {
+        guard generation == nil else { throw SealingError("incident \(incident)'s data key is in key generation \(generation ?? 0), which this store does not keep") }
+        return try unwrap(wrapped, incident: incident.rawValue)
+    }
+}
+
 /// An incident row as a store reads it: the state, its sealed text and the incident's wrapped key.
 struct StoredIncidentRow {
     var id: IncidentID
@@ -36,13 +49,15 @@ struct StoredIncidentRow {
     /// The sequence of the incident's last audit entry.
     var lastAuditSequence: Int?
     var wrappedKey: [UInt8]?
+    /// The key generation that wrapped `wrappedKey` (PostgreSQL); nil when the master key did.
+    var keyGeneration: Int64? = nil
     var purgedAt: Date?
 
     /// The state with its text opened, and the incident's data key (nil once purged).
-    func open(masterKey: MasterKey) throws -> (state: IncidentState, key: DataKey?) {
+    func open(keys: some DataKeyOpening) throws -> (state: IncidentState, key: DataKey?) {
         // A purged incident has no key, whatever the key's row read: on PostgreSQL a commit that waited for
         // the purge's lock sees the incident's newest row but the key's row as it was before the wait.
-        let key = purgedAt != nil ? nil : try wrappedKey.map { try masterKey.unwrap($0, incident: id.rawValue) }
+        let key = purgedAt != nil ? nil : try wrappedKey.map { try keys.openDataKey($0, generation: keyGeneration, incident: id) }
         let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
         let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
         var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject)

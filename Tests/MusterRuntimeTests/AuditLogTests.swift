@@ -457,6 +457,13 @@ struct AuditLogTests {
             ? "SELECT encode(wrapped, 'hex') FROM incident_keys WHERE incident_id = '\(id)'"
             : "SELECT hex(wrapped) FROM incident_keys WHERE incident_id = '\(id)'")
         let wrappedBytes = try #require(LogHashHex.bytes(wrapped))
+        // PostgreSQL: the secret of the key generation that wrapped it, and the files of the tables commits read.
+        let secret = backend == .postgres ? try #require(LogHashHex.bytes(try database.sql("""
+            SELECT encode(s.secret, 'hex') FROM key_generation_secrets s JOIN incident_keys k ON k.generation = s.generation
+            WHERE k.incident_id = '\(id)'
+            """))) : []
+        let commitTables = "SELECT pg_relation_filenode('incident_keys') || ' ' || pg_relation_filenode('incidents')"
+        let filesBefore = backend == .postgres ? try database.sql(commitTables) : ""
 
         let (purged, refused) = try await RetentionPurge(store: database.store, catalog: shippedCatalog)
             .run(closedBefore: schoolMorning.addingTimeInterval(86_400), policy: "test-7y")
@@ -483,9 +490,78 @@ struct AuditLogTests {
         _ = try IncidentExport.verify(try after.encoded(), pinnedKey: signer.verifierKey)
         _ = try await AuditLogVerifier(store: database.store, verifiers: [signer.signer.verifier]).verify()
 
-        // The wrapped key is gone from every file of the database: PostgreSQL's tables and write-ahead
-        // log (the test cluster runs with wal_recycle = off, as docs/audit.md asks), or SQLite's file and WAL.
-        #expect(try database.files(containing: wrappedBytes).isEmpty)
+        // The other incidents keep their text, under the new key generation.
+        #expect(try await database.store.timeline(refs[1].id).first?.sensitive?.hasPrefix("Student wrote a goodbye note") == true)
+        if backend == .postgres {
+            // What opened the key is gone from every file of the database, write-ahead log included (the
+            // test cluster runs with wal_recycle = off, as docs/audit.md asks); the wrapped key's own bytes
+            // may stay in the key table's free space, and nothing opens them. The tables commits read were
+            // not rewritten (a rewrite takes their exclusive lock); only the secrets' table was.
+            #expect(try database.files(containing: secret).isEmpty)
+            #expect(try database.sql("SELECT COUNT(*) FROM key_generations") == "1")
+            #expect(try database.sql("SELECT COUNT(*) FROM incident_keys WHERE generation = (SELECT generation FROM key_generations)")
+                    == String(refs.count - 1))
+            #expect(try database.sql(commitTables) == filesBefore, "the purge rewrote a table every commit reads")
+        } else {
+            // SQLite overwrites it in place (secure_delete) and checkpoints its WAL.
+            #expect(try database.files(containing: wrappedBytes).isEmpty)
+        }
+    }
+
+    @Test("another instance's purge moves the keys to a new generation: this one, still on the old, reports and reads on")
+    func purgeByAnotherInstance() async throws {
+        let masterKey = MasterKey.generate()
+        let database = try await AuditDatabase.make(.postgres, masterKey: masterKey)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        let other = try database.another(masterKey: masterKey)
+        defer { (other as? PostgresStore)?.shutdown() }
+        try await other.migrate()
+        let (purged, _) = try await RetentionPurge(store: other, catalog: shippedCatalog)
+            .run(closedBefore: schoolMorning.addingTimeInterval(86_400), policy: "test-7y")
+        #expect(purged == [refs[0].id])
+        #expect(try database.sql("SELECT COUNT(*) FROM key_generations WHERE generation = 1") == "0", "the first generation is destroyed")
+
+        // This instance still wraps under generation 1, which is gone: its report is refused by the
+        // database, it reloads the generations and commits again. It reads keys of the new generation.
+        let report = Report(type: "suicide-risk", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
+                            summary: "A later report", receivedAt: schoolMorning.addingTimeInterval(200))
+        let results = try await Dispatcher(catalog: shippedCatalog).outcomes([.report(ReportIntake(report: report))], to: database.store,
+                                                                            now: schoolMorning.addingTimeInterval(200))
+        let later = try #require(try results.first?.get()).incident
+        #expect(try await database.store.timeline(later.id).first?.sensitive == "A later report")
+        #expect(try await database.store.timeline(refs[1].id).first?.sensitive?.hasPrefix("Student wrote a goodbye note") == true)
+        #expect(try database.sql("SELECT COUNT(DISTINCT generation) FROM incident_keys") == "1")
+    }
+
+    @Test("keys from before key generations (wrapped by the master key) move to a generation, and the key table is rewritten once")
+    func legacyKeysRewrittenOnce() async throws {
+        let masterKey = MasterKey.generate()
+        let database = try await AuditDatabase.make(.postgres, masterKey: masterKey)
+        defer { database.close() }
+        let refs = try await populate(database.store)
+        // As migration 013 found them: wrapped by the master key itself, and the rewrite owed.
+        var legacy: [IncidentID: [UInt8]] = [:]
+        for ref in refs {
+            let key = try #require(try await database.store.dataKey(of: ref.id))
+            let wrapped = masterKey.wrap(key, incident: ref.id.rawValue)
+            legacy[ref.id] = wrapped
+            try database.sql("UPDATE incident_keys SET generation = NULL, wrapped = decode('\(wrapped.hex)', 'hex') WHERE incident_id = '\(ref.id)'")
+        }
+        try database.sql("INSERT INTO key_table_rewrite_pending VALUES (now())")
+        try database.sql("VACUUM FULL incident_keys")
+        let restarted = try database.another(masterKey: masterKey)
+        defer { (restarted as? PostgresStore)?.shutdown() }
+        #expect(try await restarted.timeline(refs[1].id).first?.sensitive?.hasPrefix("Student wrote a goodbye note") == true, "legacy keys open")
+
+        let (purged, _) = try await RetentionPurge(store: restarted, catalog: shippedCatalog)
+            .run(closedBefore: schoolMorning.addingTimeInterval(86_400), policy: "test-7y")
+        #expect(purged == [refs[0].id])
+        #expect(try database.sql("SELECT COUNT(*) FROM incident_keys WHERE generation IS NULL") == "0")
+        #expect(try database.sql("SELECT COUNT(*) FROM key_table_rewrite_pending") == "0")
+        #expect(try await restarted.timeline(refs[1].id).first?.sensitive?.hasPrefix("Student wrote a goodbye note") == true)
+        // The master key alone opens a legacy copy: none is left in any file.
+        for ref in refs { #expect(try database.files(containing: try #require(legacy[ref.id])).isEmpty, "\(ref.id)") }
     }
 
     @Test("the daily purge applies the configured policy: not before the period has passed, then the closed incident only",

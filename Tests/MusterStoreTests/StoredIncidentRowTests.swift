@@ -25,10 +25,10 @@ struct StoredIncidentRowTests {
                               summarySealed: write.summarySealed, subjectSealed: write.subjectSealed, auditHead: write.auditHead,
                               lastAuditSequence: nil, wrappedKey: masterKey.wrap(key, incident: ref.id.rawValue), purgedAt: purgedAt)
         }
-        let open = try row(purgedAt: nil).open(masterKey: masterKey)
+        let open = try row(purgedAt: nil).open(keys: masterKey)
         #expect(open.key != nil && open.state.incident.summary == "Student wrote a goodbye note in class")
         // The key's row as a commit read it before the purge committed, beside the incident's purged row.
-        let purged = try row(purgedAt: schoolMorning.addingTimeInterval(86_400)).open(masterKey: masterKey)
+        let purged = try row(purgedAt: schoolMorning.addingTimeInterval(86_400)).open(keys: masterKey)
         #expect(purged.key == nil, "a purged incident must take no new sealed text")
         #expect(purged.state.incident.summary.hasPrefix("purged under the retention policy"))
     }

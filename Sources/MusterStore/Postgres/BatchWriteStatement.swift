@@ -62,10 +62,11 @@ struct IncidentRows {
     var playbook: [String] = [], playbookVersion: [String] = [], phase: [String] = [], reportedAt: [Date] = [], reportCount: [Int64] = []
     var groupKeyHash: [String] = [], groupUntil: [Date] = [], state: [ByteBuffer] = []
     var summarySealed: [ByteBuffer] = [], subjectSealed: [ByteBuffer] = [], auditHead: [ByteBuffer] = [], wrappedKey: [ByteBuffer] = []
+    var keyGeneration: [Int64] = []
 
     var isEmpty: Bool { id.isEmpty }
 
-    mutating func append(_ write: IncidentWrite, masterKey: MasterKey, absent: Date) {
+    mutating func append(_ write: IncidentWrite, masterKey: MasterKey, keys: KeyRing, absent: Date) throws {
         let state = write.state, incident = state.incident
         id.append(incident.id.rawValue)
         number.append(Int64(incident.number))
@@ -83,7 +84,9 @@ struct IncidentRows {
         summarySealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
         subjectSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
         auditHead.append(ByteBuffer(bytes: write.auditHead ?? []))
-        wrappedKey.append(ByteBuffer(bytes: write.dataKey.map { masterKey.wrap($0, incident: incident.id.rawValue) } ?? []))
+        let wrapped = try write.dataKey.map { try keys.wrap($0, incident: incident.id) }
+        wrappedKey.append(ByteBuffer(bytes: wrapped?.wrapped ?? []))
+        keyGeneration.append(wrapped?.generation ?? 0)
     }
 
     func values(_ table: String) -> [String: ParameterValue] {
@@ -91,7 +94,8 @@ struct IncidentRows {
          "\(table).playbook": playbook, "\(table).playbook_version": playbookVersion, "\(table).phase": phase,
          "\(table).reported_at": reportedAt, "\(table).report_count": reportCount, "\(table).group_key_hash": groupKeyHash,
          "\(table).group_until": groupUntil, "\(table).state": state, "\(table).summary_sealed": summarySealed,
-         "\(table).subject_sealed": subjectSealed, "\(table).audit_head": auditHead, "\(table).wrapped_key": wrappedKey]
+         "\(table).subject_sealed": subjectSealed, "\(table).audit_head": auditHead, "\(table).wrapped_key": wrappedKey,
+         "\(table).key_generation": keyGeneration]
     }
 }
 
@@ -192,7 +196,8 @@ struct BatchInsertStatement: PostgresPreparedStatement {
             AS u(id, number, type, severity, site, playbook, version, phase, reported_at, report_count, group_key_hash, group_until,
                  state, summary_sealed, subject_sealed, audit_head)
         ), new_keys AS (
-          INSERT INTO incident_keys (incident_id, wrapped) SELECT * FROM unnest({incidents.id}::text[], {incidents.wrapped_key}::bytea[])
+          INSERT INTO incident_keys (incident_id, wrapped, generation)
+          SELECT * FROM unnest({incidents.id}::text[], {incidents.wrapped_key}::bytea[], {incidents.key_generation}::int8[])
         ), new_reports AS (
           INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
             summary_sealed, subject_sealed)

@@ -245,5 +245,29 @@ enum PostgresSchema {
         ("012-keyed-group-keys", [
             "UPDATE incidents SET group_key_hash = NULL",
         ]),
+        // Data keys are wrapped under key generations (KeyRing): a purge re-wraps the live keys under a
+        // new generation and destroys the old generation's secret, so it never rewrites a table that
+        // commits read. Secrets live in a table of their own that only key loads read. Keys written
+        // before this (generation NULL, wrapped by the master key itself) need the key table rewritten
+        // once after the first purge that rewraps them (`key_table_rewrite_pending`).
+        ("013-key-generations", [
+            "CREATE TABLE key_generations (generation BIGINT PRIMARY KEY, retiring BOOLEAN NOT NULL DEFAULT false, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            "CREATE TABLE key_generation_secrets (generation BIGINT PRIMARY KEY, secret BYTEA NOT NULL)",
+            "ALTER TABLE incident_keys ADD COLUMN generation BIGINT REFERENCES key_generations (generation)",
+            "CREATE INDEX incident_keys_by_generation ON incident_keys (generation)",
+            "CREATE TABLE key_table_rewrite_pending (since TIMESTAMPTZ NOT NULL)",
+            "INSERT INTO key_table_rewrite_pending SELECT now() WHERE EXISTS (SELECT 1 FROM incident_keys)",
+            // An instance that has not yet seen a purge's new generation is refused, reloads and retries.
+            """
+            CREATE FUNCTION muster_refuse_retiring_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.generation IS NULL OR EXISTS (SELECT 1 FROM key_generations WHERE generation = NEW.generation AND retiring) THEN
+                RAISE EXCEPTION 'data keys are no longer wrapped under key generation %', NEW.generation USING ERRCODE = 'MK001';
+              END IF;
+              RETURN NEW;
+            END $$
+            """,
+            "CREATE TRIGGER incident_keys_current_generation BEFORE INSERT ON incident_keys FOR EACH ROW EXECUTE FUNCTION muster_refuse_retiring_generation()",
+        ]),
     ]
 }

@@ -226,36 +226,43 @@ extension PostgresStore {
     }
 
     public func scrubDestroyedKeys() async throws {
-        // VACUUM FULL writes the table anew and removes the old file, dead key rows with it; plain
-        // VACUUM would leave their bytes in the pages' free space. It needs the table's exclusive lock,
-        // and every commit reads the table: it is taken only when free within 50 ms (a lock request that
-        // queued behind a long transaction would hold up every commit after it), and kept only for the
-        // rewrite of one small row per incident. When the table stays busy, the next purge tries again.
-        var rewritten = false
-        for attempt in 0..<20 where !rewritten {
+        // The purge has deleted the purged incidents' key rows; their bytes may stay in the table's free
+        // space. Every other key moves to a new generation, and the generations that wrapped the deleted
+        // keys are destroyed with their secrets (KeyRing.swift): row locks only on the key table.
+        guard let generation = try await unbounded({ [self] in try await KeyRing.create(client, retiringOthers: true, logger: logger) }) else { return }
+        try await unbounded { [self] in try await keyRing.reload(client, logger: logger) }
+        var retired = false
+        for _ in 0..<10 where !retired {
+            try await rewrapKeys(into: generation)
+            // A commit that wrapped a key under a retiring generation before this one saw the change can
+            // still land; the foreign key then refuses the deletion, and the keys are moved again.
             do {
                 try await unbounded { [self] in
-                    try await client.withConnection { connection in
-                        // The setting is the session's: put back before the connection returns to the pool.
-                        try await connection.query("SET lock_timeout = '50ms'", logger: logger)
-                        do {
-                            try await connection.query("VACUUM FULL incident_keys", logger: logger)
-                        } catch {
-                            _ = try? await connection.query("RESET lock_timeout", logger: logger)
-                            throw error
-                        }
-                        try await connection.query("RESET lock_timeout", logger: logger)
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await connection.query("DELETE FROM key_generation_secrets WHERE generation < \(generation)", logger: logger)
+                        try await connection.query("DELETE FROM key_generations WHERE generation < \(generation)", logger: logger)
                     }
                 }
-                rewritten = true
-            } catch {
-                logger.info("retention purge: the key table was busy; trying again", metadata: ["attempt": "\(attempt + 1)"])
-                try await Task.sleep(for: .milliseconds(500))
+                retired = true
+            } catch let error as StoreError {
+                logger.info("retention purge: a key was written under a retiring generation meanwhile; moving it too", metadata: ["error": "\(error)"])
             }
         }
-        if !rewritten {
-            logger.warning("retention purge: the key table stayed busy; destroyed keys stay in its free space until the next purge rewrites it")
+        guard retired else {
+            logger.warning("retention purge: keys kept arriving under the old key generation; it is destroyed by the next purge")
+            return
         }
+        // Only the small secret table is rewritten (commits never read it), so the destroyed secrets
+        // leave its file. Keys from before key generations (migration 013) were wrapped by the master key
+        // itself: the key table is rewritten once, after the first purge has moved them all.
+        try await rewriteWithoutWaiting("key_generation_secrets")
+        let pending = try await unbounded { [self] in
+            try await client.query("SELECT 1 FROM key_table_rewrite_pending LIMIT 1", logger: logger).collect().count > 0
+        }
+        if pending, try await rewriteWithoutWaiting("incident_keys") {
+            try await unboundedQuery("DELETE FROM key_table_rewrite_pending")
+        }
+        try await unboundedQuery("VACUUM incident_keys")
         // The write-ahead log still holds the keys as they were written. Finishing the current segment
         // and checkpointing twice lets PostgreSQL remove every segment from before the purge; with
         // wal_recycle = off they are deleted rather than renamed for reuse with their bytes (docs/audit.md).
@@ -272,6 +279,69 @@ extension PostgresStore {
         } catch {
             logger.warning("retention purge: could not rotate the write-ahead log (\(error)); segments from before the purge still hold the destroyed keys until PostgreSQL removes them")
         }
+    }
+
+    /// Moves every key not yet under `generation` to it, in batches: each row is unwrapped with the
+    /// generation that wrapped it and wrapped again. Only keys still there are moved (a concurrent purge
+    /// may delete one), and only from the generation they were read under.
+    private func rewrapKeys(into generation: Int64) async throws {
+        while true {
+            let rows = try await unbounded { [self] in
+                try await client.query("""
+                    SELECT incident_id, wrapped, generation FROM incident_keys WHERE generation IS DISTINCT FROM \(generation) LIMIT 500
+                    """, logger: logger).collect()
+            }
+            guard !rows.isEmpty else { return }
+            var ids: [String] = [], from: [Int64] = [], wrapped: [ByteBuffer] = []
+            for row in rows {
+                let (id, old, oldGeneration) = try row.decode((String, ByteBuffer, Int64?).self)
+                let incident = IncidentID(id)
+                let key = try keyRing.openDataKey(Array(buffer: old), generation: oldGeneration, incident: incident)
+                let moved = try keyRing.wrap(key, incident: incident)
+                guard moved.generation == generation else { throw KeyGenerationsStale("a newer key generation than \(generation) appeared") }
+                ids.append(id)
+                from.append(oldGeneration ?? 0)
+                wrapped.append(ByteBuffer(bytes: moved.wrapped))
+            }
+            try await unbounded { [self, ids, from, wrapped] in
+                try await client.query("""
+                    UPDATE incident_keys AS k SET wrapped = u.wrapped, generation = \(generation)
+                    FROM unnest(\(ids)::text[], \(from)::int8[], \(wrapped)::bytea[]) AS u(id, generation, wrapped)
+                    WHERE k.incident_id = u.id AND COALESCE(k.generation, 0) = u.generation
+                    """, logger: logger)
+                return ()
+            }
+        }
+    }
+
+    /// `VACUUM FULL` of `table`, which writes it anew and removes the old file (dead rows with it; plain
+    /// VACUUM leaves their bytes in the pages' free space). Its exclusive lock is taken only when free
+    /// within 50 ms, so no queue forms behind it; false when the table stayed busy (the next purge tries again).
+    @discardableResult
+    private func rewriteWithoutWaiting(_ table: String) async throws -> Bool {
+        for attempt in 0..<20 {
+            do {
+                try await unbounded { [self] in
+                    try await client.withConnection { connection in
+                        // The setting is the session's: put back before the connection returns to the pool.
+                        try await connection.query("SET lock_timeout = '50ms'", logger: logger)
+                        do {
+                            try await connection.query(PostgresQuery(unsafeSQL: "VACUUM FULL \(table)"), logger: logger)
+                        } catch {
+                            _ = try? await connection.query("RESET lock_timeout", logger: logger)
+                            throw error
+                        }
+                        try await connection.query("RESET lock_timeout", logger: logger)
+                    }
+                }
+                return true
+            } catch {
+                logger.info("retention purge: \(table) was busy; trying again", metadata: ["attempt": "\(attempt + 1)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        logger.warning("retention purge: \(table) stayed busy; what was deleted from it stays in its free space until the next purge rewrites it")
+        return false
     }
 }
 

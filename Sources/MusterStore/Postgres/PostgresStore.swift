@@ -20,6 +20,8 @@ public final class PostgresStore: Store {
     private let runner: Task<Void, Never>
     /// Wraps each incident's data key, which seals its student text (docs/audit.md).
     public let masterKey: MasterKey
+    /// The key generations data keys are wrapped under (KeyRing.swift).
+    let keyRing: KeyRing
     /// The longest any call may take before the caller is told the database is unavailable.
     public let timeout: TimeInterval
     /// The channel NOTIFY wakes workers on when timers or deliveries are queued.
@@ -35,6 +37,7 @@ public final class PostgresStore: Store {
     public init(settings: PostgresSettings, masterKey: MasterKey, logger: Logger = Logger(label: "muster.postgres"), timeout: TimeInterval = 3) {
         self.timeout = timeout
         self.masterKey = masterKey
+        keyRing = KeyRing(masterKey: masterKey)
         self.settings = settings
         // A host list (libpq's h1:p1,h2:p2 and target_session_attrs) goes through the host chooser.
         forwarder = settings.choosesHost ? PrimaryForwarder(settings: settings, logger: logger) : nil
@@ -149,12 +152,14 @@ public final class PostgresStore: Store {
     public func commit<Answer: Sendable>(reading needs: CommitNeeds, now: Date,
                                          decide: @escaping @Sendable (CommitSnapshot) -> (BatchWrites, Answer)) async throws -> Answer {
         do {
-            let (answer, wake) = try await Deadline.run(timeout, what: "the commit") { [self] in
-                try await client.withTransaction(logger: logger) { connection in
-                    let snapshot = try await self.prefetch(needs, connection: connection, now: now)
-                    let (writes, answer) = decide(snapshot)
-                    let queuedWork = try await self.write(writes, connection: connection, now: now)
-                    return (answer, queuedWork)
+            let (answer, wake) = try await withCurrentKeys { [self] in
+                try await Deadline.run(timeout, what: "the commit") { [self] in
+                    try await client.withTransaction(logger: logger) { connection in
+                        let snapshot = try await self.prefetch(needs, connection: connection, now: now)
+                        let (writes, answer) = decide(snapshot)
+                        let queuedWork = try await self.write(writes, connection: connection, now: now)
+                        return (answer, queuedWork)
+                    }
                 }
             }
             // Never NOTIFY inside the commit: PostgreSQL serialises the commits of notifying transactions
@@ -168,6 +173,22 @@ public final class PostgresStore: Store {
         } catch {
             throw StoreError.unavailable(String(reflecting: error))
         }
+    }
+
+    /// Runs `work`, and once more after reloading the key generations when it met one this instance
+    /// has not loaded, or wrapped a key under one a purge is retiring. The first call loads them.
+    func withCurrentKeys<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        if !keyRing.isLoaded { try await reloadKeys() }
+        do {
+            return try await work()
+        } catch where KeyGenerationsStale.matches(error) {
+            try await reloadKeys()
+            return try await work()
+        }
+    }
+
+    private func reloadKeys() async throws {
+        try await Deadline.run(timeout, what: "loading the key generations") { [self] in try await keyRing.reload(client, logger: logger) }
     }
 
     /// The server's message when it answered with an error (as opposed to not answering at all).
@@ -226,7 +247,7 @@ public final class PostgresStore: Store {
         if !ids.isEmpty {
             let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.lockedIncidentRows,
                                                                 binds: Self.binds(ids.map(\.rawValue).sorted())), logger: logger)
-            for try await row in rows { try prefetched.add(try Self.incidentRow(row), masterKey: masterKey) }
+            for try await row in rows { try prefetched.add(try Self.incidentRow(row), keys: keyRing) }
         }
         // After the incidents' locks, in the order every commit takes them (incidents, then outbox rows).
         if !needs.deliveryAttempts.isEmpty {
@@ -298,7 +319,11 @@ public final class PostgresStore: Store {
         var new = IncidentRows(), changed = IncidentRows()
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id], !write.auditOnly else { continue }
-            if write.isNew { new.append(write, masterKey: masterKey, absent: absent) } else { changed.append(write, masterKey: masterKey, absent: absent) }
+            if write.isNew {
+                try new.append(write, masterKey: masterKey, keys: keyRing, absent: absent)
+            } else {
+                try changed.append(write, masterKey: masterKey, keys: keyRing, absent: absent)
+            }
         }
         var scheduled = TimerRows(), removed = TimerRows()
         for (row, write) in writes.timers {
@@ -340,7 +365,7 @@ public final class PostgresStore: Store {
     private static func incidentRows(from incidents: String) -> String {
         """
         SELECT i.id, i.state, i.summary, i.subject, i.summary_sealed, i.subject_sealed,
-          COALESCE(last.last_head, i.audit_head), k.wrapped, i.purged_at, last.last_sequence
+          COALESCE(last.last_head, i.audit_head), k.wrapped, k.generation, i.purged_at, last.last_sequence
         FROM \(incidents) i LEFT JOIN incident_keys k ON k.incident_id = i.id
           CROSS JOIN LATERAL muster_last_audit_entry(i.id) last
 
@@ -356,12 +381,12 @@ public final class PostgresStore: Store {
     static let lockedIncidentRows = incidentRows(from: "(SELECT * FROM incidents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)")
 
     static func incidentRow(_ row: PostgresRow) throws -> StoredIncidentRow {
-        let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, purgedAt, lastSequence) =
-            try row.decode((String, ByteBuffer, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer?, Date?, Int?).self)
+        let (id, state, summary, subject, summarySealed, subjectSealed, head, wrapped, generation, purgedAt, lastSequence) =
+            try row.decode((String, ByteBuffer, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer?, Int64?, Date?, Int?).self)
         return StoredIncidentRow(id: IncidentID(id), state: Array(buffer: state), legacySummary: summary, legacySubject: subject,
                                  summarySealed: summarySealed.map { Array(buffer: $0) }, subjectSealed: subjectSealed.map { Array(buffer: $0) },
                                  auditHead: head.map { Array(buffer: $0) }, lastAuditSequence: lastSequence,
-                                 wrappedKey: wrapped.map { Array(buffer: $0) }, purgedAt: purgedAt)
+                                 wrappedKey: wrapped.map { Array(buffer: $0) }, keyGeneration: generation, purgedAt: purgedAt)
     }
 
     static func binds(_ value: some PostgresNonThrowingEncodable) -> PostgresBindings {
@@ -381,14 +406,16 @@ public final class PostgresStore: Store {
     /// The incident's row with its text opened, and its data key.
     func openIncident(_ id: IncidentID) async throws -> (state: IncidentState, key: DataKey?, purgedAt: Date?)? {
         try await database { [self] in
-            let rows = try await client.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + "WHERE i.id = $1", binds: Self.binds(id.rawValue)),
-                                              logger: logger)
-            for try await row in rows {
-                let stored = try Self.incidentRow(row)
-                let (state, key) = try stored.open(masterKey: masterKey)
-                return (state, key, stored.purgedAt)
+            try await withCurrentKeys { [self] in
+                let rows = try await client.query(PostgresQuery(unsafeSQL: Self.incidentRowColumns + "WHERE i.id = $1", binds: Self.binds(id.rawValue)),
+                                                  logger: logger)
+                for try await row in rows {
+                    let stored = try Self.incidentRow(row)
+                    let (state, key) = try stored.open(keys: keyRing)
+                    return (state, key, stored.purgedAt)
+                }
+                return nil
             }
-            return nil
         }
     }
 

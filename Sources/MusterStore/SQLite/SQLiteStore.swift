@@ -93,7 +93,7 @@ public final class SQLiteStore: Store {
         if !ids.isEmpty {
             let list = ids.map(\.rawValue)
             let rows = try Row.fetchAll(db, sql: incidentRowColumns + "WHERE i.id IN (\(placeholders(list.count)))", arguments: StatementArguments(list))
-            for row in rows { try prefetched.add(incidentRow(row), masterKey: masterKey) }
+            for row in rows { try prefetched.add(incidentRow(row), keys: masterKey) }
         }
         if needs.newNumbers > 0 {
             let highest = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(number), 0) FROM incidents") ?? 0
@@ -253,7 +253,7 @@ public final class SQLiteStore: Store {
         return try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: Self.incidentRowColumns + "WHERE i.id = ?", arguments: [id.rawValue]) else { return nil }
             let stored = Self.incidentRow(row)
-            let (state, key) = try stored.open(masterKey: masterKey)
+            let (state, key) = try stored.open(keys: masterKey)
             return (state, key, stored.purgedAt)
         }
     }
