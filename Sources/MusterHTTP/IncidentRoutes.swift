@@ -39,7 +39,11 @@ extension MusterServer {
         }
 
         action("acknowledge", .acknowledge, fields: []) { account, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
-        action("resolve", .resolve, fields: ["note"]) { account, body in .resolved(by: account.actor, note: body.string("note")) }
+        // A person resolving says how it ended (the playbook's outcomes); "false alarm" and the like say why in the note.
+        action("resolve", .resolve, fields: ["outcome", "note"], bodyRequired: true) { account, body in
+            let outcome = body.string("outcome", required: true, maxLength: 100)
+            return .resolved(by: account.actor, note: body.string("note"), outcome: outcome ?? "")
+        }
         action("reopen", .reopen, fields: ["reason"]) { account, body in .reopened(by: account.actor, reason: body.string("reason", maxLength: 2000)) }
         action("notes", .note, fields: ["text"], bodyRequired: true) { account, body in
             .noteAdded(by: account.actor, text: body.string("text", required: true) ?? "")

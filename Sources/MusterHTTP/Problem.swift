@@ -63,6 +63,9 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     /// A store refusal as the API reports it.
     public static func from(_ error: StoreError) -> Problem {
         switch error {
+        case .rejected(.unknownOutcome(_, let allowed)):
+            .unprocessable(error.description, errors: [.init(pointer: "/outcome", detail: "one of " + allowed.joined(separator: ", "))])
+        case .rejected(.outcomeNeedsReason): .unprocessable(error.description, errors: [.init(pointer: "/note", detail: "required for this outcome")])
         case .rejected(let rejection): .conflict(rejection.description)
         case .unknownIncident(let id): .notFound("no incident \(id)")
         case .invalidReport(let problem): .unprocessable(problem)

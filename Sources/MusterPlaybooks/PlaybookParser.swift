@@ -27,7 +27,7 @@ struct PlaybookParser {
         guard let root = reader.document(text),
               let top = reader.fields(root, "the playbook", required: ["id", "title", "match", "steps", "fallback"],
                                       optional: ["description", "group", "flags", "outside_school_hours", "non_school_days",
-                                                 "tasks", "overdue", "call_911_first"]) else { return nil }
+                                                 "tasks", "overdue", "call_911_first", "outcomes"]) else { return nil }
         let id = reader.id(top["id"], "the playbook id")
         let title = reader.string(top["title"], "the playbook's title")
         if top.has("description") { _ = reader.string(top["description"], "description") }
@@ -35,6 +35,7 @@ struct PlaybookParser {
         let grouping = top["group"].flatMap(parseGrouping)
         let flags = top.has("flags") ? parseFlags(top["flags"]) : [:]
         let call911 = top.has("call_911_first") ? reader.bool(top["call_911_first"], "call_911_first") ?? false : false
+        let outcomes = top.has("outcomes") ? parseOutcomes(top["outcomes"]) : ResolutionOutcome.defaults
         let sites = matchableSites(match)
         var source = PlaybookSource(file: reader.file, version: version)
         let steps = parseSteps(top["steps"], "steps", sites: sites, source: &source.steps[.standard])
@@ -69,7 +70,7 @@ struct PlaybookParser {
         let playbook = Playbook(
             id: PlaybookID(id), title: title, version: version, match: match, grouping: grouping, steps: steps,
             outsideSchoolHours: variants["outside_school_hours"], nonSchoolDays: variants["non_school_days"],
-            fallback: fallback, tasks: tasks.map(\.task), flags: flags, callEmergencyFirst: call911)
+            fallback: fallback, tasks: tasks.map(\.task), flags: flags, callEmergencyFirst: call911, outcomes: outcomes)
         source.fallback = reader.location(top["fallback"])
         return Located(playbook: playbook, matchNode: top["match"], idNode: top["id"], source: source)
     }
@@ -137,6 +138,40 @@ struct PlaybookParser {
             flags[IncidentFlag(id)] = question
         }
         return flags
+    }
+
+    /// `outcomes:` items are a default outcome's id (`false-alarm`) or `{ id, title, reason: required }`.
+    private func parseOutcomes(_ node: Node?) -> [ResolutionOutcome] {
+        var outcomes: [ResolutionOutcome] = []
+        for item in reader.list(node, "outcomes") ?? [] {
+            var outcome: ResolutionOutcome?
+            if item.scalar != nil {
+                guard let id = reader.id(item, "an outcome") else { continue }
+                outcome = ResolutionOutcome.defaults.first { $0.id == id }
+                if outcome == nil {
+                    reader.error("'\(id)' is not one of the default outcomes (\(ResolutionOutcome.defaults.map(\.id).joined(separator: ", "))): "
+                                 + "write it as { id: \(id), title: ... }", at: item)
+                }
+            } else if let fields = reader.fields(item, "an outcome", required: ["id", "title"], optional: ["reason"]),
+                      let id = reader.id(fields["id"], "the outcome id"), let title = reader.string(fields["title"], "the outcome's title") {
+                var needsReason = false
+                if fields.has("reason"), let reason = reader.string(fields["reason"], "the outcome's reason") {
+                    switch reason {
+                    case "required": needsReason = true
+                    case "optional": needsReason = false
+                    default: reader.error("the outcome's reason must be required or optional, not '\(reason)'", at: fields["reason"])
+                    }
+                }
+                outcome = ResolutionOutcome(id: id, title: title, needsReason: needsReason)
+            }
+            guard let outcome else { continue }
+            if outcomes.contains(where: { $0.id == outcome.id }) {
+                reader.error("outcome '\(outcome.id)' is listed twice", at: item)
+                continue
+            }
+            outcomes.append(outcome)
+        }
+        return outcomes
     }
 
     /// `source` receives each step's position and its targets' positions.

@@ -507,6 +507,28 @@ struct EscalationEngineTests {
         }
     }
 
+    @Test("resolving with an outcome: one of the playbook's, and a false alarm only with a reason; the entry names it")
+    func resolutionOutcomes() throws {
+        let engine = Fixture.engine
+        let now = Fixture.instant(schoolHours)
+        let (state, _) = try engine.step(nil, .reported(Fixture.incident(at: schoolHours)), now: now)
+        #expect(throws: EngineRejection.unknownOutcome("sorted", allowed: ResolutionOutcome.defaults.map(\.id))) {
+            try engine.step(state, .resolved(by: .person("sw2"), note: nil, outcome: "sorted"), now: now)
+        }
+        for blank in [nil, "", "  \n"] {
+            #expect(throws: EngineRejection.outcomeNeedsReason("false-alarm")) {
+                try engine.step(state, .resolved(by: .person("sw2"), note: blank, outcome: "false-alarm"), now: now)
+            }
+        }
+        let (resolved, effects) = try engine.step(state, .resolved(by: .person("sw2"), note: "the note was a song lyric", outcome: "false-alarm"), now: now)
+        #expect(resolved.phase == .resolved)
+        let entry = effects.compactMap { effect -> AuditRecord? in if case .audit(let record) = effect { record } else { nil } }.last
+        #expect(entry?.action == .resolved)
+        #expect(entry?.target == "false-alarm")
+        #expect(entry?.detail == "outcome: False alarm")
+        #expect(entry?.sensitive == "the note was a song lyric", "the reason is sealed like any note")
+    }
+
     @Test("a purge takes an incident closed before its date only: one reopened and closed again since keeps its text")
     func purgeRechecksTheClosingTime() throws {
         let engine = Fixture.engine

@@ -434,7 +434,7 @@ struct PartnerAcknowledgementTests {
             #expect(try await AcknowledgementTests().state(harness, first).owner == .partner("county-mobile-crisis"))
 
             // A new report (the first is owned, so this one opens its own incident): the call's key press.
-            _ = try await client.call(.post, "/api/v1/incidents/\(first)/resolve", headers: harness.auth("admin"))
+            _ = try await client.call(.post, "/api/v1/incidents/\(first)/resolve", headers: harness.auth("admin"), json: #"{"outcome":"handled-at-school"}"#)
             let (second, call) = try await partnerPage(harness, client, channel: "voice")
             let token = try #require(call["ack_url"]?.split(separator: "/").last.map(String.init))
             let path = "/api/v1/integrations/twilio/voice?n=\(call["id"]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&t=\(token)"

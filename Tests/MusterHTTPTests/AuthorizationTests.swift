@@ -61,7 +61,7 @@ struct AuthorizationTests {
                                                      json: reportJSON(site: own ? "lincoln-high" : "washington-elementary", subject: "m-\(subject)"))
                 let id = try #require((response.object["incident"] as? [String: Any])?["id"] as? String)
                 if resolved {
-                    let done = try await client.call(.post, "/api/v1/incidents/\(id)/resolve", headers: harness.auth("admin"))
+                    let done = try await client.call(.post, "/api/v1/incidents/\(id)/resolve", headers: harness.auth("admin"), json: #"{"outcome":"handled-at-school"}"#)
                     #expect(done.status == .ok)
                 }
                 return id
@@ -83,8 +83,11 @@ struct AuthorizationTests {
                             response = try await client.call(.get, "/api/v1/incidents?site=\(site)", headers: headers)
                         case "detail":
                             response = try await client.call(.get, "/api/v1/incidents/\(try await incident(own: own, resolved: false))", headers: headers)
-                        case "acknowledge", "resolve", "escalate":
+                        case "acknowledge", "escalate":
                             response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/\(endpoint)", headers: headers)
+                        case "resolve":
+                            response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/resolve", headers: headers,
+                                                             json: #"{"outcome":"handled-at-school"}"#)
                         case "task":
                             response = try await client.call(.post, "/api/v1/incidents/\(try await incident(own: own, resolved: false))/tasks/supervision/complete",
                                                              headers: headers)

@@ -285,7 +285,7 @@ struct IntegrationTests {
             let other = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"),
                                               json: reportJSON(summary: "A different concern", subject: "S-77"))
             let otherNumber = try #require((other.object["incident"] as? [String: Any])?["number"] as? Int)
-            #expect(try await client.call(.post, "/api/v1/incidents/\(otherNumber)/resolve", headers: headers).status == .ok)
+            #expect(try await client.call(.post, "/api/v1/incidents/\(otherNumber)/resolve", headers: headers, json: #"{"outcome":"handled-at-school"}"#).status == .ok)
             let intoResolved = try await client.call(.post, "/api/v1/incidents/\(teacher.number)/join", headers: headers, json: #"{"into": \#(otherNumber)}"#)
             #expect(intoResolved.status == .conflict)
             #expect(try await harness.store.incident(teacher.id)?.phase != .resolved, "a refused join closes nothing")

@@ -75,7 +75,7 @@ struct OpenAPITests {
             _ = try await check(.post, "/api/v1/incidents/{id}/notes", "/api/v1/incidents/\(id)/notes", json: #"{"txt":"x"}"#)
             _ = try await check(.post, "/api/v1/incidents/{id}/reassign", "/api/v1/incidents/\(id)/reassign", json: #"{"to":"dchen"}"#)
             _ = try await check(.post, "/api/v1/incidents/{id}/reassign", "/api/v1/incidents/\(id)/reassign", json: #"{"to":"nobody"}"#)
-            _ = try await check(.post, "/api/v1/incidents/{id}/resolve", "/api/v1/incidents/\(id)/resolve", json: #"{"note":"done"}"#)
+            _ = try await check(.post, "/api/v1/incidents/{id}/resolve", "/api/v1/incidents/\(id)/resolve", json: #"{"outcome":"false-alarm","note":"done"}"#)
             _ = try await check(.post, "/api/v1/incidents/{id}/reopen", "/api/v1/incidents/\(id)/reopen", json: #"{"reason":"again"}"#)
             _ = try await check(.get, "/api/v1/incidents/{id}", "/api/v1/incidents/\(id)")
             _ = try await check(.get, "/api/v1/oncall", "/api/v1/oncall")

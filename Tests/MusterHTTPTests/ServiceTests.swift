@@ -10,6 +10,32 @@ import Testing
 
 @Suite("The service, live", .serialized)
 struct ServiceTests {
+    @Test("resolving asks how it ended: no outcome is 400, an unknown one or a false alarm without a reason 422, and nothing changes")
+    func resolutionOutcome() async throws {
+        try await withService(.sqlite) { harness, client in
+            let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"), json: reportJSON())
+            let id = try #require((created.object["incident"] as? [String: Any])?["id"] as? String)
+            func resolve(_ body: String) async throws -> (TestResponse, Set<String>) {
+                let response = try await client.call(.post, "/api/v1/incidents/\(id)/resolve", headers: harness.auth("responder-lincoln"), json: body)
+                return (response, Set(((response.object["errors"] as? [[String: Any]]) ?? []).compactMap { $0["pointer"] as? String }))
+            }
+            let (missing, missingAt) = try await resolve(#"{"note":"done"}"#)
+            #expect(missing.status == .badRequest && missingAt == ["/outcome"], "\(missing.object)")
+            let (unknown, unknownAt) = try await resolve(#"{"outcome":"sorted"}"#)
+            #expect(unknown.status == .unprocessableContent && unknownAt == ["/outcome"])
+            #expect((unknown.object["detail"] as? String)?.contains("handled-at-school, referred, emergency-services, false-alarm, duplicate") == true)
+            let (noReason, noReasonAt) = try await resolve(#"{"outcome":"false-alarm"}"#)
+            #expect(noReason.status == .unprocessableContent && noReasonAt == ["/note"])
+            let still = try await client.call(.get, "/api/v1/incidents/\(id)", headers: harness.auth("responder-lincoln"))
+            #expect(still.object["status"] as? String != "resolved", "nothing changed")
+
+            let (done, _) = try await resolve(#"{"outcome":"false-alarm","note":"A misread message"}"#)
+            #expect(done.status == .ok && done.object["status"] as? String == "resolved")
+            let timeline = try await harness.store.timeline(IncidentID(id))
+            #expect(timeline.last?.action == .resolved && timeline.last?.target == "false-alarm")
+        }
+    }
+
     @Test("report, page, acknowledge, resolve; the read is audited", arguments: Backend.allCases)
     func lifecycle(_ backend: Backend) async throws {
         try await withService(backend) { harness, client in
@@ -39,7 +65,7 @@ struct ServiceTests {
                                              json: #"{"text":"Student is with the counselor"}"#)
             #expect(note.status == .ok)
             let resolved = try await client.call(.post, "/api/v1/incidents/\(id)/resolve", headers: harness.auth("responder-lincoln"),
-                                                 json: #"{"note":"Safety plan in place"}"#)
+                                                 json: #"{"outcome":"handled-at-school","note":"Safety plan in place"}"#)
             #expect(resolved.object["status"] as? String == "resolved")
 
             let detail = try await client.call(.get, "/api/v1/incidents/\(id)", headers: harness.auth("auditor"))

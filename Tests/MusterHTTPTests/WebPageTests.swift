@@ -283,9 +283,15 @@ struct WebPageTests {
                                                                     ("basis", "Missing, believed at risk")]).headers[.location] == "\(path)?done=disclosures")
             #expect(try await harness.store.timeline(id).contains { $0.action == .disclosed && $0.target == "Officer Diaz"
                 && $0.sensitive == "What: The student's photo\nBasis: Missing, believed at risk" })
-            #expect(try await responder.post("\(path)/resolve", [("note", "Safe at home; follow-up Monday")]).status == .seeOther)
+            // Resolving asks how it ended: without an answer nothing changes.
+            let open = try await responder.get(path)
+            #expect(open.text.contains(#"<option value="false-alarm">False alarm (say why in the note)</option>"#))
+            #expect(try await responder.post("\(path)/resolve", [("note", "Safe at home")]).headers[.location] == "\(path)?done=no-outcome")
+            #expect(try await harness.store.incident(id)?.isOpen == true)
+            #expect(try await responder.post("\(path)/resolve", [("outcome", "handled-at-school"), ("note", "Safe at home; follow-up Monday")]).status == .seeOther)
             let after = try await responder.get(path)
             #expect(after.text.contains("Resolved"))
+            #expect(after.text.contains("resolved it: Handled at school"))
             #expect(after.text.contains("Met the student with the counselor"))
             let timeline = try await harness.store.timeline(id)
             // Opening the page is on the record, as through the API.

@@ -162,6 +162,38 @@ struct PlaybookDiagnosticsTests {
         ])
     }
 
+    @Test("outcomes: the defaults by id, or id and title with a reason required; errors name the place")
+    func outcomes() throws {
+        let listed = basePlaybook + """
+
+            outcomes:
+              - referred
+              - { id: false-alarm, title: Not a real concern, reason: required }
+              - { id: parent-informed, title: Handled with the family }
+            """
+        let result = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", listed)])
+        #expect(result.diagnostics.isEmpty)
+        let outcomes = try #require(result.catalog?.playbooks.playbooks.first?.outcomes)
+        #expect(outcomes == [ResolutionOutcome(id: "referred", title: "Referred to an outside service"),
+                             ResolutionOutcome(id: "false-alarm", title: "Not a real concern", needsReason: true),
+                             ResolutionOutcome(id: "parent-informed", title: "Handled with the family")])
+        let unlisted = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", basePlaybook)])
+        #expect(unlisted.catalog?.playbooks.playbooks.first?.outcomes == ResolutionOutcome.defaults)
+
+        let wrong = basePlaybook + """
+
+            outcomes:
+              - sorted
+              - { id: referred, title: Referred, reason: sometimes }
+              - referred
+            """
+        #expect(load(playbook: wrong).map(\.description) == [
+            "p.yaml:10:5: error: 'sorted' is not one of the default outcomes (handled-at-school, referred, emergency-services, false-alarm, duplicate): write it as { id: sorted, title: ... }",
+            "p.yaml:11:46: error: the outcome's reason must be required or optional, not 'sometimes'",
+            "p.yaml:12:5: error: outcome 'referred' is listed twice",
+        ])
+    }
+
     @Test("a target that names no one at some matchable sites is a warning, not an error")
     func partialTargetIsWarning() {
         let text = replacing("on-call:counselor@north", with: "on-call:counselor@site")

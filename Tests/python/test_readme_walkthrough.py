@@ -462,6 +462,7 @@ class ReadmeWalkthrough(unittest.TestCase):
         self.assertEqual(self.text(".notice"), "Note added.")
         self.assertIn(note, self.text(".timeline"))
         self.saw(6, "Add the note: " + self.text(".notice"))
+        Select(self.driver.find_element(By.ID, "resolve-outcome")).select_by_value("emergency-services")
         self.driver.find_element(By.ID, "resolve-note").send_keys("Student taken to the emergency department by his mother.")
         self.click_and_load(self.button("Resolve"))
         self.assertEqual(self.text(".notice"), "Resolved.")

@@ -235,7 +235,9 @@ public enum IncidentEvent: Hashable, Sendable {
     case reassigned(to: PersonID, by: Actor)
     case taskCompleted(TaskID, by: Actor)
     case noteAdded(by: Actor, text: String)
-    case resolved(by: Actor, note: String?)
+    /// `outcome`: one of the playbook's outcomes (people resolving choose one; an integration closing
+    /// its own alert and the simulator need not). One that needs a reason needs `note`.
+    case resolved(by: Actor, note: String?, outcome: String? = nil)
     case reopened(by: Actor, reason: String?)
     /// A provider took one notification and will report whether it reached the person (`delivered` or
     /// `deliveryFailed` follows, from its status callback); `reference` is its id for the message.
@@ -410,6 +412,8 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case flagNotSet(IncidentFlag)
     /// A purge for incidents closed before a date, of one closed (again) since.
     case closedTooRecently(Date)
+    case unknownOutcome(String, allowed: [String])
+    case outcomeNeedsReason(String)
 
     public var description: String {
         switch self {
@@ -425,6 +429,9 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .unknownFlag(let flag): "the incident's playbook has no flag '\(flag)'"
         case .flagNotSet(let flag): "the flag '\(flag)' is not set on this incident"
         case .closedTooRecently(let date): "the incident was closed after \(date), too recently for this purge"
+        case .unknownOutcome(let outcome, let allowed):
+            "the incident's playbook has no outcome '\(outcome)'; choose one of \(allowed.joined(separator: ", "))"
+        case .outcomeNeedsReason(let outcome): "the outcome '\(outcome)' needs a reason: say why in the note"
         }
     }
 }

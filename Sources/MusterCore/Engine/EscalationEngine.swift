@@ -170,10 +170,19 @@ private struct Run {
             audit(actor, .taskCompleted, task: id, detail: late)
         case .noteAdded(let actor, let text):
             audit(actor, .noteAdded, sensitive: text)
-        case .resolved(let actor, let note):
+        case .resolved(let actor, let note, let outcome):
             guard state.isOpen else { throw .resolved }
+            var detail: String?, chosenID: String?
+            if let outcome {
+                guard let chosen = engine.playbook.outcomes.first(where: { $0.id == outcome }) else {
+                    throw .unknownOutcome(outcome, allowed: engine.playbook.outcomes.map(\.id))
+                }
+                if chosen.needsReason, (note ?? "").allSatisfy(\.isWhitespace) { throw .outcomeNeedsReason(outcome) }
+                detail = "outcome: \(chosen.title)"
+                chosenID = chosen.id
+            }
             close()
-            audit(actor, .resolved, sensitive: note)
+            audit(actor, .resolved, target: chosenID, detail: detail, sensitive: note)
         case .reopened(let actor, let reason):
             guard state.phase == .resolved else { throw .notResolved }
             reopen(by: actor, reason: reason)

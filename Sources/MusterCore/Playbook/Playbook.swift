@@ -111,6 +111,29 @@ public struct ProtocolTask: Hashable, Sendable {
     }
 }
 
+/// How an incident ended, chosen when it is resolved (tip programmes such as Safe2Tell close every
+/// tip with its outcome). Some need a reason: "false alarm" says why it was one.
+public struct ResolutionOutcome: Hashable, Sendable {
+    public var id: String
+    public var title: String
+    public var needsReason: Bool
+
+    public init(id: String, title: String, needsReason: Bool = false) {
+        self.id = id
+        self.title = title
+        self.needsReason = needsReason
+    }
+
+    /// A playbook's outcomes when it names none.
+    public static let defaults = [
+        ResolutionOutcome(id: "handled-at-school", title: "Handled at school"),
+        ResolutionOutcome(id: "referred", title: "Referred to an outside service"),
+        ResolutionOutcome(id: "emergency-services", title: "Emergency services involved"),
+        ResolutionOutcome(id: "false-alarm", title: "False alarm", needsReason: true),
+        ResolutionOutcome(id: "duplicate", title: "Duplicate of another report"),
+    ]
+}
+
 public struct PlaybookMatch: Hashable, Sendable {
     /// Empty only for the catch-all playbook.
     public var types: Set<IncidentTypeID>
@@ -186,12 +209,16 @@ public struct Playbook: Hashable, Sendable {
     /// The report form tells the reporter to call 911 before anything else, whatever the severity
     /// (a medical emergency); imminent reports always are.
     public var callEmergencyFirst: Bool
+    /// What a person resolving the incident chooses from.
+    public var outcomes: [ResolutionOutcome]
 
     public init(id: PlaybookID, title: String, version: String, match: PlaybookMatch, grouping: Grouping? = nil,
                 steps: [EscalationStep], outsideSchoolHours: [EscalationStep]? = nil,
                 nonSchoolDays: [EscalationStep]? = nil, fallback: Fallback, tasks: [ProtocolTask] = [],
-                flags: [IncidentFlag: String] = [:], callEmergencyFirst: Bool = false) {
+                flags: [IncidentFlag: String] = [:], callEmergencyFirst: Bool = false,
+                outcomes: [ResolutionOutcome] = ResolutionOutcome.defaults) {
         self.callEmergencyFirst = callEmergencyFirst
+        self.outcomes = outcomes
         self.id = id
         self.title = title
         self.version = version

@@ -28,7 +28,9 @@ extension MusterServer {
         action("decline", .acknowledge) { account, _, _ in .declined(by: account.actor, path: .api) }
         action("escalate", .escalate) { account, form, _ in .escalatedByHand(by: account.actor, reason: form["reason"].map { String($0.prefix(2000)) }) }
         action("reassign", .reassign) { account, form, _ in .reassigned(to: PersonID(form["to"] ?? ""), by: account.actor) }
-        action("resolve", .resolve) { account, form, _ in .resolved(by: account.actor, note: form["note"]) }
+        action("resolve", .resolve, incomplete: "no-outcome") { account, form, _ in
+            form.text("outcome", maxLength: 100).map { .resolved(by: account.actor, note: form["note"], outcome: $0) }
+        }
         action("notes", .note, incomplete: "empty-note") { account, form, _ in
             form.text("text", maxLength: .max) == nil ? nil : .noteAdded(by: account.actor, text: form["text"] ?? "")
         }
@@ -226,6 +228,7 @@ extension MusterServer {
         struct TimelineItem { var offset: String; var text: String }
         struct PersonOption { var id: String; var name: String }
         struct Decision { var id: String; var question: String; var isSet: Bool; var verb: String; var button: String }
+        struct Outcome { var id: String; var title: String; var needsReason: Bool }
         var frame: WebPage.Frame
         var done: String?
         var call911: Bool
@@ -254,6 +257,8 @@ extension MusterServer {
         var canExport: Bool
         /// The playbook's questions (the family decision among them), as they stand, for who may change them.
         var decisions: [Decision]
+        /// What resolving asks to choose from (the playbook's outcomes).
+        var outcomes: [Outcome]
         var timeline: [TimelineItem]
     }
 
@@ -268,6 +273,7 @@ extension MusterServer {
         "notes": "Note added.",
         "tasks": "Task marked done.",
         "empty-note": "The note was empty, so nothing was added.",
+        "no-outcome": "Choose how the incident ended: it is still open.",
         "flags": "Decision recorded.",
         "disclosures": "Disclosure recorded.",
         "empty-disclosure": "Say who received what, and why it was lawful: nothing was recorded.",
@@ -356,6 +362,7 @@ extension MusterServer {
                     return .init(id: flag.rawValue, question: question, isSet: isSet, verb: isSet ? "clear" : "set",
                                  button: isSet ? "Change to no" : "Change to yes")
                 } : [],
+            outcomes: (playbook?.outcomes ?? ResolutionOutcome.defaults).map { .init(id: $0.id, title: $0.title, needsReason: $0.needsReason) },
             timeline: timeline)
         return WebPage.render(.ok, live ? "incident-live" : "incident", page)
     }
@@ -519,7 +526,7 @@ extension MusterServer {
         case .disclosed: record.recipient != nil ? "Disclosed to \(recipient)\(channel)" : "\(who) recorded a disclosure to \(record.target ?? "")"
         case .taskOverdue: "Overdue: \(task)"
         case .noteAdded: "\(who) added a note"
-        case .resolved: "\(who) resolved it"
+        case .resolved: "\(who) resolved it" + (record.target.map { id in ": " + (playbook?.outcomes.first { $0.id == id }?.title ?? id) } ?? "")
         case .reopened: "\(who) reopened it"
         case .sent: "Handed to the provider: \(recipient)\(channel)"
         case .delivered: "Delivered to \(recipient)\(channel)"
