@@ -126,7 +126,7 @@ extension MusterServer {
         }
     }
 
-    private static let reportFields: Set<String> = ["type", "severity", "site", "summary", "subject", "flags"]
+    private static let reportFields: Set<String> = ["type", "severity", "site", "summary", "subject", "flags", "drill"]
 
     private func raise(_ request: Request, _ context: MusterRequestContext) async throws -> Response {
         let account = try context.requireAccount()
@@ -138,6 +138,7 @@ extension MusterServer {
         let summary = body.string("summary", required: true)
         let subject = body.string("subject", maxLength: 200)
         let flags = body.strings("flags")
+        let drill = body.bool("drill") ?? false
         var severity: Severity?
         if let severityText {
             switch IntakeCheck.severity(severityText) {
@@ -167,7 +168,7 @@ extension MusterServer {
             key = account.id + ":" + header  // keys are per account: one caller's key never finds another's incident
         }
         let report = Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: summary,
-                            subject: subject, flags: Set(flags.map(IncidentFlag.init)), receivedAt: clock.now())
+                            subject: subject, flags: Set(flags.map(IncidentFlag.init)), receivedAt: clock.now(), drill: drill)
         metrics.reportReceived(source: "api")
         return try await accept(intake(report, by: account, idempotencyKey: key, source: "api"), catalog: catalog, reporterOnly: account.role == .reporter)
     }

@@ -170,9 +170,19 @@ extension MusterServer {
             return .failure(Problem.FieldError(pointer: pointer + "/" + (labels.first ?? problem.field.rawValue),
                                                detail: problem.detail + " (labels \(labels.joined(separator: ", ")))"))
         }
+        // A drill (an exercise of the alarm itself) says so in the label or field `muster_drill`.
+        var drill = false
+        switch fields[Self.drillLabel] {
+        case nil, "false": drill = false
+        case "true": drill = true
+        case let other?:
+            return .failure(Problem.FieldError(pointer: pointer + "/" + Self.drillLabel, detail: "must be true or false, not '\(other)'"))
+        }
         return .success(Report(type: IncidentTypeID(type), severity: severity, site: SiteID(site), reporter: account.actor, summary: "",
-                               receivedAt: clock.now()))
+                               receivedAt: clock.now(), drill: drill))
     }
+
+    static let drillLabel = "muster_drill"
 
     // MARK: PagerDuty Events API v2
 
@@ -241,7 +251,13 @@ extension MusterServer {
             }
             var fields: [String: String] = [:]
             if case .object(let details)? = payload["custom_details"] {
-                fields = details.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
+                fields = details.compactMapValues { value in
+                    switch value {
+                    case .string(let text): text
+                    case .bool(let flag): flag ? "true" : "false"
+                    default: nil
+                    }
+                }
             }
             let mapping = integrations.pagerduty
             if let type = text(payload, "class"), mapping.type.allSatisfy({ fields[$0] == nil }) { fields[mapping.type.first ?? "type"] = type }

@@ -211,6 +211,16 @@ struct ObjectReader {
         }
     }
 
+    mutating func bool(_ key: String) -> Bool? {
+        switch fields[key] {
+        case .bool(let value)?: return value
+        case nil, .null?: return nil
+        case let other?:
+            fail(key, "expected true or false, found \(other.typeName)")
+            return nil
+        }
+    }
+
     mutating func integer(_ key: String, in range: ClosedRange<Int>) -> Int? {
         switch fields[key] {
         case .number(let value)?:

@@ -113,6 +113,7 @@ struct IncidentStatusView: Encodable {
     var playbookVersion: String
     var variant: String
     var tasks: [TaskView]
+    var drill: Bool
 
     /// `forReporter`: the status as a reporter may see it, without naming the staff who own the
     /// incident or did its tasks.
@@ -135,6 +136,7 @@ struct IncidentStatusView: Encodable {
         playbook = state.playbook.rawValue
         playbookVersion = state.playbookVersion
         variant = state.variant.rawValue
+        drill = state.incident.drill
         tasks = state.tasks.map {
             TaskView(id: $0.id.rawValue, dueAt: $0.dueAt, completedAt: $0.completedAt, completedBy: forReporter ? nil : $0.completedBy?.description,
                      overdue: $0.overdue)

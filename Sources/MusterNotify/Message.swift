@@ -20,9 +20,12 @@ public struct MessageFacts: Sendable, Hashable, Codable {
     public var step: Int?
     /// The task whose deadline passed, for overdue alerts.
     public var task: String?
+    /// A drill: every text says DRILL first.
+    public var drill: Bool = false
 
     public init(number: Int, category: String, type: String, site: String, siteID: String, severity: String,
-                kind: String, step: Int?, task: String?) {
+                kind: String, step: Int?, task: String?, drill: Bool = false) {
+        self.drill = drill
         self.number = number
         self.category = category
         self.type = type

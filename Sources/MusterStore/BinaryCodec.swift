@@ -165,6 +165,9 @@ enum BinaryCodec {
         w.int(state.cycle)
         w.int(state.nextAuditSequence)
         w.optional(state.resolvedAt) { $0.date($1) }
+        // Added later, at the end and only when set: records without it read as before, and an older
+        // instance in a rolling upgrade reads every incident but drills.
+        if incident.drill { w.bool(true) }
         return w.bytes
     }
 
@@ -217,8 +220,13 @@ enum BinaryCodec {
             incident: incident, playbook: playbook, playbookVersion: version, variant: variant, phase: phase, owner: owner,
             acknowledgedAt: acknowledgedAt, acknowledgedStep: acknowledgedStep, tasks: tasks, timers: timers, currentPages: pages,
             reportCount: try r.int(), cycle: try r.int(), nextAuditSequence: try r.int(), resolvedAt: try r.optional { try $0.date() })
+        var decoded = state
+        if !r.atEnd {
+            guard try r.bool() else { throw BinaryReader.Malformed() }  // written only when set
+            decoded.incident.drill = true
+        }
         guard r.atEnd else { throw BinaryReader.Malformed() }
-        return state
+        return decoded
     }
 
     static func encode(_ notification: QueuedNotification) -> [UInt8] {
@@ -230,6 +238,7 @@ enum BinaryCodec {
         w.string(notification.severity.rawValue)
         w.string(notification.site.rawValue)
         w.string(notification.address)
+        if notification.drill { w.bool(true) }
         return w.bytes
     }
 
@@ -237,9 +246,15 @@ enum BinaryCodec {
         var r = BinaryReader(bytes)
         guard try r.uint() == UInt64(notificationVersion) else { throw BinaryReader.Malformed() }
         let notification = QueuedNotification(id: try notificationID(&r), incidentNumber: try r.int(), type: IncidentTypeID(try r.string()),
-                                              severity: try r.choice(Severity.self), site: SiteID(try r.string()), address: try r.string())
+                                              severity: try r.choice(Severity.self), site: SiteID(try r.string()), address: try r.string(),
+                                              drill: false)
+        var read = notification
+        if !r.atEnd {
+            guard try r.bool() else { throw BinaryReader.Malformed() }  // written only when set
+            read.drill = true
+        }
         guard r.atEnd else { throw BinaryReader.Malformed() }
-        return notification
+        return read
     }
 
     private static func actor(_ actor: Actor, _ w: inout BinaryWriter) { w.string(actor.description) }

@@ -231,6 +231,27 @@ struct IntegrationTests {
         }
     }
 
+    @Test("an alarm system's drill says so in custom_details.muster_drill (true, a string or a boolean); anything else is an invalid event")
+    func integrationDrill() async throws {
+        try await withService(.sqlite) { harness, client in
+            let key = try #require(harness.tokens["monitoring"])
+            let json: HTTPFields = [.contentType: "application/json"]
+            func alarm(_ dedup: String, drill: String) -> String {
+                Self.doorAlarm("trigger", key: key, dedup: dedup)
+                    .replacingOccurrences(of: #""class": "threat-of-violence"}"#, with: #""class": "threat-of-violence", "custom_details": {"muster_drill": \#(drill)}}"#)
+            }
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: alarm("drill-1", drill: "true")).status == .accepted)
+            #expect(try await incident(forDedup: "drill-1", harness).incident.drill)
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: alarm("drill-2", drill: #""true""#)).status == .accepted)
+            #expect(try await incident(forDedup: "drill-2", harness).incident.drill)
+            #expect(try await client.call(.post, "/v2/enqueue", headers: json, json: alarm("drill-3", drill: "false")).status == .accepted)
+            #expect(try await incident(forDedup: "drill-3", harness).incident.drill == false)
+            let wrong = try await client.call(.post, "/v2/enqueue", headers: json, json: alarm("drill-4", drill: #""sometimes""#))
+            #expect(wrong.status == .badRequest)
+            #expect((wrong.object["errors"] as? [String])?.first == "/payload/custom_details/muster_drill: must be true or false, not 'sometimes'")
+        }
+    }
+
     @Test("once a responder joins a person's report in, the integration's acknowledge and resolve are refused in PagerDuty's shape and audited",
           arguments: Backend.allCases)
     func joinedIncidentIsBeyondTheIntegration(_ backend: Backend) async throws {

@@ -36,6 +36,42 @@ struct ServiceTests {
         }
     }
 
+    @Test("a drill runs the real escalation, every message says DRILL first, and it never joins a real incident", arguments: Backend.allCases)
+    func drill(_ backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            let real = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"), json: reportJSON(subject: "S-1"))
+            let realID = try #require((real.object["incident"] as? [String: Any])?["id"] as? String)
+            var object = try #require(try JSONSerialization.jsonObject(with: Data(reportJSON(subject: "S-1").utf8)) as? [String: Any])
+            object["drill"] = true
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            let drill = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"), json: body)
+            #expect(drill.status == .created && drill.object["outcome"] as? String == "created", "a drill opens its own incident")
+            let incident = try #require(drill.object["incident"] as? [String: Any])
+            let id = try #require(incident["id"] as? String)
+            #expect(id != realID)
+            func isDrill(_ id: String) async throws -> Bool? {
+                let detail = try await client.call(.get, "/api/v1/incidents/\(id)", headers: harness.auth("responder-lincoln"))
+                return (detail.object["incident"] as? [String: Any])?["drill"] as? Bool
+            }
+            #expect(try await isDrill(id) == true)
+            #expect(try await isDrill(realID) == false)
+            let paging = try #require(drill.object["paging"] as? [[String: Any]])
+            #expect(!paging.isEmpty, "the real escalation runs")
+            #expect(await eventually { harness.deliveries().filter { $0["incident"] == id }.count >= paging.count })
+            let texts = harness.deliveries().filter { $0["incident"] == id }.compactMap { $0["text"] }
+            #expect(!texts.isEmpty && texts.allSatisfy { $0.hasPrefix("DRILL: ") || $0.hasPrefix("This is a drill.") }, "\(texts)")
+            #expect(!harness.deliveries().filter { $0["incident"] == realID }.contains { $0["text"]?.contains("DRILL") == true })
+            let first = try await harness.store.timeline(IncidentID(id)).first
+            #expect(first?.detail?.hasPrefix("DRILL: ") == true, "the log says so")
+
+            object["drill"] = "yes"
+            let wrong = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"),
+                                              json: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+            #expect(wrong.status == .badRequest)
+            #expect(((wrong.object["errors"] as? [[String: Any]]) ?? []).compactMap { $0["pointer"] as? String } == ["/drill"])
+        }
+    }
+
     @Test("report, page, acknowledge, resolve; the read is audited", arguments: Backend.allCases)
     func lifecycle(_ backend: Backend) async throws {
         try await withService(backend) { harness, client in

@@ -119,7 +119,7 @@ struct WebhookChannelTests {
             #expect(json["task"] is NSNull)
             #expect(json["sent_at"] as? String == "2026-11-30T00:53:20Z")
             let incident = try #require(json["incident"] as? [String: Any])
-            #expect(Set(incident.keys) == ["number", "category", "type", "site", "site_id", "severity"])
+            #expect(Set(incident.keys) == ["number", "category", "type", "site", "site_id", "severity", "drill"])
             #expect(incident["number"] as? Int == 4821)
             #expect(incident["category"] as? String == "Student at risk of suicide or self-harm")
             #expect(incident["type"] as? String == "suicide-risk")

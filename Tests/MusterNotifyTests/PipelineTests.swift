@@ -59,6 +59,22 @@ struct PipelineTests {
                                               site: "Lincoln High School", siteID: "lincoln-high", severity: "high", kind: "page", step: 1, task: nil))
     }
 
+    @Test("a drill's every text says so first; a real page never does")
+    func drillMessages() throws {
+        var notification = sampleNotification()
+        notification.drill = true
+        let drill = try sampleRenderer().render(notification, now: epoch)
+        #expect(drill.subject.hasPrefix("DRILL: Muster #4821: "))
+        #expect(drill.sms.hasPrefix("DRILL: Muster #4821 "))
+        #expect(drill.speech.hasPrefix("This is a drill. This is Muster."))
+        #expect(drill.text.hasPrefix("DRILL: this is a drill, not a real incident.\n"))
+        #expect(drill.html.contains("<body style=\"font-family: sans-serif; line-height: 1.4\">\n<p><strong>DRILL: this is a drill"))
+        #expect(drill.facts.drill)
+        #expect(NtfyChannel.body(of: drill).hasPrefix("DRILL. "))
+        let real = try sampleRenderer().render(sampleNotification(), now: epoch)
+        for text in [real.subject, real.sms, real.speech, real.text, real.html] { #expect(!text.contains("DRILL") && !text.contains("drill")) }
+    }
+
     @Test("only the texts the channel sends are rendered, and those exactly as in a full render")
     func formsPerChannel() async throws {
         let renderer = try sampleRenderer()

@@ -17,7 +17,7 @@ struct BinaryCodecTests {
         for at in [schoolMorning, schoolMorning.addingTimeInterval(9.5 * 3600 + 0.25)] {
             let incident = Incident(id: IncidentID("inc-\(playbookID)"), number: 7, report: Report(
                 type: type, severity: .imminent, site: site, reporter: .integration("alertmanager"), summary: "the summary",
-                subject: "S-1", flags: Set(playbook.flags.keys), receivedAt: at))
+                subject: "S-1", flags: Set(playbook.flags.keys), receivedAt: at, drill: at != schoolMorning))
             var effects: [Effect] = []
             var state = engine.start(incident, now: at, effects: &effects)
             let events: [IncidentEvent] = [
@@ -32,6 +32,7 @@ struct BinaryCodecTests {
             }
             for case .notify(let notification) in effects {
                 #expect(try BinaryCodec.decodeNotification(BinaryCodec.encode(notification)) == notification)
+                #expect(notification.drill == (at != schoolMorning), "a drill's notifications say so")
             }
         }
     }

@@ -165,9 +165,13 @@ public struct Report: Hashable, Sendable, Codable {
     public var subject: String?
     public var flags: Set<IncidentFlag>
     public var receivedAt: Date
+    /// A drill or an exercise: it runs the real escalation, every message says DRILL first, and it is
+    /// kept in the log but left out of the compliance figures.
+    public var drill: Bool
 
     public init(type: IncidentTypeID, severity: Severity, site: SiteID, reporter: Actor, summary: String,
-                subject: String? = nil, flags: Set<IncidentFlag> = [], receivedAt: Date) {
+                subject: String? = nil, flags: Set<IncidentFlag> = [], receivedAt: Date, drill: Bool = false) {
+        self.drill = drill
         self.type = type
         self.severity = severity
         self.site = site
@@ -192,8 +196,11 @@ public struct Incident: Hashable, Sendable, Codable {
     public var subject: String?
     public var flags: Set<IncidentFlag>
     public var reportedAt: Date
+    /// Raised as a drill (`Report.drill`).
+    public var drill: Bool
 
     public init(id: IncidentID, number: Int, report: Report) {
+        self.drill = report.drill
         self.id = id
         self.number = number
         self.type = report.type

@@ -277,8 +277,12 @@ public struct QueuedNotification: Hashable, Sendable, Codable {
     public var severity: Severity
     public var site: SiteID
     public var address: String
+    /// The incident is a drill: the message says so first.
+    public var drill: Bool
 
-    public init(id: NotificationID, incidentNumber: Int, type: IncidentTypeID, severity: Severity, site: SiteID, address: String) {
+    public init(id: NotificationID, incidentNumber: Int, type: IncidentTypeID, severity: Severity, site: SiteID, address: String,
+                drill: Bool = false) {
+        self.drill = drill
         self.id = id
         self.incidentNumber = incidentNumber
         self.type = type

@@ -47,8 +47,9 @@ public final class EscalationEngine: Sendable {
             acknowledgedAt: nil, acknowledgedStep: nil, tasks: [], timers: [], currentPages: [], reportCount: 1,
             cycle: 0, nextAuditSequence: 1, resolvedAt: nil), now: now, effects: [])
         swap(&effects, &run.effects)  // append to the caller's buffer, no copy
+        // A drill says so in its first entry, which the record and the compliance report read.
         run.audit(incident.reporter, .reported,
-                  detail: incident.type.rawValue + " " + incident.severity.rawValue + " at " + incident.site.rawValue + "; " + self.playbookText
+                  detail: (incident.drill ? "DRILL: " : "") + incident.type.rawValue + " " + incident.severity.rawValue + " at " + incident.site.rawValue + "; " + self.playbookText
                       + "; " + schoolTime.rawValue + ", " + variant.rawValue + " steps",
                   sensitive: incident.summary)
         run.state.tasks.reserveCapacity(playbook.tasks.count)
@@ -306,7 +307,7 @@ private struct Run {
         let id = notificationID(kind: kind, recipient: recipient, channel: contact.channel, step: step, round: round, task: task)
         effects.append(.notify(QueuedNotification(
             id: id, incidentNumber: state.incident.number, type: state.incident.type,
-            severity: state.incident.severity, site: state.incident.site, address: contact.address)))
+            severity: state.incident.severity, site: state.incident.site, address: contact.address, drill: state.incident.drill)))
         if kind == .page { state.currentPages.append(OutstandingPage(notificationID: id, failed: false)) }
         audit(.system, kind == .fallback ? .fallbackPaged : .paged, step: step, round: round, recipient: recipient,
               channel: contact.channel, task: task, notification: id, detail: kind == .page ? nil : kind.rawValue)

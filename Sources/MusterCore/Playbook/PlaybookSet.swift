@@ -35,6 +35,8 @@ public struct PlaybookSet: Sendable {
         // An integration's reports group only with that integration's: a door alarm never joins a
         // teacher's report, so the integration's "resolve" can never close what a person raised.
         if case .integration(let name) = report.reporter { key += "|raised-by=integration:\(name)" }
+        // A drill never joins a real incident, nor a real report a drill.
+        if report.drill { key += "|drill" }
         return key
     }
 }

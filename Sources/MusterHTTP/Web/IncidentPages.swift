@@ -127,6 +127,7 @@ extension MusterServer {
         var summary: String
         var subject: String
         var call911: Bool
+        var drill: Bool
         var errors: [FieldError]
         var plural: Bool
     }
@@ -170,7 +171,8 @@ extension MusterServer {
             severities: Self.severityWords.map { RaisePage.SeverityOption(id: $0.0.rawValue, title: $0.1, hint: $0.2, selected: severity == $0.0.rawValue) },
             sites: sites,
             flags: flagQuestions.sorted { $0.key < $1.key }.map { RaisePage.FlagOption(id: $0.key, question: $0.value, checked: checked.contains($0.key)) },
-            summary: form?["summary"] ?? "", subject: form?["subject"] ?? "", call911: call911, errors: errors, plural: errors.count > 1)
+            summary: form?["summary"] ?? "", subject: form?["subject"] ?? "", call911: call911, drill: form?["drill"] == "yes",
+            errors: errors, plural: errors.count > 1)
         return WebPage.render(status, "raise", page)
     }
 
@@ -199,10 +201,12 @@ extension MusterServer {
             if !account.serves(site) { errors.append(.init(field: "site", text: "You may raise incidents only at your own sites.")) }
             if errors.isEmpty {
                 let report = Report(type: type, severity: severity, site: site, reporter: account.actor, summary: summary,
-                                    subject: subject?.isEmpty == false ? subject : nil, flags: Set(flags), receivedAt: clock.now())
+                                    subject: subject?.isEmpty == false ? subject : nil, flags: Set(flags), receivedAt: clock.now(),
+                                    drill: form["drill"] == "yes")
                 metrics.reportReceived(source: "web")
                 // The form's token makes a double tap one report: the same browser secret and text give the same key.
-                let fields = [context.browserSecret, type.rawValue, severity.rawValue, site.rawValue, summary, subject ?? ""] + flags.map(\.rawValue).sorted()
+                let fields = [context.browserSecret, type.rawValue, severity.rawValue, site.rawValue, summary, subject ?? "", report.drill ? "drill" : ""]
+                    + flags.map(\.rawValue).sorted()
                 let key = account.id + ":web:" + WebCookie.csrfToken(fields.joined(separator: "\u{1F}"))
                 switch try await runtime.report(intake(report, by: account, idempotencyKey: key, source: "web")) {
                 case .failure(let error):
@@ -232,6 +236,7 @@ extension MusterServer {
         var frame: WebPage.Frame
         var done: String?
         var call911: Bool
+        var drill: Bool
         var number: Int
         var category: String
         var status: String
@@ -336,7 +341,7 @@ extension MusterServer {
         }
         let page = IncidentPage(
             frame: frame(context, "Incident #\(state.incident.number)"), done: done.flatMap { Self.doneMessages[$0] },
-            call911: done == "raised-imminent", number: state.incident.number,
+            call911: done == "raised-imminent", drill: state.incident.drill, number: state.incident.number,
             category: facts.category, status: state.phase.name, statusText: Self.statusText(state.phase.name),
             site: facts.site, severity: facts.severity, reportedAt: Self.clockText(state.incident.reportedAt, zone),
             since: Self.relative(state.incident.reportedAt, now, suffix: false),

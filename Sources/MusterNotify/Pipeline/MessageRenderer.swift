@@ -70,7 +70,7 @@ public struct MessageRenderer: Sendable {
             number: notification.incidentNumber, category: names.types[notification.type] ?? notification.type.rawValue,
             type: notification.type.rawValue, site: names.sites[notification.site] ?? notification.site.rawValue,
             siteID: notification.site.rawValue, severity: notification.severity.rawValue, kind: notification.kind.rawValue,
-            step: step, task: task)
+            step: step, task: task, drill: notification.drill)
         // Only what asks for an owner (an overdue task is owned already), and only over the recipient's own
         // channels: whoever reads a team's chat channel or a webhook receiver's log must not act as the
         // one paged, so those carry the incident's page (sign-in required) and no personal link. A
@@ -86,6 +86,7 @@ public struct MessageRenderer: Sendable {
             "incidentURL": incidentURL,
             "isPage": notification.kind == .page, "isFallback": notification.kind == .fallback,
             "isOverdue": notification.kind == .taskOverdue, "isAssigned": notification.kind == .assigned,
+            "drill": notification.drill,
         ]
         // Absent, not empty: a mustache section treats an empty string as present.
         if let ackURL { context["ackURL"] = ackURL }

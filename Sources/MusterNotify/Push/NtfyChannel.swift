@@ -109,7 +109,8 @@ public struct NtfyChannel: Channel {
     /// The facts, and what the buttons do (an SMS's "Reply ACK" means nothing on a push).
     static func body(of message: Message) -> String {
         let facts = message.facts
-        var text = facts.task.map { "Task overdue (\($0)). " } ?? ""
+        var text = facts.drill ? "DRILL. " : ""
+        text += facts.task.map { "Task overdue (\($0)). " } ?? ""
         text += "\(facts.category), \(facts.severity), \(facts.site)."
         if let step = facts.step { text += " Step \(step)." }
         text += message.ackURL == nil ? " Tap to open the incident." : " Tap Acknowledge to take it, or tap to open the incident."

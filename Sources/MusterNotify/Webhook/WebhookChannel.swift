@@ -71,7 +71,7 @@ struct WebhookBody: Encodable {
         case sentAt = "sent_at"
     }
     enum IncidentKeys: String, CodingKey {
-        case number, category, type, site, severity
+        case number, category, type, site, severity, drill
         case siteID = "site_id"
     }
     enum LinkKeys: String, CodingKey { case incident, acknowledge }
@@ -87,6 +87,7 @@ struct WebhookBody: Encodable {
         try incident.encode(facts.site, forKey: .site)
         try incident.encode(facts.siteID, forKey: .siteID)
         try incident.encode(facts.severity, forKey: .severity)
+        try incident.encode(facts.drill, forKey: .drill)
         try container.encode(facts.kind, forKey: .kind)
         // Optionals are encoded as null rather than left out, so the shape never changes.
         try container.encode(facts.step, forKey: .step)
