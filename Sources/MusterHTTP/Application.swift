@@ -50,6 +50,7 @@ extension MusterServer {
         router.group("api/v1").add(middleware: AuthMiddleware(authenticator: authenticator, clock: { [clock] in clock.now() }))
             .addRoutes(incidentRoutes)
             .addRoutes(directoryRoutes)
+            .addRoutes(complianceRoutes)
             .addRoutes(integrationRoutes)
         router.addRoutes(eventsAPIRoutes)
         router.addRoutes(acknowledgementRoutes)

@@ -21,6 +21,10 @@ public struct IncidentReads: Sendable {
     public func incidents(_ filter: IncidentFilter) async throws -> [IncidentSummary] { try await store.incidents(filter) }
     /// The incident's audit entries in order, student text included.
     public func timeline(_ id: IncidentID) async throws -> [AuditRecord] { try await store.timeline(id) }
+
+    public func complianceReport(from: Date, to: Date, site: SiteID?, type: IncidentTypeID?, asOf: Date) async throws -> ComplianceReport {
+        try await ComplianceReport.build(store: store, from: from, to: to, site: site, type: type, asOf: asOf)
+    }
     /// Every report of an incident, oldest first.
     public func reports(_ id: IncidentID) async throws -> [Report] { try await store.reports(id) }
     /// Whether an inbound message (an SMS's MessageSid) was taken before.

@@ -7,7 +7,7 @@ struct Muster: AsyncParsableCommand {
         commandName: "muster",
         abstract: "Crisis-intervention alerting and escalation for schools and districts.",
         subcommands: [ServeCommand.self, PlaybookCommand.self, SimulateCommand.self, MigrateCommand.self, WorkerCommand.self,
-                      UserCommand.self, TokenCommand.self, AuditCommand.self, RetentionCommand.self]
+                      UserCommand.self, TokenCommand.self, AuditCommand.self, RetentionCommand.self, ReportCommand.self]
     )
 }
 

@@ -79,6 +79,9 @@ struct OpenAPITests {
             _ = try await check(.post, "/api/v1/incidents/{id}/reopen", "/api/v1/incidents/\(id)/reopen", json: #"{"reason":"again"}"#)
             _ = try await check(.get, "/api/v1/incidents/{id}", "/api/v1/incidents/\(id)")
             _ = try await check(.get, "/api/v1/oncall", "/api/v1/oncall")
+            _ = try await check(.get, "/api/v1/reports/compliance", "/api/v1/reports/compliance?from=2026-12-01&to=2026-12-31", as: "auditor")
+            _ = try await check(.get, "/api/v1/reports/compliance", "/api/v1/reports/compliance?from=2026-12-01", as: "auditor")
+            _ = try await check(.get, "/api/v1/reports/compliance", "/api/v1/reports/compliance?from=2026-12-01&to=2026-12-31", as: "responder-lincoln")
             _ = try await check(.get, "/api/v1/oncall", "/api/v1/oncall?site=mesa-academy&from=2026-03-07T00:00:00Z&to=2026-03-09T12:00:00Z")
             _ = try await check(.get, "/api/v1/oncall", "/api/v1/oncall?from=2026-03-07T00:00:00Z")
             _ = try await check(.get, "/api/v1/playbooks", "/api/v1/playbooks")
@@ -98,7 +101,7 @@ struct OpenAPITests {
             _ = try await check(.get, "/metrics", "/metrics", as: "prometheus")
             _ = try await check(.get, "/metrics", "/metrics", as: nil)
             _ = try await check(.get, "/metrics", "/metrics", as: "auditor")
-            #expect(checked == 39)
+            #expect(checked == 42)
         }
     }
 }

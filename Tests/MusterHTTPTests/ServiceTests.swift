@@ -72,6 +72,34 @@ struct ServiceTests {
         }
     }
 
+    @Test("the compliance report for auditors: JSON or a CSV table for a period, site and type; bad parameters named; others refused")
+    func complianceReport() async throws {
+        try await withService(.sqlite) { harness, client in
+            let created = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("responder-lincoln"), json: reportJSON())
+            let number = try #require((created.object["incident"] as? [String: Any])?["number"] as? Int)
+            _ = try await client.call(.post, "/api/v1/incidents/\(number)/acknowledge", headers: harness.auth("responder-lincoln"))
+            let now = harness.server.clock.now()
+            let hour = { (offset: TimeInterval) in now.addingTimeInterval(offset).formatted(.iso8601) }
+            let uri = "/api/v1/reports/compliance?from=\(hour(-3600))&to=\(hour(3600))"
+            let json = try await client.call(.get, uri, headers: harness.auth("auditor"))
+            #expect(json.status == .ok && json.headers[.contentType] == "application/json")
+            let rows = try #require(json.object["incidents"] as? [[String: Any]])
+            #expect(rows.map { $0["number"] as? Int } == [number])
+            #expect(rows.first?["acknowledged_seconds"] as? Double != nil)
+            #expect((json.object["summary"] as? [[String: Any]])?.last?["site"] as? String == "all")
+            let csv = try await client.call(.get, uri + "&format=csv&table=summary&site=lincoln-high&type=suicide-risk", headers: harness.auth("auditor"))
+            #expect(csv.status == .ok && csv.headers[.contentType] == "text/csv; charset=utf-8")
+            #expect(csv.text.hasPrefix("site,type,incidents,acknowledged,") && csv.text.contains("\r\nlincoln-high,suicide-risk,1,1,"))
+            #expect(try await client.call(.get, uri, headers: harness.auth("responder-lincoln")).status == .forbidden)
+            let bad = try await client.call(.get, "/api/v1/reports/compliance?from=2026-02-01&to=2026-02-30&site=lincon-high&format=xml",
+                                            headers: harness.auth("auditor"))
+            #expect(bad.status == .badRequest)
+            let pointers = Set(((bad.object["errors"] as? [[String: Any]]) ?? []).compactMap { $0["pointer"] as? String })
+            #expect(pointers == ["to", "site", "format"], "\(bad.object)")
+            #expect((bad.object["detail"] as? String)?.contains("did you mean 'lincoln-high'") == true)
+        }
+    }
+
     @Test("report, page, acknowledge, resolve; the read is audited", arguments: Backend.allCases)
     func lifecycle(_ backend: Backend) async throws {
         try await withService(backend) { harness, client in
