@@ -118,6 +118,32 @@ struct CommandLineTests {
         #expect(integration.stderr.contains("an integration signs in with its key"))
     }
 
+    @Test("report prints the compliance report as JSON or a CSV table, and names a bad period, site or table")
+    func complianceReport() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-report-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_DATABASE_URL"] = nil
+        environment["MUSTER_MASTER_KEY"] = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        #expect(try muster(["migrate", "--data-dir", folder.path], environment: environment).status == 0)
+        let json = try muster(["report", "--from", "2026-09-01", "--to", "2026-12-18", "--data-dir", folder.path], environment: environment)
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["from"] as? String == "2026-09-01T05:00:00.000Z", "midnight in the district's time zone (Chicago, daylight time)")
+        #expect(object["to"] as? String == "2026-12-19T06:00:00.000Z", "the last day included")
+        #expect((object["incidents"] as? [Any])?.isEmpty == true && object["drills_left_out"] as? Int == 0)
+        let csv = try muster(["report", "--from", "2026-09-01", "--to", "2026-12-18", "--format", "csv", "--table", "summary", "--data-dir", folder.path],
+                             environment: environment)
+        #expect(csv.stdout == "site,type,incidents,acknowledged,median_acknowledged_seconds,max_acknowledged_seconds,median_first_page_seconds,resolved,"
+                + "median_resolved_seconds,escalations,deadlines_missed,tasks_late,tasks_never_done,unowned_periods,unowned_seconds\r\nall,all,0,0,,,,0,,0,0,0,0,0,0.000\r\n")
+        for (arguments, message) in [(["--to", "2026-02-30"], "--to: expected a date (2026-09-01) or an RFC 3339 date-time, found '2026-02-30'"),
+                                     (["--to", "2026-12-18", "--site", "nowhere"], "--site: no site 'nowhere' in the directory"),
+                                     (["--to", "2026-12-18", "--table", "rows"], "--table: incidents or summary, not 'rows'")] {
+            let run = try muster(["report", "--from", "2026-09-01"] + arguments + ["--data-dir", folder.path], environment: environment)
+            #expect(run.status != 0 && run.stderr.contains(message), "\(run.stderr)")
+        }
+    }
+
     @Test("the data directory and the database are the owner's only, and a key file others can read is refused")
     func ownerOnlyFiles() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-modes-\(UUID().uuidString)")
