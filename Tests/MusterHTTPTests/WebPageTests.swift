@@ -457,6 +457,22 @@ struct WebRolePageTests {
             #expect(found.text.contains("/incidents/\(number)\""))
             #expect(!(try await auditor.get("/auditor?site=washington-elementary").text.contains("/incidents/\(number)\"")))
             #expect(try await auditor.get("/auditor?from=yesterday").status == .badRequest)
+            // The compliance report: the incident is a row; the tables download as CSV; a bad date is named.
+            let now = harness.server.clock.now()
+            let period = "from=\(now.addingTimeInterval(-86_400).formatted(.iso8601.year().month().day()))"
+                + "&to=\(now.addingTimeInterval(86_400).formatted(.iso8601.year().month().day()))"
+            let report = try await auditor.get("/auditor/compliance?\(period)&site=lincoln-high")
+            #expect(report.status == .ok)
+            #expect(report.text.contains("<td>#\(number)</td>"))
+            let escaped = period.replacingOccurrences(of: "&", with: "&amp;")
+            #expect(report.text.contains("/auditor/compliance/download?\(escaped)&amp;site=lincoln-high&amp;format=csv&amp;table=summary"))
+            #expect(!report.text.contains("drills left out"), "none to leave out")
+            let table = try await auditor.get("/auditor/compliance/download?\(period)&format=csv&table=incidents")
+            #expect(table.headers[.contentType] == "text/csv; charset=utf-8")
+            #expect(table.text.contains("\r\n\(number),"))
+            #expect(try await auditor.get("/auditor/compliance?from=2026-02-30&to=2026-03-01").text.contains("From: expected a date"))
+            let outsider = try await WebPageTests.browser(client, as: "responder-lincoln")
+            #expect(try await outsider.get("/auditor/compliance?\(period)").status == .forbidden)
 
             // A note a spreadsheet would run as a formula.
             let noted = try #require(try await harness.store.incidentID(number: number))

@@ -15,6 +15,7 @@ skips, when an earlier one did not get as far as it needs. Run after `swift buil
     python3 -m unittest Tests/python/test_web_pages.py -v    (MUSTER_TEST_BINARY chooses another binary)
 """
 
+import datetime
 import json
 import re
 import sys
@@ -38,7 +39,7 @@ WEIGHT_LIMIT = 100 * 1024
 
 # Every page the steps visit, by the name its screenshot and checks carry.
 PAGES = ["sign-in", "home", "raise", "raise-errors", "confirmation", "inbox", "ack", "ack-done", "sign-in-link",
-         "incident-responder", "board", "mine", "incident-auditor", "incident-reporter", "403", "404", "404-address"]
+         "incident-responder", "board", "mine", "incident-auditor", "compliance", "incident-reporter", "403", "404", "404-address"]
 
 # "  Teacher (raises incidents)   user obrennan (Olivia Brennan)   password abcd-efgh-jkmn"; the auditor has no name.
 SIGN_IN_LINE = re.compile(r"^\s+(?P<role>\S.*?)\s{2,}user (?P<user>\S+)(?: \((?P<name>[^)]*)\))?\s+password (?P<password>\S+)\s*$",
@@ -429,6 +430,15 @@ class WebPages(unittest.TestCase):
         for line in entries:
             self.assertRegex(line, r"^\+\d+:\d\d:\d\d ", "each entry says its time from the report")
         self.check_page("incident-auditor")
+
+        # The compliance report for a period around today: the incident is a row, resolved, with its outcome.
+        today = datetime.date.today()
+        period = f"from={today - datetime.timedelta(days=1)}&to={today + datetime.timedelta(days=1)}"
+        self.go(f"/auditor/compliance?{period}")
+        self.assertEqual(self.h1(), "Compliance report")
+        rows = [row.text for row in self.driver.find_elements(By.CSS_SELECTOR, "table.report tbody tr")]
+        self.assertTrue(any(row.startswith(f"#{number} ") and "Resolved" in row for row in rows), rows)
+        self.check_page("compliance")
 
     # MARK: 4. CSRF, and the reporter's view
 

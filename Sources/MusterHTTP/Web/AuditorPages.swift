@@ -32,6 +32,23 @@ extension MusterServer {
                 return try await self.auditorHome(request, context, account, verification: result)
             }
         }
+        // The compliance report: the period's figures as tables, and the same as CSV or JSON to take away.
+        routes.get("auditor/compliance") { request, context in
+            try await self.signedIn(request, context) { account in try await self.compliancePage(request, context, account) }
+        }
+        routes.get("auditor/compliance/download") { request, context in
+            try await self.signedIn(request, context) { account in
+                guard Self.audits(account) else { return Self.notAllowed(context, "read the compliance report") }
+                do {
+                    return try await self.complianceResponse(from: request.query("from"), to: request.query("to"), site: request.query("site"),
+                                                             type: request.query("type"), format: request.query("format") ?? "csv",
+                                                             table: request.query("table") ?? "incidents")
+                } catch let problem as Problem {
+                    return WebPage.render(problem.status, "message", WebPage.message(context, title: "No report", text: problem.detail,
+                                                                                     link: ("Back to the report", "/auditor/compliance")))
+                }
+            }
+        }
         routes.get("auditor/incidents/:number/export") { request, context in
             try await self.signedIn(request, context) { account in try await self.export(request, context, account) }
         }
@@ -63,6 +80,62 @@ extension MusterServer {
         var verification: String?
         var verificationFailed: Bool
         var error: String?
+    }
+
+    struct CompliancePage {
+        struct Line { var cells: [String] }
+        var frame: WebPage.Frame
+        var from: String
+        var to: String
+        var sites: [WebPage.Option]
+        var types: [WebPage.Option]
+        var error: String?
+        var shown: Bool
+        var query: String
+        /// "2 drills left out"; nil when there were none.
+        var drills: String?
+        var summary: [Line]
+        var incidents: [Line]
+    }
+
+    private func compliancePage(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount) async throws -> Response {
+        guard Self.audits(account) else { return Self.notAllowed(context, "read the compliance report") }
+        let directory = await catalog.directory
+        let from = request.query("from") ?? "", to = request.query("to") ?? ""
+        let site = request.query("site").flatMap { directory.sites[SiteID($0)] != nil ? SiteID($0) : nil }
+        let type = request.query("type").flatMap { id in directory.incidentTypes.contains { $0.id.rawValue == id } ? IncidentTypeID(id) : nil }
+        var error: String?, report: ComplianceReport?
+        if !from.isEmpty || !to.isEmpty {
+            switch ComplianceReport.period(from: from, to: to, zone: directory.district.zone) {
+            case .success(let period):
+                report = try await reads.complianceReport(from: period.from, to: period.to, site: site, type: type, asOf: clock.now())
+            case .failure(let problem):
+                error = (problem.field == "from" ? "From: " : "To: ") + problem.detail
+            }
+        }
+        func time(_ seconds: Double?) -> String { seconds.map { Self.duration($0) } ?? "–" }
+        func name(_ site: String) -> String { site == "all" ? "All" : directory.sites[SiteID(site)]?.name ?? site }
+        func title(_ type: String) -> String { type == "all" ? "All" : directory.incidentTypes.first { $0.id.rawValue == type }?.title ?? type }
+        var query: [String] = ["from=\(from)", "to=\(to)"]
+        if let site { query.append("site=\(site)") }
+        if let type { query.append("type=\(type)") }
+        let page = CompliancePage(
+            frame: frame(context, "Compliance report", current: "auditor"), from: from, to: to,
+            sites: WebPage.sites(directory) { $0 == site },
+            types: directory.incidentTypes.map { .init(id: $0.id.rawValue, name: $0.title, selected: $0.id == type) },
+            error: error, shown: report != nil, query: query.joined(separator: "&"), drills: (report?.drillsLeftOut ?? 0) == 0 ? nil : "\(report?.drillsLeftOut ?? 0) drills left out",
+            summary: (report?.summary ?? []).map { row in
+                .init(cells: [name(row.site), title(row.type), "\(row.incidents)", "\(row.acknowledged)", time(row.medianAcknowledgedSeconds),
+                              time(row.maxAcknowledgedSeconds), "\(row.resolved)", time(row.medianResolvedSeconds), "\(row.escalations)",
+                              "\(row.deadlinesMissed)", "\(row.tasksLate)", "\(row.tasksNeverDone)", time(row.unownedSeconds)])
+            },
+            incidents: (report?.incidents ?? []).map { row in
+                .init(cells: ["#\(row.number)", name(row.site), title(row.type), Self.statusText(row.status), row.outcome ?? "–",
+                              time(row.firstPageSeconds), time(row.acknowledgedSeconds), time(row.resolvedSeconds), "\(row.escalations)",
+                              "\(row.deadlinesMissed)", row.tasksLate.isEmpty ? "–" : row.tasksLate.joined(separator: ", "),
+                              row.tasksNeverDone.isEmpty ? "–" : row.tasksNeverDone.joined(separator: ", "), time(row.unownedSeconds)])
+            })
+        return WebPage.render(error == nil ? .ok : .badRequest, "compliance", page)
     }
 
     private func auditorHome(_ request: Request, _ context: MusterRequestContext, _ account: UserAccount, verification: String?) async throws -> Response {
