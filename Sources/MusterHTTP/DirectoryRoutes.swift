@@ -10,6 +10,23 @@ extension MusterServer {
     var directoryRoutes: RouteCollection<MusterRequestContext> {
         let routes = RouteCollection(context: MusterRequestContext.self)
         routes.get("oncall") { request, context in try await self.onCall(request, context) }
+        // "Does my phone get it?": a test page to one contact point, for the person, their site's coordinator or an admin.
+        routes.post("people/:person/contacts/:index/test") { _, context in
+            let account = try context.requireAccount()
+            let person = PersonID(context.parameters.get("person") ?? "")
+            guard let index = context.parameters.get("index").flatMap(Int.init) else {
+                throw Problem.badRequest("index: the contact point's number, from 1 in the directory's order",
+                                         errors: [.init(pointer: "index", detail: "a whole number from 1")])
+            }
+            let directory = await self.catalog.directory
+            try self.requireTestPage(by: account, for: person, directory)
+            switch await self.runtime.sendTestPage(to: person, contact: index) {
+            case .failure(let error): throw Problem.notFound(error.description)
+            case .success(let result):
+                return try json(TestPageView(person: person.rawValue, contact: index, channel: result.channel.rawValue,
+                                             outcome: result.outcome.rawValue, detail: result.detail))
+            }
+        }
         routes.get("playbooks") { _, context in
             let account = try context.requireAccount()
             try account.require(.readPlaybooks)
@@ -163,3 +180,27 @@ struct PlaybookList: Encodable {
         }
     }
 }
+
+extension MusterServer {
+    /// A person tests their own contact points; an admin anyone's; a coordinator those of people at their sites.
+    func requireTestPage(by account: UserAccount, for person: PersonID, _ directory: Directory) throws(Problem) {
+        guard account.role != .integration, account.role != .scrape else { throw Problem.forbidden("an integration or scrape key sends no test pages") }
+        if account.id == person.rawValue || account.role == .admin { return }
+        let sites: [SiteID] = directory.people[person]?.assignments.compactMap { assignment -> SiteID? in
+            if case .site(let site) = assignment { site } else { nil }
+        } ?? []
+        guard account.role == .coordinator, sites.contains(where: { account.serves($0) }) else {
+            throw Problem.forbidden("you may send test pages to your own contact points" + (account.role == .coordinator ? " and those of people at your sites" : ""))
+        }
+    }
+}
+
+struct TestPageView: Encodable {
+    var person: String
+    var contact: Int
+    var channel: String
+    /// delivered, accepted (the provider took it; look at the device), demonstrated (no provider) or failed.
+    var outcome: String
+    var detail: String?
+}
+

@@ -22,6 +22,8 @@ public final class Runtime: Sendable {
     private let clock: any MusterClock
     private let timers: TimerWorker
     private let deliveries: DeliveryWorker
+    /// What sends pages, for test pages (DeliveryWorker sends the incidents').
+    private let notifier: Notifier
     /// Nil when this runtime runs no sequencer (tools and tests that commit only).
     let sequencer: AuditSequencer?
     /// Nil when no retention policy is configured.
@@ -53,6 +55,7 @@ public final class Runtime: Sendable {
                 logger: Logger = Logger(label: "muster.runtime")) {
         self.store = store
         self.clock = clock
+        self.notifier = notifier
         reads = IncidentReads(store: store)
         accounts = AccountRecords(store: store)
         self.names = names
@@ -75,6 +78,37 @@ public final class Runtime: Sendable {
         self.retention = retention.map { [committer] in
             RetentionWorker(store: store, committer: committer, policy: $0, clock: clock, logger: logger)
         }
+    }
+
+    /// Sends a test page to one of a person's contact points (1-based, in the directory's order) through
+    /// the same renderer, limits, breakers and channel as a real page, and says what became of it. It
+    /// belongs to no incident: nothing is queued, retried or recorded in an incident's log.
+    public func sendTestPage(to person: PersonID, contact index: Int) async -> Result<TestPageResult, TestPageError> {
+        let directory = await committer.currentCatalog.directory
+        guard let found = directory.people[person] else { return .failure(.unknownPerson(person)) }
+        guard found.contacts.indices.contains(index - 1) else { return .failure(.unknownContact(person, index, count: found.contacts.count)) }
+        let contact = found.contacts[index - 1]
+        let now = clock.now()
+        let site: SiteID = found.assignments.lazy.compactMap { if case .site(let site) = $0 { site } else { nil } }.first ?? SiteID("district")
+        let id = NotificationID(incident: IncidentID("test-page"), cycle: 0, kind: .test, qualifier: .sequence(Int(now.timeIntervalSince1970 * 1000)),
+                                recipient: .person(person), channel: contact.channel)
+        let notification = QueuedNotification(id: id, incidentNumber: 0, type: IncidentTypeID("test-page"), severity: .low, site: site,
+                                              address: contact.address)
+        let result: TestPageResult
+        do {
+            let receipt = try await Deadline.run(after: { [clock] in try? await clock.sleep(until: now.addingTimeInterval(30)) },
+                                                 timedOut: { DeliveryFailure(.timeout, "no answer within 30 s") }) { [notifier, clock] in
+                try await notifier.send(notification, now: { clock.now() })
+            }
+            result = TestPageResult(channel: contact.channel, outcome: receipt.demonstration ? .demonstrated : receipt.awaitsStatus ? .accepted : .delivered,
+                                    detail: nil)
+        } catch let failure as DeliveryFailure {
+            result = TestPageResult(channel: contact.channel, outcome: .failed, detail: failure.summary)
+        } catch {
+            result = TestPageResult(channel: contact.channel, outcome: .failed, detail: "\(error)")
+        }
+        logger.info("test page to \(person)'s \(contact.channel.rawValue) contact point \(index): \(result.outcome.rawValue)")
+        return .success(result)
     }
 
     /// Exports incidents' timelines with proofs (JSON) or as CSV.

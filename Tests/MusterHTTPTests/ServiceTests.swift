@@ -100,6 +100,27 @@ struct ServiceTests {
         }
     }
 
+    @Test("a test page goes to one contact point through the real channel, says what became of it, and is for the person, their coordinator or an admin")
+    func testPage() async throws {
+        try await withService(.sqlite) { harness, client in
+            let sent = try await client.call(.post, "/api/v1/people/dchen/contacts/2/test", headers: harness.auth("coordinator-lincoln"))
+            #expect(sent.status == .ok, "\(sent.object)")
+            #expect(sent.object["channel"] as? String == "sms" && sent.object["outcome"] as? String == "delivered")
+            let line = try #require(harness.deliveries().last)
+            #expect(line["kind"] == "test" && line["address"] == "+15555550111" && line["recipient"] == "person:dchen")
+            #expect(line["text"] == "Muster test page: crisis pages reach you at this number. No action needed.")
+            #expect(line["ack_url"] == "", "a test page takes no ownership")
+            #expect(try await harness.store.incidents(IncidentFilter()).isEmpty, "no incident, nothing in any incident's log")
+
+            let missing = try await client.call(.post, "/api/v1/people/dchen/contacts/9/test", headers: harness.auth("admin"))
+            #expect(missing.status == .notFound && (missing.object["detail"] as? String)?.contains("dchen has 4 contact points") == true)
+            #expect(try await client.call(.post, "/api/v1/people/nobody/contacts/1/test", headers: harness.auth("admin")).status == .notFound)
+            #expect(try await client.call(.post, "/api/v1/people/dchen/contacts/1/test", headers: harness.auth("responder-lincoln")).status == .forbidden)
+            #expect(try await client.call(.post, "/api/v1/people/dchen/contacts/1/test", headers: harness.auth("monitoring")).status == .forbidden)
+            #expect(harness.deliveries().count == 1)
+        }
+    }
+
     @Test("report, page, acknowledge, resolve; the read is audited", arguments: Backend.allCases)
     func lifecycle(_ backend: Backend) async throws {
         try await withService(backend) { harness, client in

@@ -112,6 +112,25 @@ struct WebPageTests {
         Int(((answer.headers[.location] ?? "").split(separator: "/").last ?? "").prefix { $0.isNumber }) ?? 0
     }
 
+    @Test("a person sends themselves a test page from 'My contact points' and is told what became of it")
+    func contactTestPage() async throws {
+        try await withService(.sqlite) { harness, client in
+            try await harness.store.addUser(UserAccount(id: "dchen", name: "Daniel Chen", role: .responder, sites: ["lincoln-high"], createdAt: Date()))
+            try await harness.store.setPasswordHash(user: "dchen", hash: Bcrypt.hash(Self.password, cost: 4))
+            let browser = try await Self.browser(client, as: "dchen")
+            #expect(try await browser.get("/").text.contains(#"href="/contacts""#))
+            let page = try await browser.get("/contacts")
+            #expect(page.status == .ok)
+            #expect(page.text.contains(#"<form method="post" action="/contacts/2/test">"#))
+            #expect(page.text.contains("2. sms: +15555550111"))
+            let sent = try await browser.post("/contacts/2/test", [])
+            #expect(sent.status == .ok)
+            #expect(sent.text.contains("The test page was delivered to your sms contact point."))
+            #expect(harness.deliveries().last?["kind"] == "test" && harness.deliveries().last?["address"] == "+15555550111")
+            #expect(try await browser.post("/contacts/7/test", []).status == .notFound)
+        }
+    }
+
     @Test("sign in with a password: a Secure, HttpOnly, SameSite session; sign-out ends it on the server", arguments: Backend.allCases)
     func passwordSession(backend: Backend) async throws {
         try await withService(backend) { harness, client in

@@ -266,6 +266,8 @@ public enum NotificationKind: String, Hashable, Sendable, Codable {
     case fallback
     case taskOverdue = "task_overdue"
     case assigned
+    /// A test of one contact point ("does my phone get it?"), sent at once and for no incident.
+    case test
 }
 
 /// One message to one recipient over one channel. Its id is stable, so a retry after a crash is

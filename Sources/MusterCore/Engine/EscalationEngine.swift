@@ -344,6 +344,7 @@ private struct Run {
         case .fallback: (round ?? 0) > 0 ? .round(round ?? 0) : .none
         case .taskOverdue: task.map { .task($0) } ?? .none
         case .assigned: .sequence(state.nextAuditSequence)
+        case .test: .none  // never the engine's: a test page belongs to no incident (Runtime.sendTestPage)
         }
         return NotificationID(incident: state.incident.id, cycle: state.cycle, kind: kind, qualifier: qualifier,
                               recipient: recipient, channel: channel)

@@ -22,6 +22,17 @@ extension MusterServer {
         }
         routes.get("board") { request, context in try await self.signedIn(request, context) { account in try await self.board(request, context, account) } }
         routes.get("mine") { request, context in try await self.signedIn(request, context) { account in try await self.mine(context, account) } }
+        // "Does my phone get it?": the signed-in person's contact points, each with a test page.
+        routes.get("contacts") { request, context in
+            try await self.signedIn(request, context) { account in try await self.contactsPage(context, account, result: nil) }
+        }
+        routes.post("contacts/:index/test") { request, context in
+            try await self.signedIn(request, context) { account in
+                let index = context.parameters.get("index").flatMap(Int.init) ?? 0
+                let result = await self.runtime.sendTestPage(to: PersonID(account.id), contact: index)
+                return try await self.contactsPage(context, account, result: result)
+            }
+        }
 
         // Each answers with the incident page and a word on what was done (`doneMessages`, by the path's first part).
         action("acknowledge", .acknowledge) { account, _, _ in .acknowledged(by: account.actor, path: .api, step: nil) }
@@ -92,6 +103,38 @@ extension MusterServer {
     }
 
     // MARK: Home
+
+    struct ContactsPage {
+        struct Contact { var index: Int; var channel: String; var address: String }
+        var frame: WebPage.Frame
+        var contacts: [Contact]
+        var notice: String?
+        var error: String?
+    }
+
+    private func contactsPage(_ context: MusterRequestContext, _ account: UserAccount,
+                              result: Result<TestPageResult, TestPageError>?) async throws -> Response {
+        let person = await catalog.directory.people[PersonID(account.id)]
+        var notice: String?, error: String?
+        switch result {
+        case .success(let sent)?:
+            let channel = sent.channel.rawValue
+            switch sent.outcome {
+            case .delivered: notice = "The test page was delivered to your \(channel) contact point."
+            case .accepted: notice = "The provider took the test page for your \(channel) contact point: check that it arrived."
+            case .demonstrated: notice = "No \(channel) provider is configured: the test page is in the demonstration inbox and reached nobody."
+            case .failed: error = "The test page to your \(channel) contact point failed: \(sent.detail ?? "no reason given"). Tell your district's administrator."
+            }
+        case .failure(let problem)?: error = problem.description
+        case nil: break
+        }
+        let page = ContactsPage(frame: frame(context, "My contact points", current: "home"),
+                                contacts: (person?.contacts ?? []).enumerated().map { .init(index: $0.offset + 1, channel: $0.element.channel.rawValue,
+                                                                                             address: $0.element.address) },
+                                notice: notice, error: error)
+        let status: HTTPResponse.Status = if case .failure? = result { .notFound } else { .ok }
+        return WebPage.render(status, "contacts", page)
+    }
 
     struct HomePage {
         var frame: WebPage.Frame

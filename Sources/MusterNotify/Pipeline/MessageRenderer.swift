@@ -76,16 +76,16 @@ public struct MessageRenderer: Sendable {
         // one paged, so those carry the incident's page (sign-in required) and no personal link. A
         // partner agency acknowledges as itself, and is given the district's number to call back.
         let isPartner: Bool = if case .partner = id.recipient { true } else { false }
-        let acknowledgeable = notification.kind != .taskOverdue && notification.channel.isPersonal
+        let acknowledgeable = notification.kind != .taskOverdue && notification.kind != .test && notification.channel.isPersonal
         let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
         // The incident's web page (sign-in first), the same for everyone paged.
-        let incidentURL = "\(publicURL)/incidents/\(notification.incidentNumber)"
+        let incidentURL = notification.kind == .test ? "\(publicURL)/" : "\(publicURL)/incidents/\(notification.incidentNumber)"
         var context: [String: Any] = [
             "number": facts.number, "category": facts.category, "site": facts.site, "severity": facts.severity,
             "step": step.map(String.init) ?? "", "task": task ?? "", "id": id.description,
             "incidentURL": incidentURL,
             "isPage": notification.kind == .page, "isFallback": notification.kind == .fallback,
-            "isOverdue": notification.kind == .taskOverdue, "isAssigned": notification.kind == .assigned,
+            "isOverdue": notification.kind == .taskOverdue, "isAssigned": notification.kind == .assigned, "isTest": notification.kind == .test,
             "drill": notification.drill,
         ]
         // Absent, not empty: a mustache section treats an empty string as present.

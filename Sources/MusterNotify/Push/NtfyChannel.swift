@@ -109,6 +109,7 @@ public struct NtfyChannel: Channel {
     /// The facts, and what the buttons do (an SMS's "Reply ACK" means nothing on a push).
     static func body(of message: Message) -> String {
         let facts = message.facts
+        if message.notification.kind == .test { return "Muster test page: crisis pages reach you on this device. No action needed." }
         var text = facts.drill ? "DRILL. " : ""
         text += facts.task.map { "Task overdue (\($0)). " } ?? ""
         text += "\(facts.category), \(facts.severity), \(facts.site)."
