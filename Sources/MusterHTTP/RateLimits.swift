@@ -88,7 +88,9 @@ final class RateLimiter: Sendable {
     func grouping(for report: Report, by account: UserAccount, now: Date) -> ReportGrouping? {
         guard accounts.take(account.id, now: now) != nil else { return nil }
         over.withLock { $0[account.id] = now }
-        return ReportGrouping(key: "over-budget:\(account.id):\(report.site.rawValue):\(report.type.rawValue)", within: settings.groupWithin)
+        // A drill never joins a real incident, over budget or not.
+        return ReportGrouping(key: "over-budget:\(account.id):\(report.site.rawValue):\(report.type.rawValue)" + (report.drill ? ":drill" : ""),
+                              within: settings.groupWithin)
     }
 
     /// The accounts that went over their report budget, and when last; the last day's only.

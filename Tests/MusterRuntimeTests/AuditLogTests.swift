@@ -548,7 +548,11 @@ struct AuditLogTests {
             legacy[ref.id] = wrapped
             try database.sql("UPDATE incident_keys SET generation = NULL, wrapped = decode('\(wrapped.hex)', 'hex') WHERE incident_id = '\(ref.id)'")
         }
-        try database.sql("INSERT INTO key_table_rewrite_pending VALUES (now())")
+        // An instance of the version before (a rolling upgrade) stores a key without a generation: taken,
+        // and the rewrite is owed.
+        try database.sql("INSERT INTO incident_keys (incident_id, wrapped) VALUES ('from-an-older-instance', '\\x00')")
+        #expect(try database.sql("SELECT COUNT(*) FROM key_table_rewrite_pending") == "1")
+        try database.sql("DELETE FROM incident_keys WHERE incident_id = 'from-an-older-instance'")
         try database.sql("VACUUM FULL incident_keys")
         let restarted = try database.another(masterKey: masterKey)
         defer { (restarted as? PostgresStore)?.shutdown() }

@@ -257,11 +257,17 @@ enum PostgresSchema {
             "CREATE INDEX incident_keys_by_generation ON incident_keys (generation)",
             "CREATE TABLE key_table_rewrite_pending (since TIMESTAMPTZ NOT NULL)",
             "INSERT INTO key_table_rewrite_pending SELECT now() WHERE EXISTS (SELECT 1 FROM incident_keys)",
-            // An instance that has not yet seen a purge's new generation is refused, reloads and retries.
+            // An instance that has not yet seen a purge's new generation is refused, reloads and retries. An
+            // instance of the version before (a rolling upgrade) still stores keys under the master key:
+            // taken, and the key table is owed its one rewrite again.
             """
             CREATE FUNCTION muster_refuse_retiring_generation() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-              IF NEW.generation IS NULL OR EXISTS (SELECT 1 FROM key_generations WHERE generation = NEW.generation AND retiring) THEN
+              IF NEW.generation IS NULL THEN
+                INSERT INTO key_table_rewrite_pending SELECT now() WHERE NOT EXISTS (SELECT 1 FROM key_table_rewrite_pending);
+                RETURN NEW;
+              END IF;
+              IF EXISTS (SELECT 1 FROM key_generations WHERE generation = NEW.generation AND retiring) THEN
                 RAISE EXCEPTION 'data keys are no longer wrapped under key generation %', NEW.generation USING ERRCODE = 'MK001';
               END IF;
               RETURN NEW;

@@ -260,7 +260,8 @@ extension PostgresStore {
             try await client.query("SELECT 1 FROM key_table_rewrite_pending LIMIT 1", logger: logger).collect().count > 0
         }
         if pending, try await rewriteWithoutWaiting("incident_keys") {
-            try await unboundedQuery("DELETE FROM key_table_rewrite_pending")
+            // Owed again if an instance of the version before stored a key meanwhile (a rolling upgrade).
+            try await unboundedQuery("DELETE FROM key_table_rewrite_pending WHERE NOT EXISTS (SELECT 1 FROM incident_keys WHERE generation IS NULL)")
         }
         try await unboundedQuery("VACUUM incident_keys")
         // The write-ahead log still holds the keys as they were written. Finishing the current segment
