@@ -400,7 +400,8 @@ class WebPages(unittest.TestCase):
         self.assertEqual(self.text(".notice"), "Note added.")
         self.assertIn(note, self.text(".timeline"))
 
-        # Resolved.
+        # Resolved, saying how it ended.
+        Select(self.driver.find_element(By.ID, "resolve-outcome")).select_by_value("emergency-services")
         self.driver.find_element(By.ID, "resolve-note").send_keys("Student taken to the emergency department by his mother.")
         self.click_and_load(self.button("Resolve"))
         self.assertEqual(self.text(".notice"), "Resolved.")
@@ -437,7 +438,7 @@ class WebPages(unittest.TestCase):
         self.go(f"/auditor/compliance?{period}")
         self.assertEqual(self.h1(), "Compliance report")
         rows = [row.text for row in self.driver.find_elements(By.CSS_SELECTOR, "table.report tbody tr")]
-        self.assertTrue(any(row.startswith(f"#{number} ") and "Resolved" in row for row in rows), rows)
+        self.assertTrue(any(row.startswith(f"#{number} ") and "Resolved" in row and "emergency-services" in row for row in rows), rows)
         self.check_page("compliance")
 
     # MARK: 4. CSRF, and the reporter's view
