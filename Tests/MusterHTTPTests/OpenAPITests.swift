@@ -22,7 +22,7 @@ struct OpenAPITests {
         try await withService(.sqlite) { harness, _ in
             let router = harness.server.makeRouter()
             // The web pages are HTML for people (docs/web.md), not operations of the API.
-            let pages = ["/", "/raise", "/incidents/", "/board", "/mine", "/inbox", "/sign-in", "/sign-out", "/assets/", "/coordinator", "/auditor", "/admin"]
+            let pages = ["/", "/raise", "/incidents/", "/board", "/mine", "/inbox", "/sign-in", "/sign-out", "/assets/", "/coordinator", "/auditor", "/admin", "/contacts"]
             let api = router.routes.filter { route in
                 let path = "/" + route.path.description.split(separator: "/").joined(separator: "/")
                 return !pages.contains { $0 == "/" ? path == "/" : path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }

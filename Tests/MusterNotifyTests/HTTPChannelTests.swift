@@ -332,7 +332,7 @@ struct HTTPFailureTests {
     @Test func anUntrustedCertificateIsUnreachableAndSaysTLS() async throws {
         try await withServer(tls: true, respond: { _ in .status(.ok) }) { server in
             #expect(server.baseURL.hasPrefix("https://"))
-            let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5)) { http in
+            let outcome = try await withDelivery(HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10)) { http in
                 await failure(of: localWebhook(http), sampleMessage(address: server.baseURL + "/hook", channel: .webhook))
             }
             let got = try #require(outcome)
@@ -346,7 +346,7 @@ struct HTTPFailureTests {
     @Test func responseBodiesAreBounded() async throws {
         let big = String(repeating: "x", count: 200_000)
         try await withServer(respond: { _ in .status(.ok, big) }) { server in
-            let response = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5, maxResponseBytes: 1024)) { http in
+            let response = try await withDelivery(HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10, maxResponseBytes: 1024)) { http in
                 try await http.post(server.baseURL + "/big", headers: HTTPHeaders(), body: [])
             }
             #expect(response.status == .ok)
@@ -776,7 +776,7 @@ struct NtfyChannelTests {
 /// The failure a delivery through a fresh client ends in, or nil when it succeeded.
 private func withDeliveryFailure(_ body: (HTTPDelivery) async throws -> DeliveryReceipt) async -> DeliveryFailure? {
     do {
-        _ = try await withDelivery(HTTPDeliverySettings(connectTimeout: 1, totalTimeout: 5), body)
+        _ = try await withDelivery(HTTPDeliverySettings(connectTimeout: 5, totalTimeout: 10), body)
         return nil
     } catch let failure as DeliveryFailure {
         return failure

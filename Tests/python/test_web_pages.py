@@ -438,7 +438,7 @@ class WebPages(unittest.TestCase):
         self.go(f"/auditor/compliance?{period}")
         self.assertEqual(self.h1(), "Compliance report")
         rows = [row.text for row in self.driver.find_elements(By.CSS_SELECTOR, "table.report tbody tr")]
-        self.assertTrue(any(row.startswith(f"#{number} ") and "Resolved" in row and "emergency-services" in row for row in rows), rows)
+        self.assertTrue(any(row.startswith(f"#{number} ") and "Resolved" in row and "Emergency services involved" in row for row in rows), rows)
         self.check_page("compliance")
 
     # MARK: 4. CSRF, and the reporter's view

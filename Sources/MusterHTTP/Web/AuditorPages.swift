@@ -115,6 +115,8 @@ extension MusterServer {
         }
         func time(_ seconds: Double?) -> String { seconds.map { Self.duration($0) } ?? "–" }
         func name(_ site: String) -> String { site == "all" ? "All" : directory.sites[SiteID(site)]?.name ?? site }
+        let outcomes = Dictionary((ResolutionOutcome.defaults + (await catalog.playbooks.playbooks.flatMap(\.outcomes))).map { ($0.id, $0.title) },
+                                  uniquingKeysWith: { _, playbooks in playbooks })
         func title(_ type: String) -> String { type == "all" ? "All" : directory.incidentTypes.first { $0.id.rawValue == type }?.title ?? type }
         var query: [String] = ["from=\(from)", "to=\(to)"]
         if let site { query.append("site=\(site)") }
@@ -130,7 +132,7 @@ extension MusterServer {
                               "\(row.deadlinesMissed)", "\(row.tasksLate)", "\(row.tasksNeverDone)", time(row.unownedSeconds)])
             },
             incidents: (report?.incidents ?? []).map { row in
-                .init(cells: ["#\(row.number)", name(row.site), title(row.type), Self.statusText(row.status), row.outcome ?? "–",
+                .init(cells: ["#\(row.number)", name(row.site), title(row.type), Self.statusText(row.status), row.outcome.map { outcomes[$0] ?? $0 } ?? "–",
                               time(row.firstPageSeconds), time(row.acknowledgedSeconds), time(row.resolvedSeconds), "\(row.escalations)",
                               "\(row.deadlinesMissed)", row.tasksLate.isEmpty ? "–" : row.tasksLate.joined(separator: ", "),
                               row.tasksNeverDone.isEmpty ? "–" : row.tasksNeverDone.joined(separator: ", "), time(row.unownedSeconds)])
