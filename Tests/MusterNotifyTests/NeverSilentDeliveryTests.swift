@@ -197,13 +197,15 @@ struct NeverSilentDeliveryTests {
             #expect(counts["sent"] == delivered.count, "each page taken once")
             #expect(Set(delivered.map(\.id)).count == delivered.count, "none twice")
             #expect(Set(delivered.map(\.recipient)) == [.person("ann"), .person("bo"), .person("cy")], "step 1, step 2 and the fallback all went out")
-            // What waited went out newest first: the fallback's rounds, then step 2, then step 1.
+            // What waited went out newest first: the fallback's rounds, then step 2, then step 1. The first
+            // send is the circuit's trial, which finds the provider back: it is whichever page was due
+            // first (a page refused on an earlier trial retries on its own schedule), so the order is
+            // checked on what followed it.
             let order = delivered.map(\.id.description)
-            let step1 = try #require(delivered.firstIndex { $0.recipient == .person("ann") })
-            let step2 = try #require(delivered.firstIndex { $0.recipient == .person("bo") })
-            let firstFallback = try #require(delivered.firstIndex { $0.kind == .fallback && $0.id.qualifier == .none })
-            #expect(firstFallback < step2 && step2 < step1, "\(order)")
-            #expect(delivered.first?.kind == .fallback, "\(order)")
+            let followed = Array(delivered.dropFirst())
+            let rank = { (page: QueuedNotification) -> Int in page.kind == .fallback ? 0 : page.recipient == .person("bo") ? 1 : 2 }
+            #expect(followed.map(rank) == followed.map(rank).sorted(), "\(order)")
+            #expect(followed.first?.kind == .fallback || delivered.first?.kind == .fallback, "\(order)")
 
             // Still unowned: the fallback keeps being paged, and now it gets through; an acknowledgement ends it.
             #expect(try await store.incident(ref.id)?.phase == .unowned)
