@@ -334,19 +334,6 @@ struct QueryReader {
     }
 }
 
-enum InstantParser {
-    /// The instants RFC 3339 can write: years 0001 to 9999 (two days of slack: Foundation reads dates before 1582 as Julian).
-    static let range = Date(timeIntervalSince1970: -62_135_769_600)...Date(timeIntervalSince1970: 253_402_300_799)
-
-    /// An RFC 3339 date-time, with or without fractional seconds, within `range`.
-    static func parse(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = plain.date(from: text) ?? fractional.date(from: text), range.contains(date) else { return nil }
-        return date
-    }
-}
 
 struct DisclosureList: Encodable {
     var subject: String

@@ -158,10 +158,7 @@ public struct ComplianceReport: Sendable, Encodable {
                 let day = endOfDay ? LocalDate(dayNumber: date.dayNumber + 1) : date
                 return .success(zone.instant(LocalDateTime(date: day, time: LocalTime(hour: 0, minute: 0))))
             }
-            let formatter = ISO8601DateFormatter()
-            if let date = formatter.date(from: text) { return .success(date) }
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let date = formatter.date(from: text) { return .success(date) }
+            if let date = InstantParser.parse(text) { return .success(date) }
             return .failure(PeriodError(field: name, detail: "expected a date (2026-09-01) or an RFC 3339 date-time, found '\(text)'"))
         }
         let start: Date, end: Date

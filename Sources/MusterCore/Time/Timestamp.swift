@@ -1,4 +1,4 @@
-// ISO-8601 timestamps with a zone's offset, as timelines show them ("2026-12-06T02:00:00-06:00").
+// ISO-8601 timestamps with a zone's offset, as timelines show them ("2026-12-06T02:00:00-06:00"), and RFC 3339 date-times as requests give them.
 import Foundation
 
 extension ZoneRules {
@@ -17,4 +17,19 @@ extension ZoneRules {
 /// "+7m", "+1h30m": an offset from the report, as the simulator prints it.
 public func formatOffset(_ seconds: Int) -> String {
     seconds == 0 ? "+0s" : "+" + TimeSpan(seconds: seconds).description
+}
+
+/// RFC 3339 date-times as the API and the command line take them.
+public enum InstantParser {
+    /// The instants RFC 3339 can write: years 0001 to 9999 (two days of slack: Foundation reads dates before 1582 as Julian).
+    public static let range = Date(timeIntervalSince1970: -62_135_769_600)...Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// An RFC 3339 date-time, with or without fractional seconds, within `range`.
+    public static func parse(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = plain.date(from: text) ?? fractional.date(from: text), range.contains(date) else { return nil }
+        return date
+    }
 }
