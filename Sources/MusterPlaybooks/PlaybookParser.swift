@@ -33,7 +33,7 @@ struct PlaybookParser {
         if top.has("description") { _ = reader.string(top["description"], "description") }
         let match = top["match"].flatMap(parseMatch)
         let grouping = top["group"].flatMap(parseGrouping)
-        let flags = top.has("flags") ? parseFlags(top["flags"]) : [:]
+        let (flags, flagOrder) = top.has("flags") ? parseFlags(top["flags"]) : ([:], [])
         let call911 = top.has("call_911_first") ? reader.bool(top["call_911_first"], "call_911_first") ?? false : false
         let outcomes = top.has("outcomes") ? parseOutcomes(top["outcomes"]) : ResolutionOutcome.defaults
         let sites = matchableSites(match)
@@ -70,7 +70,7 @@ struct PlaybookParser {
         let playbook = Playbook(
             id: PlaybookID(id), title: title, version: version, match: match, grouping: grouping, steps: steps,
             outsideSchoolHours: variants["outside_school_hours"], nonSchoolDays: variants["non_school_days"],
-            fallback: fallback, tasks: tasks.map(\.task), flags: flags, callEmergencyFirst: call911, outcomes: outcomes)
+            fallback: fallback, tasks: tasks.map(\.task), flags: flags, flagOrder: flagOrder, callEmergencyFirst: call911, outcomes: outcomes)
         source.fallback = reader.location(top["fallback"])
         return Located(playbook: playbook, matchNode: top["match"], idNode: top["id"], source: source)
     }
@@ -126,18 +126,20 @@ struct PlaybookParser {
         return Grouping(by: by, within: within)
     }
 
-    private func parseFlags(_ node: Node?) -> [IncidentFlag: String] {
-        var flags: [IncidentFlag: String] = [:]
+    private func parseFlags(_ node: Node?) -> (questions: [IncidentFlag: String], order: [IncidentFlag]) {
+        var flags: [IncidentFlag: String] = [:], order: [IncidentFlag] = []
         for item in reader.list(node, "flags") ?? [] {
             guard let fields = reader.fields(item, "a flag", required: ["id", "question"]),
                   let id = reader.id(fields["id"], "the flag id"),
                   let question = reader.string(fields["question"], "the flag's question") else { continue }
             if flags[IncidentFlag(id)] != nil {
                 reader.error("duplicate flag id '\(id)'", at: fields["id"])
+            } else {
+                order.append(IncidentFlag(id))
             }
             flags[IncidentFlag(id)] = question
         }
-        return flags
+        return (flags, order)
     }
 
     /// `outcomes:` items are a default outcome's id (`false-alarm`) or `{ id, title, reason: required }`.

@@ -329,7 +329,8 @@ public struct Dispatcher: Sendable {
     private func sealed(_ report: Report, incident: IncidentID, key: DataKey, idempotencyKey: String?) -> ReportWrite {
         ReportWrite(incident: incident, report: report, idempotencyKey: idempotencyKey,
                     summarySealed: Seal.seal(report.summary, key: key, context: SealedText.reportSummary(incident)),
-                    subjectSealed: report.subject.map { Seal.seal($0, key: key, context: SealedText.reportSubject(incident)) })
+                    subjectSealed: report.subject.map { Seal.seal($0, key: key, context: SealedText.reportSubject(incident)) },
+                    flagsSealed: SealedText.sealFlags(report.flags, key: key, context: SealedText.reportFlags(incident)))
     }
 
     /// Adds an incident's new state and effects to the batch. Audit entries are chained (`prev`) and
@@ -339,6 +340,9 @@ public struct Dispatcher: Sendable {
         let id = state.incident.id
         var write = IncidentWrite(state: state, isNew: isNew, groupKeyHash: groupKeyHash, groupUntil: groupUntil)
         write.auditOnly = auditOnly
+        if let key = known.dataKeys[id] {
+            write.flagsSealed = SealedText.sealFlags(state.incident.flags, key: key, context: SealedText.incidentFlags(id))
+        }
         for effect in effects {
             switch effect {
             case .audit(let record):

@@ -30,6 +30,11 @@ struct BinaryWriter {
         }
     }
 
+    mutating func blob(_ value: [UInt8]) {
+        uint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
     mutating func date(_ value: Date) {
         let bits = value.timeIntervalSince1970.bitPattern
         for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8((bits >> UInt64(shift)) & 0xFF)) }
@@ -94,6 +99,13 @@ struct BinaryReader {
         return String(decoding: bytes[position..<(position + count)], as: UTF8.self)
     }
 
+    mutating func blob() throws -> [UInt8] {
+        let count = Int(try uint())
+        guard count <= bytes.count - position else { throw Malformed() }
+        defer { position += count }
+        return Array(bytes[position..<(position + count)])
+    }
+
     mutating func date() throws -> Date {
         var bits: UInt64 = 0
         for shift in stride(from: 0, to: 64, by: 8) { bits |= UInt64(try byte()) << UInt64(shift) }
@@ -115,7 +127,17 @@ enum BinaryCodec {
     static let stateVersion: UInt8 = 1
     static let notificationVersion: UInt8 = 1
 
-    static func encode(_ state: IncidentState) -> [UInt8] {
+    /// Trailing fields, added after the first release: each is a tag and its value, written only when
+    /// it has one, so records without them read as before.
+    enum Trailing: UInt8 {
+        /// The incident is a drill (tag alone). Older instances in a rolling upgrade read it.
+        case drill = 1
+        /// The incident's flags, sealed under its data key (length-prefixed); the clear list is then empty.
+        case sealedFlags = 2
+    }
+
+    /// `sealedFlags`: the flags sealed by the caller, written instead of the clear list.
+    static func encode(_ state: IncidentState, sealedFlags: [UInt8]? = nil) -> [UInt8] {
         var w = BinaryWriter(capacity: 512)
         w.uint(UInt64(stateVersion))
         let incident = state.incident
@@ -125,8 +147,9 @@ enum BinaryCodec {
         w.string(incident.severity.rawValue)
         w.string(incident.site.rawValue)
         actor(incident.reporter, &w)
-        w.uint(UInt64(incident.flags.count))
-        for flag in incident.flags.map(\.rawValue).sorted() { w.string(flag) }
+        let clearFlags = sealedFlags == nil ? incident.flags.map(\.rawValue).sorted() : []
+        w.uint(UInt64(clearFlags.count))
+        for flag in clearFlags { w.string(flag) }
         w.date(incident.reportedAt)
         w.string(state.playbook.rawValue)
         w.string(state.playbookVersion)
@@ -165,14 +188,18 @@ enum BinaryCodec {
         w.int(state.cycle)
         w.int(state.nextAuditSequence)
         w.optional(state.resolvedAt) { $0.date($1) }
-        // Added later, at the end and only when set: records without it read as before, and an older
-        // instance in a rolling upgrade reads every incident but drills.
-        if incident.drill { w.bool(true) }
+        if incident.drill { w.uint(UInt64(Trailing.drill.rawValue)) }
+        if let sealedFlags {
+            w.uint(UInt64(Trailing.sealedFlags.rawValue))
+            w.blob(sealedFlags)
+        }
         return w.bytes
     }
 
-    /// Decodes a state; the student's text (summary, subject) is stored apart and passed in.
-    static func decodeState(_ bytes: [UInt8], summary: String, subject: String?) throws -> IncidentState {
+    /// Decodes a state; the student's text (summary, subject) is stored apart and passed in, and sealed
+    /// flags are opened by `openFlags`.
+    static func decodeState(_ bytes: [UInt8], summary: String, subject: String?,
+                            openFlags: ([UInt8]) throws -> Set<IncidentFlag>) throws -> IncidentState {
         var r = BinaryReader(bytes)
         guard try r.uint() == UInt64(stateVersion) else { throw BinaryReader.Malformed() }
         let id = IncidentID(try r.string())
@@ -221,11 +248,13 @@ enum BinaryCodec {
             acknowledgedAt: acknowledgedAt, acknowledgedStep: acknowledgedStep, tasks: tasks, timers: timers, currentPages: pages,
             reportCount: try r.int(), cycle: try r.int(), nextAuditSequence: try r.int(), resolvedAt: try r.optional { try $0.date() })
         var decoded = state
-        if !r.atEnd {
-            guard try r.bool() else { throw BinaryReader.Malformed() }  // written only when set
-            decoded.incident.drill = true
+        while !r.atEnd {
+            switch Trailing(rawValue: try r.byte()) {
+            case .drill: decoded.incident.drill = true
+            case .sealedFlags: decoded.incident.flags = try openFlags(try r.blob())
+            case nil: throw BinaryReader.Malformed()
+            }
         }
-        guard r.atEnd else { throw BinaryReader.Malformed() }
         return decoded
     }
 

@@ -116,6 +116,9 @@ public struct IncidentWrite: Sendable {
     public var summarySealed: [UInt8]?
     public var subjectSealed: [UInt8]?
     public var dataKey: DataKey?
+    /// The incident's flags as they stand after this write, sealed under its data key; nil when it
+    /// has none, or no key to seal them with (an incident from before sealing keeps them in clear).
+    public var flagsSealed: [UInt8]?
 
     public init(state: IncidentState, isNew: Bool, groupKeyHash: String? = nil, groupUntil: Date? = nil) {
         self.state = state
@@ -131,13 +134,17 @@ public struct ReportWrite: Sendable {
     public var idempotencyKey: String?
     public var summarySealed: [UInt8]
     public var subjectSealed: [UInt8]?
+    /// The report's flags, sealed; nil when it set none.
+    public var flagsSealed: [UInt8]?
 
-    public init(incident: IncidentID, report: Report, idempotencyKey: String?, summarySealed: [UInt8], subjectSealed: [UInt8]?) {
+    public init(incident: IncidentID, report: Report, idempotencyKey: String?, summarySealed: [UInt8], subjectSealed: [UInt8]?,
+                flagsSealed: [UInt8]? = nil) {
         self.incident = incident
         self.report = report
         self.idempotencyKey = idempotencyKey
         self.summarySealed = summarySealed
         self.subjectSealed = subjectSealed
+        self.flagsSealed = flagsSealed
     }
 }
 

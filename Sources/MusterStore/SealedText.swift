@@ -9,6 +9,25 @@ public enum SealedText {
     public static func incidentSubject(_ id: IncidentID) -> String { "muster/incident-subject\n\(id.rawValue)" }
     public static func reportSummary(_ id: IncidentID) -> String { "muster/report-summary\n\(id.rawValue)" }
     public static func reportSubject(_ id: IncidentID) -> String { "muster/report-subject\n\(id.rawValue)" }
+    public static func incidentFlags(_ id: IncidentID) -> String { "muster/incident-flags\n\(id.rawValue)" }
+    public static func reportFlags(_ id: IncidentID) -> String { "muster/report-flags\n\(id.rawValue)" }
+
+    /// Flags are sealed like the report's text ("family may be the source of harm" says something about
+    /// a child's family): as a comma-separated list, nothing when there are none.
+    public static func sealFlags(_ flags: Set<IncidentFlag>, key: DataKey, context: String) -> [UInt8]? {
+        flags.isEmpty ? nil : Seal.seal(flags.map(\.rawValue).sorted().joined(separator: ","), key: key, context: context)
+    }
+
+    static func flags(_ list: String) -> Set<IncidentFlag> {
+        Set(list.split(separator: ",").map { IncidentFlag(String($0)) })
+    }
+
+    /// A report's flags: sealed, or in clear in rows written before flags were sealed; none once purged.
+    static func openFlags(_ sealed: [UInt8]?, legacy: String, key: DataKey?, context: String) throws -> Set<IncidentFlag> {
+        guard let sealed else { return flags(legacy) }
+        guard let key else { return [] }
+        return flags(try Seal.open(sealed, key: key, context: context))
+    }
 
     /// What a purged incident's text reads as.
     static func purged(on date: Date) -> String {
@@ -60,7 +79,10 @@ struct StoredIncidentRow {
         let key = purgedAt != nil ? nil : try wrappedKey.map { try keys.openDataKey($0, generation: keyGeneration, incident: id) }
         let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
         let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
-        var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject)
+        var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject) { sealed in
+            guard let key else { return [] }
+            return SealedText.flags(try Seal.open(sealed, key: key, context: SealedText.incidentFlags(id)))
+        }
         // Entries written without the incident's row (receipts, reads) move its sequence on.
         if let last = lastAuditSequence, last >= state.nextAuditSequence { state.nextAuditSequence = last + 1 }
         return (state, key)

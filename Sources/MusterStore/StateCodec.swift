@@ -11,12 +11,16 @@ enum StateCodec {
         var subject: String?
     }
 
-    static func encode(_ state: IncidentState) -> Stored {
-        Stored(bytes: BinaryCodec.encode(state), summary: state.incident.summary, subject: state.incident.subject)
+    /// `sealedFlags`: the incident's flags sealed under its data key (`SealedText.sealFlags`), kept in
+    /// place of the clear list.
+    static func encode(_ state: IncidentState, sealedFlags: [UInt8]? = nil) -> Stored {
+        Stored(bytes: BinaryCodec.encode(state, sealedFlags: sealedFlags), summary: state.incident.summary, subject: state.incident.subject)
     }
 
-    static func decode(_ bytes: [UInt8], summary: String, subject: String?) throws -> IncidentState {
-        try BinaryCodec.decodeState(bytes, summary: summary, subject: subject)
+    /// Sealed flags are opened by `openFlags`; readers that only need the record's other fields leave them out.
+    static func decode(_ bytes: [UInt8], summary: String, subject: String?,
+                       openFlags: ([UInt8]) throws -> Set<IncidentFlag> = { _ in [] }) throws -> IncidentState {
+        try BinaryCodec.decodeState(bytes, summary: summary, subject: subject, openFlags: openFlags)
     }
 }
 

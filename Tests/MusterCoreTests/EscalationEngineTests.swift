@@ -179,7 +179,7 @@ struct EscalationEngineTests {
         let proposed = Fixture.simulate(at: schoolHours, [ScriptedEvent(offset: 600, event: .reportMerged(report))])
         #expect(proposed.state.tasks.map(\.id) == ["screening", "guardian"], "nothing is withdrawn on another person's word")
         #expect(proposed.state.incident.flags.isEmpty)
-        #expect(proposed.lines.filter { $0.kind == "flag_proposed" }.map(\.target) == ["family-may-be-source"])
+        #expect(proposed.lines.filter { $0.kind == "flag_proposed" }.map(\.target) == ["F1"])
         #expect(proposed.lines("task_withdrawn").isEmpty)
 
         let confirmed = Fixture.simulate(at: schoolHours, [
@@ -189,7 +189,7 @@ struct EscalationEngineTests {
         #expect(confirmed.state.tasks.map(\.id) == ["screening"])
         #expect(confirmed.state.incident.flags == ["family-may-be-source"])
         #expect(confirmed.lines("task_withdrawn") == ["+15m task_withdrawn guardian"])
-        #expect(confirmed.lines.contains { $0.kind == "flag_confirmed" && $0.target == "family-may-be-source" })
+        #expect(confirmed.lines.contains { $0.kind == "flag_confirmed" && $0.target == "F1" })
     }
 
     @Test("the family decision is on the record: the report's flag and the task it leaves out; a responder clears it with a reason and the task comes back")
@@ -202,10 +202,12 @@ struct EscalationEngineTests {
             effects.compactMap { if case .audit(let record) = $0, record.action == action { record } else { nil } }
         }
         #expect(state.tasks.map(\.id) == ["screening"])
-        #expect(records(.flagSet).map(\.target) == ["family-may-be-source"])
+        // The log names the flag by its neutral code, its place in the playbook's list, never by its name.
+        #expect(records(.flagSet).map(\.target) == ["F1"])
         #expect(records(.flagSet).first?.actor == .person("pr1"))
         #expect(records(.taskWithdrawn).map(\.task) == ["guardian"])
-        #expect(records(.taskWithdrawn).first?.detail == "left out: the report set family-may-be-source")
+        #expect(records(.taskWithdrawn).first?.detail == "left out: the report set flag F1")
+        #expect(!effects.contains { if case .audit(let record) = $0 { "\(record)".contains("family") } else { false } })
 
         // Five hours later a responder learns the family is safe: the guardian task is back, already past its 4h deadline.
         effects = []
@@ -216,7 +218,8 @@ struct EscalationEngineTests {
         #expect(state.tasks.map(\.id) == ["screening", "guardian"])
         #expect(state.tasks.first { $0.id == "guardian" }?.dueAt == start.addingTimeInterval(4 * 3600))
         let cleared = try #require(records(.flagCleared).first)
-        #expect(cleared.actor == .person("sw2") && cleared.target == "family-may-be-source")
+        #expect(cleared.actor == .person("sw2") && cleared.target == "F1")
+        #expect(records(.taskRestored).first?.detail == "restored: flag F1 cleared")
         #expect(cleared.sensitive == "Spoke with the aunt; the threat is a classmate", "the why is sealed, not in the detail")
         #expect(cleared.detail?.contains("aunt") == false)
         #expect(records(.taskRestored).map(\.task) == ["guardian"])
@@ -231,6 +234,18 @@ struct EscalationEngineTests {
         #expect(state.tasks.map(\.id) == ["screening"])
         #expect(records(.flagSet).first?.sensitive == "The aunt called back: it is the stepfather")
         #expect(records(.taskWithdrawn).map(\.task) == ["guardian"])
+    }
+
+    @Test("a flag's neutral code is its place in the playbook's list, and reads back to the flag; an unlisted flag has none")
+    func flagCodes() throws {
+        let playbook = Playbook(id: "p", title: "P", version: "v", match: PlaybookMatch(types: ["t"]), steps: [],
+                                fallback: Fallback(targets: [], channels: []),
+                                flags: ["zeta": "Z?", "alpha": "A?"], flagOrder: ["zeta", "alpha"])
+        #expect(playbook.code(of: "zeta") == "F1")
+        #expect(playbook.code(of: "alpha") == "F2")
+        #expect(playbook.flag(code: "F2") == "alpha")
+        #expect(playbook.code(of: "other") == "F?")
+        for code in ["F0", "F3", "F?", "2", "Falpha"] { #expect(playbook.flag(code: code) == nil) }
     }
 
     @Test("a page to a partner agency is a disclosure: recorded with the page, with its channel and the playbook's basis; a person's own is sealed")

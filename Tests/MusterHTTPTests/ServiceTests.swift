@@ -422,7 +422,7 @@ struct ReporterVisibilityTests {
 
             let id = try #require(try await harness.store.incidentID(number: number))
             #expect(try await harness.store.incident(id)?.tasks.contains { $0.id == "guardian" } == true, "another person's flag withdraws nothing by itself")
-            #expect(try await harness.store.timeline(id).contains { $0.action == .flagProposed && $0.target == "guardian-contact-unsafe" })
+            #expect(try await harness.store.timeline(id).contains { $0.action == .flagProposed && $0.target == "F1" })
             #expect(try await client.call(.post, "/api/v1/incidents/\(number)/notes", headers: harness.auth("responder-lincoln"),
                                           json: #"{"text": "Responder's note: spoke with the nurse"}"#).status == .ok)
 

@@ -295,6 +295,9 @@ struct WebPageTests {
                     == "\(path)?done=flags")
             #expect(try await harness.store.incident(id)?.incident.flags == ["guardian-contact-unsafe"])
             #expect(try await harness.store.timeline(id).contains { $0.action == .flagSet && $0.sensitive == "Student says home is not safe" })
+            // The log holds the flag's neutral code; the timeline shows the playbook's question for it.
+            let decided = try await responder.get(path).text
+            #expect(decided.contains("set a flag (") && decided.contains("put the student in danger?"))
             // A disclosure made outside Muster, recorded from the page; all three answers are needed.
             #expect(try await responder.post("\(path)/disclosures", [("recipient", "Officer Diaz"), ("what", ""), ("basis", "x")]).headers[.location]
                     == "\(path)?done=empty-disclosure")

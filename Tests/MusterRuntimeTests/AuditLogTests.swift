@@ -624,6 +624,70 @@ struct AuditLogTests {
         #expect(!(try database.files(containing: Array(refs[0].id.rawValue.utf8))).isEmpty)
     }
 
+    @Test("nothing that names a student outlives its key: the reference, its SHA-256 and the flag's name are in no database file, WAL included, while open, once resolved and once purged",
+          arguments: Backend.allCases)
+    func referenceAndFlagsNeverInClear(backend: Backend) async throws {
+        let database = try await AuditDatabase.make(backend)
+        defer { database.close() }
+        // A flag name of this test's own: other tests' databases in the same cluster hold the shipped one.
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let flag = IncidentFlag("family-may-be-source-\(unique)")
+        let folder = repositoryRoot.appendingPathComponent("playbooks")
+        let playbook = try String(contentsOf: folder.appendingPathComponent("abuse-disclosure.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "family-may-be-source", with: flag.rawValue)
+        let loaded = PlaybookLoader.load(directory: ("directory.yaml", try String(contentsOf: folder.appendingPathComponent("directory.yaml"), encoding: .utf8)),
+                                         playbooks: [("abuse-disclosure.yaml", playbook)])
+        let catalog = try #require(loaded.catalog)
+        let dispatcher = Dispatcher(catalog: catalog)
+        let reference = "S-\(unique)"
+        let report = Report(type: "abuse-disclosure", severity: .high, site: "lincoln-high", reporter: .person("aokafor"),
+                            summary: "Disclosed at lunch", subject: reference, flags: [flag], receivedAt: schoolMorning)
+        let ref = try #require(try await dispatcher.outcomes([.report(ReportIntake(report: report))], to: database.store, now: schoolMorning)
+            .first?.get()).incident
+        let abuse = try #require(catalog.playbooks[PlaybookID("abuse-disclosure")])
+        let groupKey = try #require(PlaybookSet.groupingKey(for: report, playbook: abuse))
+        var needles: [(String, [UInt8])] = [("the reference", Array(reference.utf8)), ("the flag's name", Array(flag.rawValue.utf8))]
+        for (name, text) in [("the reference", reference), ("the grouping key", groupKey)] {
+            let digest = Array(SHA256.hash(data: Data(text.utf8)))
+            needles += [("SHA-256 of \(name)", digest), ("SHA-256 of \(name) in hex", Array(digest.map { String(format: "%02x", $0) }.joined().utf8))]
+        }
+        func expectNowhere(_ moment: String) throws {
+            for (name, bytes) in needles {
+                let found = try database.files(containing: bytes)
+                #expect(found.isEmpty, "\(name) is in \(found) \(moment)")
+            }
+        }
+
+        // Cleared and set again by a responder: the incident's record is rewritten with the flag each time.
+        for (set, at) in [(false, 60.0), (true, 120.0)] {
+            let decided = try await dispatcher.outcomes([.event(ref.id, .flagDecided(flag, set: set, by: .person("dchen"), reason: "spoke with the aunt"))],
+                                                        to: database.store, now: schoolMorning.addingTimeInterval(at))
+            _ = try #require(try decided.first?.get())
+        }
+        #expect(try await database.store.incident(ref.id)?.incident.flags == [flag], "the sealed flag reads back")
+        #expect(try await database.store.reports(ref.id).first?.flags == [flag])
+        #expect(try await database.store.timeline(ref.id).contains { $0.action == .flagSet && $0.target == "F1" })
+        try expectNowhere("while the incident is open")
+        // The scan does find what is stored in clear (the incident's id), so the checks mean something.
+        #expect(!(try database.files(containing: Array(ref.id.rawValue.utf8))).isEmpty)
+
+        for event in [IncidentEvent.acknowledged(by: .person("dchen"), path: .api, step: nil),
+                      .resolved(by: .person("dchen"), note: nil, outcome: "handled-at-school")] {
+            _ = try #require(try await dispatcher.outcomes([.event(ref.id, event)], to: database.store, now: schoolMorning.addingTimeInterval(300)).first?.get())
+        }
+        try expectNowhere("once the incident is resolved")
+
+        let signer = try testSigner()
+        try await sequence(database.store, signer)
+        let (purged, _) = try await RetentionPurge(store: database.store, catalog: catalog)
+            .run(closedBefore: schoolMorning.addingTimeInterval(86_400), policy: "test-7y")
+        #expect(purged == [ref.id])
+        try await sequence(database.store, signer)
+        #expect(try await database.store.incident(ref.id)?.incident.flags.isEmpty == true, "no key, no flags")
+        #expect(try await database.store.reports(ref.id).first?.flags.isEmpty == true)
+        try expectNowhere("once the incident is purged")
+    }
+
     @Test("two instances sequencing at once make one consistent tree, one pass at a time; one stopping leaves the other to finish")
     func twoSequencers() async throws {
         let key = MasterKey.generate()

@@ -1,5 +1,6 @@
 // The stored forms read back exactly: every state an incident passes through, and every notification.
 import Foundation
+import MusterAudit
 import MusterCore
 import MusterTestSupport
 @testable import MusterStore
@@ -35,6 +36,30 @@ struct BinaryCodecTests {
                 #expect(notification.drill == (at != schoolMorning), "a drill's notifications say so")
             }
         }
+    }
+
+    @Test("sealed flags replace the clear list: the record holds only the sealed bytes, which the opener turns back into flags")
+    func sealedFlags() throws {
+        var effects: [Effect] = []
+        let engine = try #require(shippedCatalog.engines["suicide-risk"])
+        var state = engine.start(Incident(id: "inc-1", number: 1, report: report()), now: schoolMorning, effects: &effects)
+        state.incident.flags = ["guardian-contact-unsafe"]
+        state.incident.drill = true
+        let key = DataKey.generate()
+        let sealed = try #require(SealedText.sealFlags(state.incident.flags, key: key, context: SealedText.incidentFlags("inc-1")))
+        let bytes = StateCodec.encode(state, sealedFlags: sealed).bytes
+        #expect(Data(bytes).range(of: Data("guardian-contact-unsafe".utf8)) == nil)
+        #expect(Data(StateCodec.encode(state).bytes).range(of: Data("guardian-contact-unsafe".utf8)) != nil, "the search above can fail")
+        let opened = try StateCodec.decode(bytes, summary: state.incident.summary, subject: state.incident.subject) {
+            SealedText.flags(try Seal.open($0, key: key, context: SealedText.incidentFlags("inc-1")))
+        }
+        #expect(opened == state)
+        #expect(try StateCodec.decode(bytes, summary: "", subject: nil).incident.flags.isEmpty, "no key, no flags")
+        #expect(try StateCodec.decode(bytes, summary: "", subject: nil).incident.drill)
+        #expect(throws: (any Error).self) {
+            try StateCodec.decode(bytes, summary: "", subject: nil) { SealedText.flags(try Seal.open($0, key: DataKey.generate(), context: "other")) }
+        }
+        #expect(SealedText.sealFlags([], key: key, context: "c") == nil)
     }
 
     @Test("truncated or altered records are refused, never misread")

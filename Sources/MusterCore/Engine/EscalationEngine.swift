@@ -58,12 +58,14 @@ public final class EscalationEngine: Sendable {
             run.state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
         }
         // The report's answers are decisions too: who set each flag, and which task it left out, are on the record.
-        for flag in incident.flags.sorted(by: { $0.rawValue < $1.rawValue }) {
-            run.audit(incident.reporter, .flagSet, target: flag.rawValue, detail: "\(flag.rawValue) set in the report")
+        // The log names flags by their neutral codes; the flags themselves are sealed with the report.
+        for flag in incident.flags.sorted(by: { playbook.code(of: $0) < playbook.code(of: $1) }) {
+            let code = playbook.code(of: flag)
+            run.audit(incident.reporter, .flagSet, target: code, detail: "flag \(code) set in the report")
         }
         for task in playbook.tasks where !task.unless.isDisjoint(with: incident.flags) {
-            let flags = task.unless.intersection(incident.flags).map(\.rawValue).sorted().joined(separator: ", ")
-            run.audit(incident.reporter, .taskWithdrawn, task: task.id, detail: "left out: the report set \(flags)")
+            run.audit(incident.reporter, .taskWithdrawn, task: task.id,
+                      detail: "left out: the report set \(run.codes(task.unless.intersection(incident.flags)))")
         }
         run.scheduleTasks(anchor: .report, at: incident.reportedAt)
         run.page(step: 0, round: 0)
@@ -111,7 +113,7 @@ private struct Run {
             guard playbook.flags[flag] != nil else { throw .unknownFlag(flag) }
             guard !state.incident.flags.contains(flag) else { return }
             state.incident.flags.insert(flag)
-            audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) confirmed")
+            audit(actor, .flagConfirmed, target: playbook.code(of: flag), detail: "flag \(playbook.code(of: flag)) confirmed")
             withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
         case .flagDecided(let flag, let set, let actor, let reason):
             guard state.isOpen else { throw .resolved }
@@ -119,12 +121,13 @@ private struct Run {
             if set {
                 guard !state.incident.flags.contains(flag) else { return }
                 state.incident.flags.insert(flag)
-                audit(actor, .flagSet, target: flag.rawValue, detail: "\(flag.rawValue) set by a responder", sensitive: reason)
+                audit(actor, .flagSet, target: playbook.code(of: flag), detail: "flag \(playbook.code(of: flag)) set by a responder", sensitive: reason)
                 withdrawTasks(excludedBy: [flag], by: actor, because: "a responder set")
             } else {
                 guard state.incident.flags.contains(flag) else { throw .flagNotSet(flag) }
                 state.incident.flags.remove(flag)
-                audit(actor, .flagCleared, target: flag.rawValue, detail: "\(flag.rawValue) cleared by a responder", sensitive: reason)
+                audit(actor, .flagCleared, target: playbook.code(of: flag), detail: "flag \(playbook.code(of: flag)) cleared by a responder",
+                      sensitive: reason)
                 restoreTasks(clearedFlag: flag, by: actor)
             }
         case .disclosureRecorded(let actor, let recipient, let what, let basis):
@@ -138,7 +141,8 @@ private struct Run {
             // What held there holds here: the joining responder vouches for it.
             for flag in flags.subtracting(state.incident.flags).sorted(by: { $0.rawValue < $1.rawValue }) where playbook.flags[flag] != nil {
                 state.incident.flags.insert(flag)
-                audit(actor, .flagConfirmed, target: flag.rawValue, detail: "\(flag.rawValue) held in incident #\(source.number), joined into this one")
+                audit(actor, .flagConfirmed, target: playbook.code(of: flag),
+                      detail: "flag \(playbook.code(of: flag)) held in incident #\(source.number), joined into this one")
                 withdrawTasks(excludedBy: [flag], by: actor, because: "a responder confirmed")
             }
         case .joinedInto(let target, let actor):
@@ -234,8 +238,8 @@ private struct Run {
             // Someone else's word about another person's incident withdraws nothing by itself: a
             // responder confirms it first (`flagConfirmed`).
             for flag in newFlags.sorted(by: { $0.rawValue < $1.rawValue }) {
-                audit(report.reporter, .flagProposed, target: flag.rawValue,
-                      detail: "report \(state.reportCount) proposes \(flag.rawValue); a responder must confirm it before any task is withdrawn")
+                audit(report.reporter, .flagProposed, target: engine.playbook.code(of: flag),
+                      detail: "report \(state.reportCount) proposes flag \(engine.playbook.code(of: flag)); a responder must confirm it before any task is withdrawn")
             }
         }
     }
@@ -593,13 +597,17 @@ private struct Run {
 
     /// A later report can say what an earlier one did not ("a family member may be the source of
     /// harm"): open tasks the playbook leaves out under that flag are withdrawn, timers and all.
+    /// "flag F1, F3": how the log names a set of flags.
+    func codes(_ flags: Set<IncidentFlag>) -> String {
+        (flags.count == 1 ? "flag " : "flags ") + flags.map { engine.playbook.code(of: $0) }.sorted().joined(separator: ", ")
+    }
+
     mutating func withdrawTasks(excludedBy flags: Set<IncidentFlag>, by actor: Actor, because why: String) {
         for task in engine.playbook.tasks where !task.unless.isDisjoint(with: flags) {
             guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].completedAt == nil else { continue }
             state.tasks.remove(at: index)
             cancel(.taskDue(task.id))
-            let flagList = task.unless.intersection(flags).map(\.rawValue).sorted().joined(separator: ", ")
-            audit(actor, .taskWithdrawn, task: task.id, detail: "\(why) \(flagList)")
+            audit(actor, .taskWithdrawn, task: task.id, detail: "\(why) \(codes(task.unless.intersection(flags)))")
         }
     }
 
@@ -609,7 +617,7 @@ private struct Run {
         for task in engine.playbook.tasks where task.unless.contains(flag) && task.unless.isDisjoint(with: state.incident.flags) {
             guard !state.tasks.contains(where: { $0.id == task.id }) else { continue }
             state.tasks.append(TaskState(id: task.id, dueAt: nil, completedAt: nil, completedBy: nil, overdue: false))
-            audit(actor, .taskRestored, task: task.id, detail: "restored: \(flag.rawValue) cleared")
+            audit(actor, .taskRestored, task: task.id, detail: "restored: flag \(engine.playbook.code(of: flag)) cleared")
         }
         scheduleTasks(anchor: .report, at: state.incident.reportedAt)
         if let acknowledgedAt = state.acknowledgedAt { scheduleTasks(anchor: .acknowledgement, at: acknowledgedAt) }

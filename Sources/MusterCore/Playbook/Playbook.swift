@@ -206,6 +206,9 @@ public struct Playbook: Hashable, Sendable {
     public var tasks: [ProtocolTask]
     /// Flags a reporter may set for this kind of incident, with the question the form asks.
     public var flags: [IncidentFlag: String]
+    /// The flags in the order the file declares them. The audit log names a flag by its place here
+    /// ("F2"), never by its name, which can say something about a child's family (see `code(of:)`).
+    public var flagOrder: [IncidentFlag]
     /// The report form tells the reporter to call 911 before anything else, whatever the severity
     /// (a medical emergency); imminent reports always are.
     public var callEmergencyFirst: Bool
@@ -215,7 +218,7 @@ public struct Playbook: Hashable, Sendable {
     public init(id: PlaybookID, title: String, version: String, match: PlaybookMatch, grouping: Grouping? = nil,
                 steps: [EscalationStep], outsideSchoolHours: [EscalationStep]? = nil,
                 nonSchoolDays: [EscalationStep]? = nil, fallback: Fallback, tasks: [ProtocolTask] = [],
-                flags: [IncidentFlag: String] = [:], callEmergencyFirst: Bool = false,
+                flags: [IncidentFlag: String] = [:], flagOrder: [IncidentFlag]? = nil, callEmergencyFirst: Bool = false,
                 outcomes: [ResolutionOutcome] = ResolutionOutcome.defaults) {
         self.callEmergencyFirst = callEmergencyFirst
         self.outcomes = outcomes
@@ -230,6 +233,19 @@ public struct Playbook: Hashable, Sendable {
         self.fallback = fallback
         self.tasks = tasks
         self.flags = flags
+        self.flagOrder = flagOrder ?? flags.keys.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    /// The neutral code the audit log writes for a flag: "F" and its place in the playbook's list.
+    /// Its meaning is in the playbook, not in the log, and the flag itself is sealed with the report.
+    public func code(of flag: IncidentFlag) -> String {
+        flagOrder.firstIndex(of: flag).map { "F\($0 + 1)" } ?? "F?"
+    }
+
+    /// The flag a neutral code stands for, as a page that may show it reads the log.
+    public func flag(code: String) -> IncidentFlag? {
+        guard code.hasPrefix("F"), let place = Int(code.dropFirst()), flagOrder.indices.contains(place - 1) else { return nil }
+        return flagOrder[place - 1]
     }
 
     /// Non-school days use their own steps if given, else the after-hours steps, else the standard ones.

@@ -543,6 +543,9 @@ extension MusterServer {
         let recipient = record.recipient.map { directory.name(of: $0) } ?? ""
         let channel = record.channel.map { " by " + $0.rawValue } ?? ""
         let step = record.step.map { " (step \($0 + 1))" } ?? ""
+        // The log holds a flag's neutral code; the page that may show the text shows its question.
+        let question = withText ? record.target.flatMap { playbook?.flag(code: $0) }.flatMap { playbook?.flags[$0] } : nil
+        let flag = question.map { " (\"\($0)\")" } ?? ""
         var text: String = switch record.action {
         case .reported: "\(who) reported it"
         case .reportMerged: "\(who) reported the same; joined to this incident"
@@ -566,10 +569,10 @@ extension MusterServer {
         case .reassigned: "\(who) handed it over to \(record.target.map { directory.name(of: .person(PersonID($0.replacingOccurrences(of: "person:", with: "")))) } ?? "")"
         case .taskCompleted: "\(who) completed \(task)"
         case .taskWithdrawn: "Task withdrawn: \(task)"
-        case .flagProposed: "\(who) proposed a flag"
-        case .flagConfirmed: "\(who) confirmed a flag"
-        case .flagSet: "\(who) set a flag"
-        case .flagCleared: "\(who) cleared a flag"
+        case .flagProposed: "\(who) proposed a flag\(flag)"
+        case .flagConfirmed: "\(who) confirmed a flag\(flag)"
+        case .flagSet: "\(who) set a flag\(flag)"
+        case .flagCleared: "\(who) cleared a flag\(flag)"
         case .taskRestored: "Task restored: \(task)"
         case .disclosed: record.recipient != nil ? "Disclosed to \(recipient)\(channel)" : "\(who) recorded a disclosure to \(record.target ?? "")"
         case .taskOverdue: "Overdue: \(task)"

@@ -80,7 +80,7 @@ struct IncidentRows {
         reportCount.append(Int64(state.reportCount))
         groupKeyHash.append(write.groupKeyHash.map(masterKey.groupKeyMAC) ?? "")
         groupUntil.append(write.groupUntil ?? absent)
-        self.state.append(ByteBuffer(bytes: StateCodec.encode(state).bytes))
+        self.state.append(ByteBuffer(bytes: StateCodec.encode(state, sealedFlags: write.flagsSealed).bytes))
         summarySealed.append(ByteBuffer(bytes: write.summarySealed ?? []))
         subjectSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
         auditHead.append(ByteBuffer(bytes: write.auditHead ?? []))
@@ -101,7 +101,7 @@ struct IncidentRows {
 
 struct ReportRows {
     var incidentID: [String] = [], idempotencyKey: [String] = [], receivedAt: [Date] = [], reporter: [String] = [], type: [String] = []
-    var severity: [String] = [], site: [String] = [], flags: [String] = [], summarySealed: [ByteBuffer] = [], subjectSealed: [ByteBuffer] = []
+    var severity: [String] = [], site: [String] = [], flagsSealed: [ByteBuffer] = [], summarySealed: [ByteBuffer] = [], subjectSealed: [ByteBuffer] = []
 
     mutating func append(_ write: ReportWrite) {
         let report = write.report
@@ -112,14 +112,14 @@ struct ReportRows {
         type.append(report.type.rawValue)
         severity.append(report.severity.rawValue)
         site.append(report.site.rawValue)
-        flags.append(report.flags.map(\.rawValue).sorted().joined(separator: ","))
+        flagsSealed.append(ByteBuffer(bytes: write.flagsSealed ?? []))
         summarySealed.append(ByteBuffer(bytes: write.summarySealed))
         subjectSealed.append(ByteBuffer(bytes: write.subjectSealed ?? []))
     }
 
     var values: [String: ParameterValue] {
         ["reports.incident_id": incidentID, "reports.idempotency_key": idempotencyKey, "reports.received_at": receivedAt,
-         "reports.reporter": reporter, "reports.type": type, "reports.severity": severity, "reports.site": site, "reports.flags": flags,
+         "reports.reporter": reporter, "reports.type": type, "reports.severity": severity, "reports.site": site, "reports.flags_sealed": flagsSealed,
          "reports.summary_sealed": summarySealed, "reports.subject_sealed": subjectSealed]
     }
 }
@@ -200,13 +200,13 @@ struct BatchInsertStatement: PostgresPreparedStatement {
           SELECT * FROM unnest({incidents.id}::text[], {incidents.wrapped_key}::bytea[], {incidents.key_generation}::int8[])
         ), new_reports AS (
           INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
-            summary_sealed, subject_sealed)
-          SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, flags, '', NULL,
-            summary_sealed, NULLIF(subject_sealed, ''::bytea)
+            summary_sealed, subject_sealed, flags_sealed)
+          SELECT incident_id, NULLIF(idempotency_key, ''), received_at, reporter, type, severity, site, '', '', NULL,
+            summary_sealed, NULLIF(subject_sealed, ''::bytea), NULLIF(flags_sealed, ''::bytea)
           FROM unnest({reports.incident_id}::text[], {reports.idempotency_key}::text[], {reports.received_at}::timestamptz[],
-            {reports.reporter}::text[], {reports.type}::text[], {reports.severity}::text[], {reports.site}::text[], {reports.flags}::text[],
+            {reports.reporter}::text[], {reports.type}::text[], {reports.severity}::text[], {reports.site}::text[], {reports.flags_sealed}::bytea[],
             {reports.summary_sealed}::bytea[], {reports.subject_sealed}::bytea[])
-            AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary_sealed, subject_sealed)
+            AS u(incident_id, idempotency_key, received_at, reporter, type, severity, site, flags_sealed, summary_sealed, subject_sealed)
         ), new_audit_entries AS (
           INSERT INTO audit_entries (incident_id, sequence, at, actor, action, body, leaf_hash)
           SELECT * FROM unnest({audit_entries.incident_id}::text[], {audit_entries.sequence}::int8[], {audit_entries.at}::timestamptz[],
@@ -280,6 +280,9 @@ struct BatchChanges {
           WHERE notification_id IN (SELECT id FROM outbox WHERE incident_id = ANY({purged}::text[]))
         ), cleared_outbox AS (
           UPDATE outbox SET last_error = NULL, receipt = NULL WHERE incident_id = ANY({purged}::text[])
+        ), cleared_report_flags AS (
+          -- Reports from before flags were sealed kept them in clear.
+          UPDATE reports SET flags = '' WHERE incident_id = ANY({purged}::text[]) AND flags <> ''
         ), removed_timers AS (
           DELETE FROM timers AS t USING unnest({removed_timers.incident_id}::text[], {removed_timers.key}::text[]) AS d(incident_id, key)
           WHERE t.incident_id = ANY({removed_timers.incident_id}::text[]) AND t.incident_id = d.incident_id AND t.key = d.key

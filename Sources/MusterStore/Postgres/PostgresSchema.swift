@@ -275,5 +275,10 @@ enum PostgresSchema {
             """,
             "CREATE TRIGGER incident_keys_current_generation BEFORE INSERT ON incident_keys FOR EACH ROW EXECUTE FUNCTION muster_refuse_retiring_generation()",
         ]),
+        // A report's flags ("family may be the source of harm") are sealed like its text. Rows from
+        // before keep them in clear until their incident is purged.
+        ("014-sealed-report-flags", [
+            "ALTER TABLE reports ADD COLUMN flags_sealed BYTEA",
+        ]),
     ]
 }

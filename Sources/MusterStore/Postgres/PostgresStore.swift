@@ -513,19 +513,21 @@ public final class PostgresStore: Store {
         guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
         return try await database { [self] in
             let rows = try await client.query("""
-                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed, flags_sealed
                 FROM reports WHERE incident_id = \(id.rawValue) ORDER BY id
                 """, logger: logger)
             var result: [Report] = []
-            for try await (receivedAt, reporter, type, severity, site, flags, summary, subject, summarySealed, subjectSealed)
-                in rows.decode((Date, String, String, String, String, String, String, String?, ByteBuffer?, ByteBuffer?).self) {
+            for try await (receivedAt, reporter, type, severity, site, flags, summary, subject, summarySealed, subjectSealed, flagsSealed)
+                in rows.decode((Date, String, String, String, String, String, String, String?, ByteBuffer?, ByteBuffer?, ByteBuffer?).self) {
                 let text = try SealedText.open(summarySealed.map { Array(buffer: $0) }, legacy: summary, key: key,
                                                context: SealedText.reportSummary(id), purgedAt: purgedAt)
                 let reference = try SealedText.open(subjectSealed.map { Array(buffer: $0) }, legacy: subject, key: key,
                                                     context: SealedText.reportSubject(id), purgedAt: purgedAt)
                 result.append(Report(type: IncidentTypeID(type), severity: Severity(rawValue: severity) ?? .low, site: SiteID(site),
                                      reporter: Actor(reporter) ?? .system, summary: text ?? "", subject: reference,
-                                     flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: receivedAt))
+                                     flags: try SealedText.openFlags(flagsSealed.map { Array(buffer: $0) }, legacy: flags, key: key,
+                                                                     context: SealedText.reportFlags(id)),
+                                     receivedAt: receivedAt))
             }
             return result
         }

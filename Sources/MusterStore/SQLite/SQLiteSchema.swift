@@ -188,6 +188,11 @@ enum SQLiteSchema {
         ("009-keyed-group-keys", """
         UPDATE incidents SET group_key_hash = NULL;
         """),
+        // A report's flags ("family may be the source of harm") are sealed like its text. Rows from
+        // before keep them in clear until their incident is purged.
+        ("010-sealed-report-flags", """
+        ALTER TABLE reports ADD COLUMN flags_sealed BLOB;
+        """),
     ]
 
     static var migrator: DatabaseMigrator {

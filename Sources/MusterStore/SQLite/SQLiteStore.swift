@@ -143,7 +143,7 @@ public final class SQLiteStore: Store {
         let nowMS = now.milliseconds
         for id in writes.incidentOrder {
             guard let write = writes.incidents[id], !write.auditOnly else { continue }
-            let state = write.state, stored = StateCodec.encode(state).bytes
+            let state = write.state, stored = StateCodec.encode(state, sealedFlags: write.flagsSealed).bytes
             if write.isNew {
                 try db.cachedStatement(sql: """
                     INSERT INTO incidents (id, number, type, severity, site, playbook, playbook_version, phase, reported_at,
@@ -174,17 +174,18 @@ public final class SQLiteStore: Store {
             try db.cachedStatement(sql: "UPDATE delivery_attempts SET detail = NULL WHERE notification_id IN (SELECT id FROM outbox WHERE incident_id = ?)")
                 .execute(arguments: [id.rawValue])
             try db.cachedStatement(sql: "UPDATE outbox SET last_error = NULL, receipt = NULL WHERE incident_id = ?").execute(arguments: [id.rawValue])
+            // Reports from before flags were sealed kept them in clear.
+            try db.cachedStatement(sql: "UPDATE reports SET flags = '' WHERE incident_id = ? AND flags <> ''").execute(arguments: [id.rawValue])
         }
         for report in writes.reports {
             let r = report.report
             try db.cachedStatement(sql: """
                 INSERT INTO reports (incident_id, idempotency_key, received_at, reporter, type, severity, site, flags, summary, subject,
-                  summary_sealed, subject_sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?)
+                  summary_sealed, subject_sealed, flags_sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, '', '', NULL, ?, ?, ?)
                 """).execute(arguments: [report.incident.rawValue, report.idempotencyKey, r.receivedAt.milliseconds, r.reporter.description,
-                                 r.type.rawValue, r.severity.rawValue, r.site.rawValue,
-                                 r.flags.map(\.rawValue).sorted().joined(separator: ","), Data(report.summarySealed),
-                                 report.subjectSealed.map { Data($0) }])
+                                 r.type.rawValue, r.severity.rawValue, r.site.rawValue, Data(report.summarySealed),
+                                 report.subjectSealed.map { Data($0) }, report.flagsSealed.map { Data($0) }])
         }
         for audit in writes.audits {
             try db.cachedStatement(sql: """
@@ -340,17 +341,17 @@ public final class SQLiteStore: Store {
         guard let (_, key, purgedAt) = try await openIncident(id) else { return [] }
         return try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed
+                SELECT received_at, reporter, type, severity, site, flags, summary, subject, summary_sealed, subject_sealed, flags_sealed
                 FROM reports WHERE incident_id = ? ORDER BY id
                 """, arguments: [id.rawValue]).map { row in
-                let flags: String = row[5]
+                let flags = try SealedText.openFlags((row[10] as Data?).map { Array($0) }, legacy: row[5], key: key, context: SealedText.reportFlags(id))
                 let summary = try SealedText.open((row[8] as Data?).map { Array($0) }, legacy: row[6], key: key,
                                                   context: SealedText.reportSummary(id), purgedAt: purgedAt)
                 let subject = try SealedText.open((row[9] as Data?).map { Array($0) }, legacy: row[7], key: key,
                                                   context: SealedText.reportSubject(id), purgedAt: purgedAt)
                 return Report(type: IncidentTypeID(row[2] as String), severity: Severity(rawValue: row[3]) ?? .low, site: SiteID(row[4] as String),
                               reporter: Actor(row[1] as String) ?? .system, summary: summary ?? "", subject: subject,
-                              flags: Set(flags.split(separator: ",").map { IncidentFlag(String($0)) }), receivedAt: Date(milliseconds: row[0]))
+                              flags: flags, receivedAt: Date(milliseconds: row[0]))
             }
         }
     }
