@@ -65,6 +65,17 @@ extension UserAccount {
     }
 }
 
+extension UserAccount {
+    /// Whether the account may complete a task: the roles that complete tasks may, except a task the
+    /// reporter owes personally, which only that reporter completes, whatever their role (the engine
+    /// refuses anyone else too).
+    func mayComplete(_ task: TaskID, of state: IncidentState, playbook: Playbook?) -> Bool {
+        let owedByReporter = playbook?.tasks.first { $0.id == task }?.owner == .reporter
+        if owedByReporter, case .person = state.incident.reporter { return state.incident.reporter == actor }
+        return role.allows(.completeTask)
+    }
+}
+
 extension IncidentFilter {
     /// The filter narrowed to what `account` may list: its sites, and for a reporter what they reported.
     func limited(to account: UserAccount) -> IncidentFilter {

@@ -86,11 +86,17 @@ extension MusterServer {
                     _ event: @escaping @Sendable (UserAccount, inout ObjectReader, MusterRequestContext) -> IncidentEvent) {
             routes.post("incidents/:id/\(path)") { request, context in
                 let account = try context.requireAccount()
-                try account.require(permission)
+                // A task the reporter owes is theirs to complete whatever their role: decided on the incident.
+                if permission != .completeTask { try account.require(permission) }
                 var body = try ObjectReader(try await JSONBody.read(request), allowed: fields, required: bodyRequired)
                 let made = event(account, &body, context)
                 try body.finish()
                 let state = try await self.visibleIncident(context.parameters.get("id") ?? "", account: account)
+                if case .taskCompleted(let task, _) = made,
+                   !account.mayComplete(task, of: state, playbook: await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }) {
+                    try account.require(permission)
+                    throw Problem.forbidden(EngineRejection.taskOwedByReporter(task).description)
+                }
                 if case .reopened = made, let joined = try await self.reads.timeline(state.incident.id).last(where: { $0.action == .joined }),
                    let target = joined.target, state.phase == .resolved, joined.detail?.hasPrefix("joined into") == true {
                     // Its reports live on in the incident it joined; reopening it would page for them twice.

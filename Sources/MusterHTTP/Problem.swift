@@ -66,6 +66,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         case .rejected(.unknownOutcome(_, let allowed)):
             .unprocessable(error.description, errors: [.init(pointer: "/outcome", detail: "one of " + allowed.joined(separator: ", "))])
         case .rejected(.outcomeNeedsReason): .unprocessable(error.description, errors: [.init(pointer: "/note", detail: "required for this outcome")])
+        case .rejected(.taskOwedByReporter): .forbidden(error.description)
         case .rejected(let rejection): .conflict(rejection.description)
         case .unknownIncident(let id): .notFound("no incident \(id)")
         case .invalidReport(let problem): .unprocessable(problem)

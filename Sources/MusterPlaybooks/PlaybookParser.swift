@@ -235,7 +235,8 @@ struct PlaybookParser {
         var tasks: [ParsedTask] = []
         var seen: Set<String> = []
         for item in reader.list(node, "tasks") ?? [] {
-            guard let fields = reader.fields(item, "a task", required: ["id", "title", "due", "after"], optional: ["unless", "overdue"]),
+            guard let fields = reader.fields(item, "a task", required: ["id", "title", "due", "after"],
+                                             optional: ["unless", "overdue", "owner", "remind_before", "then"]),
                   let id = reader.id(fields["id"], "the task id") else { continue }
             if !seen.insert(id).inserted {
                 reader.error("duplicate task id '\(id)'", at: fields["id"])
@@ -258,11 +259,57 @@ struct PlaybookParser {
             if !fields.has("overdue"), !hasDefaultOverdue {
                 reader.error("task '\(id)' has no one to alert when it is overdue: add 'overdue' to the task or to the playbook", at: item)
             }
+            // A bad owner is reported; the stages are still read, so every error shows at once.
+            let owner = fields.has("owner") ? reader.choice(fields["owner"], "task owner", TaskOwner.self) ?? .responders : .responders
+            let reminders = parseReminders(fields, due: due)
             guard let title, let due, let after, let overdue = own ?? defaultOverdue else { continue }
-            tasks.append(ParsedTask(task: ProtocolTask(id: TaskID(id), title: title, due: due, after: after, unless: unless, overdue: overdue),
+            tasks.append(ParsedTask(task: ProtocolTask(id: TaskID(id), title: title, due: due, after: after, unless: unless, overdue: overdue,
+                                                       owner: owner, remindBefore: reminders),
                                     hasOwnOverdue: own != nil))
+            // Later stages: tasks of their own that follow this one, with its anchor, flags, owner and alert.
+            var previous = (id: TaskID(id), due: due)
+            for (index, node) in (fields.has("then") ? reader.list(fields["then"], "then") ?? [] : []).enumerated() {
+                guard let stage = reader.fields(node, "a later stage", required: ["title", "due"], optional: ["id", "remind_before"]) else { continue }
+                let stageID = stage.has("id") ? reader.id(stage["id"], "the stage's id") : "\(id)-\(index + 2)"
+                guard let stageID else { continue }
+                if !seen.insert(stageID).inserted {
+                    reader.error("duplicate task id '\(stageID)'" + (stage.has("id") ? "" : " (a stage without an id is named after its task and place)"),
+                                 at: stage["id"] ?? node)
+                    continue
+                }
+                let stageDue = reader.duration(stage["due"], "due")
+                if let stageDue, stageDue < previous.due {
+                    reader.error("a later stage is due \(stageDue) after the \(after.rawValue), before the stage it follows (\(previous.due))",
+                                 at: stage["due"])
+                }
+                let stageReminders = stage.has("remind_before") ? parseReminders(stage, due: stageDue) : reminders
+                guard let stageTitle = reader.string(stage["title"], "the stage's title"), let stageDue else { continue }
+                tasks.append(ParsedTask(task: ProtocolTask(id: TaskID(stageID), title: stageTitle, due: stageDue, after: after, unless: unless,
+                                                           overdue: overdue, owner: owner, remindBefore: stageReminders, follows: previous.id),
+                                        hasOwnOverdue: own != nil))
+                previous = (TaskID(stageID), stageDue)
+            }
         }
         return tasks
+    }
+
+    /// `remind_before`: how long before the deadline each reminder goes, each less than the deadline
+    /// itself (a reminder cannot come before the clock starts) and listed once.
+    private func parseReminders(_ fields: Fields, due: TimeSpan?) -> [TimeSpan] {
+        guard fields.has("remind_before") else { return [] }
+        var spans: [TimeSpan] = []
+        for node in reader.list(fields["remind_before"], "remind_before") ?? [] {
+            guard let span = reader.duration(node, "a reminder") else { continue }
+            if let due, span >= due {
+                reader.error("a reminder \(span) before a deadline \(due) from its anchor would come before the clock starts: remind less than \(due) before",
+                             at: node)
+            } else if spans.contains(span) {
+                reader.error("the reminder \(span) before the deadline is listed twice", at: node)
+            } else {
+                spans.append(span)
+            }
+        }
+        return spans
     }
 
     // MARK: Targets

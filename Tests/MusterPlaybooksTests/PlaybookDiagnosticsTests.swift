@@ -162,6 +162,53 @@ struct PlaybookDiagnosticsTests {
         ])
     }
 
+    @Test("protocol packs: an owner, reminders and stages are read; bad ones are errors at their place")
+    func protocolPackErrors() throws {
+        let good = """
+
+            overdue: { notify: [role:principal@north], via: [email] }
+            tasks:
+              - id: report
+                title: Phone report
+                due: 1h
+                after: report
+                owner: reporter
+                remind_before: [10m, 30m]
+                then:
+                  - { title: Written report, due: 36h }
+                  - { id: follow-up, title: Follow-up, due: 48h, remind_before: [1d] }
+            """
+        let loaded = PlaybookLoader.load(directory: ("directory.yaml", baseDirectory), playbooks: [("p.yaml", basePlaybook + good)])
+        #expect(loaded.diagnostics.isEmpty)
+        let tasks = try #require(loaded.catalog?.playbooks.playbooks.first?.tasks)
+        #expect(tasks.map(\.id) == ["report", "report-2", "follow-up"])
+        #expect(tasks.map(\.owner) == [.reporter, .reporter, .reporter])
+        #expect(tasks.map(\.follows) == [nil, "report", "report-2"])
+        #expect(tasks.map(\.remindBefore) == [[.minutes(30), .minutes(10)], [.minutes(30), .minutes(10)], [.hours(24)]])
+
+        let bad = """
+
+            overdue: { notify: [role:principal@north], via: [email] }
+            tasks:
+              - id: report
+                title: Phone report
+                due: 1h
+                after: report
+                owner: reporters
+                remind_before: [2h, 10m, 10m]
+                then:
+                  - { title: Written report, due: 30m }
+                  - { id: report, title: Again, due: 48h }
+            """
+        #expect(load(playbook: basePlaybook + bad).map(\.description) == [
+            "p.yaml:15:12: error: unknown task owner 'reporters'; did you mean 'reporter'?",
+            "p.yaml:16:21: error: a reminder 2h before a deadline 1h from its anchor would come before the clock starts: remind less than 1h before",
+            "p.yaml:16:30: error: the reminder 10m before the deadline is listed twice",
+            "p.yaml:18:39: error: a later stage is due 30m after the report, before the stage it follows (1h)",
+            "p.yaml:19:15: error: duplicate task id 'report'",
+        ])
+    }
+
     @Test("outcomes: the defaults by id, or id and title with a reason required; errors name the place")
     func outcomes() throws {
         let listed = basePlaybook + """

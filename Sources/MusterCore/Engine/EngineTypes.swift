@@ -7,6 +7,8 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The acknowledgement window of one round of a step (both 0-based).
     case ackDeadline(step: Int, round: Int)
     case taskDue(TaskID)
+    /// A reminder before a task's deadline (`remind_before`, 0 for the first listed).
+    case taskReminder(TaskID, index: Int)
     /// While the incident is unowned, when its fallback is paged again (round 1, 2, …).
     case fallbackRepeat(round: Int)
 
@@ -15,6 +17,7 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
         switch self {
         case .ackDeadline(let step, let round): "ack:\(step):\(round)"
         case .taskDue(let task): "task:\(task)"
+        case .taskReminder(let task, let index): "remind:\(index):\(task)"
         case .fallbackRepeat(let round): "fallback:\(round)"
         }
     }
@@ -25,6 +28,8 @@ public enum TimerKey: Hashable, Sendable, Codable, CustomStringConvertible {
             self = .ackDeadline(step: step, round: round)
         } else if parts.count == 2, parts[0] == "fallback", let round = Int(parts[1]) {
             self = .fallbackRepeat(round: round)
+        } else if parts.count == 3, parts[0] == "remind", let index = Int(parts[1]) {
+            self = .taskReminder(TaskID(String(parts[2])), index: index)
         } else if parts.count >= 2, parts[0] == "task" {
             self = .taskDue(TaskID(String(text.dropFirst(5))))
         } else {
@@ -84,6 +89,8 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
     public enum Qualifier: Hashable, Sendable, Codable {
         case step(Int, round: Int)
         case task(TaskID)
+        /// A task's reminder (its place in `remind_before`).
+        case reminder(TaskID, Int)
         case sequence(Int)
         /// A fallback paged again while the incident stays unowned (round 1, 2, …; the first is `.none`).
         case round(Int)
@@ -95,6 +102,7 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
         let qualifierText: String = switch qualifier {
         case .step(let step, let round): "s\(step + 1)r\(round)"
         case .task(let task): "t:\(task.rawValue)"
+        case .reminder(let task, let index): "m\(index):\(task.rawValue)"
         case .sequence(let n): "a\(n)"
         case .round(let n): "r\(n)"
         case .none: "-"
@@ -123,6 +131,8 @@ public struct NotificationID: Hashable, Sendable, Codable, CustomStringConvertib
             qualifier = .none
         } else if q.hasPrefix("t:") {
             qualifier = .task(TaskID(String(q.dropFirst(2))))
+        } else if q.hasPrefix("m"), let colon = q.firstIndex(of: ":"), let n = Int(q[q.index(after: q.startIndex)..<colon]) {
+            qualifier = .reminder(TaskID(String(q[q.index(after: colon)...])), n)
         } else if q.hasPrefix("a"), let n = Int(q.dropFirst()) {
             qualifier = .sequence(n)
         } else if q.hasPrefix("r"), let n = Int(q.dropFirst()) {
@@ -265,6 +275,8 @@ public enum NotificationKind: String, Hashable, Sendable, Codable {
     case page
     case fallback
     case taskOverdue = "task_overdue"
+    /// A task's deadline is coming and it is still open.
+    case taskReminder = "task_reminder"
     case assigned
     /// A test of one contact point ("does my phone get it?"), sent at once and for no incident.
     case test
@@ -306,7 +318,7 @@ public struct QueuedNotification: Hashable, Sendable, Codable {
         let newness = switch id.qualifier {
         case .step(let step, let round): min(step, 98) * 100 + min(round, 99)
         case .none, .round: kind == .fallback ? 9_999 : 0
-        case .task, .sequence: 0
+        case .task, .reminder, .sequence: 0
         }
         return (isPage ? 100_000 : 0) + severity.rank * 10_000 + newness
     }
@@ -346,6 +358,8 @@ public enum AuditAction: String, Hashable, Sendable, Codable, CaseIterable {
     /// person recorded; with the recipient and the basis.
     case disclosed
     case taskOverdue = "task_overdue"
+    /// A reminder went to whoever owes a task before its deadline.
+    case taskReminded = "task_reminded"
     case noteAdded = "note_added"
     case resolved
     case reopened
@@ -412,6 +426,10 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
     case alreadyAcknowledged(by: Actor)
     case unknownTask(TaskID)
     case taskAlreadyCompleted(TaskID)
+    /// The reporter owes the task personally; nobody else may complete it.
+    case taskOwedByReporter(TaskID)
+    /// A later stage of a task, while the stage before it is still open.
+    case taskStageOpen(TaskID, before: TaskID)
     case unknownPerson(PersonID)
     case joinItself
     case unknownFlag(IncidentFlag)
@@ -430,6 +448,8 @@ public enum EngineRejection: Error, Hashable, Sendable, CustomStringConvertible 
         case .alreadyAcknowledged(let owner): "the incident is already acknowledged by \(owner)"
         case .unknownTask(let id): "the playbook has no task '\(id)' for this incident"
         case .taskAlreadyCompleted(let id): "task '\(id)' is already completed"
+        case .taskOwedByReporter(let id): "task '\(id)' is owed by the reporter personally: only they can complete it"
+        case .taskStageOpen(let id, let before): "task '\(id)' is a later stage: complete '\(before)' first"
         case .unknownPerson(let id): "no person '\(id)' in the directory"
         case .joinItself: "an incident cannot join itself"
         case .unknownFlag(let flag): "the incident's playbook has no flag '\(flag)'"

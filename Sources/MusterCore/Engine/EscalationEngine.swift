@@ -21,7 +21,10 @@ public final class EscalationEngine: Sendable {
         ackWindowText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "acknowledge within \($0.ackWithin)" } }
         noAckText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "no acknowledgement within \($0.ackWithin)" } }
         playbookText = "playbook \(playbook.id.rawValue) \(playbook.version)"
-        taskDeadlineText = playbook.tasks.map { "due \($0.due) after the \($0.after.rawValue)" }
+        taskDeadlineText = playbook.tasks.map { task in
+            "due \(task.due) after the \(task.after.rawValue)" + (task.follows.map { "; a later stage of \($0)" } ?? "")
+                + (task.owner == .reporter ? "; owed by the reporter personally" : "")
+        }
     }
 
     /// The engine's signature as a function: `state` is nil before the incident is reported.
@@ -168,9 +171,18 @@ private struct Run {
         case .taskCompleted(let id, let actor):
             guard let index = state.tasks.firstIndex(where: { $0.id == id }) else { throw .unknownTask(id) }
             guard state.tasks[index].completedAt == nil else { throw .taskAlreadyCompleted(id) }
+            if let spec = playbook.tasks.first(where: { $0.id == id }) {
+                // Owed personally: only the reporter (when the reporter is a person who can act here).
+                if spec.owner == .reporter, case .person = state.incident.reporter, actor != state.incident.reporter {
+                    throw .taskOwedByReporter(id)
+                }
+                if let before = spec.follows, state.tasks.contains(where: { $0.id == before && $0.completedAt == nil }) {
+                    throw .taskStageOpen(id, before: before)
+                }
+            }
             state.tasks[index].completedAt = now
             state.tasks[index].completedBy = actor
-            cancel(.taskDue(id))
+            cancelDeadline(of: id)
             let late = state.tasks[index].overdue ? "after its deadline" : "on time"
             audit(actor, .taskCompleted, task: id, detail: late)
         case .noteAdded(let actor, let text):
@@ -347,6 +359,7 @@ private struct Run {
         case .page: .step(step ?? 0, round: round ?? 0)
         case .fallback: (round ?? 0) > 0 ? .round(round ?? 0) : .none
         case .taskOverdue: task.map { .task($0) } ?? .none
+        case .taskReminder: task.map { .reminder($0, round ?? 0) } ?? .none
         case .assigned: .sequence(state.nextAuditSequence)
         case .test: .none  // never the engine's: a test page belongs to no incident (Runtime.sendTestPage)
         }
@@ -369,6 +382,8 @@ private struct Run {
             }
         case .taskDue(let id):
             taskDue(id)
+        case .taskReminder(let id, let index):
+            remind(id, index: index)
         case .fallbackRepeat(let round):
             guard state.phase == .unowned else { return }
             runFallback(round: round)
@@ -488,7 +503,7 @@ private struct Run {
         for index in state.tasks.indices where state.tasks[index].completedAt == nil {
             guard let due = state.tasks[index].dueAt else { continue }
             if due > now {
-                schedule(.taskDue(state.tasks[index].id), at: due)
+                scheduleDeadline(of: state.tasks[index].id, at: due)
             } else if !state.tasks[index].overdue {
                 taskDue(state.tasks[index].id)
             }
@@ -561,10 +576,11 @@ private struct Run {
             let used = Set(state.currentPages.filter { $0.notificationID.recipient == failed.recipient }.map(\.notificationID.channel))
             next = contacts.first { !used.contains($0.channel) }
             (step, round) = (s, r)
-        case (.taskOverdue, .task(let id)):
+        case (.taskOverdue, .task(let id)), (.taskReminder, .reminder(let id, _)):
             guard state.tasks.contains(where: { $0.id == id && $0.completedAt == nil }) else { return false }
             next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
             task = id
+            if case .reminder(_, let index) = failed.qualifier { round = index }
         case (.fallback, let qualifier):
             guard state.phase == .unowned else { return false }
             next = contacts.drop { $0.channel != failed.channel }.dropFirst().first { $0.channel != failed.channel }
@@ -590,7 +606,7 @@ private struct Run {
             guard let spec = tasks.firstIndex(where: { $0.id == state.tasks[index].id }), tasks[spec].after == anchor else { continue }
             let due = anchorTime.adding(tasks[spec].due)
             state.tasks[index].dueAt = due
-            schedule(.taskDue(state.tasks[index].id), at: due)
+            scheduleDeadline(of: state.tasks[index].id, at: due)
             audit(.system, .taskScheduled, task: state.tasks[index].id, detail: engine.taskDeadlineText[spec])
         }
     }
@@ -606,7 +622,7 @@ private struct Run {
         for task in engine.playbook.tasks where !task.unless.isDisjoint(with: flags) {
             guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].completedAt == nil else { continue }
             state.tasks.remove(at: index)
-            cancel(.taskDue(task.id))
+            cancelDeadline(of: task.id)
             audit(actor, .taskWithdrawn, task: task.id, detail: "\(why) \(codes(task.unless.intersection(flags)))")
         }
     }
@@ -623,13 +639,51 @@ private struct Run {
         if let acknowledgedAt = state.acknowledgedAt { scheduleTasks(anchor: .acknowledgement, at: acknowledgedAt) }
     }
 
+    /// A task's deadline timer and its reminders still ahead.
+    mutating func scheduleDeadline(of id: TaskID, at due: Date) {
+        schedule(.taskDue(id), at: due)
+        guard let task = playbook.tasks.first(where: { $0.id == id }) else { return }
+        for (index, before) in task.remindBefore.enumerated() {
+            let at = due.addingTimeInterval(-TimeInterval(before.seconds))
+            if at > now { schedule(.taskReminder(id, index: index), at: at) }
+        }
+    }
+
+    mutating func cancelDeadline(of id: TaskID) {
+        cancel(.taskDue(id))
+        for timer in state.timers {
+            if case .taskReminder(id, _) = timer.key { cancel(timer.key) }
+        }
+    }
+
     mutating func taskDue(_ id: TaskID) {
         guard let index = state.tasks.firstIndex(where: { $0.id == id }), state.tasks[index].completedAt == nil,
               let task = playbook.tasks.first(where: { $0.id == id }) else { return }
         state.tasks[index].overdue = true
         audit(.system, .taskOverdue, task: id, detail: "not completed within \(task.due) of the \(task.after.rawValue)")
-        for recipient in resolve(task.overdue.targets, task: id) {
+        // A task the reporter owes alerts the reporter too: it is theirs to do.
+        let targets = task.owner == .reporter && !task.overdue.targets.contains(.reporter) ? [.reporter] + task.overdue.targets : task.overdue.targets
+        for recipient in resolve(targets, task: id) {
             send(to: recipient, channels: task.overdue.channels, kind: .taskOverdue, step: nil, round: nil, task: id)
+        }
+    }
+
+    /// A reminder before the deadline, to whoever owes the task: the reporter for a task they owe, else
+    /// the incident's owner, else (nobody owns it yet) the task's overdue alert targets.
+    mutating func remind(_ id: TaskID, index: Int) {
+        guard let position = state.tasks.firstIndex(where: { $0.id == id }), state.tasks[position].completedAt == nil,
+              !state.tasks[position].overdue, let due = state.tasks[position].dueAt,
+              let task = playbook.tasks.first(where: { $0.id == id }) else { return }
+        let targets: [Target] = if task.owner == .reporter {
+            [.reporter]
+        } else if case .person(let owner) = state.owner {
+            [.person(owner)]
+        } else {
+            task.overdue.targets
+        }
+        audit(.system, .taskReminded, task: id, detail: "due in \(TimeSpan(seconds: max(0, Int(due.timeIntervalSince(now)))))")
+        for recipient in resolve(targets, task: id) {
+            send(to: recipient, channels: task.overdue.channels, kind: .taskReminder, step: nil, round: index, task: id)
         }
     }
 

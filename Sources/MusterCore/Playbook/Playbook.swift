@@ -90,6 +90,13 @@ public struct OverdueAlert: Hashable, Sendable {
     }
 }
 
+/// Who owes a task: whichever responder picks it up, or the reporter personally (in many states each
+/// employee who heard a disclosure must report it themselves, and may not hand that on).
+public enum TaskOwner: String, Hashable, Sendable, CaseIterable {
+    case responders
+    case reporter
+}
+
 /// A protocol action with a deadline ("parent or guardian notified within 4h of the report").
 public struct ProtocolTask: Hashable, Sendable {
     public var id: TaskID
@@ -99,15 +106,27 @@ public struct ProtocolTask: Hashable, Sendable {
     /// The task is left out of incidents reported with any of these flags.
     public var unless: Set<IncidentFlag>
     public var overdue: OverdueAlert
+    /// Who owes it: only the reporter completes a task the reporter owes, and they are the one reminded
+    /// and alerted when it is overdue (besides the overdue alert's own targets).
+    public var owner: TaskOwner
+    /// Reminders before the deadline while the task is open, longest first ("12h" is 12 hours before).
+    public var remindBefore: [TimeSpan]
+    /// A later stage of a task (`then:` in the file): the stage before it, which must be completed first.
+    /// Every stage's deadline counts from the same anchor ("by phone at once, in writing within 36h").
+    public var follows: TaskID?
 
     public init(id: TaskID, title: String, due: TimeSpan, after: DeadlineAnchor,
-                unless: Set<IncidentFlag> = [], overdue: OverdueAlert) {
+                unless: Set<IncidentFlag> = [], overdue: OverdueAlert, owner: TaskOwner = .responders,
+                remindBefore: [TimeSpan] = [], follows: TaskID? = nil) {
         self.id = id
         self.title = title
         self.due = due
         self.after = after
         self.unless = unless
         self.overdue = overdue
+        self.owner = owner
+        self.remindBefore = remindBefore.sorted(by: >)
+        self.follows = follows
     }
 }
 

@@ -67,14 +67,18 @@ extension MusterServer {
                 try await self.signedIn(request, context) { account in
                     let form = context.form ?? FormBody("")
                     let number = context.parameters.get("number") ?? ""
-                    guard account.role.allows(permission) else {
-                        return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
-                                                                                     link: ("Back to the incident", "/incidents/\(number)")))
-                    }
+                    let forbidden = WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
+                                                                                          link: ("Back to the incident", "/incidents/\(number)")))
+                    // A task the reporter owes is theirs to complete whatever their role: decided on the incident.
+                    guard account.role.allows(permission) || permission == .completeTask else { return forbidden }
                     guard let made = event(account, form, context) else {
                         return WebPage.redirect("/incidents/\(number)?done=" + (incomplete ?? "incomplete"))
                     }
                     let state = try await self.visibleIncident(number, account: account)
+                    if case .taskCompleted(let task, _) = made,
+                       !account.mayComplete(task, of: state, playbook: await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }) {
+                        return forbidden
+                    }
                     do {
                         _ = try await self.apply(made, to: state.incident.id)
                     } catch let problem as Problem {
@@ -271,7 +275,7 @@ extension MusterServer {
     struct IncidentPage {
         struct Paging { var name: String; var channel: String; var state: String; var stateText: String }
         struct ReportItem { var reporter: String; var at: String; var summary: String; var subject: String?; var flags: String? }
-        struct TaskItem { var id: String; var title: String; var done: Bool; var doneText: String?; var overdue: Bool; var dueText: String?; var canComplete: Bool }
+        struct TaskItem { var id: String; var title: String; var owedByReporter: Bool; var done: Bool; var doneText: String?; var overdue: Bool; var dueText: String?; var canComplete: Bool }
         struct TimelineItem { var offset: String; var text: String }
         struct PersonOption { var id: String; var name: String }
         struct Decision { var id: String; var question: String; var isSet: Bool; var verb: String; var button: String }
@@ -371,12 +375,14 @@ extension MusterServer {
             }
         }
         let tasks = state.tasks.map { task in
-            IncidentPage.TaskItem(id: task.id.rawValue, title: playbook?.tasks.first { $0.id == task.id }?.title ?? task.id.rawValue,
+            let spec = playbook?.tasks.first { $0.id == task.id }
+            return IncidentPage.TaskItem(id: task.id.rawValue, title: spec?.title ?? task.id.rawValue,
+                                  owedByReporter: spec?.owner == .reporter,
                                   done: task.completedAt != nil,
                                   doneText: task.completedAt.map { Self.clockText($0, zone) + (reporterView ? "" : task.completedBy.map { " by " + name($0) } ?? "") },
                                   overdue: task.completedAt == nil && (task.overdue || (task.dueAt.map { $0 < now } ?? false)),
                                   dueText: task.dueAt.map { "by " + Self.clockText($0, zone) + " (" + Self.relative($0, now) + ")" } ?? "when the incident is acknowledged",
-                                  canComplete: task.completedAt == nil && state.isOpen && account.role.allows(.completeTask))
+                                  canComplete: task.completedAt == nil && state.isOpen && account.mayComplete(task.id, of: state, playbook: playbook))
         }
         let timeline = records.filter { !live && (!reporterView || $0.actor == account.actor) }.map { record in
             IncidentPage.TimelineItem(offset: Self.offset(record.at.timeIntervalSince(state.incident.reportedAt)),
@@ -576,6 +582,7 @@ extension MusterServer {
         case .taskRestored: "Task restored: \(task)"
         case .disclosed: record.recipient != nil ? "Disclosed to \(recipient)\(channel)" : "\(who) recorded a disclosure to \(record.target ?? "")"
         case .taskOverdue: "Overdue: \(task)"
+        case .taskReminded: "Reminder sent: \(task)"
         case .noteAdded: "\(who) added a note"
         case .resolved: "\(who) resolved it" + (record.target.map { id in ": " + (playbook?.outcomes.first { $0.id == id }?.title ?? id) } ?? "")
         case .reopened: "\(who) reopened it"

@@ -65,7 +65,10 @@ public struct MessageRenderer: Sendable {
         let names = self.names()
         let id = notification.id
         let step: Int? = if case .step(let step, _) = id.qualifier { step + 1 } else { nil }
-        let task: String? = if case .task(let task) = id.qualifier { task.rawValue } else { nil }
+        let task: String? = switch id.qualifier {
+        case .task(let task), .reminder(let task, _): task.rawValue
+        default: nil
+        }
         let facts = MessageFacts(
             number: notification.incidentNumber, category: names.types[notification.type] ?? notification.type.rawValue,
             type: notification.type.rawValue, site: names.sites[notification.site] ?? notification.site.rawValue,
@@ -76,7 +79,7 @@ public struct MessageRenderer: Sendable {
         // one paged, so those carry the incident's page (sign-in required) and no personal link. A
         // partner agency acknowledges as itself, and is given the district's number to call back.
         let isPartner: Bool = if case .partner = id.recipient { true } else { false }
-        let acknowledgeable = notification.kind != .taskOverdue && notification.kind != .test && notification.channel.isPersonal
+        let acknowledgeable = [.page, .fallback, .assigned].contains(notification.kind) && notification.channel.isPersonal
         let ackURL = acknowledgeable ? links.map { "\(publicURL)/ack/\($0.token(for: id, now: now))" } : nil
         // The incident's web page (sign-in first), the same for everyone paged.
         let incidentURL = notification.kind == .test ? "\(publicURL)/" : "\(publicURL)/incidents/\(notification.incidentNumber)"
@@ -85,7 +88,7 @@ public struct MessageRenderer: Sendable {
             "step": step.map(String.init) ?? "", "task": task ?? "", "id": id.description,
             "incidentURL": incidentURL,
             "isPage": notification.kind == .page, "isFallback": notification.kind == .fallback,
-            "isOverdue": notification.kind == .taskOverdue, "isAssigned": notification.kind == .assigned, "isTest": notification.kind == .test,
+            "isOverdue": notification.kind == .taskOverdue, "isReminder": notification.kind == .taskReminder, "isAssigned": notification.kind == .assigned, "isTest": notification.kind == .test,
             "drill": notification.drill,
         ]
         // Absent, not empty: a mustache section treats an empty string as present.

@@ -124,7 +124,7 @@ public struct NtfyChannel: Channel {
             "title": .string(message.subject),
             "message": .string(body(of: message)),
             "priority": .int(priority(for: message)),
-            "tags": .array([message.notification.kind == .taskOverdue ? "hourglass" : "rotating_light"]),
+            "tags": .array([[.taskOverdue, .taskReminder].contains(message.notification.kind) ? "hourglass" : "rotating_light"]),
             "click": .string(message.incidentURL),
         ]
         if let ack = message.ackURL {
