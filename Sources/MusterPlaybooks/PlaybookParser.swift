@@ -38,12 +38,12 @@ struct PlaybookParser {
         let outcomes = top.has("outcomes") ? parseOutcomes(top["outcomes"]) : ResolutionOutcome.defaults
         let sites = matchableSites(match)
         var source = PlaybookSource(file: reader.file, version: version)
-        let steps = parseSteps(top["steps"], "steps", sites: sites, source: &source.steps[.standard])
+        let steps = parseSteps(top["steps"], "steps", sites: sites, source: &source.steps[.standard], mayWaitForSchool: false)
         var variants: [String: [EscalationStep]] = [:]
         for variant in [PlanVariant.outsideSchoolHours, .nonSchoolDays] where top.has(variant.rawValue) {
             let key = variant.rawValue
             guard let node = top[key], let fields = reader.fields(node, key, required: ["steps"]) else { continue }
-            variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites, source: &source.steps[variant])
+            variants[key] = parseSteps(fields["steps"], "\(key) steps", sites: sites, source: &source.steps[variant], mayWaitForSchool: true)
         }
         let fallback = top["fallback"].flatMap { node -> Fallback? in
             guard let f = reader.fields(node, "fallback", required: ["notify", "via"], optional: ["repeat_every", "disclosure_basis"]),
@@ -177,7 +177,10 @@ struct PlaybookParser {
     }
 
     /// `source` receives each step's position and its targets' positions.
-    private func parseSteps(_ node: Node?, _ what: String, sites: [SiteID]?, source: inout [StepSource]?) -> [EscalationStep]? {
+    /// `mayWaitForSchool`: whether a step may wait for school hours (`ack_within: school-opens`): not
+    /// in the school-hours steps, which run while school is open.
+    private func parseSteps(_ node: Node?, _ what: String, sites: [SiteID]?, source: inout [StepSource]?,
+                            mayWaitForSchool: Bool) -> [EscalationStep]? {
         guard let items = reader.list(node, what) else { return nil }
         source = items.map { item in
             StepSource(location: reader.location(item),
@@ -193,14 +196,25 @@ struct PlaybookParser {
             }
             let targets = parseTargets(fields["notify"], sites: sites)
             let channels = reader.choices(fields["via"], "channel", ChannelKind.self)
-            let ack = reader.duration(fields["ack_within"], "ack_within")
+            let waits = fields["ack_within"]?.string == "school-opens"
+            let ack = waits ? EscalationStep.overnightEstimate : reader.duration(fields["ack_within"], "ack_within")
             let repeats = fields.has("repeat") ? reader.integer(fields["repeat"], "repeat", in: 0...10) : 0
+            if waits, !mayWaitForSchool {
+                reader.error("step \(index + 1) waits for school to open, but these steps run during school hours: "
+                             + "use school-opens under outside_school_hours or non_school_days", at: fields["ack_within"])
+                failed = true
+            }
+            if waits, let repeats, repeats > 0 {
+                reader.error("step \(index + 1) waits for school to open, so it pages once: remove 'repeat'", at: fields["repeat"])
+                failed = true
+            }
             guard let targets, let channels, let ack, let repeats else {
                 failed = true
                 continue
             }
             let basis = disclosureBasis(fields, targets: targets, what: "step \(index + 1)", at: item)
-            steps.append(EscalationStep(targets: targets, channels: channels, ackWithin: ack, repeats: repeats, disclosureBasis: basis))
+            steps.append(EscalationStep(targets: targets, channels: channels, ackWithin: ack, repeats: repeats, disclosureBasis: basis,
+                                        untilSchoolOpens: waits))
         }
         return failed ? nil : steps
     }

@@ -76,7 +76,7 @@ struct SimulateCommand: ParsableCommand {
         } else {
             reporterActor = .integration("simulator")
         }
-        let script = try buildScript(directory: directory, playbook: playbook)
+        let script = try buildScript(directory: directory, playbook: playbook, reporter: reporterActor)
         let report = Report(type: typeID, severity: severity, site: siteID, reporter: reporterActor,
                             summary: "(simulated report)", flags: Set(flags.map(IncidentFlag.init)), receivedAt: reportedAt)
         let incident = Incident(id: IncidentID("SIM-1"), number: 1, report: report)
@@ -89,7 +89,7 @@ struct SimulateCommand: ParsableCommand {
         }
     }
 
-    private func buildScript(directory: Directory, playbook: Playbook) throws -> [ScriptedEvent] {
+    private func buildScript(directory: Directory, playbook: Playbook, reporter: Actor) throws -> [ScriptedEvent] {
         var script: [ScriptedEvent] = []
         for ack in acks {
             let (who, offset) = try split(ack, option: "--ack", example: "druiz@+7m")
@@ -104,7 +104,9 @@ struct SimulateCommand: ParsableCommand {
                 throw ValidationError("--complete \(completion): playbook \(playbook.id) has no task '\(task)'"
                                       + suggestion(for: task, among: playbook.tasks.map(\.id.rawValue)))
             }
-            script.append(ScriptedEvent(offset: offset, event: .taskCompleted(TaskID(task), by: .system)))
+            // A task the reporter owes is completed by the reporter (--reporter), as only they can.
+            let owedByReporter = playbook.tasks.first { $0.id.rawValue == task }?.owner == .reporter
+            script.append(ScriptedEvent(offset: offset, event: .taskCompleted(TaskID(task), by: owedByReporter ? reporter : .system)))
         }
         if let resolve {
             guard let offset = parseOffset(resolve) else { throw ValidationError("bad --resolve '\(resolve)': write an offset such as +3h") }

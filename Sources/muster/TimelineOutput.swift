@@ -110,7 +110,8 @@ enum TimelineText {
         let via = line.channel.map { " via \($0)" } ?? ""
         switch line.kind {
         case "page", "fallback", "assigned": return who + via
-        case "overdue_alert": return "\(who)\(via) about task \(line.task ?? "")"
+        case "overdue_alert", "reminder": return "\(who)\(via) about task \(line.task ?? "")"
+        case "task_reminded": return "\(line.task ?? ""): \(line.detail ?? "")"
         case "ack": return "acknowledged by \(who), \(line.detail ?? "")"
         case "task_due":
             let due = line.due.map { " at \(formatOffset(Int($0.timeIntervalSince(start)))) (\(zone.iso8601($0)))" } ?? ""

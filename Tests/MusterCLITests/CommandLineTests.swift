@@ -24,13 +24,21 @@ private func muster(_ arguments: [String], environment: [String: String]? = nil)
     process.arguments = arguments
     process.currentDirectoryURL = root
     if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
+    // Files, not pipes: a command that fills one pipe while the test reads the other would wait for ever.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    defer { try? out.close(); try? err.close() }
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    return Run(status: process.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+               stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
 
 /// A copy of the shipped playbooks in a temporary folder, to break on purpose.

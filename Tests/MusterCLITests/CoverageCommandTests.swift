@@ -48,7 +48,7 @@ struct CoverageCommandTests {
         for warning in warnings {
             #expect(warning.range(of: #"^playbooks/[a-z-]+\.yaml:\d+:\d+: warning: "#, options: .regularExpression) != nil, "\(warning)")
         }
-        #expect(warnings.contains { $0.hasPrefix("playbooks/suicide-risk.yaml:59:16: warning: lincoln-high, suicide-risk and self-harm (any severity), "
+        #expect(warnings.contains { $0.hasPrefix("playbooks/suicide-risk.yaml:59:16: warning: lincoln-high, suicide-risk and self-harm (high, imminent), "
                                                   + "outside_school_hours steps of playbook suicide-risk: step 1 reaches nobody from 2026-08-10T00:00:00-05:00 "
                                                   + "to 2026-08-17T08:00:00-05:00 (America/Chicago, 176 hours): on-call:crisis-team@district: "
                                                   + "nobody on call for crisis-team at district (gap in schedule district-crisis-team)") })

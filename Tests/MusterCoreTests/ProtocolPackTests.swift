@@ -114,6 +114,52 @@ struct ProtocolPackTests {
         #expect(!state.timers.contains { if case .taskReminder("debrief", _) = $0.key { true } else { false } })
     }
 
+    static let waitingYAML = """
+        id: concern
+        title: Concern
+        match: { types: [other-concern] }
+        steps:
+          - { notify: [on-call:social-worker@site], via: [sms], ack_within: 5m }
+        outside_school_hours:
+          steps:
+            - { notify: [role:counselor@site], via: [sms], ack_within: school-opens }
+            - { notify: [on-call:social-worker@site], via: [sms], ack_within: 5m }
+        fallback: { notify: [person:pr1], via: [voice] }
+        """
+
+    @Test("a step that waits for school: one message at night, the next step when school hours begin, past weekends and closures",
+          arguments: [("2026-12-01T21:40:00-06:00", "2026-12-02T07:30:00-06:00"),   // Tuesday night: Wednesday morning
+                      ("2026-12-04T22:10:00-06:00", "2026-12-07T07:30:00-06:00"),   // Friday night: Monday
+                      ("2026-11-25T20:00:00-06:00", "2026-11-27T07:30:00-06:00"),   // before Thanksgiving, a closed day: Friday
+                      ("2026-12-02T06:00:00-06:00", "2026-12-02T07:30:00-06:00")])  // early morning: the same day
+    func waitsForSchool(reportedAt: String, opens: String) throws {
+        let result = PlaybookLoader.load(directory: ("directory.yaml", Fixture.directoryYAML), playbooks: [("concern.yaml", Self.waitingYAML)])
+        let playbook = try #require(result.catalog?.playbooks[PlaybookID("concern")], "\(result.diagnostics)")
+        let engine = EscalationEngine(playbook: playbook, directory: Fixture.directory)
+        var effects: [Effect] = []
+        var state = engine.start(Fixture.incident(at: reportedAt, type: "other-concern"), now: Fixture.instant(reportedAt), effects: &effects)
+        #expect(notified(effects, .page).map(\.recipient) == [.person("c1")], "one message, to the counselor")
+        let deadline = try #require(state.timers.first { $0.key == .ackDeadline(step: 0, round: 0) })
+        #expect(deadline.due == Fixture.instant(opens))
+        #expect(effects.contains { if case .audit(let r) = $0 { r.detail == "acknowledge before school opens" } else { false } })
+        effects = []
+        try engine.apply(.timerFired(.ackDeadline(step: 0, round: 0)), to: &state, now: deadline.due, effects: &effects)
+        #expect(state.phase == .escalating(step: 1, round: 0))
+        #expect(effects.contains { if case .audit(let r) = $0 { r.action == .escalated && r.detail == "school opened with no acknowledgement" } else { false } })
+    }
+
+    @Test("waiting for school is refused in the school-hours steps, and with a repeat")
+    func waitingErrors() {
+        let inSteps = Self.waitingYAML.replacingOccurrences(of: "ack_within: 5m }\noutside", with: "ack_within: school-opens }\noutside")
+        let repeated = Self.waitingYAML.replacingOccurrences(of: "ack_within: school-opens }", with: "ack_within: school-opens, repeat: 1 }")
+        let messages = { (yaml: String) in
+            PlaybookLoader.load(directory: ("directory.yaml", Fixture.directoryYAML), playbooks: [("c.yaml", yaml)]).diagnostics.map(\.message)
+        }
+        #expect(messages(inSteps).contains("step 1 waits for school to open, but these steps run during school hours: use school-opens under outside_school_hours or non_school_days"))
+        #expect(messages(repeated).contains("step 1 waits for school to open, so it pages once: remove 'repeat'"))
+        #expect(messages(Self.waitingYAML).isEmpty)
+    }
+
     @Test("reminder timers and notification ids have stable text forms")
     func textForms() {
         let key = TimerKey.taskReminder("mandated-report", index: 2)

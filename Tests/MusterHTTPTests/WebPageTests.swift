@@ -242,6 +242,41 @@ struct WebPageTests {
         }
     }
 
+    @Test("a task the reporter owes personally: the API and the page let the reporter alone complete it", arguments: [Backend.sqlite])
+    func reporterOwesTheMandatedReport(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            try await Self.setPasswords(harness)
+            let raised = try await client.call(.post, "/api/v1/incidents", headers: harness.auth("reporter-lincoln"),
+                                               json: #"{"type": "abuse-disclosure", "severity": "high", "site": "lincoln-high", "summary": "Student disclosed at lunch"}"#)
+            #expect(raised.status == .created)
+            let number = try #require((raised.object["incident"] as? [String: Any])?["number"] as? Int)
+            let id = try #require(try await harness.store.incidentID(number: number))
+            let path = "/api/v1/incidents/\(number)/tasks"
+
+            // A responder, whose role completes tasks, may not complete this one; the reporter may not complete anyone else's.
+            let byResponder = try await client.call(.post, "\(path)/mandated-report/complete", headers: harness.auth("responder-lincoln"))
+            #expect(byResponder.status == .forbidden)
+            #expect(byResponder.text.contains("owed by the reporter personally"))
+            let otherTask = try await client.call(.post, "\(path)/documented/complete", headers: harness.auth("reporter-lincoln"))
+            #expect(otherTask.status == .forbidden)
+            #expect(try await harness.store.incident(id)?.tasks.allSatisfy { $0.completedAt == nil } == true)
+
+            // On the page: the reporter sees it is theirs and can mark it done; the responder has no button for it.
+            let page = "/incidents/\(number)"
+            let responder = try await WebPageTests.browser(client, as: "responder-lincoln")
+            #expect(!(try await responder.get(page).text.contains("action=\"/incidents/\(number)/tasks/mandated-report/complete\"")))
+            #expect(try await responder.post("\(page)/tasks/mandated-report/complete", []).status == .forbidden)
+            let reporter = try await WebPageTests.browser(client, as: "reporter-lincoln")
+            let mine = try await reporter.get(page).text
+            #expect(mine.contains("(owed by the reporter personally)"))
+            #expect(mine.contains("action=\"/incidents/\(number)/tasks/mandated-report/complete\""))
+            #expect(!mine.contains("action=\"/incidents/\(number)/tasks/documented/complete\""))
+            #expect(try await reporter.post("\(page)/tasks/mandated-report/complete", []).status == .seeOther)
+            let task = try #require(try await harness.store.incident(id)?.tasks.first { $0.id == "mandated-report" })
+            #expect(task.completedBy == .person(PersonID("reporter-lincoln")))
+        }
+    }
+
     @Test("a medical emergency shows 911 first at any severity: the playbook says so", arguments: [Backend.sqlite])
     func playbookCallsFirst(backend: Backend) async throws {
         try await withService(backend) { harness, client in

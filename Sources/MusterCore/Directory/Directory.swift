@@ -83,6 +83,18 @@ public final class Directory: Sendable {
         return site.schoolHours.contains(local) ? .schoolHours : .outsideSchoolHours
     }
 
+    /// When school hours next begin at a site after an instant: the first school day (not a closed
+    /// day) whose opening is later, within a year; nil for an unknown site or one with no school day.
+    public func nextSchoolOpening(at site: SiteID, after instant: Date) -> Date? {
+        guard let found = sites[site] else { return nil }
+        let today = found.zone.local(instant).dayNumber
+        for day in today...(today + 366) where found.schoolHours.includes(Weekday(dayNumber: day)) && !isClosed(site, day: day) {
+            let opening = found.zone.instant(LocalDateTime(date: LocalDate(dayNumber: day), time: found.schoolHours.from))
+            if opening > instant { return opening }
+        }
+        return nil
+    }
+
     private func isClosed(_ site: SiteID, day: Int64) -> Bool {
         guard let ranges = closedDays[site] else { return false }
         var low = 0, high = ranges.count - 1

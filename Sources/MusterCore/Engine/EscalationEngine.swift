@@ -18,8 +18,12 @@ public final class EscalationEngine: Sendable {
         self.playbook = playbook
         self.directory = directory
         stepsByVariant = PlanVariant.allCases.map { playbook.steps(of: $0) }
-        ackWindowText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "acknowledge within \($0.ackWithin)" } }
-        noAckText = PlanVariant.allCases.map { playbook.steps(of: $0).map { "no acknowledgement within \($0.ackWithin)" } }
+        ackWindowText = PlanVariant.allCases.map {
+            playbook.steps(of: $0).map { $0.untilSchoolOpens ? "acknowledge before school opens" : "acknowledge within \($0.ackWithin)" }
+        }
+        noAckText = PlanVariant.allCases.map {
+            playbook.steps(of: $0).map { $0.untilSchoolOpens ? "school opened with no acknowledgement" : "no acknowledgement within \($0.ackWithin)" }
+        }
         playbookText = "playbook \(playbook.id.rawValue) \(playbook.version)"
         taskDeadlineText = playbook.tasks.map { task in
             "due \(task.due) after the \(task.after.rawValue)" + (task.follows.map { "; a later stage of \($0)" } ?? "")
@@ -283,7 +287,7 @@ private struct Run {
                 }
             }
             if !state.currentPages.isEmpty {
-                schedule(.ackDeadline(step: index, round: round), at: now.adding(step.ackWithin))
+                schedule(.ackDeadline(step: index, round: round), at: ackDeadline(of: step))
                 return
             }
             audit(.system, .stepSkipped, step: index, round: round,
@@ -388,6 +392,14 @@ private struct Run {
             guard state.phase == .unowned else { return }
             runFallback(round: round)
         }
+    }
+
+    /// When a step's acknowledgement window ends. A step that waits for school ends when school hours
+    /// next begin at the site (at once when they already have: the morning has come).
+    func ackDeadline(of step: EscalationStep) -> Date {
+        guard step.untilSchoolOpens else { return now.adding(step.ackWithin) }
+        if engine.directory.schoolTime(at: state.incident.site, instant: now) == .schoolHours { return now }
+        return engine.directory.nextSchoolOpening(at: state.incident.site, after: now) ?? now.adding(step.ackWithin)
     }
 
     mutating func advance(from stepIndex: Int, reason: String) {

@@ -48,13 +48,22 @@ public struct EscalationStep: Hashable, Sendable {
     /// Why paging a partner agency is a lawful disclosure (FERPA's health-or-safety emergency): recorded
     /// with every page to a partner. Required when the step names one.
     public var disclosureBasis: String?
+    /// The step waits for the site's school hours to begin (`ack_within: school-opens`): a concern
+    /// reported at night is sent once, quietly, and escalation goes on in the morning. `ackWithin`
+    /// is then only the estimate coverage checks use.
+    public var untilSchoolOpens: Bool
 
-    public init(targets: [Target], channels: [ChannelKind], ackWithin: TimeSpan, repeats: Int = 0, disclosureBasis: String? = nil) {
+    /// What coverage checks take a step that waits for school to open to last.
+    public static let overnightEstimate = TimeSpan.hours(12)
+
+    public init(targets: [Target], channels: [ChannelKind], ackWithin: TimeSpan, repeats: Int = 0, disclosureBasis: String? = nil,
+                untilSchoolOpens: Bool = false) {
         self.targets = targets
         self.channels = channels
         self.ackWithin = ackWithin
         self.repeats = repeats
         self.disclosureBasis = disclosureBasis
+        self.untilSchoolOpens = untilSchoolOpens
     }
 }
 

@@ -150,7 +150,8 @@ public struct Simulator: Sendable {
             }
         }
         switch record.action {
-        case .paged: line.kind = record.task == nil ? (record.detail == "assigned" ? "assigned" : "page") : "overdue_alert"
+        case .paged: line.kind = record.task == nil ? (record.detail == "assigned" ? "assigned" : "page")
+            : (record.detail == NotificationKind.taskReminder.rawValue ? "reminder" : "overdue_alert")
         case .fallbackPaged: line.kind = "fallback"
         case .acknowledged: line.kind = "ack"
         case .escalated: line.kind = "escalate"

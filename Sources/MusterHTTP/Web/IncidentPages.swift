@@ -74,11 +74,19 @@ extension MusterServer {
                     guard let made = event(account, form, context) else {
                         return WebPage.redirect("/incidents/\(number)?done=" + (incomplete ?? "incomplete"))
                     }
-                    let state = try await self.visibleIncident(number, account: account)
-                    if case .taskCompleted(let task, _) = made,
-                       !account.mayComplete(task, of: state, playbook: await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }) {
+                    // Refused as the role's, unless it is the reporter's own task on an incident they may see.
+                    if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(number, account: account) {
+                        let playbook = await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }
+                        guard account.mayComplete(task, of: state, playbook: playbook) else {
+                            guard account.role.allows(permission) else { return forbidden }
+                            return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed",
+                                                                                         text: EngineRejection.taskOwedByReporter(task).description + ".",
+                                                                                         link: ("Back to the incident", "/incidents/\(number)")))
+                        }
+                    } else if !account.role.allows(permission) {
                         return forbidden
                     }
+                    let state = try await self.visibleIncident(number, account: account)
                     do {
                         _ = try await self.apply(made, to: state.incident.id)
                     } catch let problem as Problem {
