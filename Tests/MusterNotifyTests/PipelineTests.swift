@@ -99,7 +99,7 @@ struct PipelineTests {
         #expect(recording.sent.withLock { $0.first } == voice)
     }
 
-    @Test("HTML is escaped in the HTML part, and an overdue task has no acknowledgement link")
+    @Test("HTML is escaped in the HTML part, and an overdue task or a reminder has no acknowledgement link")
     func escapingAndOverdue() throws {
         let names = DisplayNames(types: [IncidentTypeID("suicide-risk"): "Risk <b>&</b>"], sites: [:])
         let renderer = try MessageRenderer(publicURL: "https://muster.example", links: AckLinkSigner(secret: Data(repeating: 1, count: 32)),
@@ -110,6 +110,14 @@ struct PipelineTests {
         let overdue = renderer.render(sampleNotification(kind: .taskOverdue, qualifier: .task(TaskID("screening"))), now: epoch)
         #expect(overdue.ackURL == nil)
         #expect(overdue.sms == "Muster #4821 TASK OVERDUE (screening) Risk <b>&</b>, high, lincoln-high.")
+        // A reminder before the deadline: it says so, in every form, and acts as nobody.
+        let reminder = renderer.render(sampleNotification(kind: .taskReminder, qualifier: .reminder(TaskID("mandated-report"), 1)), now: epoch)
+        #expect(reminder.ackURL == nil)
+        #expect(reminder.sms == "Muster #4821 TASK DUE SOON (mandated-report) Risk <b>&</b>, high, lincoln-high.")
+        #expect(reminder.subject.contains("task due soon"))
+        #expect(reminder.text.contains("A protocol task you owe is due soon: mandated-report."))
+        #expect(reminder.speech.contains("A protocol task you owe is due soon"))
+        #expect(!reminder.text.contains("/ack/") && !reminder.html.contains("/ack/"))
     }
 
     @Test("a page over one person's own channel carries their acknowledgement link; over a shared chat channel or a webhook only the incident's page")
