@@ -133,6 +133,7 @@ enum BinaryCodec {
         /// The incident is a drill (tag alone). Older instances in a rolling upgrade read it.
         case drill = 1
         /// The incident's flags, sealed under its data key (length-prefixed); the clear list is then empty.
+        /// An older instance in a rolling upgrade refuses such a record rather than read it without them.
         case sealedFlags = 2
     }
 

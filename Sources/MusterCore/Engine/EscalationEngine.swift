@@ -623,13 +623,13 @@ private struct Run {
         }
     }
 
-    /// A later report can say what an earlier one did not ("a family member may be the source of
-    /// harm"): open tasks the playbook leaves out under that flag are withdrawn, timers and all.
     /// "flag F1, F3": how the log names a set of flags.
     func codes(_ flags: Set<IncidentFlag>) -> String {
         (flags.count == 1 ? "flag " : "flags ") + flags.map { engine.playbook.code(of: $0) }.sorted().joined(separator: ", ")
     }
 
+    /// A later report can say what an earlier one did not ("a family member may be the source of
+    /// harm"): open tasks the playbook leaves out under that flag are withdrawn, timers and all.
     mutating func withdrawTasks(excludedBy flags: Set<IncidentFlag>, by actor: Actor, because why: String) {
         for task in engine.playbook.tasks where !task.unless.isDisjoint(with: flags) {
             guard let index = state.tasks.firstIndex(where: { $0.id == task.id }), state.tasks[index].completedAt == nil else { continue }

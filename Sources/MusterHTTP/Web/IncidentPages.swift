@@ -67,10 +67,13 @@ extension MusterServer {
                 try await self.signedIn(request, context) { account in
                     let form = context.form ?? FormBody("")
                     let number = context.parameters.get("number") ?? ""
-                    let forbidden = WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: "Your role may not \(permission.phrase).",
-                                                                                          link: ("Back to the incident", "/incidents/\(number)")))
+                    func refused(_ why: String) -> Response {
+                        WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed", text: why,
+                                                                              link: ("Back to the incident", "/incidents/\(number)")))
+                    }
+                    let forbidden = "Your role may not \(permission.phrase)."
                     // A task the reporter owes is theirs to complete whatever their role: decided on the incident.
-                    guard account.role.allows(permission) || permission == .completeTask else { return forbidden }
+                    guard account.role.allows(permission) || permission == .completeTask else { return refused(forbidden) }
                     guard let made = event(account, form, context) else {
                         return WebPage.redirect("/incidents/\(number)?done=" + (incomplete ?? "incomplete"))
                     }
@@ -78,13 +81,10 @@ extension MusterServer {
                     if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(number, account: account) {
                         let playbook = await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }
                         guard account.mayComplete(task, of: state, playbook: playbook) else {
-                            guard account.role.allows(permission) else { return forbidden }
-                            return WebPage.render(.forbidden, "message", WebPage.message(context, title: "Not allowed",
-                                                                                         text: EngineRejection.taskOwedByReporter(task).description + ".",
-                                                                                         link: ("Back to the incident", "/incidents/\(number)")))
+                            return refused(account.role.allows(permission) ? EngineRejection.taskOwedByReporter(task).description + "." : forbidden)
                         }
                     } else if !account.role.allows(permission) {
-                        return forbidden
+                        return refused(forbidden)
                     }
                     let state = try await self.visibleIncident(number, account: account)
                     do {
