@@ -147,7 +147,7 @@ extension MusterServer {
         let state: IncidentState
         if let number = named {
             guard let id = try await reads.incidentID(number: number), let found = try await reads.incident(id),
-                  try await smsPage(in: found, to: recipient) != nil else {
+                  try await smsPage(in: found, to: recipient, acknowledgeable: true) != nil else {
                 return try await nothingDone("Muster: you were not paged by SMS for incident #\(number). " + SMSReply.help)
             }
             state = found
@@ -201,7 +201,8 @@ extension MusterServer {
         let phases: Set<String> = answerable ? ["escalating", "unowned"] : ["escalating", "unowned", "acknowledged"]
         var newest: (at: Date, state: IncidentState)?
         for summary in try await reads.incidents(IncidentFilter(phases: phases, limit: 50)) {
-            guard let state = try await reads.incident(summary.ref.id), let page = try await smsPage(in: state, to: recipient) else { continue }
+            guard let state = try await reads.incident(summary.ref.id),
+                  let page = try await smsPage(in: state, to: recipient, acknowledgeable: answerable) else { continue }
             if answerable {
                 let open = switch (page.notification?.qualifier, state.phase) {
                 case (.step(let step, let round)?, .escalating(let current, let currentRound)): step == current && round == currentRound
@@ -216,10 +217,13 @@ extension MusterServer {
     }
 
     /// The newest SMS page of the incident's current cycle to this recipient (a step's or the fallback's).
-    private func smsPage(in state: IncidentState, to recipient: Recipient) async throws -> AuditRecord? {
+    /// With `acknowledgeable`, only a message that asks for an owner: an overdue alert or a task's
+    /// reminder (to a reporter who owes a report, say) gives nobody the incident.
+    private func smsPage(in state: IncidentState, to recipient: Recipient, acknowledgeable: Bool) async throws -> AuditRecord? {
         try await reads.timeline(state.incident.id).last { entry in
-            (entry.action == .paged || entry.action == .fallbackPaged) && entry.recipient == recipient
-                && entry.notification?.channel == .sms && entry.notification?.cycle == state.cycle
+            guard (entry.action == .paged || entry.action == .fallbackPaged) && entry.recipient == recipient,
+                  let notification = entry.notification, notification.channel == .sms, notification.cycle == state.cycle else { return false }
+            return !acknowledgeable || [.page, .fallback, .assigned].contains(notification.kind)
         }
     }
 

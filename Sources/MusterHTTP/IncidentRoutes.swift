@@ -94,7 +94,7 @@ extension MusterServer {
                 let id = context.parameters.get("id") ?? ""
                 // Refused as the role's, unless it is the reporter's own task on an incident they may see.
                 if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(id, account: account) {
-                    let playbook = await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }
+                    let playbook = await self.runtime.playbook(for: state)
                     if !account.mayComplete(task, of: state, playbook: playbook) {
                         try account.require(permission)
                         throw Problem.forbidden(EngineRejection.taskOwedByReporter(task).description)

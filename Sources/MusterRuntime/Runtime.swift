@@ -112,6 +112,9 @@ public final class Runtime: Sendable {
     }
 
     /// Exports incidents' timelines with proofs (JSON) or as CSV.
+    /// The playbook version an incident runs under: its tasks, flags and outcomes as the engine applies them.
+    public func playbook(for state: IncidentState) async -> Playbook? { await committer.playbook(for: state) }
+
     public func auditExporter(verifierKey: String) -> AuditExporter { AuditExporter(store: store, verifierKey: verifierKey) }
 
     /// Checks the whole audit log against the checkpoints signed with `verifier`.
@@ -239,6 +242,9 @@ public actor Committer {
     }
 
     public var currentCatalog: Catalog { dispatcher.catalog }
+
+    /// The playbook version the incident runs under (kept when it started), as the engine sees it.
+    public func playbook(for state: IncidentState) -> Playbook? { dispatcher.engine(for: state)?.playbook }
 
     /// Playbook versions loaded before, by version: open incidents may still run them.
     private var kept: [String: Playbook] = [:]

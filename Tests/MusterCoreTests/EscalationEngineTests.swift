@@ -248,6 +248,17 @@ struct EscalationEngineTests {
         for code in ["F0", "F3", "F?", "2", "Falpha"] { #expect(playbook.flag(code: code) == nil) }
     }
 
+    @Test("a purge takes the flags with the key that sealed them: no later write can store them in clear")
+    func purgeClearsFlags() throws {
+        let engine = Fixture.engine
+        var effects: [Effect] = []
+        let start = Fixture.instant(schoolHours)
+        var state = engine.start(Fixture.incident(at: schoolHours, flags: ["family-may-be-source"]), now: start, effects: &effects)
+        try engine.apply(.resolved(by: .person("sw1"), note: nil), to: &state, now: start.addingTimeInterval(60), effects: &effects)
+        try engine.apply(.purged(policy: "7y", closedBefore: start.addingTimeInterval(3600)), to: &state, now: start.addingTimeInterval(7200), effects: &effects)
+        #expect(state.incident.flags.isEmpty)
+    }
+
     @Test("a page to a partner agency is a disclosure: recorded with the page, with its channel and the playbook's basis; a person's own is sealed")
     func partnerPagesAreDisclosures() throws {
         let run = Fixture.simulate(at: schoolHours, [])

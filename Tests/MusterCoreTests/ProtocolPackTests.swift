@@ -105,9 +105,9 @@ struct ProtocolPackTests {
         #expect(notified(effects, .taskReminder).map(\.recipient) == [.person("sw1")])
         #expect(notified(effects, .taskReminder).map(\.channel) == [.sms])
 
-        // Once resolved, every reminder still ahead goes with the other timers.
+        // Once resolved, every reminder of a responders' task still ahead goes with the other timers.
         try Self.engine.apply(.resolved(by: .person("sw1"), note: nil), to: &state, now: minutes(70), effects: &effects)
-        #expect(!state.timers.contains { if case .taskReminder = $0.key { true } else { false } })
+        #expect(!state.timers.contains { if case .taskReminder("debrief", _) = $0.key { true } else { false } })
         // Reopened after the last reminder's moment: the deadline comes back, that reminder does not.
         try Self.engine.apply(.reopened(by: .person("sw1"), reason: "more"), to: &state, now: minutes(190), effects: &effects)
         #expect(state.timers.contains(ScheduledTimer(key: .taskDue("debrief"), due: minutes(243))))
@@ -158,6 +158,50 @@ struct ProtocolPackTests {
         #expect(messages(inSteps).contains("step 1 waits for school to open, but these steps run during school hours: use school-opens under outside_school_hours or non_school_days"))
         #expect(messages(repeated).contains("step 1 waits for school to open, so it pages once: remove 'repeat'"))
         #expect(messages(Self.waitingYAML).isEmpty)
+    }
+
+    @Test("closing the incident does not discharge the reporter's own task: its deadline and reminders stay, and the reporter completes it")
+    func personalTaskOutlivesClosing() throws {
+        var (state, effects) = started()
+        let hours = { (h: Double) in self.start.addingTimeInterval(h * 3600) }
+        try Self.engine.apply(.acknowledged(by: .person("sw1"), path: .api, step: 0), to: &state, now: hours(0.05), effects: &effects)
+        effects = []
+        try Self.engine.apply(.resolved(by: .person("sw1"), note: nil), to: &state, now: hours(0.1), effects: &effects)
+        #expect(state.timers.map(\.key).filter { if case .ackDeadline = $0 { true } else { false } }.isEmpty)
+        #expect(!effects.contains(.cancelTimer(.taskDue("phone-report"))))
+        #expect(!effects.contains(.cancelTimer(.taskReminder("phone-report-2", index: 0))))
+        #expect(effects.contains(.cancelTimer(.taskDue("debrief"))), "a responders' task goes with the incident")
+        effects = []
+        try Self.engine.apply(.timerFired(.taskReminder("phone-report", index: 0)), to: &state, now: hours(0.5), effects: &effects)
+        #expect(notified(effects, .taskReminder).map(\.recipient) == [.person("c1")])
+        try Self.engine.apply(.taskCompleted("phone-report", by: reporter), to: &state, now: hours(0.6), effects: &effects)
+        #expect(state.tasks.first { $0.id == "phone-report" }?.completedBy == reporter)
+        #expect(state.phase == .resolved)
+    }
+
+    @Test("a reminder the reporter cannot be reached for goes to the overdue alert's targets instead: never to nobody")
+    func unreachableReporterReminder() throws {
+        var effects: [Effect] = []
+        var state = Self.engine.start(Fixture.incident(at: "2026-12-02T10:00:00-06:00", type: "other-concern", reporter: .person("not-in-directory")),
+                                      now: start, effects: &effects)
+        effects = []
+        try Self.engine.apply(.timerFired(.taskReminder("phone-report", index: 0)), to: &state, now: start.addingTimeInterval(1800), effects: &effects)
+        #expect(notified(effects, .taskReminder).map(\.recipient) == [.person("pr1")], "the principal, over the email they have")
+    }
+
+    @Test("a long closure holds a waiting step back no longer than a long weekend")
+    func longBreakDoesNotHoldBack() throws {
+        let yaml = Fixture.directoryYAML.replacingOccurrences(of: "closed: [ { date: 2026-11-26, reason: Thanksgiving } ]",
+                                                              with: "closed: [ { from: 2026-12-21, to: 2027-01-01, reason: Winter break } ]")
+        let loaded = PlaybookLoader.load(directory: ("directory.yaml", yaml), playbooks: [("abuse.yaml", Self.playbookYAML)])
+        let directory = try #require(loaded.catalog?.directory, "\(loaded.diagnostics)")
+        // Friday 18 December, evening: the break's closed days count for three days, then Tuesday's opening is taken.
+        #expect(directory.nextSchoolOpening(at: "north", after: Fixture.instant("2026-12-18T20:00:00-06:00"))
+                == Fixture.instant("2026-12-22T07:30:00-06:00"))
+        // Saturday evening: Monday and Tuesday, closed, count; Wednesday is the fourth day.
+        #expect(directory.nextSchoolOpening(at: "north", after: Fixture.instant("2026-12-19T20:00:00-06:00"))
+                == Fixture.instant("2026-12-23T07:30:00-06:00"))
+        #expect(directory.nextSchoolOpening(at: "nowhere", after: start) == nil)
     }
 
     @Test("reminder timers and notification ids have stable text forms")

@@ -6,6 +6,7 @@ import HTTPTypes
 import HummingbirdTesting
 import MusterCore
 import MusterNotify
+import MusterRuntime
 import MusterStore
 import MusterTestSupport
 import Testing
@@ -122,6 +123,27 @@ struct AcknowledgementTests {
             #expect(ack.detail?.contains("sms") == true)
             let metrics = try await client.call(.get, "/metrics", headers: harness.auth("prometheus")).text
             #expect(metrics.contains("muster_time_to_acknowledge_seconds_count 1"), "an SMS acknowledgement is timed like any other")
+        }
+    }
+
+    @Test("a reminder to a reporter who owes a task is no page: 'ACK N' in answer to it takes nothing", arguments: [Backend.sqlite])
+    func reminderIsNoPage(backend: Backend) async throws {
+        try await withService(backend) { harness, client in
+            // Joy Mwangi, a teacher, owes the mandated report personally; the steps page others.
+            let report = Report(type: "abuse-disclosure", severity: .high, site: "washington-elementary", reporter: .person("jmwangi"),
+                                summary: "Disclosed at recess", receivedAt: Date())
+            guard case .success(.created(let ref, _)) = try await harness.server.runtime.report(ReportIntake(report: report)).map(\.outcome) else {
+                Issue.record("no incident was created")
+                return
+            }
+            _ = try await harness.server.runtime.apply(.timerFired(.taskReminder("mandated-report", index: 0)), to: ref.id)
+            let timeline = try await harness.store.timeline(ref.id)
+            #expect(timeline.contains { $0.action == .paged && $0.notification?.kind == .taskReminder && $0.recipient == .person("jmwangi")
+                && $0.channel == .sms })
+            let answer = try await sms(client, from: "+15555550131", "ACK \(ref.number)", sid: "SMreminder\(backend)")
+            #expect(answer.reply.contains("you were not paged by SMS for incident #\(ref.number)"), "\(answer.reply)")
+            #expect(try await state(harness, ref.number).phase != .acknowledged)
+            #expect(try await sms(client, from: "+15555550131", "ACK", sid: "SMreminder2\(backend)").reply.contains("no page waiting"))
         }
     }
 

@@ -103,6 +103,9 @@ struct KeptPlaybookTests {
         try await eventually("the fallback") { try await store.incident(ref.id)?.phase == .unowned }
         let state = try #require(try await store.incident(ref.id))
         #expect(state.playbookVersion == v1.kept.first?.version)
+        // What the pages and the API read of it (its tasks, flags, outcomes) is that version too.
+        #expect(await after.playbook(for: state)?.version == v1.kept.first?.version)
+        #expect(v2.catalog?.playbooks.playbooks.first { $0.id == state.playbook }?.version != v1.kept.first?.version)
         let timeline = try await store.timeline(ref.id)
         let paged = timeline.filter { $0.action == .paged || $0.action == .fallbackPaged }.compactMap(\.recipient)
         #expect(paged == [.person("ann"), .person("bo"), .person("cy")], "its own ladder to the end; nobody from the new playbook")

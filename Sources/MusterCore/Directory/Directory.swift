@@ -84,11 +84,13 @@ public final class Directory: Sendable {
     }
 
     /// When school hours next begin at a site after an instant: the first school day (not a closed
-    /// day) whose opening is later, within a year; nil for an unknown site or one with no school day.
+    /// day) whose opening is later. A closure counts for the next three days only: from the fourth day
+    /// on, a weekday of the school week is taken closed or not, so a long break (winter, summer) holds
+    /// nothing back for more than a long weekend. Nil for an unknown site or one with no school day.
     public func nextSchoolOpening(at site: SiteID, after instant: Date) -> Date? {
         guard let found = sites[site] else { return nil }
         let today = found.zone.local(instant).dayNumber
-        for day in today...(today + 366) where found.schoolHours.includes(Weekday(dayNumber: day)) && !isClosed(site, day: day) {
+        for day in today...(today + 14) where found.schoolHours.includes(Weekday(dayNumber: day)) && (day >= today + 4 || !isClosed(site, day: day)) {
             let opening = found.zone.instant(LocalDateTime(date: LocalDate(dayNumber: day), time: found.schoolHours.from))
             if opening > instant { return opening }
         }

@@ -230,6 +230,8 @@ private struct Run {
             // purge chose it keeps its text until its own time comes.
             guard let resolvedAt = state.resolvedAt, resolvedAt < closedBefore else { throw .closedTooRecently(closedBefore) }
             let date = LocalDateTime(seconds: Int64(closedBefore.timeIntervalSince1970.rounded(.down))).date
+            // The flags go with the key that sealed them: no later write can store them in clear.
+            state.incident.flags = []
             audit(.system, .purged, detail: "student text purged under the retention policy '\(policy)' (closed before \(date))")
         }
     }
@@ -262,8 +264,18 @@ private struct Run {
 
     /// Closes the incident: every timer is cancelled and no page is waited for.
     mutating func close() {
-        for timer in state.timers { effects.append(.cancelTimer(timer.key)) }
-        state.timers.removeAll()
+        // A task the reporter owes personally is not discharged by someone else closing the incident
+        // (or joining it into another): its deadline and reminders stay, and the reporter can still complete it.
+        let owed = Set(playbook.tasks.filter { $0.owner == .reporter }.map(\.id))
+            .intersection(state.tasks.filter { $0.completedAt == nil }.map(\.id))
+        let kept = { (key: TimerKey) -> Bool in
+            switch key {
+            case .taskDue(let id), .taskReminder(let id, _): owed.contains(id)
+            case .ackDeadline, .fallbackRepeat: false
+            }
+        }
+        for timer in state.timers where !kept(timer.key) { effects.append(.cancelTimer(timer.key)) }
+        state.timers.removeAll { !kept($0.key) }
         state.phase = .resolved
         state.resolvedAt = now
         state.currentPages.removeAll()
@@ -694,7 +706,10 @@ private struct Run {
             task.overdue.targets
         }
         audit(.system, .taskReminded, task: id, detail: "due in \(TimeSpan(seconds: max(0, Int(due.timeIntervalSince(now)))))")
-        for recipient in resolve(targets, task: id) {
+        // Never a reminder to nobody: a reporter or owner the directory cannot reach leaves it to the overdue targets.
+        var recipients = resolve(targets, task: id)
+        if recipients.isEmpty, targets != task.overdue.targets { recipients = resolve(task.overdue.targets, task: id) }
+        for recipient in recipients {
             send(to: recipient, channels: task.overdue.channels, kind: .taskReminder, step: nil, round: index, task: id)
         }
     }

@@ -79,7 +79,7 @@ extension MusterServer {
                     }
                     // Refused as the role's, unless it is the reporter's own task on an incident they may see.
                     if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(number, account: account) {
-                        let playbook = await self.catalog.playbooks.playbooks.first { $0.id == state.playbook }
+                        let playbook = await self.runtime.playbook(for: state)
                         guard account.mayComplete(task, of: state, playbook: playbook) else {
                             return refused(account.role.allows(permission) ? EngineRejection.taskOwedByReporter(task).description + "." : forbidden)
                         }
@@ -363,7 +363,8 @@ extension MusterServer {
         let firstReporter = allReports.first?.reporter == account.actor
         let name = { (actor: Actor) in AckPages.name(of: actor, in: directory) }
         let zone = directory.sites[state.incident.site]?.zone ?? .utc
-        let playbook = catalog.playbooks.playbooks.first { $0.id == state.playbook }
+        // The version the incident runs under: its tasks, flag codes and outcomes are that version's.
+        let playbook = await runtime.playbook(for: state)
 
         // Who is being paged now, and how each page stands: staff see it; a reporter sees it for the incident they raised.
         var paging: [IncidentPage.Paging] = []
@@ -390,7 +391,9 @@ extension MusterServer {
                                   doneText: task.completedAt.map { Self.clockText($0, zone) + (reporterView ? "" : task.completedBy.map { " by " + name($0) } ?? "") },
                                   overdue: task.completedAt == nil && (task.overdue || (task.dueAt.map { $0 < now } ?? false)),
                                   dueText: task.dueAt.map { "by " + Self.clockText($0, zone) + " (" + Self.relative($0, now) + ")" } ?? "when the incident is acknowledged",
-                                  canComplete: task.completedAt == nil && state.isOpen && account.mayComplete(task.id, of: state, playbook: playbook))
+                                  // A task the reporter owes stays theirs to complete after the incident is closed.
+                                  canComplete: task.completedAt == nil && (state.isOpen || spec?.owner == .reporter)
+                                      && account.mayComplete(task.id, of: state, playbook: playbook))
         }
         let timeline = records.filter { !live && (!reporterView || $0.actor == account.actor) }.map { record in
             IncidentPage.TimelineItem(offset: Self.offset(record.at.timeIntervalSince(state.incident.reportedAt)),
