@@ -243,8 +243,11 @@ public actor Committer {
 
     public var currentCatalog: Catalog { dispatcher.catalog }
 
-    /// The playbook version the incident runs under (kept when it started), as the engine sees it.
-    public func playbook(for state: IncidentState) -> Playbook? { dispatcher.engine(for: state)?.playbook }
+    /// The playbook version the incident runs under (kept when it started), as the engine sees it; a
+    /// read, so a version never kept falls back to the loaded one without the commit path's warning.
+    public func playbook(for state: IncidentState) -> Playbook? {
+        dispatcher.kept[state.playbookVersion]?.playbook ?? dispatcher.catalog.playbooks[state.playbook]
+    }
 
     /// Playbook versions loaded before, by version: open incidents may still run them.
     private var kept: [String: Playbook] = [:]
