@@ -186,9 +186,7 @@ extension MusterServer {
     func requireTestPage(by account: UserAccount, for person: PersonID, _ directory: Directory) throws(Problem) {
         guard account.role != .integration, account.role != .scrape else { throw Problem.forbidden("an integration or scrape key sends no test pages") }
         if account.id == person.rawValue || account.role == .admin { return }
-        let sites: [SiteID] = directory.people[person]?.assignments.compactMap { assignment -> SiteID? in
-            if case .site(let site) = assignment { site } else { nil }
-        } ?? []
+        let sites = directory.people[person]?.assignedSites ?? []
         guard account.role == .coordinator, sites.contains(where: { account.serves($0) }) else {
             throw Problem.forbidden("you may send test pages to your own contact points" + (account.role == .coordinator ? " and those of people at your sites" : ""))
         }

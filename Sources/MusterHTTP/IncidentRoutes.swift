@@ -92,17 +92,20 @@ extension MusterServer {
                 let made = event(account, &body, context)
                 try body.finish()
                 let id = context.parameters.get("id") ?? ""
-                // Refused as the role's, unless it is the reporter's own task on an incident they may see.
-                if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(id, account: account) {
-                    let playbook = await self.runtime.playbook(for: state)
-                    if !account.mayComplete(task, of: state, playbook: playbook) {
+                let state: IncidentState
+                if case .taskCompleted(let task, _) = made {
+                    // Refused as the role's, unless it is the reporter's own task on an incident they may see.
+                    do { state = try await self.visibleIncident(id, account: account) } catch {
+                        try account.require(permission)
+                        throw error
+                    }
+                    if !account.mayComplete(task, of: state, playbook: await self.runtime.playbook(for: state)) {
                         try account.require(permission)
                         throw Problem.forbidden(EngineRejection.taskOwedByReporter(task).description)
                     }
                 } else {
-                    try account.require(permission)
+                    state = try await self.visibleIncident(id, account: account)
                 }
-                let state = try await self.visibleIncident(id, account: account)
                 if case .reopened = made, let joined = try await self.reads.timeline(state.incident.id).last(where: { $0.action == .joined }),
                    let target = joined.target, state.phase == .resolved, joined.detail?.hasPrefix("joined into") == true {
                     // Its reports live on in the incident it joined; reopening it would page for them twice.

@@ -89,7 +89,7 @@ public final class Runtime: Sendable {
         guard found.contacts.indices.contains(index - 1) else { return .failure(.unknownContact(person, index, count: found.contacts.count)) }
         let contact = found.contacts[index - 1]
         let now = clock.now()
-        let site: SiteID = found.assignments.lazy.compactMap { if case .site(let site) = $0 { site } else { nil } }.first ?? SiteID("district")
+        let site = found.assignedSites.first ?? SiteID("district")
         let id = NotificationID(incident: IncidentID("test-page"), cycle: 0, kind: .test, qualifier: .sequence(Int(now.timeIntervalSince1970 * 1000)),
                                 recipient: .person(person), channel: contact.channel)
         let notification = QueuedNotification(id: id, incidentNumber: 0, type: IncidentTypeID("test-page"), severity: .low, site: site,

@@ -80,8 +80,7 @@ struct StoredIncidentRow {
         let summary = try SealedText.open(summarySealed, legacy: legacySummary, key: key, context: SealedText.incidentSummary(id), purgedAt: purgedAt)
         let subject = try SealedText.open(subjectSealed, legacy: legacySubject, key: key, context: SealedText.incidentSubject(id), purgedAt: purgedAt)
         var state = try StateCodec.decode(state, summary: summary ?? "", subject: subject) { sealed in
-            guard let key else { return [] }
-            return SealedText.flags(try Seal.open(sealed, key: key, context: SealedText.incidentFlags(id)))
+            try SealedText.openFlags(sealed, legacy: "", key: key, context: SealedText.incidentFlags(id))
         }
         // Entries written without the incident's row (receipts, reads) move its sequence on.
         if let last = lastAuditSequence, last >= state.nextAuditSequence { state.nextAuditSequence = last + 1 }

@@ -70,6 +70,11 @@ public struct Person: Hashable, Sendable, Codable {
         self.contacts = contacts
     }
 
+    /// The sites the person is assigned to by name (not the district-wide assignment).
+    public var assignedSites: [SiteID] {
+        assignments.compactMap { if case .site(let site) = $0 { site } else { nil } }
+    }
+
     public func serves(_ site: SiteID) -> Bool {
         assignments.contains(.district) || assignments.contains(.site(site))
     }

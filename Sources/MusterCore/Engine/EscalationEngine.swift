@@ -710,6 +710,7 @@ private struct Run {
         var recipients = resolve(targets, task: id)
         if recipients.isEmpty, targets != task.overdue.targets { recipients = resolve(task.overdue.targets, task: id) }
         for recipient in recipients {
+            // The reminder's place in `remind_before` travels as the round: it tells its notification ids apart.
             send(to: recipient, channels: task.overdue.channels, kind: .taskReminder, step: nil, round: index, task: id)
         }
     }

@@ -77,16 +77,19 @@ extension MusterServer {
                     guard let made = event(account, form, context) else {
                         return WebPage.redirect("/incidents/\(number)?done=" + (incomplete ?? "incomplete"))
                     }
-                    // Refused as the role's, unless it is the reporter's own task on an incident they may see.
-                    if case .taskCompleted(let task, _) = made, let state = try? await self.visibleIncident(number, account: account) {
-                        let playbook = await self.runtime.playbook(for: state)
-                        guard account.mayComplete(task, of: state, playbook: playbook) else {
+                    let state: IncidentState
+                    if case .taskCompleted(let task, _) = made {
+                        // Refused as the role's, unless it is the reporter's own task on an incident they may see.
+                        do { state = try await self.visibleIncident(number, account: account) } catch {
+                            guard account.role.allows(permission) else { return refused(forbidden) }
+                            throw error
+                        }
+                        guard account.mayComplete(task, of: state, playbook: await self.runtime.playbook(for: state)) else {
                             return refused(account.role.allows(permission) ? EngineRejection.taskOwedByReporter(task).description + "." : forbidden)
                         }
-                    } else if !account.role.allows(permission) {
-                        return refused(forbidden)
+                    } else {
+                        state = try await self.visibleIncident(number, account: account)
                     }
-                    let state = try await self.visibleIncident(number, account: account)
                     do {
                         _ = try await self.apply(made, to: state.incident.id)
                     } catch let problem as Problem {
