@@ -64,7 +64,8 @@ struct ServeCommandTests {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: root.appendingPathComponent("playbooks"), to: playbooks)
         defer { try? FileManager.default.removeItem(at: work) }
-        let port = Int.random(in: 30_000..<60_000)
+        // Below Linux's ephemeral range (32768–60999): no outgoing connection of a parallel test holds it.
+        let port = Int.random(in: 20_000..<32_000)
         let base = "http://127.0.0.1:\(port)"
         let token = "mst_bootstrap_token_for_the_serve_test"
         let dataDir = work.appendingPathComponent("data").path
@@ -154,7 +155,8 @@ struct ServeCommandTests {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("muster-first-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        let port = Int.random(in: 30_000..<60_000)
+        // Below Linux's ephemeral range (32768–60999): no outgoing connection of a parallel test holds it.
+        let port = Int.random(in: 20_000..<32_000)
         let base = "http://127.0.0.1:\(port)"
         let dataDir = work.appendingPathComponent("data").path
         let server = Process()
@@ -328,7 +330,8 @@ struct ServeCommandTests {
             fallback: { notify: [person:ann], via: [webhook] }
             """.write(to: playbooks.appendingPathComponent("suicide-risk.yaml"), atomically: true, encoding: .utf8)
         let config = work.appendingPathComponent("muster.yaml")
-        let port = Int.random(in: 30_000..<60_000)
+        // Below Linux's ephemeral range (32768–60999): no outgoing connection of a parallel test holds it.
+        let port = Int.random(in: 20_000..<32_000)
         try "public_url: https://muster.cli.example\nchannels:\n  webhook: { secret: \(newSecret) \(oldSecret), allow_hosts: [127.0.0.1] }\n".write(to: config, atomically: true, encoding: .utf8)
 
         func serve(stderr: URL) throws -> Process {
